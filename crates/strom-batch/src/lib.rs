@@ -1,0 +1,35 @@
+//! Kafka RecordBatch v2 as bytes: a zero-copy view of the batch header, CRC-32C
+//! validation, and stamping of the fields that lie outside the CRC.
+//!
+//! This crate does no I/O and never looks inside the records: the broker stores and
+//! serves batches exactly as producers sent them, so everything it needs to know about a
+//! batch is in the 61-byte header.
+//!
+//! Byte layout of one batch (all integers big-endian):
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  base_offset            stamped by the broker (outside the CRC)
+//!      8     4  batch_length           bytes that follow this field
+//!     12     4  partition_leader_epoch stamped by the broker (outside the CRC)
+//!     16     1  magic                  must be 2
+//!     17     4  crc                    CRC-32C of bytes 21..end
+//!     21     2  attributes             compression(0-2) timestamp_type(3)
+//!                                      transactional(4) control(5)
+//!     23     4  last_offset_delta
+//!     27     8  base_timestamp
+//!     35     8  max_timestamp
+//!     43     8  producer_id
+//!     51     2  producer_epoch
+//!     53     4  base_sequence
+//!     57     4  records_count
+//!     61     …  records
+//! ```
+
+mod header;
+mod iter;
+
+pub use header::{
+    BatchError, Compression, RecordBatchHeader, TimestampType, BATCH_HEADER_LEN, LOG_OVERHEAD,
+};
+pub use iter::{split_batches, BatchIter};
