@@ -27,7 +27,11 @@ const RECORDS_COUNT: usize = 57;
 pub enum BatchError {
     /// Fewer bytes than a header, or than `batch_length` announces.
     #[error("truncated batch at byte {at}: need {needed} bytes, have {available}")]
-    Truncated { at: usize, needed: usize, available: usize },
+    Truncated {
+        at: usize,
+        needed: usize,
+        available: usize,
+    },
     /// `batch_length` is smaller than the fixed header can be.
     #[error("invalid batch length {length} at byte {at}")]
     InvalidLength { at: usize, length: i32 },
@@ -36,10 +40,23 @@ pub enum BatchError {
     UnsupportedMagic { at: usize, magic: i8 },
     /// The CRC-32C over attributes..end does not match.
     #[error("crc mismatch at byte {at}: stored {stored:#010x}, computed {computed:#010x}")]
-    CrcMismatch { at: usize, stored: u32, computed: u32 },
+    CrcMismatch {
+        at: usize,
+        stored: u32,
+        computed: u32,
+    },
+    /// Records of a compressed batch were asked for; the broker carries no codecs.
+    #[error("batch is compressed with codec {codec}")]
+    Compressed { codec: u8 },
     /// `records_count` and `last_offset_delta` disagree, or are negative.
-    #[error("invalid record count {records_count} (last offset delta {last_offset_delta}) at byte {at}")]
-    InvalidRecordCount { at: usize, records_count: i32, last_offset_delta: i32 },
+    #[error(
+        "invalid record count {records_count} (last offset delta {last_offset_delta}) at byte {at}"
+    )]
+    InvalidRecordCount {
+        at: usize,
+        records_count: i32,
+        last_offset_delta: i32,
+    },
 }
 
 /// The compression codec named in a batch's attributes. The broker never decompresses;
@@ -100,7 +117,11 @@ impl RecordBatchHeader {
     /// the length being plausible. `at` is only used in errors.
     pub fn frame_size(buf: &[u8], at: usize) -> Result<usize, BatchError> {
         if buf.len() < LOG_OVERHEAD {
-            return Err(BatchError::Truncated { at, needed: LOG_OVERHEAD, available: buf.len() });
+            return Err(BatchError::Truncated {
+                at,
+                needed: LOG_OVERHEAD,
+                available: buf.len(),
+            });
         }
         let length = be_i32(buf, BATCH_LENGTH);
         if length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
@@ -156,11 +177,19 @@ impl RecordBatchHeader {
         let header = Self::parse(buf, at)?;
         let total = header.total_size();
         if buf.len() < total {
-            return Err(BatchError::Truncated { at, needed: total, available: buf.len() });
+            return Err(BatchError::Truncated {
+                at,
+                needed: total,
+                available: buf.len(),
+            });
         }
         let computed = crc32c::crc32c(&buf[ATTRIBUTES..total]);
         if computed != header.crc {
-            return Err(BatchError::CrcMismatch { at, stored: header.crc, computed });
+            return Err(BatchError::CrcMismatch {
+                at,
+                stored: header.crc,
+                computed,
+            });
         }
         Ok(header)
     }
@@ -299,7 +328,10 @@ pub(crate) mod tests {
             for bit in 0..8 {
                 let mut c = b.clone();
                 c[byte] ^= 1 << bit;
-                assert!(RecordBatchHeader::validate(&c, 0).is_err(), "byte {byte} bit {bit}");
+                assert!(
+                    RecordBatchHeader::validate(&c, 0).is_err(),
+                    "byte {byte} bit {bit}"
+                );
             }
         }
     }
@@ -308,7 +340,10 @@ pub(crate) mod tests {
     fn truncated_and_bad_lengths_are_refused() {
         let b = make_batch(1, 10, 0);
         for cut in 0..b.len() {
-            assert!(RecordBatchHeader::validate(&b[..cut], 0).is_err(), "cut at {cut}");
+            assert!(
+                RecordBatchHeader::validate(&b[..cut], 0).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut c = b.clone();
         c[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&3i32.to_be_bytes());

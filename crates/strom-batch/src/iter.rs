@@ -14,7 +14,11 @@ pub struct BatchIter<'a> {
 
 impl<'a> BatchIter<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        BatchIter { buf, pos: 0, failed: false }
+        BatchIter {
+            buf,
+            pos: 0,
+            failed: false,
+        }
     }
 }
 
@@ -29,7 +33,11 @@ impl Iterator for BatchIter<'_> {
         let result = RecordBatchHeader::parse(rest, self.pos).and_then(|h| {
             let total = h.total_size();
             if rest.len() < total {
-                Err(BatchError::Truncated { at: self.pos, needed: total, available: rest.len() })
+                Err(BatchError::Truncated {
+                    at: self.pos,
+                    needed: total,
+                    available: rest.len(),
+                })
             } else {
                 Ok(h)
             }
@@ -62,7 +70,11 @@ pub fn split_batches(
         pos = end;
     }
     if out.is_empty() {
-        return Err(BatchError::Truncated { at: 0, needed: crate::BATCH_HEADER_LEN, available: 0 });
+        return Err(BatchError::Truncated {
+            at: 0,
+            needed: crate::BATCH_HEADER_LEN,
+            available: 0,
+        });
     }
     Ok(out)
 }

@@ -28,8 +28,10 @@
 
 mod header;
 mod iter;
+mod record;
 
 pub use header::{
-    BatchError, Compression, RecordBatchHeader, TimestampType, BATCH_HEADER_LEN, LOG_OVERHEAD,
+    BATCH_HEADER_LEN, BatchError, Compression, LOG_OVERHEAD, RecordBatchHeader, TimestampType,
 };
-pub use iter::{split_batches, BatchIter};
+pub use iter::{BatchIter, split_batches};
+pub use record::{Record, RecordBatchBuilder, decode_records};

@@ -1,0 +1,326 @@
+//! Records inside an uncompressed batch: building a batch from records (the CLI
+//! producer, tests, benchmarks) and reading them back (the CLI consumer). The broker's
+//! produce and fetch paths never use this: they move whole batches.
+//!
+//! Record layout (varints are zigzag-encoded, as in protobuf):
+//!
+//! ```text
+//! length          varint   bytes after this field
+//! attributes      int8     unused, 0
+//! timestamp_delta varlong  from the batch's base_timestamp
+//! offset_delta    varint   from the batch's base_offset
+//! key_length      varint   -1 for a null key
+//! key             bytes
+//! value_length    varint   -1 for a null value
+//! value           bytes
+//! header_count    varint
+//!   header_key_length varint, header_key bytes, header_value_length varint, value bytes
+//! ```
+
+use crate::header::{BATCH_HEADER_LEN, BatchError, LOG_OVERHEAD, RecordBatchHeader};
+
+/// One record, borrowed or owned by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Set when read back from a batch: base offset + offset delta.
+    pub offset: i64,
+}
+
+/// Builds an uncompressed v2 batch.
+#[derive(Debug, Clone)]
+pub struct RecordBatchBuilder {
+    records: Vec<u8>,
+    count: i32,
+    base_timestamp: Option<i64>,
+    max_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    attributes: i16,
+}
+
+impl Default for RecordBatchBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+        None => put_varint(out, -1),
+    }
+}
+
+impl RecordBatchBuilder {
+    pub fn new() -> Self {
+        RecordBatchBuilder {
+            records: Vec::new(),
+            count: 0,
+            base_timestamp: None,
+            max_timestamp: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            attributes: 0,
+        }
+    }
+
+    /// Marks the batch as an idempotent producer's.
+    pub fn producer(mut self, id: i64, epoch: i16, base_sequence: i32) -> Self {
+        self.producer_id = id;
+        self.producer_epoch = epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch transactional (attribute bit 4).
+    pub fn transactional(mut self) -> Self {
+        self.attributes |= 0x10;
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes the batch would occupy if built now.
+    pub fn size(&self) -> usize {
+        BATCH_HEADER_LEN + self.records.len()
+    }
+
+    /// Adds a record; its offset is the next in the batch.
+    pub fn push(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) {
+        let base = *self.base_timestamp.get_or_insert(timestamp);
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        let mut body =
+            Vec::with_capacity(16 + key.map_or(0, |k| k.len()) + value.map_or(0, |v| v.len()));
+        body.push(0);
+        put_varint(&mut body, timestamp - base);
+        put_varint(&mut body, self.count as i64);
+        put_bytes(&mut body, key);
+        put_bytes(&mut body, value);
+        put_varint(&mut body, headers.len() as i64);
+        for (k, v) in headers {
+            put_bytes(&mut body, Some(k.as_bytes()));
+            put_bytes(&mut body, *v);
+        }
+        put_varint(&mut self.records, body.len() as i64);
+        self.records.extend_from_slice(&body);
+        self.count += 1;
+    }
+
+    /// Encodes the batch with base offset 0 and a valid CRC-32C.
+    pub fn build(&self) -> Vec<u8> {
+        let total = BATCH_HEADER_LEN + self.records.len();
+        let mut b = Vec::with_capacity(total);
+        b.extend_from_slice(&0i64.to_be_bytes());
+        b.extend_from_slice(&((total - LOG_OVERHEAD) as i32).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.push(2);
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&self.attributes.to_be_bytes());
+        b.extend_from_slice(&(self.count - 1).max(0).to_be_bytes());
+        let base_ts = self.base_timestamp.unwrap_or(-1);
+        b.extend_from_slice(&base_ts.to_be_bytes());
+        b.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        b.extend_from_slice(&self.producer_id.to_be_bytes());
+        b.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        b.extend_from_slice(&self.base_sequence.to_be_bytes());
+        b.extend_from_slice(&self.count.to_be_bytes());
+        b.extend_from_slice(&self.records);
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn err(&self) -> BatchError {
+        BatchError::Truncated {
+            at: self.at + self.pos,
+            needed: 1,
+            available: 0,
+        }
+    }
+
+    fn varint(&mut self) -> Result<i64, BatchError> {
+        let mut z: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = *self.buf.get(self.pos).ok_or_else(|| self.err())?;
+            self.pos += 1;
+            z |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+            }
+        }
+        Err(self.err())
+    }
+
+    fn bytes(&mut self) -> Result<Option<Vec<u8>>, BatchError> {
+        let len = self.varint()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let end = self
+            .pos
+            .checked_add(len as usize)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| self.err())?;
+        let v = self.buf[self.pos..end].to_vec();
+        self.pos = end;
+        Ok(Some(v))
+    }
+}
+
+/// Decodes the records of one uncompressed batch at the start of `buf`. Compressed
+/// batches are refused (the broker does not carry codecs).
+pub fn decode_records(buf: &[u8]) -> Result<(RecordBatchHeader, Vec<Record>), BatchError> {
+    let header = RecordBatchHeader::validate(buf, 0)?;
+    if header.attributes & 0x07 != 0 {
+        return Err(BatchError::Compressed {
+            codec: (header.attributes & 0x07) as u8,
+        });
+    }
+    let mut c = Cursor {
+        buf: &buf[BATCH_HEADER_LEN..header.total_size()],
+        pos: 0,
+        at: BATCH_HEADER_LEN,
+    };
+    let mut out = Vec::with_capacity(header.records_count as usize);
+    for _ in 0..header.records_count {
+        let len = c.varint()?;
+        let start = c.pos;
+        c.pos += 1; // attributes
+        let ts_delta = c.varint()?;
+        let offset_delta = c.varint()?;
+        let key = c.bytes()?;
+        let value = c.bytes()?;
+        let n = c.varint()?;
+        let mut headers = Vec::new();
+        for _ in 0..n.max(0) {
+            let k = c.bytes()?.unwrap_or_default();
+            let v = c.bytes()?;
+            headers.push((String::from_utf8_lossy(&k).into_owned(), v));
+        }
+        if c.pos - start != len as usize {
+            return Err(BatchError::Truncated {
+                at: BATCH_HEADER_LEN + start,
+                needed: len as usize,
+                available: c.pos - start,
+            });
+        }
+        out.push(Record {
+            timestamp: header.base_timestamp + ts_delta,
+            key,
+            value,
+            headers,
+            offset: header.base_offset + offset_delta,
+        });
+    }
+    Ok((header, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_then_decode() {
+        let mut b = RecordBatchBuilder::new().producer(7, 1, 10);
+        b.push(1000, Some(b"k1"), Some(b"v1"), &[("h", Some(b"x"))]);
+        b.push(1005, None, Some(&[0u8; 300]), &[]);
+        b.push(999, Some(b""), None, &[("n", None)]);
+        let bytes = b.build();
+        assert_eq!(bytes.len(), b.size());
+        let (h, recs) = decode_records(&bytes).unwrap();
+        assert_eq!(h.records_count, 3);
+        assert_eq!(h.max_timestamp, 1005);
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (7, 1, 10)
+        );
+        assert_eq!(recs[0].key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(
+            recs[0].headers,
+            vec![("h".to_string(), Some(b"x".to_vec()))]
+        );
+        assert_eq!(recs[1].value.as_ref().unwrap().len(), 300);
+        assert_eq!(recs[1].timestamp, 1005);
+        assert_eq!(recs[2].offset, 2);
+        assert_eq!(recs[2].value, None);
+        RecordBatchHeader::validate_produced(&bytes, 0).unwrap();
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            i32::MAX as i64,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut c = Cursor {
+                buf: &out,
+                pos: 0,
+                at: 0,
+            };
+            assert_eq!(c.varint().unwrap(), v);
+            assert_eq!(c.pos, out.len());
+        }
+    }
+
+    #[test]
+    fn damaged_records_do_not_panic() {
+        let mut b = RecordBatchBuilder::new();
+        b.push(1, Some(b"key"), Some(b"value"), &[("a", Some(b"b"))]);
+        let bytes = b.build();
+        for i in BATCH_HEADER_LEN..bytes.len() {
+            let mut c = bytes.clone();
+            c[i] = 0xff;
+            let crc = crc32c::crc32c(&c[21..]);
+            c[17..21].copy_from_slice(&crc.to_be_bytes());
+            let _ = decode_records(&c);
+        }
+    }
+}

@@ -1,0 +1,873 @@
+//! `PartitionLog`: one partition's ordered sequence of segments, with append, read,
+//! time lookup, truncation, retention, durability tracking and crash recovery.
+//!
+//! Offsets: every offset below `log_start_offset` is gone; `[log_start_offset,
+//! log_end_offset)` is readable; offsets below `durable_offset` are fsynced. Segments
+//! sort by base offset and tile the offsets without gaps; the last one is active.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strom_batch::{RecordBatchHeader, split_batches};
+
+use crate::checkpoint::{Checkpoint, CheckpointFile};
+use crate::config::LogConfig;
+use crate::deleter::{DELETED_SUFFIX, Deleter};
+use crate::error::{IoContext, LogError, Result};
+use crate::segment::{LOG_SUFFIX, Segment};
+use crate::slice::{FileSlice, ReadResult};
+
+/// What an append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: i64,
+    /// Offset of the last record appended.
+    pub last_offset: i64,
+    /// Largest batch max-timestamp among the appended batches.
+    pub max_timestamp: i64,
+    /// Bytes written.
+    pub bytes: usize,
+    /// Number of batches written.
+    pub batches: usize,
+}
+
+/// An offset found by timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+}
+
+/// What opening a log had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecoveryReport {
+    /// True when the last shutdown was clean and nothing was rescanned.
+    pub clean: bool,
+    pub segments_scanned: usize,
+    pub bytes_scanned: u64,
+    pub bytes_truncated: u64,
+    pub segments_dropped: usize,
+}
+
+/// fsync work taken out of a log so it can run without the log's lock; see
+/// [`PartitionLog::begin_flush`].
+#[derive(Debug)]
+pub struct FlushPlan {
+    files: Vec<(Arc<File>, PathBuf)>,
+    target_offset: i64,
+    segment_base: i64,
+    segment_bytes: u64,
+    truncations: u64,
+}
+
+impl FlushPlan {
+    /// fsyncs the files (the slow part). Safe to run on any thread.
+    pub fn execute(&self) -> Result<()> {
+        for (file, path) in &self.files {
+            Segment::sync_file(file, path)?;
+        }
+        Ok(())
+    }
+
+    /// The offset that will be durable once the plan has run.
+    pub fn target_offset(&self) -> i64 {
+        self.target_offset
+    }
+}
+
+/// One partition's log. Not internally synchronised: the owner wraps it in a lock.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: VecDeque<Segment>,
+    log_start_offset: i64,
+    durable_offset: i64,
+    /// Sealed segments whose data has not been fsynced yet, oldest first.
+    unsynced_sealed: Vec<(Arc<File>, PathBuf, i64)>,
+    /// Bytes appended since the last completed flush, and when the first of them came.
+    unflushed_bytes: u64,
+    first_unflushed_ms: Option<i64>,
+    /// Bumped by every truncation so a flush planned before it cannot advance the
+    /// durable offset over rewritten data.
+    truncations: u64,
+    checkpoint: CheckpointFile,
+    deleter: Deleter,
+    closed: bool,
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir` (creating it if needed), recovering from an unclean
+    /// shutdown. Returns the log and what recovery did.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        deleter: Deleter,
+    ) -> Result<(PartitionLog, RecoveryReport)> {
+        std::fs::create_dir_all(dir).at(dir)?;
+        let (checkpoint, saved) = CheckpointFile::load(dir)?;
+        let mut bases = Vec::new();
+        let mut leftovers = Vec::new();
+        for entry in std::fs::read_dir(dir).at(dir)? {
+            let path = entry.at(dir)?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(DELETED_SUFFIX) {
+                leftovers.push(path.clone());
+            } else if let Some(stem) = name.strip_suffix(".log")
+                && let Ok(base) = stem.parse::<i64>()
+            {
+                bases.push(base);
+            }
+        }
+        deleter.delete_renamed(leftovers);
+        bases.sort_unstable();
+
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments: VecDeque::new(),
+            log_start_offset: 0,
+            durable_offset: 0,
+            unsynced_sealed: Vec::new(),
+            unflushed_bytes: 0,
+            first_unflushed_ms: None,
+            truncations: 0,
+            checkpoint,
+            deleter,
+            // Stays closed until loading succeeds, so a failed open does not "close"
+            // (and write a clean checkpoint for) a half-loaded log on drop.
+            closed: true,
+        };
+        let report = log.load_segments(&bases, saved)?;
+        log.closed = false;
+        let first_base = log.segments.front().map_or(0, |s| s.base_offset);
+        log.log_start_offset = saved
+            .map_or(first_base, |c| c.log_start_offset)
+            .clamp(first_base, log.log_end_offset());
+        log.durable_offset = log.log_end_offset();
+        log.write_checkpoint(false)?;
+        tracing::debug!(dir = %dir.display(), ?report, start = log.log_start_offset, end = log.log_end_offset(), "log opened");
+        Ok((log, report))
+    }
+
+    fn load_segments(
+        &mut self,
+        bases: &[i64],
+        saved: Option<Checkpoint>,
+    ) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport::default();
+        let interval = self.config.index_interval_bytes;
+        let max_index = self.config.max_index_bytes;
+        let Some(&last_base) = bases.last() else {
+            let start = saved.map_or(0, |c| c.log_start_offset.max(0));
+            self.segments
+                .push_back(Segment::create(&self.dir, start, max_index)?);
+            report.clean = saved.is_some_and(|c| c.clean);
+            return Ok(report);
+        };
+        let last_len = std::fs::metadata(self.segment_log_path(last_base))
+            .map(|m| m.len())
+            .ok();
+        let clean = saved.is_some_and(|c| {
+            c.clean
+                && c.durable_segment_base == last_base
+                && Some(c.durable_segment_bytes) == last_len
+        });
+        report.clean = clean;
+        // Segments wholly below the durable segment were fsynced before the checkpoint
+        // was written: they are trusted. The rest is validated batch by batch.
+        let (recover_from, durable_bytes) = match saved {
+            _ if clean => (i64::MAX, 0),
+            Some(c) => (c.durable_segment_base, c.durable_segment_bytes),
+            None => (i64::MIN, 0),
+        };
+        let mut cut = false;
+        for &base in bases {
+            if cut {
+                self.drop_segment_files(base)?;
+                report.segments_dropped += 1;
+                continue;
+            }
+            let expected = self.segments.back().map(|s| s.next_offset);
+            if expected.is_some_and(|e| e != base) {
+                if base >= recover_from {
+                    // A gap after the point that was known durable: the files after it
+                    // cannot hold acknowledged data.
+                    self.drop_segment_files(base)?;
+                    report.segments_dropped += 1;
+                    cut = true;
+                    continue;
+                }
+                return Err(LogError::Corrupt {
+                    path: self.segment_log_path(base),
+                    position: 0,
+                    reason: format!(
+                        "segment starts at {base} but the previous one ends at {}",
+                        expected.unwrap()
+                    ),
+                });
+            }
+            let seg = if base < recover_from {
+                if !clean {
+                    let mut seg = Segment::open_untrusted(&self.dir, base, max_index)?;
+                    if !seg.indexes_look_sane()? {
+                        tracing::warn!(segment = base, dir = %self.dir.display(), "rebuilding damaged index");
+                        seg.reindex(interval)?;
+                        seg.seal()?;
+                    }
+                }
+                Segment::open_trusted(&self.dir, base, max_index)?
+            } else {
+                let mut seg = Segment::open_untrusted(&self.dir, base, max_index)?;
+                let durable = if base == recover_from {
+                    durable_bytes
+                } else {
+                    0
+                };
+                let outcome = seg.recover(durable, interval)?;
+                report.segments_scanned += 1;
+                report.bytes_scanned += outcome.valid_bytes + outcome.truncated_bytes;
+                report.bytes_truncated += outcome.truncated_bytes;
+                // What survived recovery is on disk now only if we make it so.
+                let file = seg.file()?;
+                Segment::sync_file(&file, &seg.path(LOG_SUFFIX))?;
+                if outcome.truncated_bytes > 0 {
+                    cut = true;
+                }
+                seg
+            };
+            self.segments.push_back(seg);
+        }
+        // Every segment but the last is sealed (trimmed indexes, no open files until it
+        // is read); the last one is active.
+        let n = self.segments.len();
+        for seg in self.segments.iter_mut().take(n - 1) {
+            if seg.is_active() {
+                seg.seal()?;
+            }
+            seg.release();
+        }
+        let last = self.segments.back_mut().expect("at least one segment");
+        if !last.is_active() {
+            last.activate()?;
+        }
+        Ok(report)
+    }
+
+    fn segment_log_path(&self, base: i64) -> PathBuf {
+        crate::segment::segment_path(&self.dir, base, LOG_SUFFIX)
+    }
+
+    fn drop_segment_files(&self, base: i64) -> Result<()> {
+        let paths = [
+            LOG_SUFFIX,
+            crate::segment::INDEX_SUFFIX,
+            crate::segment::TIME_INDEX_SUFFIX,
+        ]
+        .map(|s| crate::segment::segment_path(&self.dir, base, s));
+        self.deleter.delete_files(paths).at(&self.dir)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Changes settings; they apply from the next append or retention pass.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.segments.back().map_or(0, |s| s.next_offset)
+    }
+
+    /// Every offset below this has been fsynced.
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_offset
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Bytes appended but not yet fsynced, and the time of the oldest such append.
+    pub fn unflushed(&self) -> (u64, Option<i64>) {
+        (self.unflushed_bytes, self.first_unflushed_ms)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            return Err(LogError::Closed {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends a producer's batches: validates every batch (magic, lengths, CRC-32C,
+    /// record count) before writing anything, stamps each batch's base offset and
+    /// `leader_epoch` in place (outside the CRC) and writes them with one `pwrite`.
+    pub fn append(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.check_open()?;
+        let mut headers = split_batches(batches)?;
+        self.check_sizes(&headers)?;
+        let mut next = self.log_end_offset();
+        for (header, range) in headers.iter_mut() {
+            RecordBatchHeader::stamp_base_offset(&mut batches[range.clone()], next);
+            RecordBatchHeader::stamp_leader_epoch(&mut batches[range.clone()], leader_epoch);
+            header.base_offset = next;
+            header.partition_leader_epoch = leader_epoch;
+            next = header.last_offset() + 1;
+        }
+        self.write(batches, &headers, now_ms)
+    }
+
+    /// Appends batches that already carry their offsets (a Raft follower copying its
+    /// leader): they must be valid and continue exactly at the log end offset.
+    pub fn append_replicated(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.check_open()?;
+        let mut headers = Vec::new();
+        let mut pos = 0;
+        let mut expected = self.log_end_offset();
+        while pos < batches.len() {
+            let header = RecordBatchHeader::validate(&batches[pos..], pos)?;
+            if header.base_offset != expected {
+                return Err(LogError::NonContiguous {
+                    expected,
+                    got: header.base_offset,
+                });
+            }
+            expected = header.last_offset() + 1;
+            let end = pos + header.total_size();
+            headers.push((header, pos..end));
+            pos = end;
+        }
+        if headers.is_empty() {
+            return Err(strom_batch::BatchError::Truncated {
+                at: 0,
+                needed: strom_batch::BATCH_HEADER_LEN,
+                available: 0,
+            }
+            .into());
+        }
+        self.check_sizes(&headers)?;
+        self.write(batches, &headers, now_ms)
+    }
+
+    fn check_sizes(&self, headers: &[(RecordBatchHeader, std::ops::Range<usize>)]) -> Result<()> {
+        for (h, _) in headers {
+            if h.total_size() > self.config.max_message_bytes {
+                return Err(LogError::MessageTooLarge {
+                    size: h.total_size(),
+                    max: self.config.max_message_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        bytes: &[u8],
+        headers: &[(RecordBatchHeader, std::ops::Range<usize>)],
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let base_offset = headers[0].0.base_offset;
+        let last_offset = headers.last().unwrap().0.last_offset();
+        let seg_bytes = self.config.segment_bytes;
+        let seg_ms = self.config.segment_ms;
+        if self
+            .active()
+            .needs_roll(bytes.len(), last_offset, seg_bytes, seg_ms, now_ms)?
+        {
+            self.roll()?;
+        }
+        let interval = self.config.index_interval_bytes;
+        self.active().append(bytes, headers, interval, now_ms)?;
+        self.unflushed_bytes += bytes.len() as u64;
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            max_timestamp: headers
+                .iter()
+                .map(|(h, _)| h.max_timestamp)
+                .max()
+                .unwrap_or(-1),
+            bytes: bytes.len(),
+            batches: headers.len(),
+        })
+    }
+
+    fn active(&mut self) -> &mut Segment {
+        self.segments
+            .back_mut()
+            .expect("a log always has an active segment")
+    }
+
+    /// Starts a new segment at the log end offset. The old one is sealed (indexes
+    /// trimmed) and queued for fsync by the next flush.
+    pub fn roll(&mut self) -> Result<()> {
+        self.check_open()?;
+        let next = self.log_end_offset();
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let file = active.file()?;
+        let path = active.path(LOG_SUFFIX);
+        let base = active.base_offset;
+        active.seal()?;
+        active.release();
+        self.unsynced_sealed.push((file, path, base));
+        let seg = Segment::create(&self.dir, next, self.config.max_index_bytes)?;
+        self.segments.push_back(seg);
+        tracing::debug!(dir = %self.dir.display(), base = next, "rolled segment");
+        Ok(())
+    }
+
+    /// The index of the segment that holds `offset` (the last one whose base is <= it).
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Opens files of the segment at `i`, releasing the handles of other sealed segments
+    /// so a log holds at most one sealed segment's files at a time.
+    fn segment_for_read(&mut self, i: usize) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        for (j, seg) in self.segments.iter_mut().enumerate() {
+            if j != i && j != last && seg.has_handles() {
+                seg.release();
+            }
+        }
+        &mut self.segments[i]
+    }
+
+    /// Reads whole batches starting with the one that contains `from`, up to about
+    /// `max_bytes` (but always at least one whole batch), from a single segment, never
+    /// including batches at or above `upper_bound` (e.g. the high watermark).
+    pub fn read(
+        &mut self,
+        from: i64,
+        max_bytes: usize,
+        upper_bound: Option<i64>,
+    ) -> Result<ReadResult> {
+        self.check_open()?;
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        if from < start || from > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: from,
+                start,
+                end,
+            });
+        }
+        let bound = upper_bound.unwrap_or(end).min(end);
+        let empty = ReadResult {
+            slice: None,
+            log_start_offset: start,
+            log_end_offset: end,
+        };
+        if from >= bound {
+            return Ok(empty);
+        }
+        let mut i = self.segment_index_for(from);
+        loop {
+            let seg = self.segment_for_read(i);
+            if let Some((pos, first)) = seg.locate(from)? {
+                if first.base_offset >= bound {
+                    return Ok(empty);
+                }
+                let bound_pos = seg.position_of_bound(bound)?;
+                let limit = bound_pos.min(pos.saturating_add(max_bytes as u64));
+                let mut end_pos = seg.boundary_at_or_before(pos, limit)?;
+                if end_pos <= pos {
+                    end_pos = pos + first.total_size() as u64;
+                }
+                let last = if end_pos >= seg.size {
+                    seg.next_offset - 1
+                } else {
+                    seg.last_offset_ending_at(end_pos)?
+                };
+                let file = seg.file()?;
+                return Ok(ReadResult {
+                    slice: Some(FileSlice {
+                        file,
+                        path: seg.path(LOG_SUFFIX),
+                        position: pos,
+                        len: end_pos - pos,
+                        first_offset: first.base_offset,
+                        last_offset: last.min(bound - 1),
+                    }),
+                    log_start_offset: start,
+                    log_end_offset: end,
+                });
+            }
+            if i + 1 >= self.segments.len() {
+                return Ok(empty);
+            }
+            i += 1;
+        }
+    }
+
+    /// The first batch whose max timestamp is >= `ts`: its base offset and that
+    /// timestamp. `None` when every record is older. (Records inside the batch are not
+    /// inspected; a client skips those older than it asked for.)
+    pub fn offset_for_timestamp(&mut self, ts: i64) -> Result<Option<TimestampOffset>> {
+        self.check_open()?;
+        let start = self.log_start_offset;
+        for i in 0..self.segments.len() {
+            if self.segments[i].next_offset <= start || self.segments[i].max_timestamp < ts {
+                continue;
+            }
+            let seg = self.segment_for_read(i);
+            if let Some((_, h)) = seg.find_timestamp(ts)? {
+                return Ok(Some(TimestampOffset {
+                    offset: h.base_offset.max(start),
+                    timestamp: h.max_timestamp,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The batch holding the largest timestamp in the log (Kafka's MAX_TIMESTAMP
+    /// lookup): its last offset and that timestamp.
+    pub fn max_timestamp_offset(&mut self) -> Result<Option<TimestampOffset>> {
+        self.check_open()?;
+        let start = self.log_start_offset;
+        let best = (0..self.segments.len())
+            .filter(|&i| {
+                self.segments[i].next_offset > start && self.segments[i].max_timestamp >= 0
+            })
+            .max_by_key(|&i| (self.segments[i].max_timestamp, std::cmp::Reverse(i)));
+        let Some(i) = best else { return Ok(None) };
+        let ts = self.segments[i].max_timestamp;
+        let seg = self.segment_for_read(i);
+        Ok(seg.find_timestamp(ts)?.map(|(_, h)| TimestampOffset {
+            offset: h.last_offset().max(start),
+            timestamp: ts,
+        }))
+    }
+
+    /// Removes every batch whose last offset is >= `offset`, so the log ends at or
+    /// before `offset` (exactly there when `offset` is a batch boundary, as Raft's
+    /// entries are).
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        self.check_open()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < self.log_start_offset {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start: self.log_start_offset,
+                end: self.log_end_offset(),
+            });
+        }
+        self.truncations += 1;
+        // Whole segments above the cut go away.
+        while self.segments.len() > 1 && self.segments.back().unwrap().base_offset >= offset {
+            let mut seg = self.segments.pop_back().unwrap();
+            seg.release();
+            self.unsynced_sealed
+                .retain(|(_, _, b)| *b != seg.base_offset);
+            self.deleter.delete_files(seg.file_paths()).at(&self.dir)?;
+        }
+        let interval = self.config.index_interval_bytes;
+        let last = self.segments.back_mut().unwrap();
+        if !last.is_active() {
+            last.activate()?;
+        }
+        last.truncate_to(offset, interval)?;
+        let end = self.log_end_offset();
+        self.durable_offset = self.durable_offset.min(end);
+        self.log_start_offset = self.log_start_offset.min(end);
+        self.write_checkpoint(true)?;
+        Ok(())
+    }
+
+    /// Moves the log start offset up to `before` (Kafka DeleteRecords); whole segments
+    /// below it are deleted off-thread. Returns the new log start offset.
+    pub fn delete_records(&mut self, before: i64) -> Result<i64> {
+        self.check_open()?;
+        let end = self.log_end_offset();
+        if before > end || before < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                requested: before,
+                start: self.log_start_offset,
+                end,
+            });
+        }
+        if before > self.log_start_offset {
+            self.log_start_offset = before;
+            self.delete_segments_below_start()?;
+            self.write_checkpoint(true)?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    fn delete_segments_below_start(&mut self) -> Result<RetentionOutcome> {
+        let mut out = RetentionOutcome::default();
+        if self.active_ref().next_offset <= self.log_start_offset && !self.active_ref().is_empty() {
+            self.roll()?;
+        }
+        while self.segments.len() > 1 && self.segments[0].next_offset <= self.log_start_offset {
+            out.bytes_deleted += self.remove_oldest()?;
+            out.segments_deleted += 1;
+        }
+        Ok(out)
+    }
+
+    fn active_ref(&self) -> &Segment {
+        self.segments
+            .back()
+            .expect("a log always has an active segment")
+    }
+
+    fn remove_oldest(&mut self) -> Result<u64> {
+        let mut seg = self.segments.pop_front().unwrap();
+        seg.release();
+        self.unsynced_sealed
+            .retain(|(_, _, b)| *b != seg.base_offset);
+        self.deleter.delete_files(seg.file_paths()).at(&self.dir)?;
+        Ok(seg.size)
+    }
+
+    /// Applies retention by age (`retention_ms`, judged by each segment's newest
+    /// timestamp) and by size (`retention_bytes`), deleting whole segments from the
+    /// oldest on, off-thread. When every segment has expired the active one is rolled
+    /// first so the whole log can go, as a TTL should.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome> {
+        self.check_open()?;
+        let mut out = RetentionOutcome::default();
+        if let Some(ttl) = self.config.retention_ms {
+            let expired = |s: &Segment| {
+                !s.is_empty() && s.max_timestamp >= 0 && s.max_timestamp < now_ms - ttl
+            };
+            let all_expired = self.segments.iter().all(|s| expired(s) || s.is_empty())
+                && !self.active_ref().is_empty();
+            if all_expired {
+                self.roll()?;
+            }
+            while self.segments.len() > 1 && expired(&self.segments[0]) {
+                out.bytes_deleted += self.remove_oldest()?;
+                out.segments_deleted += 1;
+            }
+        }
+        if let Some(limit) = self.config.retention_bytes {
+            let mut size = self.size_bytes();
+            while self.segments.len() > 1
+                && size.saturating_sub(self.segments[0].size) >= limit
+                && size > limit
+            {
+                let removed = self.remove_oldest()?;
+                size -= removed;
+                out.bytes_deleted += removed;
+                out.segments_deleted += 1;
+            }
+        }
+        let first = self.segments[0].base_offset;
+        let more = self.delete_segments_below_start()?;
+        out.segments_deleted += more.segments_deleted;
+        out.bytes_deleted += more.bytes_deleted;
+        if first > self.log_start_offset {
+            self.log_start_offset = first;
+        }
+        if out.segments_deleted > 0 {
+            self.write_checkpoint(true)?;
+            tracing::info!(dir = %self.dir.display(), segments = out.segments_deleted, bytes = out.bytes_deleted, start = self.log_start_offset, "retention deleted segments");
+        }
+        Ok(out)
+    }
+
+    /// Takes what must be fsynced for everything appended so far to be durable. Run
+    /// [`FlushPlan::execute`] (possibly without holding the log's lock, in parallel with
+    /// other logs' plans), then hand it back to [`finish_flush`](Self::finish_flush).
+    /// `None` when everything is durable already.
+    pub fn begin_flush(&mut self) -> Result<Option<FlushPlan>> {
+        self.check_open()?;
+        let end = self.log_end_offset();
+        if end == self.durable_offset && self.unsynced_sealed.is_empty() {
+            return Ok(None);
+        }
+        let mut files: Vec<(Arc<File>, PathBuf)> = self
+            .unsynced_sealed
+            .iter()
+            .map(|(f, p, _)| (f.clone(), p.clone()))
+            .collect();
+        let active = self.active();
+        let (base, size) = (active.base_offset, active.size);
+        files.push((active.file()?, active.path(LOG_SUFFIX)));
+        Ok(Some(FlushPlan {
+            files,
+            target_offset: end,
+            segment_base: base,
+            segment_bytes: size,
+            truncations: self.truncations,
+        }))
+    }
+
+    /// Records that a plan ran: advances the durable offset and writes a (non-synced)
+    /// checkpoint so a crash recovery can start from here.
+    pub fn finish_flush(&mut self, plan: FlushPlan) -> Result<i64> {
+        if plan.truncations != self.truncations {
+            // The log was truncated while the plan ran; what it synced may be gone.
+            return Ok(self.durable_offset);
+        }
+        self.unsynced_sealed
+            .retain(|(f, _, _)| !plan.files.iter().any(|(g, _)| Arc::ptr_eq(f, g)));
+        if plan.target_offset > self.durable_offset {
+            self.durable_offset = plan.target_offset;
+            self.checkpoint.write(
+                &Checkpoint {
+                    clean: false,
+                    log_start_offset: self.log_start_offset,
+                    durable_offset: self.durable_offset,
+                    durable_segment_base: plan.segment_base,
+                    durable_segment_bytes: plan.segment_bytes,
+                },
+                false,
+            )?;
+        }
+        if self.log_end_offset() == self.durable_offset {
+            self.unflushed_bytes = 0;
+            self.first_unflushed_ms = None;
+        }
+        Ok(self.durable_offset)
+    }
+
+    /// fsyncs everything appended so far, on the caller's thread.
+    pub fn flush(&mut self) -> Result<i64> {
+        match self.begin_flush()? {
+            Some(plan) => {
+                plan.execute()?;
+                self.finish_flush(plan)
+            }
+            None => Ok(self.durable_offset),
+        }
+    }
+
+    fn write_checkpoint(&mut self, sync: bool) -> Result<()> {
+        let active = self.segments.back().expect("active segment");
+        let (base, bytes) = if self.durable_offset >= active.next_offset {
+            (active.base_offset, active.size)
+        } else {
+            // Only what an earlier flush synced is known durable; without a better
+            // position, recovery rescans the active segment from its start.
+            (active.base_offset, 0)
+        };
+        let cp = Checkpoint {
+            clean: false,
+            log_start_offset: self.log_start_offset,
+            durable_offset: self.durable_offset,
+            durable_segment_base: base,
+            durable_segment_bytes: bytes,
+        };
+        self.checkpoint.write(&cp, sync)
+    }
+
+    /// Checks every batch's CRC in every segment: a scrub for damage that recovery does
+    /// not look at (data that was durable before the last checkpoint).
+    pub fn verify(&mut self) -> Result<()> {
+        self.check_open()?;
+        for i in 0..self.segments.len() {
+            self.segment_for_read(i).verify()?;
+        }
+        Ok(())
+    }
+
+    /// Closes every file of the log; they reopen on the next use. Lets a manager of
+    /// thousands of partitions stay within file-descriptor and mapping limits.
+    pub fn release_handles(&mut self) {
+        for seg in self.segments.iter_mut() {
+            seg.release();
+        }
+    }
+
+    /// Whether any file of the log is open.
+    pub fn has_open_handles(&self) -> bool {
+        self.segments.iter().any(|s| s.has_handles())
+    }
+
+    /// Clean shutdown: fsync everything, trim the active segment's indexes and write a
+    /// synced clean checkpoint so the next open does not rescan.
+    pub fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.flush()?;
+        let active = self.active();
+        active.seal()?;
+        let (base, size) = (active.base_offset, active.size);
+        self.checkpoint.write(
+            &Checkpoint {
+                clean: true,
+                log_start_offset: self.log_start_offset,
+                durable_offset: self.durable_offset,
+                durable_segment_base: base,
+                durable_segment_bytes: size,
+            },
+            true,
+        )?;
+        self.release_handles();
+        self.closed = true;
+        Ok(())
+    }
+
+    /// Closes the log and removes its directory off-thread; later calls get `Closed`.
+    pub fn delete(&mut self) -> Result<()> {
+        self.release_handles();
+        self.closed = true;
+        let mut target = self.dir.clone().into_os_string();
+        target.push(format!(".{}{DELETED_SUFFIX}", std::process::id()));
+        let target = PathBuf::from(target);
+        std::fs::rename(&self.dir, &target).at(&self.dir)?;
+        self.deleter.delete_dir(target);
+        Ok(())
+    }
+}
+
+impl Drop for PartitionLog {
+    fn drop(&mut self) {
+        if !self.closed
+            && let Err(e) = self.close()
+        {
+            tracing::error!(dir = %self.dir.display(), error = %e, "closing log on drop failed");
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "log_tests.rs"]
+mod tests;

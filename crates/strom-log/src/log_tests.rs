@@ -1,0 +1,450 @@
+//! Unit tests of `PartitionLog` against real files in a temporary directory.
+
+use super::*;
+use strom_batch::RecordBatchBuilder;
+
+fn batch(records: usize, value_len: usize, ts: i64) -> Vec<u8> {
+    let mut b = RecordBatchBuilder::new();
+    for i in 0..records {
+        b.push(
+            ts,
+            Some(format!("k{i}").as_bytes()),
+            Some(&vec![b'v'; value_len]),
+            &[],
+        );
+    }
+    b.build()
+}
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        max_index_bytes: 4096,
+        retention_ms: None,
+        ..LogConfig::default()
+    }
+}
+
+fn open(dir: &Path, config: LogConfig) -> (PartitionLog, RecoveryReport) {
+    PartitionLog::open(dir, config, Deleter::start()).unwrap()
+}
+
+/// Leaves the log as a crash would: no flush, no checkpoint, no trimming.
+fn crash(log: PartitionLog) {
+    std::mem::forget(log);
+}
+
+#[test]
+fn append_assigns_offsets_and_stamps_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, report) = open(dir.path(), small_config());
+    assert!(!report.clean);
+    let mut b = batch(3, 10, 1000);
+    let info = log.append(&mut b, 7, 0).unwrap();
+    assert_eq!(
+        (info.base_offset, info.last_offset, info.batches),
+        (0, 2, 1)
+    );
+    let mut b = batch(2, 10, 1001);
+    let info = log.append(&mut b, 7, 0).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (3, 4));
+    assert_eq!(log.log_end_offset(), 5);
+
+    let read = log.read(4, 1 << 20, None).unwrap();
+    let slice = read.slice.unwrap();
+    assert_eq!(slice.first_offset, 3);
+    assert_eq!(slice.last_offset, 4);
+    let bytes = slice.read_to_vec().unwrap();
+    let h = RecordBatchHeader::validate(&bytes, 0).unwrap();
+    assert_eq!((h.base_offset, h.partition_leader_epoch), (3, 7));
+    assert_eq!(bytes, b);
+}
+
+#[test]
+fn corrupt_or_oversized_batches_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(
+        dir.path(),
+        LogConfig {
+            max_message_bytes: 500,
+            ..small_config()
+        },
+    );
+    let mut good = batch(1, 10, 1);
+    let mut bad = batch(1, 10, 1);
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    let mut both = good.clone();
+    both.extend_from_slice(&bad);
+    assert!(matches!(
+        log.append(&mut both, 0, 0),
+        Err(LogError::InvalidBatch(_))
+    ));
+    let mut big = batch(1, 600, 1);
+    assert!(matches!(
+        log.append(&mut big, 0, 0),
+        Err(LogError::MessageTooLarge { .. })
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.size_bytes(), 0);
+    log.append(&mut good, 0, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 1);
+}
+
+#[test]
+fn reads_respect_max_bytes_but_return_one_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        },
+    );
+    let mut sizes = Vec::new();
+    for i in 0..20 {
+        let mut b = batch(2, 50 + i, 10);
+        sizes.push(b.len() as u64);
+        log.append(&mut b, 0, 0).unwrap();
+    }
+    // Tiny max_bytes: still the whole first batch.
+    let s = log.read(0, 1, None).unwrap().slice.unwrap();
+    assert_eq!((s.len, s.first_offset, s.last_offset), (sizes[0], 0, 1));
+    // Room for exactly three batches.
+    let s = log
+        .read(0, (sizes[0] + sizes[1] + sizes[2] + 5) as usize, None)
+        .unwrap()
+        .slice
+        .unwrap();
+    assert_eq!((s.len, s.last_offset), (sizes[0] + sizes[1] + sizes[2], 5));
+    // An upper bound (high watermark) cuts at a batch boundary.
+    let s = log.read(3, 1 << 20, Some(8)).unwrap().slice.unwrap();
+    assert_eq!((s.first_offset, s.last_offset), (2, 7));
+    assert!(log.read(8, 1 << 20, Some(8)).unwrap().slice.is_none());
+    // The end is empty, beyond it is out of range, and so is below the start.
+    assert!(log.read(40, 100, None).unwrap().slice.is_none());
+    assert!(matches!(
+        log.read(41, 100, None),
+        Err(LogError::OffsetOutOfRange {
+            start: 0,
+            end: 40,
+            ..
+        })
+    ));
+    assert!(matches!(
+        log.read(-1, 100, None),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn rolls_segments_and_reopens_cleanly_without_scanning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    for i in 0..100 {
+        let mut b = batch(1, 100, 1000 + i);
+        log.append(&mut b, 1, 0).unwrap();
+    }
+    assert!(log.segment_count() > 3, "{} segments", log.segment_count());
+    let all: Vec<Vec<u8>> = (0..100)
+        .map(|o| {
+            log.read(o, 1, None)
+                .unwrap()
+                .slice
+                .unwrap()
+                .read_to_vec()
+                .unwrap()
+        })
+        .collect();
+    log.close().unwrap();
+    drop(log);
+    let (mut log, report) = open(dir.path(), small_config());
+    assert!(report.clean);
+    assert_eq!(report.segments_scanned, 0);
+    assert_eq!(log.log_end_offset(), 100);
+    for (o, expect) in all.iter().enumerate() {
+        assert_eq!(
+            &log.read(o as i64, 1, None)
+                .unwrap()
+                .slice
+                .unwrap()
+                .read_to_vec()
+                .unwrap(),
+            expect
+        );
+    }
+    let mut b = batch(1, 10, 5000);
+    assert_eq!(log.append(&mut b, 1, 0).unwrap().base_offset, 100);
+}
+
+#[test]
+fn rolls_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(
+        dir.path(),
+        LogConfig {
+            segment_ms: Some(1000),
+            segment_bytes: 1 << 20,
+            ..small_config()
+        },
+    );
+    log.append(&mut batch(1, 10, 0), 0, 10_000).unwrap();
+    log.append(&mut batch(1, 10, 0), 0, 10_500).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    log.append(&mut batch(1, 10, 0), 0, 11_000).unwrap();
+    assert_eq!(log.segment_count(), 2);
+}
+
+#[test]
+fn finds_offsets_by_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    for i in 0..60i64 {
+        log.append(&mut batch(2, 40, 1000 + i * 10), 0, 0).unwrap();
+    }
+    assert_eq!(log.offset_for_timestamp(0).unwrap().unwrap().offset, 0);
+    assert_eq!(log.offset_for_timestamp(1000).unwrap().unwrap().offset, 0);
+    assert_eq!(
+        log.offset_for_timestamp(1001).unwrap().unwrap(),
+        TimestampOffset {
+            offset: 2,
+            timestamp: 1010
+        }
+    );
+    assert_eq!(log.offset_for_timestamp(1300).unwrap().unwrap().offset, 60);
+    assert_eq!(log.offset_for_timestamp(1590).unwrap().unwrap().offset, 118);
+    assert_eq!(log.offset_for_timestamp(1591).unwrap(), None);
+    assert_eq!(
+        log.max_timestamp_offset().unwrap(),
+        Some(TimestampOffset {
+            offset: 119,
+            timestamp: 1590
+        })
+    );
+    log.close().unwrap();
+    drop(log);
+    let (mut log, _) = open(dir.path(), small_config());
+    assert_eq!(log.offset_for_timestamp(1300).unwrap().unwrap().offset, 60);
+}
+
+#[test]
+fn truncate_to_removes_the_tail_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    for _ in 0..50 {
+        log.append(&mut batch(2, 100, 5), 0, 0).unwrap();
+    }
+    let segments = log.segment_count();
+    log.truncate_to(30).unwrap();
+    assert_eq!(log.log_end_offset(), 30);
+    assert!(log.segment_count() < segments);
+    // Truncating inside a batch removes the whole batch.
+    log.truncate_to(27).unwrap();
+    assert_eq!(log.log_end_offset(), 26);
+    assert_eq!(
+        log.append(&mut batch(1, 10, 5), 2, 0).unwrap().base_offset,
+        26
+    );
+    assert!(log.read(26, 1, None).unwrap().slice.is_some());
+    drop(log);
+    let (log, _) = open(dir.path(), small_config());
+    assert_eq!(log.log_end_offset(), 27);
+}
+
+#[test]
+fn retention_by_size_and_age_and_delete_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_bytes: Some(8192),
+        ..small_config()
+    };
+    let (mut log, _) = open(dir.path(), config);
+    for i in 0..100 {
+        log.append(&mut batch(1, 200, 1000 + i), 0, 0).unwrap();
+    }
+    let out = log.apply_retention(0).unwrap();
+    assert!(out.segments_deleted > 0);
+    assert!(log.size_bytes() <= 8192 + 4096, "{}", log.size_bytes());
+    let start = log.log_start_offset();
+    assert!(start > 0);
+    assert!(matches!(
+        log.read(start - 1, 10, None),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(log.read(start, 10, None).unwrap().slice.is_some());
+
+    // DeleteRecords moves the start inside a segment.
+    assert_eq!(log.delete_records(start + 3).unwrap(), start + 3);
+    assert!(log.read(start + 2, 10, None).is_err());
+    assert!(log.delete_records(101).is_err());
+
+    // Age: everything is older than the TTL, so everything goes, the end stays.
+    let mut config = log.config().clone();
+    config.retention_ms = Some(1000);
+    log.set_config(config);
+    log.apply_retention(1099 + 1001).unwrap();
+    assert_eq!(log.log_start_offset(), 100);
+    assert_eq!(log.log_end_offset(), 100);
+    assert_eq!(log.size_bytes(), 0);
+    log.close().unwrap();
+    drop(log);
+    let (log, _) = open(dir.path(), small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+}
+
+#[test]
+fn flush_advances_durable_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    for _ in 0..30 {
+        log.append(&mut batch(1, 200, 1), 0, 0).unwrap();
+    }
+    assert_eq!(log.durable_offset(), 0);
+    assert_eq!(log.flush().unwrap(), 30);
+    assert_eq!(log.durable_offset(), 30);
+    assert_eq!(log.unflushed(), (0, None));
+}
+
+#[test]
+fn unclean_shutdown_recovers_and_cuts_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        },
+    );
+    for _ in 0..20 {
+        log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
+    }
+    log.flush().unwrap();
+    for _ in 0..5 {
+        log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
+    }
+    crash(log);
+    // A torn write: half a batch at the end.
+    let seg = dir.path().join(format!("{:020}.log", 0));
+    let half = &batch(1, 100, 1)[..70];
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(half);
+    std::fs::write(&seg, &bytes).unwrap();
+    let (log, report) = open(dir.path(), small_config());
+    assert!(!report.clean);
+    assert_eq!(report.bytes_truncated, 70);
+    assert_eq!(log.log_end_offset(), 25);
+}
+
+#[test]
+fn damage_with_valid_data_after_it_is_reported_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        },
+    );
+    let mut positions = Vec::new();
+    for _ in 0..10 {
+        positions.push(log.size_bytes());
+        log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
+    }
+    crash(log);
+    let seg = dir.path().join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let flip = positions[4] as usize + 80;
+    bytes[flip] ^= 0x10;
+    std::fs::write(&seg, &bytes).unwrap();
+    match PartitionLog::open(dir.path(), small_config(), Deleter::start()) {
+        Err(LogError::Corrupt { path, position, .. }) => {
+            assert_eq!(path, seg);
+            assert_eq!(position, positions[4]);
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn verify_finds_damage_in_trusted_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    for _ in 0..40 {
+        log.append(&mut batch(1, 200, 1), 0, 0).unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let seg = dir.path().join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[300] ^= 1;
+    std::fs::write(&seg, &bytes).unwrap();
+    let (mut log, report) = open(dir.path(), small_config());
+    assert!(report.clean);
+    assert!(matches!(log.verify(), Err(LogError::Corrupt { position, .. }) if position < 300));
+}
+
+#[test]
+fn lost_index_files_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    for i in 0..60 {
+        log.append(&mut batch(1, 150, 100 + i), 0, 0).unwrap();
+    }
+    log.flush().unwrap();
+    crash(log);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "index") {
+            std::fs::write(&p, [0xffu8; 24]).unwrap();
+        }
+    }
+    let (mut log, _) = open(dir.path(), small_config());
+    assert_eq!(log.log_end_offset(), 60);
+    for o in 0..60 {
+        assert_eq!(log.read(o, 1, None).unwrap().slice.unwrap().first_offset, o);
+    }
+    assert_eq!(log.offset_for_timestamp(130).unwrap().unwrap().offset, 30);
+}
+
+#[test]
+fn replicated_appends_must_be_contiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut leader, _) = open(&dir.path().join("a"), small_config());
+    let (mut follower, _) = open(&dir.path().join("b"), small_config());
+    leader.append(&mut batch(3, 10, 1), 4, 0).unwrap();
+    leader.append(&mut batch(2, 10, 1), 4, 0).unwrap();
+    let first = leader
+        .read(0, 1, None)
+        .unwrap()
+        .slice
+        .unwrap()
+        .read_to_vec()
+        .unwrap();
+    let second = leader
+        .read(3, 1, None)
+        .unwrap()
+        .slice
+        .unwrap()
+        .read_to_vec()
+        .unwrap();
+    assert!(matches!(
+        follower.append_replicated(&second, 0),
+        Err(LogError::NonContiguous {
+            expected: 0,
+            got: 3
+        })
+    ));
+    follower.append_replicated(&first, 0).unwrap();
+    follower.append_replicated(&second, 0).unwrap();
+    assert_eq!(
+        follower
+            .read(0, 1 << 20, None)
+            .unwrap()
+            .slice
+            .unwrap()
+            .read_to_vec()
+            .unwrap(),
+        [first, second].concat()
+    );
+}

@@ -1,0 +1,804 @@
+//! One segment of a partition log: a `.log` file of record batches plus its offset and
+//! time indexes, named after the base offset of its first batch.
+//!
+//! ```text
+//! 00000000000000000000.log        batches, back to back, exactly as on the wire
+//! 00000000000000000000.index      sparse offset -> position (see index.rs)
+//! 00000000000000000000.timeindex  sparse timestamp -> offset
+//! ```
+//! A segment only ever grows at its end while it is the active (last) segment; it is
+//! truncated only by `truncate_to` and recovery.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strom_batch::{BATCH_HEADER_LEN, BatchError, LOG_OVERHEAD, RecordBatchHeader};
+
+use crate::error::{IoContext, LogError, Result};
+use crate::index::{IndexFile, OffsetEntry, TimeEntry};
+
+pub(crate) const LOG_SUFFIX: &str = "log";
+pub(crate) const INDEX_SUFFIX: &str = "index";
+pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+/// Bytes read at a time while scanning a segment during recovery.
+const SCAN_CHUNK: usize = 1 << 20;
+
+/// The path of a segment file: `{base_offset:020}.{suffix}`.
+pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// The open files of a segment. Dropped by `release` so that thousands of idle
+/// partitions do not hold file descriptors and mappings.
+#[derive(Debug)]
+struct Handles {
+    file: Arc<File>,
+    index: IndexFile<OffsetEntry>,
+    time_index: IndexFile<TimeEntry>,
+}
+
+/// What a recovery scan found.
+#[derive(Debug)]
+pub(crate) struct ScanOutcome {
+    /// Bytes of valid batches kept.
+    pub valid_bytes: u64,
+    /// Bytes cut off the end as a torn write.
+    pub truncated_bytes: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub base_offset: i64,
+    dir: PathBuf,
+    /// Bytes of batches in the file.
+    pub size: u64,
+    /// The offset after the last batch (== `base_offset` when empty).
+    pub next_offset: i64,
+    /// Largest batch max-timestamp in the segment, -1 when it has none.
+    pub max_timestamp: i64,
+    /// When the segment started to fill (wall-clock ms), for rolling by age.
+    pub rolling_base_ms: Option<i64>,
+    /// Whether this is the active segment (preallocated indexes, appends allowed).
+    active: bool,
+    /// Log bytes appended since the last offset-index entry.
+    bytes_since_index_entry: u64,
+    /// Valid entries of each index while handles are released.
+    index_len: usize,
+    time_index_len: usize,
+    /// Preallocated index size while active.
+    max_index_bytes: u32,
+    handles: Option<Handles>,
+}
+
+impl Segment {
+    /// Creates a new, empty, active segment.
+    pub fn create(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<Segment> {
+        let mut seg = Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            rolling_base_ms: None,
+            active: true,
+            bytes_since_index_entry: 0,
+            index_len: 0,
+            time_index_len: 0,
+            max_index_bytes,
+            handles: None,
+        };
+        // Leftover index files of an earlier segment with this base offset (after a
+        // truncation) describe other data: start from empty ones.
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let p = seg.path(suffix);
+            if p.exists() {
+                std::fs::remove_file(&p).at(&p)?;
+            }
+        }
+        let log = seg.path(LOG_SUFFIX);
+        OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&log)
+            .at(&log)?;
+        seg.open_handles()?;
+        Ok(seg)
+    }
+
+    /// Opens an existing segment whose files were left trimmed (sealed, or active at a
+    /// clean shutdown). `next_offset` is found by walking from the last index entry.
+    pub fn open_trusted(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<Segment> {
+        let mut seg = Self::open_untrusted(dir, base_offset, max_index_bytes)?;
+        let h = seg.handles_mut()?;
+        let (index_len, time_len) = (h.index.len(), h.time_index.len());
+        let last_entry = h.index.last();
+        let time_last = h.time_index.last();
+        seg.index_len = index_len;
+        seg.time_index_len = time_len;
+        let (mut pos, mut next) = match last_entry {
+            Some(e) => (e.position as u64, base_offset + e.relative_offset as i64),
+            None => (0, base_offset),
+        };
+        let mut since_entry = 0;
+        let mut max_ts = time_last.map_or(-1, |t| t.max_timestamp);
+        while pos < seg.size {
+            let header = seg.header_at(pos)?;
+            if header.base_offset != next {
+                return Err(seg.corrupt(
+                    pos,
+                    format!(
+                        "base offset {} where {next} was expected",
+                        header.base_offset
+                    ),
+                ));
+            }
+            next = header.last_offset() + 1;
+            max_ts = max_ts.max(header.max_timestamp);
+            since_entry += header.total_size() as u64;
+            pos += header.total_size() as u64;
+        }
+        if pos != seg.size {
+            return Err(seg.corrupt(pos, "last batch runs past the end of the file"));
+        }
+        seg.next_offset = next;
+        seg.max_timestamp = max_ts;
+        seg.bytes_since_index_entry = since_entry;
+        if seg.size > 0 {
+            let first = seg.header_at(0)?;
+            seg.rolling_base_ms = Some(first.max_timestamp);
+        }
+        Ok(seg)
+    }
+
+    /// Opens a segment without trusting anything but its `.log` file; the caller must
+    /// `recover` it before use.
+    pub fn open_untrusted(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<Segment> {
+        let log = segment_path(dir, base_offset, LOG_SUFFIX);
+        let size = std::fs::metadata(&log).at(&log)?.len();
+        let mut seg = Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            size,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            rolling_base_ms: None,
+            active: false,
+            bytes_since_index_entry: 0,
+            index_len: 0,
+            time_index_len: 0,
+            max_index_bytes,
+            handles: None,
+        };
+        seg.open_handles_exact()?;
+        Ok(seg)
+    }
+
+    pub fn path(&self, suffix: &str) -> PathBuf {
+        segment_path(&self.dir, self.base_offset, suffix)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The log file, opened on demand.
+    pub fn file(&mut self) -> Result<Arc<File>> {
+        Ok(self.handles_mut()?.file.clone())
+    }
+
+    /// Closes the segment's files; they reopen on the next use.
+    pub fn release(&mut self) {
+        if let Some(h) = self.handles.take() {
+            self.index_len = h.index.len();
+            self.time_index_len = h.time_index.len();
+        }
+    }
+
+    pub fn has_handles(&self) -> bool {
+        self.handles.is_some()
+    }
+
+    fn open_handles(&mut self) -> Result<()> {
+        let log = self.path(LOG_SUFFIX);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log)
+            .at(&log)?;
+        let capacity = self.active.then_some(self.max_index_bytes as u64);
+        let index = IndexFile::open(&self.path(INDEX_SUFFIX), Some(self.index_len), capacity)?;
+        let time_index = IndexFile::open(
+            &self.path(TIME_INDEX_SUFFIX),
+            Some(self.time_index_len),
+            capacity,
+        )?;
+        self.handles = Some(Handles {
+            file: Arc::new(file),
+            index,
+            time_index,
+        });
+        Ok(())
+    }
+
+    /// Opens the files taking the index files' lengths as exact.
+    fn open_handles_exact(&mut self) -> Result<()> {
+        let log = self.path(LOG_SUFFIX);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log)
+            .at(&log)?;
+        let index = IndexFile::open(&self.path(INDEX_SUFFIX), None, None)?;
+        let time_index = IndexFile::open(&self.path(TIME_INDEX_SUFFIX), None, None)?;
+        self.index_len = index.len();
+        self.time_index_len = time_index.len();
+        self.handles = Some(Handles {
+            file: Arc::new(file),
+            index,
+            time_index,
+        });
+        Ok(())
+    }
+
+    fn handles_mut(&mut self) -> Result<&mut Handles> {
+        if self.handles.is_none() {
+            self.open_handles()?;
+        }
+        Ok(self.handles.as_mut().unwrap())
+    }
+
+    /// Empties both indexes and gives them room to be rebuilt; the segment counts as
+    /// active until it is sealed again.
+    fn reset_indexes(&mut self) -> Result<()> {
+        self.release();
+        self.index_len = 0;
+        self.time_index_len = 0;
+        self.active = true;
+        self.open_handles()
+    }
+
+    /// The last offset of the batch that ends exactly at byte `end` (a batch boundary).
+    pub fn last_offset_ending_at(&mut self, end: u64) -> Result<i64> {
+        let mut pos = {
+            let h = self.handles_mut()?;
+            let i = h.index.partition_point(|e| (e.position as u64) < end);
+            i.checked_sub(1)
+                .map_or(0, |i| h.index.get(i).position as u64)
+        };
+        loop {
+            let header = self.header_at(pos)?;
+            let next = pos + header.total_size() as u64;
+            if next >= end {
+                return Ok(header.last_offset());
+            }
+            pos = next;
+        }
+    }
+
+    /// Makes this (trimmed) segment the active one: its indexes get room to grow.
+    pub fn activate(&mut self) -> Result<()> {
+        self.release();
+        self.active = true;
+        self.open_handles()
+    }
+
+    fn corrupt(&self, position: u64, reason: impl Into<String>) -> LogError {
+        LogError::Corrupt {
+            path: self.path(LOG_SUFFIX),
+            position,
+            reason: reason.into(),
+        }
+    }
+
+    fn batch_error(&self, position: u64, e: BatchError) -> LogError {
+        self.corrupt(position, e.to_string())
+    }
+
+    /// Reads and parses the batch header at `pos` (no CRC check).
+    pub fn header_at(&mut self, pos: u64) -> Result<RecordBatchHeader> {
+        let path = self.path(LOG_SUFFIX);
+        let size = self.size;
+        let file = self.file()?;
+        let mut buf = [0u8; BATCH_HEADER_LEN];
+        let want = BATCH_HEADER_LEN.min((size - pos) as usize);
+        file.read_exact_at(&mut buf[..want], pos).at(&path)?;
+        let header =
+            RecordBatchHeader::parse(&buf[..want], 0).map_err(|e| self.batch_error(pos, e))?;
+        if pos + header.total_size() as u64 > size {
+            return Err(self.corrupt(pos, "batch runs past the end of the segment"));
+        }
+        Ok(header)
+    }
+
+    /// Records a batch that now sits at `position` in the indexes: one offset-index
+    /// entry every `interval` bytes, and a time-index entry whenever the segment's
+    /// maximum timestamp grows at an offset-index entry.
+    fn index_batch(&mut self, header: &RecordBatchHeader, position: u64, interval: u32) {
+        let relative = (header.base_offset - self.base_offset) as u32;
+        let grew = header.max_timestamp > self.max_timestamp;
+        if grew {
+            self.max_timestamp = header.max_timestamp;
+        }
+        let due = self.bytes_since_index_entry >= interval as u64 || position == 0;
+        let h = self.handles.as_mut().expect("handles open while indexing");
+        if due && !h.index.is_full() {
+            h.index.append(OffsetEntry {
+                relative_offset: relative,
+                position: position as u32,
+            });
+            self.bytes_since_index_entry = 0;
+            let newer = h
+                .time_index
+                .last()
+                .is_none_or(|t| self.max_timestamp > t.max_timestamp);
+            if newer && !h.time_index.is_full() {
+                h.time_index.append(TimeEntry {
+                    max_timestamp: self.max_timestamp,
+                    relative_offset: relative,
+                });
+            }
+        }
+        self.bytes_since_index_entry += header.total_size() as u64;
+        self.next_offset = header.last_offset() + 1;
+    }
+
+    /// True when appending `bytes` more (spanning up to `last_offset`) needs a new
+    /// segment: size, age, index room or the 32-bit relative offset/position limits.
+    pub fn needs_roll(
+        &mut self,
+        bytes: usize,
+        last_offset: i64,
+        segment_bytes: u64,
+        segment_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        if self.size == 0 {
+            return Ok(false);
+        }
+        if self.size + bytes as u64 > segment_bytes.min(u32::MAX as u64) {
+            return Ok(true);
+        }
+        if last_offset - self.base_offset > u32::MAX as i64 {
+            return Ok(true);
+        }
+        if let (Some(ms), Some(base)) = (segment_ms, self.rolling_base_ms)
+            && now_ms - base >= ms
+        {
+            return Ok(true);
+        }
+        let h = self.handles_mut()?;
+        Ok(h.index.is_full() || h.time_index.is_full())
+    }
+
+    /// Appends already validated and stamped batches (`headers` describe `bytes` in
+    /// order) at the end of the segment.
+    pub fn append(
+        &mut self,
+        bytes: &[u8],
+        headers: &[(RecordBatchHeader, std::ops::Range<usize>)],
+        interval: u32,
+        now_ms: i64,
+    ) -> Result<()> {
+        debug_assert!(self.active);
+        let path = self.path(LOG_SUFFIX);
+        let start = self.size;
+        let file = self.file()?;
+        if let Err(e) = file.write_all_at(bytes, start) {
+            // A short write (full disk) may have left part of the batch behind: cut it so
+            // the file holds whole batches only, then report the failure.
+            let _ = file.set_len(start);
+            return Err(LogError::io(path, e));
+        }
+        if self.rolling_base_ms.is_none() {
+            self.rolling_base_ms = Some(now_ms);
+        }
+        for (header, range) in headers {
+            self.index_batch(header, start + range.start as u64, interval);
+        }
+        self.size = start + bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Finds the batch that contains `offset` (the first batch whose last offset is >=
+    /// `offset`): its position and header. `None` when the segment ends before it.
+    pub fn locate(&mut self, offset: i64) -> Result<Option<(u64, RecordBatchHeader)>> {
+        let relative = (offset - self.base_offset).clamp(0, u32::MAX as i64);
+        let mut pos = {
+            let h = self.handles_mut()?;
+            h.index.floor(relative).map_or(0, |e| e.position as u64)
+        };
+        while pos < self.size {
+            let header = self.header_at(pos)?;
+            if header.last_offset() >= offset {
+                return Ok(Some((pos, header)));
+            }
+            pos += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The byte position where batches starting at or after `offset` begin (the end of
+    /// the last batch whose base offset is below `offset`), walking from the index.
+    pub fn position_of_bound(&mut self, offset: i64) -> Result<u64> {
+        if offset >= self.next_offset {
+            return Ok(self.size);
+        }
+        let relative = (offset - self.base_offset).clamp(0, u32::MAX as i64);
+        let mut pos = {
+            let h = self.handles_mut()?;
+            h.index.floor(relative).map_or(0, |e| e.position as u64)
+        };
+        while pos < self.size {
+            let header = self.header_at(pos)?;
+            if header.base_offset >= offset {
+                return Ok(pos);
+            }
+            pos += header.total_size() as u64;
+        }
+        Ok(pos)
+    }
+
+    /// The position of the last batch boundary at or before `limit` that is at or after
+    /// `start`, where `start` is a batch boundary; used to stop a read at whole batches.
+    pub fn boundary_at_or_before(&mut self, start: u64, limit: u64) -> Result<u64> {
+        if limit >= self.size {
+            return Ok(self.size);
+        }
+        let mut pos = {
+            let h = self.handles_mut()?;
+            let i = h.index.partition_point(|e| e.position as u64 <= limit);
+            match i.checked_sub(1).map(|i| h.index.get(i).position as u64) {
+                Some(p) if p >= start => p,
+                _ => start,
+            }
+        };
+        loop {
+            let header = self.header_at(pos)?;
+            let next = pos + header.total_size() as u64;
+            if next > limit {
+                return Ok(pos);
+            }
+            pos = next;
+        }
+    }
+
+    /// The first offset of a batch in this segment whose max timestamp is >= `ts`, with
+    /// the batch header; `None` if all are older.
+    pub fn find_timestamp(&mut self, ts: i64) -> Result<Option<(u64, RecordBatchHeader)>> {
+        if self.max_timestamp < ts {
+            return Ok(None);
+        }
+        // Every batch up to the last time entry older than `ts` is older than `ts`.
+        let base = self.base_offset;
+        let start_offset = {
+            let h = self.handles_mut()?;
+            let i = h.time_index.partition_point(|e| e.max_timestamp < ts);
+            i.checked_sub(1)
+                .map(|i| base + h.time_index.get(i).relative_offset as i64)
+        };
+        let mut pos = match start_offset {
+            Some(o) => self.locate(o)?.map_or(self.size, |(p, _)| p),
+            None => 0,
+        };
+        while pos < self.size {
+            let header = self.header_at(pos)?;
+            if header.max_timestamp >= ts {
+                return Ok(Some((pos, header)));
+            }
+            pos += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Removes every batch whose last offset is >= `offset`; returns the new next offset.
+    pub fn truncate_to(&mut self, offset: i64, interval: u32) -> Result<i64> {
+        let cut = match self.locate(offset)? {
+            Some((pos, _)) => pos,
+            None => return Ok(self.next_offset),
+        };
+        let path = self.path(LOG_SUFFIX);
+        let file = self.file()?;
+        file.set_len(cut).at(&path)?;
+        file.sync_data().at(&path)?;
+        // Rebuild the indexes for what is left: simpler than editing them and
+        // truncation is rare (leader changes in Raft).
+        self.rebuild_indexes(cut, interval)?;
+        Ok(self.next_offset)
+    }
+
+    /// Rebuilds both indexes and the in-memory summary by walking the headers of the
+    /// first `size` bytes (which must be whole, trusted batches).
+    fn rebuild_indexes(&mut self, size: u64, interval: u32) -> Result<()> {
+        self.reset_indexes()?;
+        self.size = size;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.bytes_since_index_entry = 0;
+        let mut pos = 0;
+        while pos < size {
+            let header = self.header_at(pos)?;
+            self.index_batch(&header, pos, interval);
+            pos += header.total_size() as u64;
+        }
+        Ok(())
+    }
+
+    /// Validates every batch of the segment (framing, CRC-32C, offsets following on),
+    /// rebuilding the indexes as it goes. Damage is cut off as a torn tail only when it
+    /// lies at or beyond `durable_bytes` and no valid batch follows it; otherwise it is
+    /// reported as corruption. `expected_base` is the offset the first batch must have.
+    pub fn recover(&mut self, durable_bytes: u64, interval: u32) -> Result<ScanOutcome> {
+        let path = self.path(LOG_SUFFIX);
+        let file_len = self.size;
+        self.reset_indexes()?;
+        let file = self.file()?;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.bytes_since_index_entry = 0;
+        self.size = 0;
+
+        let mut buf: Vec<u8> = Vec::with_capacity(SCAN_CHUNK);
+        let mut buf_start: u64 = 0; // file position of buf[0]
+        let mut pos: u64 = 0;
+        let damage: Option<(u64, String)> = loop {
+            if pos >= file_len {
+                break None;
+            }
+            // Make sure the whole batch at `pos` is in `buf`.
+            let need_header = LOG_OVERHEAD.min((file_len - pos) as usize);
+            ensure_buffered(
+                &file,
+                &path,
+                &mut buf,
+                &mut buf_start,
+                pos,
+                need_header,
+                file_len,
+            )?;
+            let at = (pos - buf_start) as usize;
+            let total = match RecordBatchHeader::frame_size(&buf[at..], 0) {
+                Ok(t) => t,
+                Err(e) => break Some((pos, e.to_string())),
+            };
+            if pos + total as u64 > file_len {
+                break Some((
+                    pos,
+                    format!("batch of {total} bytes runs past the end of the file"),
+                ));
+            }
+            ensure_buffered(&file, &path, &mut buf, &mut buf_start, pos, total, file_len)?;
+            let at = (pos - buf_start) as usize;
+            let header = match RecordBatchHeader::validate(&buf[at..at + total], 0) {
+                Ok(h) => h,
+                Err(e) => break Some((pos, e.to_string())),
+            };
+            if header.base_offset != self.next_offset {
+                break Some((
+                    pos,
+                    format!(
+                        "base offset {} where {} was expected",
+                        header.base_offset, self.next_offset
+                    ),
+                ));
+            }
+            self.index_batch(&header, pos, interval);
+            pos += total as u64;
+            self.size = pos;
+        };
+        let Some((bad, reason)) = damage else {
+            return Ok(ScanOutcome {
+                valid_bytes: pos,
+                truncated_bytes: 0,
+            });
+        };
+        if bad < durable_bytes {
+            return Err(self.corrupt(bad, format!("{reason} (inside data known to be durable)")));
+        }
+        if self.valid_batch_follows(&file, &path, bad, file_len)? {
+            return Err(self.corrupt(bad, format!("{reason} (valid batches follow it)")));
+        }
+        tracing::warn!(
+            path = %path.display(), position = bad, discarded = file_len - bad, %reason,
+            "cutting torn tail of segment"
+        );
+        file.set_len(bad).at(&path)?;
+        file.sync_data().at(&path)?;
+        Ok(ScanOutcome {
+            valid_bytes: bad,
+            truncated_bytes: file_len - bad,
+        })
+    }
+
+    /// Whether the damaged batch at `bad` frames correctly and is followed by a batch
+    /// that passes its CRC: the signature of corruption inside a log, as opposed to a
+    /// write torn off by a crash, after which nothing valid can follow.
+    fn valid_batch_follows(
+        &self,
+        file: &File,
+        path: &Path,
+        bad: u64,
+        file_len: u64,
+    ) -> Result<bool> {
+        let mut len_buf = [0u8; LOG_OVERHEAD];
+        if bad + LOG_OVERHEAD as u64 > file_len {
+            return Ok(false);
+        }
+        file.read_exact_at(&mut len_buf, bad).at(path)?;
+        let Ok(total) = RecordBatchHeader::frame_size(&len_buf, 0) else {
+            return Ok(false);
+        };
+        let next = bad + total as u64;
+        if next + LOG_OVERHEAD as u64 > file_len {
+            return Ok(false);
+        }
+        file.read_exact_at(&mut len_buf, next).at(path)?;
+        let Ok(next_total) = RecordBatchHeader::frame_size(&len_buf, 0) else {
+            return Ok(false);
+        };
+        if next + next_total as u64 > file_len {
+            return Ok(false);
+        }
+        let mut batch = vec![0u8; next_total];
+        file.read_exact_at(&mut batch, next).at(path)?;
+        Ok(RecordBatchHeader::validate(&batch, 0).is_ok())
+    }
+
+    /// Checks every batch's CRC without changing anything (an operator's scrub).
+    pub fn verify(&mut self) -> Result<()> {
+        let path = self.path(LOG_SUFFIX);
+        let file = self.file()?;
+        let mut buf = Vec::new();
+        let mut buf_start = 0;
+        let mut pos = 0;
+        let mut expected = self.base_offset;
+        while pos < self.size {
+            ensure_buffered(
+                &file,
+                &path,
+                &mut buf,
+                &mut buf_start,
+                pos,
+                LOG_OVERHEAD,
+                self.size,
+            )?;
+            let at = (pos - buf_start) as usize;
+            let total = RecordBatchHeader::frame_size(&buf[at..], 0)
+                .map_err(|e| self.batch_error(pos, e))?;
+            if pos + total as u64 > self.size {
+                return Err(self.corrupt(pos, "batch runs past the end of the segment"));
+            }
+            ensure_buffered(
+                &file,
+                &path,
+                &mut buf,
+                &mut buf_start,
+                pos,
+                total,
+                self.size,
+            )?;
+            let at = (pos - buf_start) as usize;
+            let header = RecordBatchHeader::validate(&buf[at..at + total], 0)
+                .map_err(|e| self.batch_error(pos, e))?;
+            if header.base_offset != expected {
+                return Err(self.corrupt(
+                    pos,
+                    format!(
+                        "base offset {} where {expected} was expected",
+                        header.base_offset
+                    ),
+                ));
+            }
+            expected = header.last_offset() + 1;
+            pos += total as u64;
+        }
+        Ok(())
+    }
+
+    /// Makes the segment inactive: writes a final time-index entry carrying the maximum
+    /// timestamp (so a reopened sealed segment knows it), trims and syncs both indexes.
+    pub fn seal(&mut self) -> Result<()> {
+        let max_ts = self.max_timestamp;
+        let last_base = self.last_batch_base()?;
+        if let Some(h) = self.handles.as_mut()
+            && let Some(base) = last_base
+        {
+            let newer = h.time_index.last().is_none_or(|t| max_ts > t.max_timestamp);
+            if newer && max_ts >= 0 && !h.time_index.is_full() {
+                h.time_index.append(TimeEntry {
+                    max_timestamp: max_ts,
+                    relative_offset: (base - self.base_offset) as u32,
+                });
+            }
+        }
+        if let Some(h) = self.handles.take() {
+            self.index_len = h.index.len();
+            self.time_index_len = h.time_index.len();
+            h.index.trim()?;
+            h.time_index.trim()?;
+        }
+        self.active = false;
+        Ok(())
+    }
+
+    /// Base offset of the last batch, if any.
+    fn last_batch_base(&mut self) -> Result<Option<i64>> {
+        if self.size == 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .locate(self.next_offset - 1)?
+            .map(|(_, h)| h.base_offset))
+    }
+
+    /// fsyncs the log file (data only: its size is already covered by the write).
+    pub fn sync_file(file: &File, path: &Path) -> Result<()> {
+        file.sync_data().at(path)
+    }
+
+    /// Offset-index sanity after an unclean shutdown: keys increase and every position
+    /// falls inside the file.
+    pub fn indexes_look_sane(&mut self) -> Result<bool> {
+        let size = self.size;
+        let h = self.handles_mut()?;
+        Ok(
+            h.index.is_sane(|e| (e.position as u64) < size.max(1))
+                && h.time_index.is_sane(|_| true),
+        )
+    }
+
+    /// Rebuilds the indexes of a trusted segment from its headers (no CRC check); the
+    /// caller seals the segment afterwards unless it stays active.
+    pub fn reindex(&mut self, interval: u32) -> Result<()> {
+        let size = self.size;
+        self.rebuild_indexes(size, interval)
+    }
+
+    /// Deletes the segment's files (the caller has renamed or handed them off first if
+    /// the unlink must not block).
+    pub fn file_paths(&self) -> [PathBuf; 3] {
+        [
+            self.path(LOG_SUFFIX),
+            self.path(INDEX_SUFFIX),
+            self.path(TIME_INDEX_SUFFIX),
+        ]
+    }
+}
+
+/// Grows `buf` so that it holds file bytes `[pos, pos + need)`, reading ahead in chunks.
+fn ensure_buffered(
+    file: &File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    buf_start: &mut u64,
+    pos: u64,
+    need: usize,
+    file_len: u64,
+) -> Result<()> {
+    let have_end = *buf_start + buf.len() as u64;
+    if pos >= *buf_start && pos + need as u64 <= have_end {
+        return Ok(());
+    }
+    // Keep the bytes from `pos` on, then read more after them.
+    if pos >= *buf_start && pos <= have_end {
+        buf.drain(..(pos - *buf_start) as usize);
+    } else {
+        buf.clear();
+    }
+    *buf_start = pos;
+    let want = need.max(SCAN_CHUNK).min((file_len - pos) as usize);
+    let have = buf.len();
+    if want > have {
+        buf.resize(want, 0);
+        file.read_exact_at(&mut buf[have..], pos + have as u64)
+            .at(path)?;
+    }
+    Ok(())
+}
