@@ -1,0 +1,415 @@
+//! Broker settings: one table of settings drives the TOML file keys, the `STROM_*`
+//! environment variables and the command-line flags, so they cannot drift apart.
+//! Precedence: flags over environment over file over defaults.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use strom_log::{FlushPolicy, LogConfig};
+use thiserror::Error;
+
+/// A broker setting: its file key, environment variable, flag and default.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Key in the TOML file; the flag is `--` + key with `_` as `-`, the environment
+    /// variable `STROM_` + key in upper case.
+    pub key: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every setting the broker reads.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "listen",
+        default: "127.0.0.1:9092",
+        help: "address the Kafka listener binds",
+    },
+    Setting {
+        key: "advertised_listener",
+        default: "",
+        help: "host:port given to clients in Metadata (default: the listen address)",
+    },
+    Setting {
+        key: "data_dir",
+        default: "./strom-data",
+        help: "directory holding partition logs and metadata",
+    },
+    Setting {
+        key: "node_id",
+        default: "1",
+        help: "this broker's id",
+    },
+    Setting {
+        key: "default_partitions",
+        default: "1",
+        help: "partitions of an auto-created topic or a CreateTopics request with -1",
+    },
+    Setting {
+        key: "auto_create_topics",
+        default: "true",
+        help: "create unknown topics on Metadata/Produce requests",
+    },
+    Setting {
+        key: "max_connections",
+        default: "4096",
+        help: "client connections accepted at once; more wait in the accept queue",
+    },
+    Setting {
+        key: "max_frame_bytes",
+        default: "104857600",
+        help: "largest request frame; a larger one closes the connection",
+    },
+    Setting {
+        key: "max_open_logs",
+        default: "4096",
+        help: "partition logs that keep files open at once (least recently used ones are closed)",
+    },
+    Setting {
+        key: "segment_bytes",
+        default: "1073741824",
+        help: "default segment.bytes: roll a segment at this size",
+    },
+    Setting {
+        key: "segment_ms",
+        default: "604800000",
+        help: "default segment.ms: roll a segment at this age",
+    },
+    Setting {
+        key: "retention_ms",
+        default: "604800000",
+        help: "default retention.ms (-1 = keep forever): the TTL of records",
+    },
+    Setting {
+        key: "retention_bytes",
+        default: "-1",
+        help: "default retention.bytes per partition (-1 = no limit)",
+    },
+    Setting {
+        key: "max_message_bytes",
+        default: "1048588",
+        help: "default max.message.bytes: largest record batch accepted",
+    },
+    Setting {
+        key: "index_interval_bytes",
+        default: "4096",
+        help: "bytes between offset-index entries",
+    },
+    Setting {
+        key: "flush",
+        default: "group-commit",
+        help: "when appends are fsynced: group-commit (acks=all waits for fsync), interval:<ms>, bytes:<n>, or os",
+    },
+    Setting {
+        key: "retention_check_ms",
+        default: "30000",
+        help: "how often retention runs",
+    },
+    Setting {
+        key: "shutdown_timeout_ms",
+        default: "10000",
+        help: "how long a graceful shutdown waits for connections to finish",
+    },
+];
+
+/// The parsed settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    pub advertised_listener: Option<(String, u16)>,
+    pub data_dir: PathBuf,
+    pub node_id: i32,
+    pub default_partitions: i32,
+    pub auto_create_topics: bool,
+    pub max_connections: usize,
+    pub max_frame_bytes: usize,
+    pub max_open_logs: usize,
+    pub log: LogConfig,
+    pub retention_check: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("unknown setting '{key}' (from {origin})")]
+    Unknown { key: String, origin: String },
+    #[error("invalid value '{value}' for {key} (from {origin}): {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        origin: String,
+        reason: String,
+    },
+}
+
+/// Raw `key -> (value, origin)` pairs before parsing.
+#[derive(Debug, Default, Clone)]
+pub struct RawSettings(BTreeMap<String, (String, String)>);
+
+impl RawSettings {
+    pub fn set(
+        &mut self,
+        key: &str,
+        value: impl Into<String>,
+        origin: impl Into<String>,
+    ) -> Result<(), ConfigError> {
+        let origin = origin.into();
+        if !SETTINGS.iter().any(|s| s.key == key) {
+            return Err(ConfigError::Unknown {
+                key: key.to_string(),
+                origin,
+            });
+        }
+        self.0.insert(key.to_string(), (value.into(), origin));
+        Ok(())
+    }
+
+    /// Reads a TOML file of `key = value` lines (strings, integers or booleans).
+    pub fn merge_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        for (key, value) in table {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        value: other.to_string(),
+                        origin: path.display().to_string(),
+                        reason: "expected a string, integer or boolean".into(),
+                    });
+                }
+            };
+            self.set(&key, value, path.display().to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Takes `STROM_<KEY>` variables from `vars`.
+    pub fn merge_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("STROM_") else {
+                continue;
+            };
+            let key = rest.to_ascii_lowercase();
+            if SETTINGS.iter().any(|s| s.key == key) {
+                self.set(&key, value, format!("environment {name}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> (String, String) {
+        match self.0.get(key) {
+            Some((v, o)) => (v.clone(), o.clone()),
+            None => {
+                let s = SETTINGS
+                    .iter()
+                    .find(|s| s.key == key)
+                    .expect("known setting");
+                (s.default.to_string(), "default".to_string())
+            }
+        }
+    }
+
+    fn parse<T: std::str::FromStr>(&self, key: &str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let (value, origin) = self.get(key);
+        value
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                key: key.into(),
+                value,
+                origin,
+                reason: e.to_string(),
+            })
+    }
+
+    fn invalid(&self, key: &str, reason: &str) -> ConfigError {
+        let (value, origin) = self.get(key);
+        ConfigError::Invalid {
+            key: key.into(),
+            value,
+            origin,
+            reason: reason.into(),
+        }
+    }
+
+    /// Parses every setting.
+    pub fn build(&self) -> Result<BrokerConfig, ConfigError> {
+        let optional_ms = |key: &str| -> Result<Option<i64>, ConfigError> {
+            let v: i64 = self.parse(key)?;
+            Ok((v >= 0).then_some(v))
+        };
+        let advertised = {
+            let (v, _) = self.get("advertised_listener");
+            if v.is_empty() {
+                None
+            } else {
+                let (host, port) = v
+                    .rsplit_once(':')
+                    .ok_or_else(|| self.invalid("advertised_listener", "expected host:port"))?;
+                let port = port
+                    .parse()
+                    .map_err(|_| self.invalid("advertised_listener", "bad port"))?;
+                Some((host.to_string(), port))
+            }
+        };
+        let flush = {
+            let (v, _) = self.get("flush");
+            match v.as_str() {
+                "group-commit" | "every-append" => FlushPolicy::EveryAppend,
+                "os" => FlushPolicy::Os,
+                other => match other.split_once(':') {
+                    Some(("interval", ms)) => FlushPolicy::Interval(Duration::from_millis(
+                        ms.parse()
+                            .map_err(|_| self.invalid("flush", "interval:<ms>"))?,
+                    )),
+                    Some(("bytes", n)) => FlushPolicy::Bytes(
+                        n.parse().map_err(|_| self.invalid("flush", "bytes:<n>"))?,
+                    ),
+                    _ => {
+                        return Err(self.invalid(
+                            "flush",
+                            "expected group-commit, interval:<ms>, bytes:<n> or os",
+                        ));
+                    }
+                },
+            }
+        };
+        let default_partitions: i32 = self.parse("default_partitions")?;
+        if default_partitions < 1 {
+            return Err(self.invalid("default_partitions", "must be at least 1"));
+        }
+        let retention_bytes: i64 = self.parse("retention_bytes")?;
+        Ok(BrokerConfig {
+            listen: self.parse("listen")?,
+            advertised_listener: advertised,
+            data_dir: PathBuf::from(self.get("data_dir").0),
+            node_id: self.parse("node_id")?,
+            default_partitions,
+            auto_create_topics: self.parse("auto_create_topics")?,
+            max_connections: self.parse("max_connections")?,
+            max_frame_bytes: self.parse("max_frame_bytes")?,
+            max_open_logs: self.parse("max_open_logs")?,
+            log: LogConfig {
+                segment_bytes: self.parse("segment_bytes")?,
+                segment_ms: optional_ms("segment_ms")?,
+                index_interval_bytes: self.parse("index_interval_bytes")?,
+                retention_ms: optional_ms("retention_ms")?,
+                retention_bytes: (retention_bytes >= 0).then_some(retention_bytes as u64),
+                max_message_bytes: self.parse("max_message_bytes")?,
+                flush,
+                ..LogConfig::default()
+            },
+            retention_check: Duration::from_millis(self.parse("retention_check_ms")?),
+            shutdown_timeout: Duration::from_millis(self.parse("shutdown_timeout_ms")?),
+        })
+    }
+}
+
+impl BrokerConfig {
+    /// The defaults, as `strom serve` with no file, environment or flags.
+    pub fn defaults() -> BrokerConfig {
+        RawSettings::default().build().expect("defaults parse")
+    }
+
+    /// The host and port clients are told to connect to.
+    pub fn advertised(&self) -> (String, u16) {
+        self.advertised_listener
+            .clone()
+            .unwrap_or_else(|| (self.listen.ip().to_string(), self.listen.port()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe_and_simple() {
+        let c = BrokerConfig::defaults();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.data_dir, PathBuf::from("./strom-data"));
+        assert_eq!(c.default_partitions, 1);
+        assert!(c.auto_create_topics);
+        assert_eq!(c.log.flush, FlushPolicy::EveryAppend);
+        assert_eq!(c.log.retention_bytes, None);
+    }
+
+    #[test]
+    fn flags_override_env_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strom.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1000\"\ndefault_partitions = 3\nretention_ms = 5000\n",
+        )
+        .unwrap();
+        let mut raw = RawSettings::default();
+        raw.merge_file(&file).unwrap();
+        raw.merge_env([
+            ("STROM_LISTEN".to_string(), "127.0.0.1:2000".to_string()),
+            ("STROM_DEFAULT_PARTITIONS".into(), "4".into()),
+            ("OTHER".into(), "x".into()),
+        ])
+        .unwrap();
+        raw.set("listen", "127.0.0.1:3000", "flag --listen")
+            .unwrap();
+        let c = raw.build().unwrap();
+        assert_eq!(c.listen.port(), 3000);
+        assert_eq!(c.default_partitions, 4);
+        assert_eq!(c.log.retention_ms, Some(5000));
+    }
+
+    #[test]
+    fn bad_values_say_where_they_came_from() {
+        let mut raw = RawSettings::default();
+        raw.merge_env([("STROM_DEFAULT_PARTITIONS".to_string(), "zero".to_string())])
+            .unwrap();
+        let err = raw.build().unwrap_err().to_string();
+        assert!(
+            err.contains("STROM_DEFAULT_PARTITIONS") && err.contains("zero"),
+            "{err}"
+        );
+        assert!(matches!(
+            raw.set("no_such", "1", "flag"),
+            Err(ConfigError::Unknown { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "listen = [1]\n").unwrap();
+        assert!(RawSettings::default().merge_file(&file).is_err());
+        raw = RawSettings::default();
+        raw.set("flush", "interval:250", "test").unwrap();
+        assert_eq!(
+            raw.build().unwrap().log.flush,
+            FlushPolicy::Interval(Duration::from_millis(250))
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! The one place where storage and codec errors become Kafka error codes.
+
+use strom_batch::BatchError;
+use strom_log::LogError;
+use strom_wire::ErrorCode;
+
+/// The Kafka error a client gets for a storage error, and a message for logs and for
+/// responses that carry one.
+pub fn log_error_code(e: &LogError) -> ErrorCode {
+    match e {
+        LogError::InvalidBatch(b) => batch_error_code(b),
+        LogError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+        LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        LogError::NonContiguous { .. } => ErrorCode::UnknownServerError,
+        LogError::Corrupt { .. } | LogError::Io { .. } => ErrorCode::KafkaStorageError,
+        LogError::Closed { .. } => ErrorCode::UnknownTopicOrPartition,
+    }
+}
+
+/// CRC and framing damage is CORRUPT_MESSAGE; well-formed batches Kafka would not accept
+/// (old magic, inconsistent counts) are INVALID_RECORD.
+pub fn batch_error_code(e: &BatchError) -> ErrorCode {
+    match e {
+        BatchError::Truncated { .. }
+        | BatchError::InvalidLength { .. }
+        | BatchError::CrcMismatch { .. } => ErrorCode::CorruptMessage,
+        BatchError::UnsupportedMagic { .. }
+        | BatchError::InvalidRecordCount { .. }
+        | BatchError::Compressed { .. } => ErrorCode::InvalidRecord,
+    }
+}
+
+/// An error code with the message that explains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&LogError> for Failure {
+    fn from(e: &LogError) -> Self {
+        Failure {
+            code: log_error_code(e),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<LogError> for Failure {
+    fn from(e: LogError) -> Self {
+        Failure::from(&e)
+    }
+}
+
+impl From<crate::topics::TopicError> for Failure {
+    fn from(e: crate::topics::TopicError) -> Self {
+        Failure {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}

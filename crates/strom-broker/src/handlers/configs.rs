@@ -1,0 +1,266 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (with their
+//! defaults), and read-only broker configs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use strom_wire::ErrorCode;
+use strom_wire::kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use strom_wire::kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, alter_configs_response,
+    incremental_alter_configs_response,
+};
+
+use super::admin::{SOURCE_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::config::SETTINGS;
+use crate::topics::{TOPIC_CONFIGS, TopicError};
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's ConfigType codes for DescribeConfigs v3+.
+const TYPE_STRING: i8 = 2;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+pub fn describe_configs(
+    broker: &Arc<Broker>,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let name = r.resource_name.to_string();
+            let wanted = |key: &str| {
+                r.configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+            };
+            let base = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            match r.resource_type {
+                RESOURCE_TOPIC => match broker.topics.get(&name) {
+                    None => base
+                        .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "topic '{name}' does not exist"
+                        )))),
+                    Some(meta) => {
+                        let configs = TOPIC_CONFIGS
+                            .iter()
+                            .filter(|d| wanted(d.name))
+                            .map(|d| {
+                                let default = d.default_value(&broker.config);
+                                let (value, source) = match meta.configs.get(d.name) {
+                                    Some(v) => (v.clone(), SOURCE_TOPIC),
+                                    None => (default.clone(), SOURCE_DEFAULT),
+                                };
+                                let mut synonyms = Vec::new();
+                                if req.include_synonyms {
+                                    if source == SOURCE_TOPIC {
+                                        synonyms.push(
+                                            DescribeConfigsSynonym::default()
+                                                .with_name(str_bytes(d.name))
+                                                .with_value(Some(str_bytes(value.clone())))
+                                                .with_source(SOURCE_TOPIC),
+                                        );
+                                    }
+                                    synonyms.push(
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(str_bytes(d.name))
+                                            .with_value(Some(str_bytes(default)))
+                                            .with_source(SOURCE_DEFAULT),
+                                    );
+                                }
+                                let config_type = match d.name {
+                                    "cleanup.policy" => TYPE_LIST,
+                                    "message.timestamp.type" => TYPE_STRING,
+                                    _ => TYPE_LONG,
+                                };
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(str_bytes(d.name))
+                                    .with_value(Some(str_bytes(value)))
+                                    .with_config_source(source)
+                                    .with_synonyms(synonyms)
+                                    .with_config_type(config_type)
+                                    .with_documentation(
+                                        req.include_documentation.then(|| str_bytes(d.doc)),
+                                    )
+                            })
+                            .collect();
+                        base.with_configs(configs)
+                    }
+                },
+                RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
+                    let values = broker_values(broker);
+                    let configs = SETTINGS
+                        .iter()
+                        .filter(|s| wanted(s.key))
+                        .map(|s| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(s.key))
+                                .with_value(values.get(s.key).cloned().map(str_bytes))
+                                .with_read_only(true)
+                                .with_config_source(SOURCE_STATIC_BROKER)
+                                .with_config_type(TYPE_STRING)
+                                .with_documentation(
+                                    req.include_documentation.then(|| str_bytes(s.help)),
+                                )
+                        })
+                        .collect();
+                    base.with_configs(configs)
+                }
+                other => base
+                    .with_error_code(ErrorCode::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "resource type {other} named '{name}' is not described by this broker"
+                    )))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// The broker's settings as the values it runs with.
+fn broker_values(broker: &Broker) -> BTreeMap<&'static str, String> {
+    let c = &broker.config;
+    let (host, port) = c.advertised();
+    BTreeMap::from([
+        ("listen", c.listen.to_string()),
+        ("advertised_listener", format!("{host}:{port}")),
+        ("data_dir", c.data_dir.display().to_string()),
+        ("node_id", c.node_id.to_string()),
+        ("default_partitions", c.default_partitions.to_string()),
+        ("auto_create_topics", c.auto_create_topics.to_string()),
+        ("max_connections", c.max_connections.to_string()),
+        ("max_frame_bytes", c.max_frame_bytes.to_string()),
+        ("max_open_logs", c.max_open_logs.to_string()),
+        ("segment_bytes", c.log.segment_bytes.to_string()),
+        ("segment_ms", c.log.segment_ms.unwrap_or(-1).to_string()),
+        ("retention_ms", c.log.retention_ms.unwrap_or(-1).to_string()),
+        (
+            "retention_bytes",
+            c.log.retention_bytes.map_or(-1, |b| b as i64).to_string(),
+        ),
+        ("max_message_bytes", c.log.max_message_bytes.to_string()),
+        (
+            "index_interval_bytes",
+            c.log.index_interval_bytes.to_string(),
+        ),
+        ("flush", format!("{:?}", c.log.flush)),
+        (
+            "retention_check_ms",
+            c.retention_check.as_millis().to_string(),
+        ),
+        (
+            "shutdown_timeout_ms",
+            c.shutdown_timeout.as_millis().to_string(),
+        ),
+    ])
+}
+
+fn refuse_non_topic(resource_type: i8) -> TopicError {
+    if resource_type == RESOURCE_BROKER {
+        TopicError::new(
+            ErrorCode::InvalidRequest,
+            "broker settings are static: set them in the config file, STROM_* environment or flags",
+        )
+    } else {
+        TopicError::new(
+            ErrorCode::InvalidRequest,
+            format!("resource type {resource_type} cannot be altered"),
+        )
+    }
+}
+
+pub fn alter_configs(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let name = r.resource_name.to_string();
+            let result = if r.resource_type != RESOURCE_TOPIC {
+                Err(refuse_non_topic(r.resource_type))
+            } else {
+                // AlterConfigs replaces the whole set: unnamed configs return to defaults.
+                let configs = r
+                    .configs
+                    .iter()
+                    .filter_map(|c| {
+                        c.value
+                            .as_ref()
+                            .map(|v| (c.name.to_string(), v.to_string()))
+                    })
+                    .collect();
+                broker.set_topic_configs(&name, configs, req.validate_only)
+            };
+            let base = alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name);
+            match result {
+                Ok(_) => base,
+                Err(e) => base
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            }
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub fn incremental_alter_configs(
+    broker: &Arc<Broker>,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let name = r.resource_name.to_string();
+            let result = if r.resource_type != RESOURCE_TOPIC {
+                Err(refuse_non_topic(r.resource_type))
+            } else {
+                match broker.topics.get(&name) {
+                    None => Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("topic '{name}' does not exist"))),
+                    Some(meta) => {
+                        let mut configs = meta.configs.clone();
+                        let mut bad = None;
+                        for c in &r.configs {
+                            match (c.config_operation, &c.value) {
+                                (OP_SET, Some(v)) => {
+                                    configs.insert(c.name.to_string(), v.to_string());
+                                }
+                                (OP_DELETE, _) => {
+                                    configs.remove(c.name.as_str());
+                                }
+                                (op, _) => {
+                                    bad = Some(TopicError::new(ErrorCode::InvalidConfig, format!("operation {op} on '{}' is not supported (Strom's topic configs are not lists)", c.name.as_str())));
+                                }
+                            }
+                        }
+                        match bad {
+                            Some(e) => Err(e),
+                            None => broker.set_topic_configs(&name, configs, req.validate_only),
+                        }
+                    }
+                }
+            };
+            let base = incremental_alter_configs_response::AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name);
+            match result {
+                Ok(_) => base,
+                Err(e) => base.with_error_code(e.code.code()).with_error_message(Some(str_bytes(e.message))),
+            }
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,125 @@
+//! Request handlers: one module per group of APIs, each turning a decoded request into
+//! a response using the [`Broker`]'s operations. `dispatch` is the only entry point.
+
+mod admin;
+mod configs;
+mod fetch;
+mod metadata;
+mod offsets;
+mod produce;
+mod producer_id;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use strom_wire::kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use strom_wire::kafka_protocol::protocol::StrBytes;
+use strom_wire::{ErrorCode, Request};
+
+use crate::broker::Broker;
+
+/// A response still being worked on (waiting for durability or new data).
+pub type Pending = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
+
+/// What the connection does with a request once it was handled.
+pub enum Reply {
+    /// Answer with this.
+    Now(ResponseKind),
+    /// Answer with this when it completes; later requests' answers wait behind it.
+    Later(Pending),
+    /// Send nothing (Produce with acks=0).
+    Nothing,
+    /// Close the connection (Produce with acks=0 that failed, as Kafka does, so the
+    /// client notices).
+    Close(String),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Now(_) => f.write_str("Reply::Now"),
+            Reply::Later(_) => f.write_str("Reply::Later"),
+            Reply::Nothing => f.write_str("Reply::Nothing"),
+            Reply::Close(why) => write!(f, "Reply::Close({why})"),
+        }
+    }
+}
+
+/// Handles one decoded request.
+pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Reply {
+    let version = request.api_version();
+    match request.body {
+        RequestKind::ApiVersions(_) => Reply::Now(ResponseKind::ApiVersions(
+            strom_wire::api_versions_response(ErrorCode::None),
+        )),
+        RequestKind::Metadata(r) => Reply::Now(ResponseKind::Metadata(metadata::metadata(
+            broker, r, version,
+        ))),
+        RequestKind::DescribeCluster(r) => Reply::Now(ResponseKind::DescribeCluster(
+            metadata::describe_cluster(broker, r),
+        )),
+        RequestKind::Produce(r) => produce::produce(broker, r, version),
+        RequestKind::Fetch(r) => fetch::fetch(broker, r, version),
+        RequestKind::ListOffsets(r) => Reply::Now(ResponseKind::ListOffsets(
+            offsets::list_offsets(broker, r, version),
+        )),
+        RequestKind::OffsetForLeaderEpoch(r) => Reply::Now(ResponseKind::OffsetForLeaderEpoch(
+            offsets::offset_for_leader_epoch(broker, r),
+        )),
+        RequestKind::DeleteRecords(r) => Reply::Now(ResponseKind::DeleteRecords(
+            offsets::delete_records(broker, r),
+        )),
+        RequestKind::CreateTopics(r) => Reply::Now(ResponseKind::CreateTopics(
+            admin::create_topics(broker, r, version),
+        )),
+        RequestKind::DeleteTopics(r) => {
+            Reply::Now(ResponseKind::DeleteTopics(admin::delete_topics(broker, r)))
+        }
+        RequestKind::CreatePartitions(r) => Reply::Now(ResponseKind::CreatePartitions(
+            admin::create_partitions(broker, r),
+        )),
+        RequestKind::DescribeConfigs(r) => Reply::Now(ResponseKind::DescribeConfigs(
+            configs::describe_configs(broker, r),
+        )),
+        RequestKind::AlterConfigs(r) => Reply::Now(ResponseKind::AlterConfigs(
+            configs::alter_configs(broker, r),
+        )),
+        RequestKind::IncrementalAlterConfigs(r) => Reply::Now(
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r)),
+        ),
+        RequestKind::InitProducerId(r) => Reply::Now(ResponseKind::InitProducerId(
+            producer_id::init_producer_id(broker, r),
+        )),
+        other => Reply::Close(format!("no handler for {:?}", request_name(&other))),
+    }
+}
+
+fn request_name(r: &RequestKind) -> &'static str {
+    match r {
+        RequestKind::FindCoordinator(_) => "FindCoordinator",
+        RequestKind::JoinGroup(_) => "JoinGroup",
+        _ => "this request",
+    }
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// Checks a client's view of the leader epoch against ours (always
+/// [`crate::broker::LEADER_EPOCH`] on a single node): -1 means "not checked".
+pub(crate) fn check_leader_epoch(current: i32) -> ErrorCode {
+    use crate::broker::LEADER_EPOCH;
+    if current == -1 || current == LEADER_EPOCH {
+        ErrorCode::None
+    } else if current > LEADER_EPOCH {
+        ErrorCode::UnknownLeaderEpoch
+    } else {
+        ErrorCode::FencedLeaderEpoch
+    }
+}

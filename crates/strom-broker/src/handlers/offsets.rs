@@ -1,0 +1,206 @@
+//! ListOffsets (earliest, latest, by timestamp, max timestamp), OffsetForLeaderEpoch and
+//! DeleteRecords.
+
+use std::sync::Arc;
+
+use strom_log::TopicPartition;
+use strom_wire::ErrorCode;
+use strom_wire::kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use strom_wire::kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use strom_wire::kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use strom_wire::kafka_protocol::messages::{
+    DeleteRecordsRequest, DeleteRecordsResponse, ListOffsetsRequest, ListOffsetsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+};
+
+use super::check_leader_epoch;
+use crate::broker::{Broker, LEADER_EPOCH};
+use crate::errors::Failure;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+fn known(broker: &Broker, topic: &str, partition: i32) -> bool {
+    broker
+        .topics
+        .get(topic)
+        .is_some_and(|t| partition >= 0 && partition < t.partitions)
+}
+
+pub fn list_offsets(
+    broker: &Arc<Broker>,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    // The leader epoch field exists from v4 on; older encodings refuse a set value.
+    let epoch_for = |offset: i64| {
+        if offset >= 0 && version >= 4 {
+            LEADER_EPOCH
+        } else {
+            -1
+        }
+    };
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    if !known(broker, &name, p.partition_index) {
+                        return resp.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    }
+                    let epoch = check_leader_epoch(p.current_leader_epoch);
+                    if epoch != ErrorCode::None {
+                        return resp.with_error_code(epoch.code());
+                    }
+                    match lookup(
+                        broker,
+                        &TopicPartition::new(name.clone(), p.partition_index),
+                        p.timestamp,
+                    ) {
+                        Ok((offset, timestamp)) => resp
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(epoch_for(offset)),
+                        Err(f) => resp.with_error_code(f.code.code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The offset (and its timestamp, -1 when not by time) for a ListOffsets timestamp.
+fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, i64), Failure> {
+    let (start, end) = broker
+        .offsets(tp)
+        .ok_or_else(|| Failure::new(ErrorCode::UnknownTopicOrPartition, "unknown partition"))?;
+    match timestamp {
+        LATEST | LATEST_TIERED => Ok((end, -1)),
+        EARLIEST | EARLIEST_LOCAL => Ok((start, -1)),
+        MAX_TIMESTAMP => {
+            let found = broker
+                .logs
+                .with_log(tp, |l| l.max_timestamp_offset())
+                .transpose()?
+                .flatten();
+            Ok(found.map_or((-1, -1), |t| (t.offset, t.timestamp)))
+        }
+        ts if ts >= 0 => {
+            let found = broker
+                .logs
+                .with_log(tp, |l| l.offset_for_timestamp(ts))
+                .transpose()?
+                .flatten();
+            Ok(found.map_or((-1, -1), |t| (t.offset, t.timestamp)))
+        }
+        other => Err(Failure::new(
+            ErrorCode::InvalidRequest,
+            format!("unknown special timestamp {other}"),
+        )),
+    }
+}
+
+pub fn offset_for_leader_epoch(
+    broker: &Arc<Broker>,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.topic.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    if !known(broker, &name, p.partition) {
+                        return resp.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    }
+                    let epoch = check_leader_epoch(p.current_leader_epoch);
+                    if epoch != ErrorCode::None {
+                        return resp.with_error_code(epoch.code());
+                    }
+                    // A single node has had one epoch: it ends at the log end. Asking for a
+                    // later epoch than exists gets the undefined answer (-1, -1).
+                    if p.leader_epoch > LEADER_EPOCH {
+                        return resp;
+                    }
+                    let end = broker
+                        .offsets(&TopicPartition::new(name.clone(), p.partition))
+                        .map_or(-1, |(_, e)| e);
+                    resp.with_leader_epoch(LEADER_EPOCH).with_end_offset(end)
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+pub fn delete_records(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    if !known(broker, &name, p.partition_index) {
+                        return resp.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    }
+                    let tp = TopicPartition::new(name.clone(), p.partition_index);
+                    let result = broker.logs.with_log(&tp, |l| {
+                        let before = if p.offset == -1 {
+                            l.log_end_offset()
+                        } else {
+                            p.offset
+                        };
+                        l.delete_records(before)
+                    });
+                    match result {
+                        Some(Ok(low)) => resp.with_low_watermark(low),
+                        Some(Err(e)) => resp.with_error_code(Failure::from(e).code.code()),
+                        None => resp.with_error_code(ErrorCode::UnknownTopicOrPartition.code()),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,129 @@
+//! Produce: validate and append each partition's batches; answer at once for acks=1,
+//! after the group-commit fsync for acks=all, and not at all for acks=0.
+
+use std::sync::Arc;
+
+use strom_log::TopicPartition;
+use strom_wire::ErrorCode;
+use strom_wire::kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, TopicProduceResponse,
+};
+use strom_wire::kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+
+use super::{Reply, str_bytes};
+use crate::broker::{Appended, Broker};
+use crate::errors::Failure;
+
+struct PartitionResult {
+    tp: TopicPartition,
+    outcome: Result<Appended, Failure>,
+}
+
+pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply {
+    let acks = req.acks;
+    let mut results: Vec<(
+        strom_wire::kafka_protocol::messages::TopicName,
+        Vec<PartitionResult>,
+    )> = Vec::new();
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let known = broker.topics.get(&name);
+        let mut parts = Vec::new();
+        for p in topic.partition_data {
+            let tp = TopicPartition::new(name.clone(), p.index);
+            let outcome = if !matches!(acks, -1..=1) {
+                Err(Failure::new(
+                    ErrorCode::InvalidRequiredAcks,
+                    format!("acks must be -1, 0 or 1, got {acks}"),
+                ))
+            } else if known
+                .as_ref()
+                .is_none_or(|t| p.index < 0 || p.index >= t.partitions)
+            {
+                Err(Failure::new(
+                    ErrorCode::UnknownTopicOrPartition,
+                    format!("unknown partition {}", tp.dir_name()),
+                ))
+            } else {
+                match p.records.as_ref() {
+                    Some(records) if !records.is_empty() => broker.append(&tp, records),
+                    _ => Err(Failure::new(ErrorCode::CorruptMessage, "no records")),
+                }
+            };
+            if let Err(f) = &outcome {
+                tracing::debug!(partition = %tp.dir_name(), code = ?f.code, message = %f.message, "produce refused");
+            }
+            parts.push(PartitionResult { tp, outcome });
+        }
+        results.push((topic.name, parts));
+    }
+    if acks == 0 {
+        if let Some(f) = results
+            .iter()
+            .flat_map(|(_, p)| p)
+            .find_map(|r| r.outcome.as_ref().err())
+        {
+            return Reply::Close(format!("acks=0 produce failed: {}", f.message));
+        }
+        return Reply::Nothing;
+    }
+    if acks == 1 {
+        return Reply::Now(ResponseKind::Produce(response(results, version)));
+    }
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        for (_, parts) in results.iter_mut() {
+            for r in parts.iter_mut() {
+                if let Ok(a) = &r.outcome {
+                    if let Err(f) = broker.wait_durable(&r.tp, a.last_offset + 1).await {
+                        tracing::error!(partition = %r.tp.dir_name(), error = %f.message, "acks=all durability failed");
+                        r.outcome = Err(f);
+                    }
+                }
+            }
+        }
+        ResponseKind::Produce(response(results, version))
+    }))
+}
+
+fn response(
+    results: Vec<(
+        strom_wire::kafka_protocol::messages::TopicName,
+        Vec<PartitionResult>,
+    )>,
+    version: i16,
+) -> ProduceResponse {
+    let responses = results
+        .into_iter()
+        .map(|(name, parts)| {
+            let partition_responses = parts
+                .into_iter()
+                .map(|r| {
+                    let base = PartitionProduceResponse::default()
+                        .with_index(r.tp.partition)
+                        .with_log_append_time_ms(-1);
+                    match r.outcome {
+                        Ok(a) => base
+                            .with_base_offset(a.base_offset)
+                            .with_log_start_offset(a.log_start_offset),
+                        Err(f) => {
+                            let resp = base
+                                .with_error_code(f.code.code())
+                                .with_base_offset(-1)
+                                .with_log_start_offset(-1);
+                            if version >= 8 {
+                                resp.with_error_message(Some(str_bytes(f.message)))
+                            } else {
+                                resp
+                            }
+                        }
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_partition_responses(partition_responses)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}

@@ -1,0 +1,19 @@
+//! The Strom broker: a tokio server that speaks the Kafka protocol over the storage
+//! engine. `server::run` is the entry point for `strom serve` and for tests.
+//!
+//! **Architecture Invariant:** only this crate knows sockets; the layers below it
+//! (`strom-wire`, `strom-log`) are called with bytes and return bytes or file slices.
+
+pub mod broker;
+pub mod config;
+mod connection;
+pub mod errors;
+mod handlers;
+pub mod node;
+pub mod producers;
+pub mod server;
+pub mod topics;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, RawSettings, SETTINGS};
+pub use server::run;

@@ -1,0 +1,240 @@
+//! Idempotent-producer state of one partition: the last five batches of every producer,
+//! so a retried batch is answered with its original offsets instead of being written
+//! twice, and sequence gaps or stale epochs get Kafka's errors. A pure state machine.
+
+use std::collections::{HashMap, VecDeque};
+
+use strom_wire::ErrorCode;
+
+/// How many batches per producer are remembered for deduplication (Kafka's
+/// `max.in.flight.requests.per.connection` limit for idempotence).
+pub const BATCHES_KEPT: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchMeta {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: i64,
+    last_offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchMeta>,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// New, in sequence: append it.
+    Append,
+    /// Already written: answer with these offsets and write nothing.
+    Duplicate { base_offset: i64, last_offset: i64 },
+    /// Refuse with this error.
+    Reject(ErrorCode),
+}
+
+/// The producer states of one partition.
+#[derive(Debug, Default)]
+pub struct ProducerStates {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+/// `last + 1` with Kafka's wrap-around of sequence numbers at i32::MAX.
+fn next_seq(last: i32) -> i32 {
+    if last == i32::MAX { 0 } else { last + 1 }
+}
+
+fn last_seq_of(first_seq: i32, records: i32) -> i32 {
+    ((first_seq as i64 + records as i64 - 1) % (i32::MAX as i64 + 1)) as i32
+}
+
+impl ProducerStates {
+    /// Checks a batch of `records` records from producer `pid` at `epoch`, starting at
+    /// sequence `first_seq`.
+    pub fn check(&self, pid: i64, epoch: i16, first_seq: i32, records: i32) -> SequenceCheck {
+        let last_seq = last_seq_of(first_seq, records);
+        let Some(entry) = self.producers.get(&pid) else {
+            // No state (new producer, or its state aged out): accept, as Kafka does
+            // since KIP-360.
+            return SequenceCheck::Append;
+        };
+        if epoch < entry.epoch {
+            return SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch);
+        }
+        if epoch > entry.epoch {
+            return if first_seq == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+            };
+        }
+        if let Some(b) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        {
+            return SequenceCheck::Duplicate {
+                base_offset: b.base_offset,
+                last_offset: b.last_offset,
+            };
+        }
+        match entry.batches.back() {
+            Some(last) if next_seq(last.last_seq) == first_seq => SequenceCheck::Append,
+            None => SequenceCheck::Append,
+            Some(_) => SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber),
+        }
+    }
+
+    /// Records a batch that was appended (or found in the log at start-up).
+    pub fn record(
+        &mut self,
+        pid: i64,
+        epoch: i16,
+        first_seq: i32,
+        records: i32,
+        base_offset: i64,
+        last_offset: i64,
+    ) {
+        let entry = self.producers.entry(pid).or_default();
+        if epoch != entry.epoch {
+            entry.batches.clear();
+            entry.epoch = epoch;
+        }
+        entry.batches.push_back(BatchMeta {
+            first_seq,
+            last_seq: last_seq_of(first_seq, records),
+            base_offset,
+            last_offset,
+        });
+        while entry.batches.len() > BATCHES_KEPT {
+            entry.batches.pop_front();
+        }
+    }
+
+    /// Forgets everything at or above `offset` (after a log truncation).
+    pub fn truncate(&mut self, offset: i64) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|b| b.last_offset < offset);
+        }
+        self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+
+    /// The current epoch of a producer, if known.
+    pub fn epoch(&self, pid: i64) -> Option<i16> {
+        self.producers.get(&pid).map(|e| e.epoch)
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_sequence_duplicates_and_gaps() {
+        let mut s = ProducerStates::default();
+        assert_eq!(s.check(1, 0, 0, 3), SequenceCheck::Append);
+        s.record(1, 0, 0, 3, 100, 102);
+        assert_eq!(s.check(1, 0, 3, 2), SequenceCheck::Append);
+        s.record(1, 0, 3, 2, 103, 104);
+        // A retry of either batch is a duplicate with the original offsets.
+        assert_eq!(
+            s.check(1, 0, 0, 3),
+            SequenceCheck::Duplicate {
+                base_offset: 100,
+                last_offset: 102
+            }
+        );
+        assert_eq!(
+            s.check(1, 0, 3, 2),
+            SequenceCheck::Duplicate {
+                base_offset: 103,
+                last_offset: 104
+            }
+        );
+        // A gap is out of order.
+        assert_eq!(
+            s.check(1, 0, 7, 1),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+        // Other producers are independent.
+        assert_eq!(s.check(2, 0, 0, 1), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut s = ProducerStates::default();
+        for i in 0..7 {
+            s.record(9, 0, i, 1, i as i64, i as i64);
+        }
+        assert_eq!(
+            s.check(9, 0, 6, 1),
+            SequenceCheck::Duplicate {
+                base_offset: 6,
+                last_offset: 6
+            }
+        );
+        assert_eq!(
+            s.check(9, 0, 2, 1),
+            SequenceCheck::Duplicate {
+                base_offset: 2,
+                last_offset: 2
+            }
+        );
+        assert_eq!(
+            s.check(9, 0, 1, 1),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+    }
+
+    #[test]
+    fn epochs_fence_and_reset_sequences() {
+        let mut s = ProducerStates::default();
+        s.record(5, 3, 0, 1, 0, 0);
+        assert_eq!(
+            s.check(5, 2, 1, 1),
+            SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        );
+        assert_eq!(
+            s.check(5, 4, 5, 1),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+        assert_eq!(s.check(5, 4, 0, 1), SequenceCheck::Append);
+        s.record(5, 4, 0, 1, 1, 1);
+        assert_eq!(s.epoch(5), Some(4));
+        assert_eq!(
+            s.check(5, 4, 0, 1),
+            SequenceCheck::Duplicate {
+                base_offset: 1,
+                last_offset: 1
+            }
+        );
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        let mut s = ProducerStates::default();
+        s.record(1, 0, i32::MAX - 1, 2, 0, 1);
+        assert_eq!(s.check(1, 0, 0, 1), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn truncation_forgets_batches_above_the_cut() {
+        let mut s = ProducerStates::default();
+        s.record(1, 0, 0, 1, 10, 10);
+        s.record(1, 0, 1, 1, 11, 11);
+        s.truncate(11);
+        assert_eq!(s.check(1, 0, 1, 1), SequenceCheck::Append);
+        s.truncate(0);
+        assert!(s.is_empty());
+    }
+}

@@ -1,0 +1,71 @@
+//! The accept loop: a connection limit, one task per connection, and graceful shutdown
+//! (stop accepting, let connections finish what they are doing, flush the logs).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast, mpsc};
+
+use crate::broker::Broker;
+use crate::connection;
+use crate::errors::Failure;
+
+/// Serves Kafka clients on `listener` until `shutdown` completes, then shuts down
+/// gracefully and closes the broker's logs. What `main` and the tests call.
+pub async fn run(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    shutdown: impl Future,
+) -> Result<(), Failure> {
+    let limit = Arc::new(Semaphore::new(broker.config.max_connections.max(1)));
+    let (notify, _) = broadcast::channel::<()>(1);
+    // Every connection task holds a clone; when all are dropped, `recv` returns None.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "strom is serving Kafka clients");
+
+    let accept = async {
+        loop {
+            let permit = match limit.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            let (socket, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            tracing::debug!(%peer, "accepted connection");
+            let broker = broker.clone();
+            let shutdown = notify.subscribe();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                connection::serve(broker, socket, peer, shutdown).await;
+                drop(permit);
+                drop(done);
+            });
+        }
+    };
+    tokio::select! {
+        _ = accept => {}
+        _ = shutdown => tracing::info!("shutting down"),
+    }
+    let _ = notify.send(());
+    drop(done_tx);
+    if tokio::time::timeout(broker.config.shutdown_timeout, done_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections did not finish in time; closing anyway");
+    }
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.close())
+        .await
+        .map_err(|e| Failure::new(strom_wire::ErrorCode::UnknownServerError, e.to_string()))??;
+    tracing::info!("logs flushed; bye");
+    Ok(())
+}

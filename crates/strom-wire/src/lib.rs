@@ -1,0 +1,58 @@
+//! The Kafka wire protocol as Strom speaks it: framing, request and response headers,
+//! message bodies, the table of supported API versions, and record batches in Produce
+//! requests.
+//!
+//! **Architecture Invariant:** this crate does no I/O. It turns bytes into typed requests
+//! and typed responses into bytes; sockets, files and the tokio runtime belong to
+//! `strom-broker`. (tokio-util's codec traits are used for [`FrameCodec`] so that the
+//! broker can wrap a socket in `Framed`, but nothing here reads or writes one.)
+//!
+//! **Architecture Invariant:** no input makes it panic or abort. Message bodies are decoded
+//! by the `kafka-protocol` crate, and each body is first walked by an internal guard that
+//! refuses array lengths the frame cannot back (kafka-protocol 0.18 would otherwise reserve
+//! memory for them before reading, and an allocation failure aborts the process).
+//!
+//! The path of one request through a broker:
+//!
+//! ```text
+//! socket bytes --FrameCodec--> frame --decode_request--> Request { header, body: RequestKind }
+//!   broker work
+//! ResponseKind --encode_response(correlation id, version)--> message --FrameCodec--> socket
+//! ```
+//!
+//! When `decode_request` fails with [`WireError::UnsupportedVersion`],
+//! [`unsupported_version_reply`] gives the answer Kafka sends (ApiVersions and Produce
+//! v0-v2), or says to close the connection.
+//!
+//! Message types come from `kafka_protocol::messages`, re-exported here as
+//! [`kafka_protocol`] so that the broker uses the same version.
+
+mod error;
+mod error_code;
+mod frame;
+mod guard;
+mod header;
+mod produce_legacy;
+mod reader;
+mod records;
+mod request;
+mod response;
+mod schema;
+mod versions;
+
+pub use error::WireError;
+pub use error_code::ErrorCode;
+pub use frame::{DEFAULT_MAX_FRAME_SIZE, FrameCodec, LENGTH_PREFIX_LEN};
+pub use header::{
+    REQUEST_PREFIX_LEN, RequestPrefix, decode_request_header, encode_request_header,
+    encode_response_header, peek_request_prefix, request_header_version, response_header_version,
+};
+pub use records::{ProducedBatch, produced_batches};
+pub use request::{Request, decode_request};
+pub use response::{encode_response, unsupported_version_reply};
+pub use versions::{
+    ApiRange, PRODUCE_MIN_USABLE_VERSION, SUPPORTED_APIS, advertised_range, api_versions_fallback,
+    api_versions_response, is_advertised, is_usable,
+};
+
+pub use kafka_protocol;

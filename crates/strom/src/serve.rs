@@ -1,0 +1,128 @@
+//! `strom serve`: builds the broker configuration (flags over `STROM_*` environment over
+//! the config file over defaults), sets up logging and runs the server until SIGINT or
+//! SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use strom_broker::{Broker, RawSettings, SETTINGS};
+
+fn flag_name(key: &str) -> String {
+    key.replace('_', "-")
+}
+
+pub fn command() -> Command {
+    let mut cmd = Command::new("serve")
+        .about("Run a broker (defaults: 127.0.0.1:9092, data in ./strom-data, topics auto-created)")
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .help("TOML file of settings (keys as below, with '_')"),
+        )
+        .arg(
+            Arg::new("log-format")
+                .long("log-format")
+                .value_parser(["text", "json"])
+                .default_value("text")
+                .help("log line format"),
+        );
+    for s in SETTINGS {
+        let name: &'static str = Box::leak(flag_name(s.key).into_boxed_str());
+        let help = format!(
+            "{} [default: {}; env STROM_{}]",
+            s.help,
+            s.default,
+            s.key.to_ascii_uppercase()
+        );
+        cmd = cmd.arg(
+            Arg::new(s.key)
+                .long(name)
+                .value_name("VALUE")
+                .action(ArgAction::Set)
+                .help(help),
+        );
+    }
+    cmd
+}
+
+pub fn run(m: &ArgMatches) -> anyhow::Result<()> {
+    init_logging(m.get_one::<String>("log-format").map(String::as_str) == Some("json"));
+    let mut raw = RawSettings::default();
+    if let Some(file) = m.get_one::<String>("config") {
+        raw.merge_file(&PathBuf::from(file))?;
+    }
+    raw.merge_env(std::env::vars())?;
+    for s in SETTINGS {
+        if let Some(v) = m.get_one::<String>(s.key) {
+            raw.set(s.key, v.clone(), format!("flag --{}", flag_name(s.key)))?;
+        }
+    }
+    let config = raw.build()?;
+    raise_fd_limit();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strom")
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let data_dir = config.data_dir.clone();
+        let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+            .await?
+            .map_err(|f| {
+                anyhow::anyhow!(
+                    "cannot open data directory {}: {}",
+                    data_dir.display(),
+                    f.message
+                )
+            })?;
+        strom_broker::run(broker, listener, shutdown_signal())
+            .await
+            .map_err(|f| anyhow::anyhow!("shutdown failed: {}", f.message))
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+        _ = term.recv() => tracing::info!("received SIGTERM"),
+    }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("STROM_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Partition logs and client connections both need descriptors: use all the process may.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!("could not raise the open-file limit");
+            }
+        }
+    }
+}
