@@ -45,10 +45,20 @@ pub struct Appended {
 /// What a read found.
 #[derive(Debug, Clone)]
 pub struct PartitionRead {
-    /// Whole batches, possibly empty.
-    pub records: bytes::Bytes,
+    /// Whole batches as a view of the segment file; `None` when there is nothing yet.
+    pub slice: Option<strom_log::FileSlice>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+}
+
+impl PartitionRead {
+    pub fn len(&self) -> usize {
+        self.slice.as_ref().map_or(0, |s| s.len as usize)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The broker's shared state.
@@ -447,7 +457,8 @@ impl Broker {
         }
     }
 
-    /// Reads whole batches from `offset`, at most about `max_bytes` (at least one batch).
+    /// Reads whole batches from `offset`, at most about `max_bytes` (at least one batch),
+    /// as a slice of the segment file: the records are not copied.
     pub fn read(
         &self,
         tp: &TopicPartition,
@@ -457,12 +468,8 @@ impl Broker {
         self.logs
             .with_log(tp, |log| {
                 let r = log.read(offset, max_bytes, None)?;
-                let records = match r.slice {
-                    Some(s) => bytes::Bytes::from(s.read_to_vec()?),
-                    None => bytes::Bytes::new(),
-                };
                 Ok::<_, strom_log::LogError>(PartitionRead {
-                    records,
+                    slice: r.slice,
                     high_watermark: r.log_end_offset,
                     log_start_offset: r.log_start_offset,
                 })

@@ -7,17 +7,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use strom_wire::{
-    FrameCodec, WireError, decode_request, encode_response, unsupported_version_reply,
+    FetchPart, FrameCodec, WireError, decode_request, encode_fetch_response, encode_response,
+    unsupported_version_reply,
 };
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{broadcast, mpsc};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tracing::Instrument;
 
 use crate::broker::Broker;
-use crate::handlers::{Pending, Reply, dispatch};
+use crate::handlers::{FetchOut, Pending, Reply, Response, dispatch};
+use crate::sendfile::sendfile_all;
 
 /// Requests handled but not yet answered, per connection: back pressure on a client
 /// that pipelines without reading its answers.
@@ -26,6 +30,11 @@ const MAX_IN_FLIGHT: usize = 64;
 /// An answer on its way to the writer, in request order.
 enum Outgoing {
     Ready(Bytes),
+    Fetch {
+        out: FetchOut,
+        correlation_id: i32,
+        version: i16,
+    },
     Pending {
         response: Pending,
         correlation_id: i32,
@@ -45,7 +54,7 @@ pub async fn serve(
     let mut frames = FramedRead::new(rd, FrameCodec::new(broker.config.max_frame_bytes));
     let (tx, rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_loop(
-        FramedWrite::new(wr, FrameCodec::new(usize::MAX)),
+        BufWriter::with_capacity(64 * 1024, wr),
         rx,
         peer,
     ));
@@ -117,12 +126,15 @@ fn handle_frame(
         tracing::debug_span!("request", ?api, version, correlation_id, client = %client_id, %peer);
     let _entered = span.enter();
     tracing::trace!("handling");
-    let encode = |kind: &strom_wire::kafka_protocol::messages::ResponseKind| {
-        encode_response(correlation_id, version, kind)
-            .map_err(|e| format!("encoding response: {e}"))
-    };
     match dispatch(broker, request) {
-        Reply::Now(kind) => Ok(Some(Outgoing::Ready(encode(&kind)?))),
+        Reply::Now(Response::Kind(kind)) => encode_response(correlation_id, version, &kind)
+            .map(|b| Some(Outgoing::Ready(b)))
+            .map_err(|e| format!("encoding response: {e}")),
+        Reply::Now(Response::Fetch(out)) => Ok(Some(Outgoing::Fetch {
+            out,
+            correlation_id,
+            version,
+        })),
         Reply::Later(response) => Ok(Some(Outgoing::Pending {
             response: Box::pin(response.instrument(span.clone())),
             correlation_id,
@@ -133,40 +145,84 @@ fn handle_frame(
     }
 }
 
-/// Writes answers in order, flushing whenever no further answer is queued.
+/// Writes answers in order, flushing whenever no further answer is queued. Returning
+/// closes the write side (and so the connection).
 async fn write_loop(
-    mut out: FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec>,
+    mut out: BufWriter<OwnedWriteHalf>,
     mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
 ) {
     while let Some(item) = rx.recv().await {
-        let bytes = match item {
-            Outgoing::Ready(b) => b,
+        let result = match item {
+            Outgoing::Ready(b) => write_frame(&mut out, &b).await,
+            Outgoing::Fetch {
+                out: fetch,
+                correlation_id,
+                version,
+            } => write_fetch(&mut out, fetch, correlation_id, version).await,
             Outgoing::Pending {
                 response,
                 correlation_id,
                 version,
-            } => {
-                let kind = response.await;
-                match encode_response(correlation_id, version, &kind) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(%peer, error = %e, "encoding response failed; closing");
-                        return;
-                    }
+            } => match response.await {
+                Response::Fetch(fetch) => {
+                    write_fetch(&mut out, fetch, correlation_id, version).await
                 }
-            }
+                Response::Kind(kind) => match encode_response(correlation_id, version, &kind) {
+                    Ok(b) => write_frame(&mut out, &b).await,
+                    Err(e) => Err(std::io::Error::other(format!("encoding response: {e}"))),
+                },
+            },
         };
-        if let Err(e) = out.feed(bytes).await {
-            tracing::debug!(%peer, error = %e, "connection write failed");
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection write failed; closing");
             return;
         }
         if rx.is_empty() {
-            if let Err(e) = SinkExt::<Bytes>::flush(&mut out).await {
+            if let Err(e) = out.flush().await {
                 tracing::debug!(%peer, error = %e, "connection flush failed");
                 return;
             }
         }
     }
-    let _ = SinkExt::<Bytes>::flush(&mut out).await;
+    let _ = out.flush().await;
+}
+
+async fn write_frame(out: &mut BufWriter<OwnedWriteHalf>, body: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    out.write_all(body).await
+}
+
+/// Writes a Fetch answer: the encoded fields through the buffer, the records from the
+/// segment files with `sendfile` (the buffer is flushed before each). If a file turns
+/// out shorter than promised (truncated meanwhile), the frame cannot be completed and
+/// the connection is closed by the error.
+async fn write_fetch(
+    out: &mut BufWriter<OwnedWriteHalf>,
+    fetch: FetchOut,
+    correlation_id: i32,
+    version: i16,
+) -> std::io::Result<()> {
+    let encoded =
+        encode_fetch_response(correlation_id, version, fetch.error_code, 0, &fetch.topics);
+    out.write_all(&(encoded.len as u32).to_be_bytes()).await?;
+    for part in encoded.parts {
+        match part {
+            FetchPart::Bytes(b) => out.write_all(&b).await?,
+            FetchPart::Records(i) => {
+                let slice = fetch.records[i]
+                    .as_ref()
+                    .ok_or_else(|| std::io::Error::other("records promised but not read"))?;
+                out.flush().await?;
+                sendfile_all(
+                    out.get_ref().as_ref(),
+                    &slice.file,
+                    slice.position,
+                    slice.len,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }

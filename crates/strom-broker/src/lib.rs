@@ -11,6 +11,7 @@ pub mod errors;
 mod handlers;
 pub mod node;
 pub mod producers;
+mod sendfile;
 pub mod server;
 pub mod topics;
 

@@ -1,24 +1,32 @@
 //! Fetch: whole batches from each requested partition, long-polling until `min_bytes`
-//! have arrived or `max_wait_ms` has passed.
+//! have arrived or `max_wait_ms` has passed. The answer carries file slices, not record
+//! bytes: the connection writes them to the socket with `sendfile`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use strom_log::TopicPartition;
-use strom_wire::ErrorCode;
-use strom_wire::kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use strom_wire::kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
+use strom_log::{FileSlice, TopicPartition};
+use strom_wire::kafka_protocol::messages::FetchRequest;
+use strom_wire::{ErrorCode, FetchPartitionOut, FetchTopicOut};
 
-use super::{Reply, check_leader_epoch, topic_name};
+use super::{Reply, Response, check_leader_epoch};
 use crate::broker::Broker;
 
 /// The longest a fetch may wait, whatever the client asks (protects shutdown).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
 
+/// A Fetch answer: the response fields, and for each partition (in order) the records
+/// to send as a slice of a segment file.
+#[derive(Debug)]
+pub struct FetchOut {
+    pub error_code: i16,
+    pub topics: Vec<FetchTopicOut>,
+    pub records: Vec<Option<FileSlice>>,
+}
+
 /// One partition to read, resolved from name or topic id.
 struct Wanted {
-    topic: TopicName,
+    topic: String,
     topic_id: uuid::Uuid,
     known: bool,
     partition: i32,
@@ -36,13 +44,13 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
             broker.topics.get(t.topic.0.as_str())
         };
         let (topic, known_partitions) = match &meta {
-            Some(m) => (topic_name(m.name.clone()), m.partitions),
-            None => (t.topic.clone(), 0),
+            Some(m) => (m.name.clone(), m.partitions),
+            None => (t.topic.0.to_string(), 0),
         };
         for p in &t.partitions {
             wanted.push(Wanted {
                 topic: topic.clone(),
-                topic_id: t.topic_id,
+                topic_id: meta.as_ref().map_or(t.topic_id, |m| m.id),
                 known: meta.is_some() && p.partition >= 0 && p.partition < known_partitions,
                 partition: p.partition,
                 offset: p.fetch_offset,
@@ -65,7 +73,7 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
         ErrorCode::UnknownTopicOrPartition
     };
 
-    let (response, bytes, errors) = read_all(
+    let (out, bytes, errors) = read_all(
         broker,
         &wanted,
         max_bytes,
@@ -73,14 +81,14 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
         unknown_topic_code,
     );
     if bytes >= min_bytes || errors || wait.is_zero() {
-        return Reply::Now(ResponseKind::Fetch(response));
+        return Reply::Now(Response::Fetch(out));
     }
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + wait;
         let mut appends = broker.subscribe_appends();
         loop {
-            let (response, bytes, errors) = read_all(
+            let (out, bytes, errors) = read_all(
                 &broker,
                 &wanted,
                 max_bytes,
@@ -88,12 +96,12 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
                 unknown_topic_code,
             );
             if bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline {
-                return ResponseKind::Fetch(response);
+                return Response::Fetch(out);
             }
             tokio::select! {
                 changed = appends.changed() => {
                     if changed.is_err() {
-                        return ResponseKind::Fetch(response);
+                        return Response::Fetch(out);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {}
@@ -102,7 +110,7 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
     }))
 }
 
-/// Reads every wanted partition once. Returns the response, the record bytes in it, and
+/// Reads every wanted partition once. Returns the answer, the record bytes in it, and
 /// whether any partition has an error (which ends long polling).
 fn read_all(
     broker: &Broker,
@@ -110,35 +118,38 @@ fn read_all(
     max_bytes: usize,
     read_committed: bool,
     unknown_topic: ErrorCode,
-) -> (FetchResponse, usize, bool) {
-    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+) -> (FetchOut, usize, bool) {
+    let mut topics: Vec<FetchTopicOut> = Vec::new();
+    let mut records = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut errors = false;
     for w in wanted {
-        let mut pd = PartitionData::default()
-            .with_partition_index(w.partition)
-            .with_high_watermark(-1)
-            .with_last_stable_offset(-1)
-            .with_log_start_offset(-1)
-            .with_records(Some(Bytes::new()))
-            .with_aborted_transactions(read_committed.then(Vec::new))
-            .with_preferred_read_replica((-1).into());
+        let mut pd = FetchPartitionOut {
+            partition_index: w.partition,
+            error_code: 0,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            aborted_transactions: read_committed.then(Vec::new),
+            preferred_read_replica: -1,
+            records_len: 0,
+        };
+        let mut slice = None;
         let epoch_check = check_leader_epoch(w.leader_epoch);
         if !w.known {
-            pd = pd.with_error_code(unknown_topic.code());
+            pd.error_code = unknown_topic.code();
             errors = true;
         } else if epoch_check != ErrorCode::None {
-            pd = pd.with_error_code(epoch_check.code());
+            pd.error_code = epoch_check.code();
             errors = true;
         } else {
-            let tp = TopicPartition::new(w.topic.0.to_string(), w.partition);
+            let tp = TopicPartition::new(w.topic.clone(), w.partition);
             let (start, end) = broker.offsets(&tp).unwrap_or((0, 0));
-            pd = pd
-                .with_high_watermark(end)
-                .with_last_stable_offset(end)
-                .with_log_start_offset(start);
+            pd.high_watermark = end;
+            pd.last_stable_offset = end;
+            pd.log_start_offset = start;
             if w.offset < start || w.offset > end {
-                pd = pd.with_error_code(ErrorCode::OffsetOutOfRange.code());
+                pd.error_code = ErrorCode::OffsetOutOfRange.code();
                 errors = true;
             } else if w.offset < end && (total < max_bytes || total == 0) {
                 // The response limit is soft: the first partition with data returns at
@@ -148,32 +159,38 @@ fn read_all(
                     .max(1);
                 match broker.read(&tp, w.offset, budget) {
                     Ok(read) => {
-                        total += read.records.len();
-                        pd = pd
-                            .with_high_watermark(read.high_watermark)
-                            .with_last_stable_offset(read.high_watermark)
-                            .with_records(Some(read.records));
+                        total += read.len();
+                        pd.records_len = read.len();
+                        pd.high_watermark = read.high_watermark;
+                        pd.last_stable_offset = read.high_watermark;
+                        slice = read.slice;
                     }
                     Err(f) => {
                         tracing::warn!(partition = %tp.dir_name(), error = %f.message, "fetch read failed");
-                        pd = pd.with_error_code(f.code.code());
+                        pd.error_code = f.code.code();
                         errors = true;
                     }
                 }
             }
         }
+        records.push(slice);
         match topics.last_mut() {
-            Some(t) if t.topic == w.topic && t.topic_id == w.topic_id => t.partitions.push(pd),
-            _ => topics.push(
-                FetchableTopicResponse::default()
-                    .with_topic(w.topic.clone())
-                    .with_topic_id(w.topic_id)
-                    .with_partitions(vec![pd]),
-            ),
+            Some(t) if t.name == w.topic && t.topic_id == *w.topic_id.as_bytes() => {
+                t.partitions.push(pd)
+            }
+            _ => topics.push(FetchTopicOut {
+                name: w.topic.clone(),
+                topic_id: *w.topic_id.as_bytes(),
+                partitions: vec![pd],
+            }),
         }
     }
     (
-        FetchResponse::default().with_responses(topics),
+        FetchOut {
+            error_code: 0,
+            topics,
+            records,
+        },
         total,
         errors,
     )

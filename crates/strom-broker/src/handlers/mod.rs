@@ -19,13 +19,23 @@ use strom_wire::{ErrorCode, Request};
 
 use crate::broker::Broker;
 
+pub use fetch::FetchOut;
+
+/// An answer: a message body kafka-protocol encodes, or a Fetch answer whose records
+/// the connection sends straight from the segment files.
+#[derive(Debug)]
+pub enum Response {
+    Kind(ResponseKind),
+    Fetch(FetchOut),
+}
+
 /// A response still being worked on (waiting for durability or new data).
-pub type Pending = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
+pub type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// What the connection does with a request once it was handled.
 pub enum Reply {
     /// Answer with this.
-    Now(ResponseKind),
+    Now(Response),
     /// Answer with this when it completes; later requests' answers wait behind it.
     Later(Pending),
     /// Send nothing (Produce with acks=0).
@@ -50,47 +60,47 @@ impl std::fmt::Debug for Reply {
 pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Reply {
     let version = request.api_version();
     match request.body {
-        RequestKind::ApiVersions(_) => Reply::Now(ResponseKind::ApiVersions(
+        RequestKind::ApiVersions(_) => Reply::Now(Response::Kind(ResponseKind::ApiVersions(
             strom_wire::api_versions_response(ErrorCode::None),
-        )),
-        RequestKind::Metadata(r) => Reply::Now(ResponseKind::Metadata(metadata::metadata(
-            broker, r, version,
         ))),
-        RequestKind::DescribeCluster(r) => Reply::Now(ResponseKind::DescribeCluster(
-            metadata::describe_cluster(broker, r),
+        RequestKind::Metadata(r) => Reply::Now(Response::Kind(ResponseKind::Metadata(
+            metadata::metadata(broker, r, version),
+        ))),
+        RequestKind::DescribeCluster(r) => Reply::Now(Response::Kind(
+            ResponseKind::DescribeCluster(metadata::describe_cluster(broker, r)),
         )),
         RequestKind::Produce(r) => produce::produce(broker, r, version),
         RequestKind::Fetch(r) => fetch::fetch(broker, r, version),
-        RequestKind::ListOffsets(r) => Reply::Now(ResponseKind::ListOffsets(
+        RequestKind::ListOffsets(r) => Reply::Now(Response::Kind(ResponseKind::ListOffsets(
             offsets::list_offsets(broker, r, version),
+        ))),
+        RequestKind::OffsetForLeaderEpoch(r) => Reply::Now(Response::Kind(
+            ResponseKind::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(broker, r)),
         )),
-        RequestKind::OffsetForLeaderEpoch(r) => Reply::Now(ResponseKind::OffsetForLeaderEpoch(
-            offsets::offset_for_leader_epoch(broker, r),
-        )),
-        RequestKind::DeleteRecords(r) => Reply::Now(ResponseKind::DeleteRecords(
+        RequestKind::DeleteRecords(r) => Reply::Now(Response::Kind(ResponseKind::DeleteRecords(
             offsets::delete_records(broker, r),
-        )),
-        RequestKind::CreateTopics(r) => Reply::Now(ResponseKind::CreateTopics(
+        ))),
+        RequestKind::CreateTopics(r) => Reply::Now(Response::Kind(ResponseKind::CreateTopics(
             admin::create_topics(broker, r, version),
+        ))),
+        RequestKind::DeleteTopics(r) => Reply::Now(Response::Kind(ResponseKind::DeleteTopics(
+            admin::delete_topics(broker, r),
+        ))),
+        RequestKind::CreatePartitions(r) => Reply::Now(Response::Kind(
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, r)),
         )),
-        RequestKind::DeleteTopics(r) => {
-            Reply::Now(ResponseKind::DeleteTopics(admin::delete_topics(broker, r)))
-        }
-        RequestKind::CreatePartitions(r) => Reply::Now(ResponseKind::CreatePartitions(
-            admin::create_partitions(broker, r),
+        RequestKind::DescribeConfigs(r) => Reply::Now(Response::Kind(
+            ResponseKind::DescribeConfigs(configs::describe_configs(broker, r)),
         )),
-        RequestKind::DescribeConfigs(r) => Reply::Now(ResponseKind::DescribeConfigs(
-            configs::describe_configs(broker, r),
-        )),
-        RequestKind::AlterConfigs(r) => Reply::Now(ResponseKind::AlterConfigs(
+        RequestKind::AlterConfigs(r) => Reply::Now(Response::Kind(ResponseKind::AlterConfigs(
             configs::alter_configs(broker, r),
-        )),
-        RequestKind::IncrementalAlterConfigs(r) => Reply::Now(
+        ))),
+        RequestKind::IncrementalAlterConfigs(r) => Reply::Now(Response::Kind(
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r)),
-        ),
-        RequestKind::InitProducerId(r) => Reply::Now(ResponseKind::InitProducerId(
-            producer_id::init_producer_id(broker, r),
         )),
+        RequestKind::InitProducerId(r) => Reply::Now(Response::Kind(ResponseKind::InitProducerId(
+            producer_id::init_producer_id(broker, r),
+        ))),
         other => Reply::Close(format!("no handler for {:?}", request_name(&other))),
     }
 }

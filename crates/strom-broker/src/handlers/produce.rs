@@ -10,7 +10,7 @@ use strom_wire::kafka_protocol::messages::produce_response::{
 };
 use strom_wire::kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
-use super::{Reply, str_bytes};
+use super::{Reply, Response, str_bytes};
 use crate::broker::{Appended, Broker};
 use crate::errors::Failure;
 
@@ -68,7 +68,9 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
         return Reply::Nothing;
     }
     if acks == 1 {
-        return Reply::Now(ResponseKind::Produce(response(results, version)));
+        return Reply::Now(Response::Kind(ResponseKind::Produce(response(
+            results, version,
+        ))));
     }
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
@@ -82,7 +84,7 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
                 }
             }
         }
-        ResponseKind::Produce(response(results, version))
+        Response::Kind(ResponseKind::Produce(response(results, version)))
     }))
 }
 
