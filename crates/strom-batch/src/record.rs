@@ -122,7 +122,7 @@ impl RecordBatchBuilder {
         let mut body =
             Vec::with_capacity(16 + key.map_or(0, |k| k.len()) + value.map_or(0, |v| v.len()));
         body.push(0);
-        put_varint(&mut body, timestamp - base);
+        put_varint(&mut body, timestamp.wrapping_sub(base));
         put_varint(&mut body, self.count as i64);
         put_bytes(&mut body, key);
         put_bytes(&mut body, value);
@@ -219,7 +219,9 @@ pub fn decode_records(buf: &[u8]) -> Result<(RecordBatchHeader, Vec<Record>), Ba
         pos: 0,
         at: BATCH_HEADER_LEN,
     };
-    let mut out = Vec::with_capacity(header.records_count as usize);
+    // The count comes from the input: never reserve more than the bytes could hold (a
+    // record takes at least 7 bytes).
+    let mut out = Vec::with_capacity((header.records_count as usize).min(c.buf.len() / 7));
     for _ in 0..header.records_count {
         let len = c.varint()?;
         let start = c.pos;
@@ -242,12 +244,23 @@ pub fn decode_records(buf: &[u8]) -> Result<(RecordBatchHeader, Vec<Record>), Ba
                 available: c.pos - start,
             });
         }
+        let overflow = || BatchError::InvalidRecordCount {
+            at: BATCH_HEADER_LEN + start,
+            records_count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        };
         out.push(Record {
-            timestamp: header.base_timestamp + ts_delta,
+            timestamp: header
+                .base_timestamp
+                .checked_add(ts_delta)
+                .ok_or_else(overflow)?,
             key,
             value,
             headers,
-            offset: header.base_offset + offset_delta,
+            offset: header
+                .base_offset
+                .checked_add(offset_delta)
+                .ok_or_else(overflow)?,
         });
     }
     Ok((header, out))
@@ -308,6 +321,28 @@ mod tests {
             assert_eq!(c.varint().unwrap(), v);
             assert_eq!(c.pos, out.len());
         }
+    }
+
+    #[test]
+    fn hostile_counts_and_deltas_are_errors() {
+        // A header claiming 2^31-1 records must not reserve memory for them.
+        let mut b = RecordBatchBuilder::new();
+        b.push(1, None, Some(b"v"), &[]);
+        let mut bytes = b.build();
+        bytes[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        bytes[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(decode_records(&bytes).is_err());
+        // A timestamp delta that overflows the base timestamp.
+        let mut b = RecordBatchBuilder::new();
+        b.push(0, None, Some(b"v"), &[]);
+        b.push(10, None, Some(b"w"), &[]);
+        let mut bytes = b.build();
+        bytes[27..35].copy_from_slice(&i64::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(decode_records(&bytes).is_err());
     }
 
     #[test]
