@@ -71,6 +71,8 @@ pub struct Broker {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped after every append so long-polling fetches re-check.
     appended: watch::Sender<u64>,
+    /// Set when the server starts shutting down, so long polls answer at once.
+    stopping: watch::Sender<bool>,
 }
 
 pub fn now_ms() -> i64 {
@@ -98,6 +100,7 @@ impl Broker {
             node,
             partitions: RwLock::new(HashMap::new()),
             appended: watch::channel(0).0,
+            stopping: watch::channel(false).0,
         };
         broker.reconcile()?;
         Ok(Arc::new(broker))
@@ -492,6 +495,16 @@ impl Broker {
     /// A receiver that changes after every append, for long polling.
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+
+    /// A receiver that turns true when the server begins to shut down.
+    pub fn subscribe_stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Tells long-polling requests to answer now: the server is shutting down.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Allocates an idempotent producer id.

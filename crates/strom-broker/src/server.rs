@@ -54,6 +54,7 @@ pub async fn run(
         _ = accept => {}
         _ = shutdown => tracing::info!("shutting down"),
     }
+    broker.begin_shutdown();
     let _ = notify.send(());
     drop(done_tx);
     if tokio::time::timeout(broker.config.shutdown_timeout, done_rx.recv())

@@ -387,7 +387,8 @@ mod tests {
         for r in SUPPORTED_APIS {
             assert!(schema::message(r.key).is_some(), "{:?}", r.key);
         }
-        assert_eq!(schema::MESSAGES.len(), SUPPORTED_APIS.len());
+        // Schemas of the consumer-group APIs are kept ready for when they are served.
+        assert!(schema::MESSAGES.len() >= SUPPORTED_APIS.len());
     }
 
     #[test]

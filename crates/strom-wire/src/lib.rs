@@ -29,6 +29,7 @@
 
 mod error;
 mod error_code;
+mod fetch_response;
 mod frame;
 mod guard;
 mod header;
@@ -42,6 +43,9 @@ mod versions;
 
 pub use error::WireError;
 pub use error_code::ErrorCode;
+pub use fetch_response::{
+    FetchPart, FetchPartitionOut, FetchResponseParts, FetchTopicOut, encode_fetch_response,
+};
 pub use frame::{DEFAULT_MAX_FRAME_SIZE, FrameCodec, LENGTH_PREFIX_LEN};
 pub use header::{
     REQUEST_PREFIX_LEN, RequestPrefix, decode_request_header, encode_request_header,

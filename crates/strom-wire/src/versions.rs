@@ -31,22 +31,18 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
 ///
 /// Old versions are deliberately kept at the bottom of several ranges: librdkafka <= 2.11
 /// (kcat on Debian among them) turns features on only when the advertised ranges include
-/// them, e.g. the balanced consumer needs JoinGroup, SyncGroup, Heartbeat, LeaveGroup and
-/// FindCoordinator v0, and compression needs Produce v0.
+/// them, e.g. compression needs Produce v0.
+///
+/// Only APIs the broker implements are listed: advertising one it cannot serve would make
+/// clients use it. The consumer-group APIs (FindCoordinator, JoinGroup, SyncGroup,
+/// Heartbeat, LeaveGroup from v0 — the balanced consumer of old librdkafka needs v0 in
+/// range — OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups,
+/// OffsetDelete) join the table with the group coordinator.
 pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::Produce, 0, 10),
     api(ApiKey::Fetch, 4, 16),
     api(ApiKey::ListOffsets, 1, 8),
     api(ApiKey::Metadata, 0, 12),
-    api(ApiKey::OffsetCommit, 2, 8),
-    api(ApiKey::OffsetFetch, 1, 8),
-    api(ApiKey::FindCoordinator, 0, 4),
-    api(ApiKey::JoinGroup, 0, 9),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::DescribeGroups, 0, 5),
-    api(ApiKey::ListGroups, 0, 4),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -56,9 +52,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
-    api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -149,17 +143,6 @@ mod tests {
         ("InitProducerId", 0, 4),
         ("OffsetForLeaderEpoch", 2, 4),
         ("DescribeCluster", 0, 1),
-        ("FindCoordinator", 0, 4),
-        ("JoinGroup", 0, 9),
-        ("SyncGroup", 0, 5),
-        ("Heartbeat", 0, 4),
-        ("LeaveGroup", 0, 5),
-        ("OffsetCommit", 2, 8),
-        ("OffsetFetch", 1, 8),
-        ("DescribeGroups", 0, 5),
-        ("ListGroups", 0, 4),
-        ("DeleteGroups", 0, 2),
-        ("OffsetDelete", 0, 0),
     ];
 
     #[test]

@@ -87,6 +87,7 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + wait;
         let mut appends = broker.subscribe_appends();
+        let mut stopping = broker.subscribe_stopping();
         loop {
             let (out, bytes, errors) = read_all(
                 &broker,
@@ -95,7 +96,11 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
                 read_committed,
                 unknown_topic_code,
             );
-            if bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline {
+            if bytes >= min_bytes
+                || errors
+                || tokio::time::Instant::now() >= deadline
+                || *stopping.borrow()
+            {
                 return Response::Fetch(out);
             }
             tokio::select! {
@@ -105,6 +110,7 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {}
+                _ = stopping.changed() => {}
             }
         }
     }))

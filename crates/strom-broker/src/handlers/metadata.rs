@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use strom_wire::ErrorCode;
 use strom_wire::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use strom_wire::kafka_protocol::messages::find_coordinator_response::Coordinator;
 use strom_wire::kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use strom_wire::kafka_protocol::messages::{
-    BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, MetadataRequest, MetadataResponse,
 };
 
 use super::{str_bytes, topic_name};
@@ -121,4 +123,40 @@ pub fn describe_cluster(
                 .with_port(port as i32),
         ])
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
+}
+
+/// FindCoordinator while there is no group or transaction coordinator yet: every key gets
+/// COORDINATOR_NOT_AVAILABLE, which clients retry. librdkafka looks a coordinator up for
+/// any consumer with a group.id, even one that only uses assign(); closing the connection
+/// instead would fail whatever else that client has in flight on it.
+pub fn find_coordinator(req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+    let code = ErrorCode::CoordinatorNotAvailable.code();
+    let message = "consumer groups and transactions are not supported yet";
+    let resp = FindCoordinatorResponse::default()
+        .with_node_id(BrokerId(-1))
+        .with_host(str_bytes(""))
+        .with_port(-1);
+    if version >= 4 {
+        let keys = if req.coordinator_keys.is_empty() {
+            vec![req.key]
+        } else {
+            req.coordinator_keys
+        };
+        resp.with_coordinators(
+            keys.into_iter()
+                .map(|key| {
+                    Coordinator::default()
+                        .with_key(key)
+                        .with_node_id(BrokerId(-1))
+                        .with_host(str_bytes(""))
+                        .with_port(-1)
+                        .with_error_code(code)
+                        .with_error_message(Some(str_bytes(message)))
+                })
+                .collect(),
+        )
+    } else {
+        resp.with_error_code(code)
+            .with_error_message((version >= 1).then(|| str_bytes(message)))
+    }
 }

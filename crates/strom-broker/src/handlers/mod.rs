@@ -101,6 +101,9 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Reply {
         RequestKind::InitProducerId(r) => Reply::Now(Response::Kind(ResponseKind::InitProducerId(
             producer_id::init_producer_id(broker, r),
         ))),
+        RequestKind::FindCoordinator(r) => Reply::Now(Response::Kind(
+            ResponseKind::FindCoordinator(metadata::find_coordinator(r, version)),
+        )),
         other => Reply::Close(format!("no handler for {:?}", request_name(&other))),
     }
 }
@@ -131,5 +134,74 @@ pub(crate) fn check_leader_epoch(current: i32) -> ErrorCode {
         ErrorCode::UnknownLeaderEpoch
     } else {
         ErrorCode::FencedLeaderEpoch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_wire::kafka_protocol::messages::*;
+
+    fn default_request(key: ApiKey) -> RequestKind {
+        match key {
+            ApiKey::Produce => RequestKind::Produce(Default::default()),
+            ApiKey::Fetch => RequestKind::Fetch(Default::default()),
+            ApiKey::ListOffsets => RequestKind::ListOffsets(Default::default()),
+            ApiKey::Metadata => RequestKind::Metadata(Default::default()),
+            ApiKey::ApiVersions => RequestKind::ApiVersions(Default::default()),
+            ApiKey::CreateTopics => RequestKind::CreateTopics(Default::default()),
+            ApiKey::DeleteTopics => RequestKind::DeleteTopics(Default::default()),
+            ApiKey::DeleteRecords => RequestKind::DeleteRecords(Default::default()),
+            ApiKey::InitProducerId => RequestKind::InitProducerId(Default::default()),
+            ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(Default::default()),
+            ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(Default::default()),
+            ApiKey::AlterConfigs => RequestKind::AlterConfigs(Default::default()),
+            ApiKey::CreatePartitions => RequestKind::CreatePartitions(Default::default()),
+            ApiKey::IncrementalAlterConfigs => {
+                RequestKind::IncrementalAlterConfigs(Default::default())
+            }
+            ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+            other => panic!("{other:?} is advertised but this test cannot build it: add it here"),
+        }
+    }
+
+    /// An API in the advertised table without a handler would make clients use something
+    /// the broker then refuses by closing the connection: a defect.
+    #[test]
+    fn every_advertised_api_has_a_handler() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = crate::config::RawSettings::default();
+        raw.set("data_dir", dir.path().display().to_string(), "test")
+            .unwrap();
+        let broker = Broker::open(raw.build().unwrap()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for range in strom_wire::SUPPORTED_APIS {
+            for version in [range.min.max(3.min(range.max)), range.max] {
+                let request = strom_wire::Request {
+                    api_key: range.key,
+                    header: RequestHeader::default()
+                        .with_request_api_key(range.key as i16)
+                        .with_request_api_version(version),
+                    body: default_request(range.key),
+                };
+                let reply = rt.block_on(async { dispatch(&broker, request) });
+                let response = match reply {
+                    Reply::Close(why) => {
+                        panic!("{:?} v{version} closes the connection: {why}", range.key)
+                    }
+                    Reply::Nothing => continue,
+                    Reply::Now(r) => r,
+                    Reply::Later(f) => rt.block_on(f),
+                };
+                if let Response::Kind(kind) = response {
+                    strom_wire::encode_response(1, version, &kind)
+                        .unwrap_or_else(|e| panic!("{:?} v{version}: {e}", range.key));
+                }
+            }
+        }
+        broker.close().unwrap();
     }
 }

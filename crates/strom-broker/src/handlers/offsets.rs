@@ -105,7 +105,10 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, 
                 .with_log(tp, |l| l.max_timestamp_offset())
                 .transpose()?
                 .flatten();
-            Ok(found.map_or((-1, -1), |t| (t.offset, t.timestamp)))
+            Ok(found.map_or((-1, -1), |t| {
+                first_record_at_or_after(broker, tp, t.offset, t.timestamp, start)
+                    .unwrap_or((t.offset, t.timestamp))
+            }))
         }
         ts if ts >= 0 => {
             let found = broker
@@ -113,13 +116,37 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, 
                 .with_log(tp, |l| l.offset_for_timestamp(ts))
                 .transpose()?
                 .flatten();
-            Ok(found.map_or((-1, -1), |t| (t.offset, t.timestamp)))
+            Ok(found.map_or((-1, -1), |t| {
+                first_record_at_or_after(broker, tp, t.offset, ts, start)
+                    .unwrap_or((t.offset, t.timestamp))
+            }))
         }
         other => Err(Failure::new(
             ErrorCode::InvalidRequest,
             format!("unknown special timestamp {other}"),
         )),
     }
+}
+
+/// The log answers timestamp lookups per batch; Kafka answers per record. Looks inside
+/// the batch holding `offset` for the first record at or after the log start whose
+/// timestamp is `>= target`: its offset and timestamp. `None` when the batch is
+/// compressed (the broker carries no codecs, so the batch's own answer stands) or
+/// cannot be read.
+fn first_record_at_or_after(
+    broker: &Broker,
+    tp: &TopicPartition,
+    offset: i64,
+    target: i64,
+    start: i64,
+) -> Option<(i64, i64)> {
+    let read = broker.read(tp, offset, 1).ok()?;
+    let bytes = read.slice?.read_to_vec().ok()?;
+    let (_, records) = strom_batch::decode_records(&bytes).ok()?;
+    records
+        .into_iter()
+        .find(|r| r.offset >= start && r.timestamp >= target)
+        .map(|r| (r.offset, r.timestamp))
 }
 
 pub fn offset_for_leader_epoch(

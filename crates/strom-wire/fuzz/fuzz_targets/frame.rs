@@ -38,7 +38,9 @@ fn run<'a>(chunks: impl Iterator<Item = &'a [u8]>) -> (Vec<BytesMut>, bool) {
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks a chunk size for the piecewise run.
-    let Some((&chunk, rest)) = data.split_first() else { return };
+    let Some((&chunk, rest)) = data.split_first() else {
+        return;
+    };
     let chunk = usize::from(chunk % 16) + 1;
     let whole = run(std::iter::once(rest));
     let pieces = run(rest.chunks(chunk));

@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(header, iter_header);
             assert_eq!(range, iter_range);
             assert_eq!(range.len(), header.total_size());
-            assert_eq!(RecordBatchHeader::validate(&data[range.clone()], 0).as_ref(), Ok(header));
+            assert_eq!(
+                RecordBatchHeader::validate(&data[range.clone()], 0).as_ref(),
+                Ok(header)
+            );
         }
         let produced = strom_wire::produced_batches(&Bytes::copy_from_slice(data))
             .expect("what split_batches accepts, produced_batches accepts");

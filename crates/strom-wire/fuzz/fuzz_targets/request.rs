@@ -17,8 +17,12 @@ fuzz_target!(|data: &[u8]| {
             // A decoded request must agree with its own header.
             assert_eq!(request.api_key as i16, request.header.request_api_key);
             let mut out = bytes::BytesMut::new();
-            encode_response_header(&mut out, request.correlation_id(), request.response_header_version())
-                .expect("a decoded request has a valid response header version");
+            encode_response_header(
+                &mut out,
+                request.correlation_id(),
+                request.response_header_version(),
+            )
+            .expect("a decoded request has a valid response header version");
         }
         Err(WireError::UnsupportedVersion { .. }) => {
             let _ = unsupported_version_reply(&frame);
