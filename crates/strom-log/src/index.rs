@@ -5,7 +5,9 @@
 //! file's length says how many entries it holds once it is trimmed (at roll or clean
 //! shutdown). While a segment is active its index files are preallocated to
 //! `max_index_bytes` (sparse, so the zeros cost no disk) and the number of valid entries
-//! is kept in memory; after a crash they are rebuilt from the segment.
+//! is kept in memory; after a crash they are rebuilt from the segment. Index files carry
+//! no checksum: every entry a lookup relies on is first checked against the batch header
+//! it points at, and an index found damaged is rebuilt from the segment.
 //!
 //! ```text
 //! .index      entry = relative_offset: u32 | position: u32            (8 bytes)

@@ -171,7 +171,7 @@ impl PartitionLog {
         let Some(&last_base) = bases.last() else {
             let start = saved.map_or(0, |c| c.log_start_offset.max(0));
             self.segments
-                .push_back(Segment::create(&self.dir, start, max_index)?);
+                .push_back(Segment::create(&self.dir, start, max_index, interval)?);
             report.clean = saved.is_some_and(|c| c.clean);
             return Ok(report);
         };
@@ -192,7 +192,7 @@ impl PartitionLog {
             None => (i64::MIN, 0),
         };
         let mut cut = false;
-        for &base in bases {
+        for (i, &base) in bases.iter().enumerate() {
             if cut {
                 self.drop_segment_files(base)?;
                 report.segments_dropped += 1;
@@ -200,6 +200,10 @@ impl PartitionLog {
             }
             let expected = self.segments.back().map(|s| s.next_offset);
             if expected.is_some_and(|e| e != base) {
+                // A wrong end is most likely a damaged header in the previous segment:
+                // name that rather than this file, and never drop durable segments
+                // because of it.
+                self.segments.back_mut().unwrap().verify()?;
                 if base >= recover_from {
                     // A gap after the point that was known durable: the files after it
                     // cannot hold acknowledged data.
@@ -219,22 +223,26 @@ impl PartitionLog {
             }
             let seg = if base < recover_from {
                 if !clean {
-                    let mut seg = Segment::open_untrusted(&self.dir, base, max_index)?;
+                    let mut seg = Segment::open_untrusted(&self.dir, base, max_index, interval)?;
                     if !seg.indexes_look_sane()? {
                         tracing::warn!(segment = base, dir = %self.dir.display(), "rebuilding damaged index");
                         seg.reindex(interval)?;
                         seg.seal()?;
                     }
                 }
-                Segment::open_trusted(&self.dir, base, max_index)?
+                Segment::open_trusted(&self.dir, base, max_index, interval)?
             } else {
-                let mut seg = Segment::open_untrusted(&self.dir, base, max_index)?;
+                let mut seg = Segment::open_untrusted(&self.dir, base, max_index, interval)?;
                 let durable = if base == recover_from {
                     durable_bytes
                 } else {
                     0
                 };
-                let outcome = seg.recover(durable, interval)?;
+                let later = &bases[i + 1..];
+                let dir = &self.dir;
+                let outcome = seg.recover(durable, interval, &mut || {
+                    later_segments_hold_data(dir, later)
+                })?;
                 report.segments_scanned += 1;
                 report.bytes_scanned += outcome.valid_bytes + outcome.truncated_bytes;
                 report.bytes_truncated += outcome.truncated_bytes;
@@ -449,7 +457,12 @@ impl PartitionLog {
         active.seal()?;
         active.release();
         self.unsynced_sealed.push((file, path, base));
-        let seg = Segment::create(&self.dir, next, self.config.max_index_bytes)?;
+        let seg = Segment::create(
+            &self.dir,
+            next,
+            self.config.max_index_bytes,
+            self.config.index_interval_bytes,
+        )?;
         self.segments.push_back(seg);
         tracing::debug!(dir = %self.dir.display(), base = next, "rolled segment");
         Ok(())
@@ -510,12 +523,26 @@ impl PartitionLog {
                 }
                 let bound_pos = seg.position_of_bound(bound)?;
                 let limit = bound_pos.min(pos.saturating_add(max_bytes as u64));
-                let mut end_pos = seg.boundary_at_or_before(pos, limit)?;
-                if end_pos <= pos {
-                    end_pos = pos + first.total_size() as u64;
-                }
+                // The first batch always goes out whole. When nothing fits after it, its
+                // header already says where the read ends: each header lookup skipped is
+                // a syscall saved, the bulk of a small fetch's cost.
+                let first_end = pos + first.total_size() as u64;
+                let (end_pos, at_end) = match limit <= first_end {
+                    true => (first_end, None),
+                    false => match seg.boundary_at_or_before(pos, limit)? {
+                        (boundary, _) if boundary <= pos => (first_end, None),
+                        found => found,
+                    },
+                };
                 let last = if end_pos >= seg.size {
                     seg.next_offset - 1
+                } else if end_pos == first_end {
+                    first.last_offset()
+                } else if let Some(next) = at_end {
+                    // Offsets within a segment follow on without gaps (append, replication
+                    // and recovery all enforce it): the read ends just before the batch
+                    // that starts at `end_pos`, whose header the search has read.
+                    next.base_offset - 1
                 } else {
                     seg.last_offset_ending_at(end_pos)?
                 };
@@ -540,8 +567,9 @@ impl PartitionLog {
         }
     }
 
-    /// The first batch whose max timestamp is >= `ts`: its base offset and that
-    /// timestamp. `None` when every record is older. (Records inside the batch are not
+    /// The first batch at least partly at or above the log start offset whose max
+    /// timestamp is at least `ts`: its base offset (no lower than the log start) and that
+    /// timestamp. `None` when every such record is older. (Records inside the batch are not
     /// inspected; a client skips those older than it asked for.)
     pub fn offset_for_timestamp(&mut self, ts: i64) -> Result<Option<TimestampOffset>> {
         self.check_open()?;
@@ -551,7 +579,7 @@ impl PartitionLog {
                 continue;
             }
             let seg = self.segment_for_read(i);
-            if let Some((_, h)) = seg.find_timestamp(ts)? {
+            if let Some((_, h)) = seg.find_timestamp(ts, start)? {
                 return Ok(Some(TimestampOffset {
                     offset: h.base_offset.max(start),
                     timestamp: h.max_timestamp,
@@ -574,10 +602,12 @@ impl PartitionLog {
         let Some(i) = best else { return Ok(None) };
         let ts = self.segments[i].max_timestamp;
         let seg = self.segment_for_read(i);
-        Ok(seg.find_timestamp(ts)?.map(|(_, h)| TimestampOffset {
-            offset: h.last_offset().max(start),
-            timestamp: ts,
-        }))
+        Ok(seg
+            .find_timestamp(ts, i64::MIN)?
+            .map(|(_, h)| TimestampOffset {
+                offset: h.last_offset().max(start),
+                timestamp: ts,
+            }))
     }
 
     /// Removes every batch whose last offset is >= `offset`, so the log ends at or
@@ -612,6 +642,12 @@ impl PartitionLog {
         last.truncate_to(offset, interval)?;
         let end = self.log_end_offset();
         self.durable_offset = self.durable_offset.min(end);
+        if self.durable_offset == end {
+            // Everything unflushed was cut off: nothing is waiting for an fsync, and an
+            // interval or size flush policy must not keep asking for one.
+            self.unflushed_bytes = 0;
+            self.first_unflushed_ms = None;
+        }
         self.log_start_offset = self.log_start_offset.min(end);
         self.write_checkpoint(true)?;
         Ok(())
@@ -745,8 +781,13 @@ impl PartitionLog {
             // The log was truncated while the plan ran; what it synced may be gone.
             return Ok(self.durable_offset);
         }
+        // Only segments that were already sealed when the plan was made are now synced
+        // in full. The plan's last file is the segment that was active then: if it has
+        // been rolled meanwhile, bytes appended after the plan was made may have missed
+        // its fsync, so it stays queued for the next flush.
+        let sealed = &plan.files[..plan.files.len() - 1];
         self.unsynced_sealed
-            .retain(|(f, _, _)| !plan.files.iter().any(|(g, _)| Arc::ptr_eq(f, g)));
+            .retain(|(f, _, _)| !sealed.iter().any(|(g, _)| Arc::ptr_eq(f, g)));
         if plan.target_offset > self.durable_offset {
             self.durable_offset = plan.target_offset;
             self.checkpoint.write(
@@ -780,7 +821,12 @@ impl PartitionLog {
 
     fn write_checkpoint(&mut self, sync: bool) -> Result<()> {
         let active = self.segments.back().expect("active segment");
-        let (base, bytes) = if self.durable_offset >= active.next_offset {
+        let oldest_unsynced = self.unsynced_sealed.iter().map(|(_, _, b)| *b).min();
+        let (base, bytes) = if let Some(base) = oldest_unsynced {
+            // Segments rolled since the last flush were never fsynced: recovery must
+            // read them, not trust them, even though they are sealed.
+            (base, 0)
+        } else if self.durable_offset >= active.next_offset {
             (active.base_offset, active.size)
         } else {
             // Only what an earlier flush synced is known durable; without a better
@@ -795,6 +841,22 @@ impl PartitionLog {
             durable_segment_bytes: bytes,
         };
         self.checkpoint.write(&cp, sync)
+    }
+
+    /// Calls `f` with the header of every batch in the last `segments` segments (at
+    /// least the active one), oldest first: enough to rebuild recent per-producer state
+    /// without reading the whole log.
+    pub fn scan_recent_headers(
+        &mut self,
+        segments: usize,
+        mut f: impl FnMut(&RecordBatchHeader),
+    ) -> Result<()> {
+        self.check_open()?;
+        let n = self.segments.len();
+        for i in n.saturating_sub(segments.max(1))..n {
+            self.segment_for_read(i).scan_headers(0, &mut f)?;
+        }
+        Ok(())
     }
 
     /// Checks every batch's CRC in every segment: a scrub for damage that recovery does
@@ -856,6 +918,20 @@ impl PartitionLog {
         self.deleter.delete_dir(target);
         Ok(())
     }
+}
+
+/// Whether any of the segments with these base offsets holds a batch that passes its
+/// CRC: then damage in an earlier segment is not a torn tail.
+fn later_segments_hold_data(dir: &Path, bases: &[i64]) -> Result<bool> {
+    for &base in bases {
+        let path = crate::segment::segment_path(dir, base, LOG_SUFFIX);
+        let file = File::open(&path).at(&path)?;
+        let len = file.metadata().at(&path)?.len();
+        if crate::segment::valid_batch_from(&file, &path, 0, len)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl Drop for PartitionLog {

@@ -307,6 +307,29 @@ fn flush_advances_durable_offset() {
 }
 
 #[test]
+fn a_segment_rolled_while_a_flush_runs_is_synced_by_the_next_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
+    let plan = log.begin_flush().unwrap().unwrap();
+    // Group commit runs the plan without the log's lock: appends go on meanwhile, into
+    // the segment being synced and then into a new one once it rolls.
+    log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
+    log.append(&mut batch(1, 4000, 1), 0, 0).unwrap();
+    assert_eq!(log.segment_count(), 2);
+    plan.execute().unwrap();
+    assert_eq!(log.finish_flush(plan).unwrap(), 1);
+    // The first segment's second batch was not covered by that plan.
+    let next = log.begin_flush().unwrap().unwrap();
+    let first = dir.path().join(format!("{:020}.log", 0));
+    assert!(
+        next.files.iter().any(|(_, p)| *p == first),
+        "{:?}",
+        next.files
+    );
+}
+
+#[test]
 fn unclean_shutdown_recovers_and_cuts_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open(

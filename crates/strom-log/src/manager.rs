@@ -179,7 +179,11 @@ impl LogManager {
         }
         let dir = self.config.data_dir.join(tp.dir_name());
         let config = config.unwrap_or_else(|| self.config.default_log.clone());
-        let (log, _) = PartitionLog::open(&dir, config, self.deleter.clone())?;
+        let (mut log, _) = PartitionLog::open(&dir, config, self.deleter.clone())?;
+        // Like the logs found at start-up, a new log holds no files until it is used:
+        // only then is it counted against `max_open_logs`, so creating thousands of
+        // partitions at once must not keep thousands of descriptors open.
+        log.release_handles();
         logs.insert(
             tp.clone(),
             Arc::new(Entry {

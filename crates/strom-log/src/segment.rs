@@ -70,12 +70,19 @@ pub(crate) struct Segment {
     time_index_len: usize,
     /// Preallocated index size while active.
     max_index_bytes: u32,
+    /// Log bytes between offset-index entries, for rebuilding an index found damaged.
+    index_interval: u32,
     handles: Option<Handles>,
 }
 
 impl Segment {
     /// Creates a new, empty, active segment.
-    pub fn create(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<Segment> {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        max_index_bytes: u32,
+        index_interval: u32,
+    ) -> Result<Segment> {
         let mut seg = Segment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -88,6 +95,7 @@ impl Segment {
             index_len: 0,
             time_index_len: 0,
             max_index_bytes,
+            index_interval,
             handles: None,
         };
         // Leftover index files of an earlier segment with this base offset (after a
@@ -110,25 +118,48 @@ impl Segment {
     }
 
     /// Opens an existing segment whose files were left trimmed (sealed, or active at a
-    /// clean shutdown). `next_offset` is found by walking from the last index entry.
-    pub fn open_trusted(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<Segment> {
-        let mut seg = Self::open_untrusted(dir, base_offset, max_index_bytes)?;
-        let h = seg.handles_mut()?;
-        let (index_len, time_len) = (h.index.len(), h.time_index.len());
-        let last_entry = h.index.last();
-        let time_last = h.time_index.last();
-        seg.index_len = index_len;
-        seg.time_index_len = time_len;
+    /// clean shutdown). `next_offset` is found by walking from the last index entry; the
+    /// last entries of both indexes are checked against the log first (index files carry
+    /// no checksum) and the indexes rebuilt if they do not match. When the walk meets
+    /// damage, the error names the first damaged batch of the segment (found by a full
+    /// CRC scan), not the place where the walk tripped over it: a damaged length field
+    /// sends the walk past the damage.
+    pub fn open_trusted(
+        dir: &Path,
+        base_offset: i64,
+        max_index_bytes: u32,
+        index_interval: u32,
+    ) -> Result<Segment> {
+        let mut seg = Self::open_untrusted(dir, base_offset, max_index_bytes, index_interval)?;
+        match seg.load_trusted() {
+            Ok(()) => Ok(seg),
+            Err(e @ LogError::Corrupt { .. }) => Err(seg.verify().err().unwrap_or(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The in-memory summary of a trusted segment, from its indexes and the batches
+    /// after the last offset-index entry.
+    fn load_trusted(&mut self) -> Result<()> {
+        let time_last = self.handles_mut()?.time_index.last();
+        if let Some(t) = time_last
+            && self.time_entry_position(t)?.is_none()
+        {
+            self.repair_indexes("its last time-index entry does not match the log")?;
+        }
+        let last_entry = self.checked_entry(|index| index.last())?;
+        let time_last = self.handles_mut()?.time_index.last();
+        let base_offset = self.base_offset;
         let (mut pos, mut next) = match last_entry {
             Some(e) => (e.position as u64, base_offset + e.relative_offset as i64),
             None => (0, base_offset),
         };
         let mut since_entry = 0;
         let mut max_ts = time_last.map_or(-1, |t| t.max_timestamp);
-        while pos < seg.size {
-            let header = seg.header_at(pos)?;
+        while pos < self.size {
+            let header = self.header_at(pos)?;
             if header.base_offset != next {
-                return Err(seg.corrupt(
+                return Err(self.corrupt(
                     pos,
                     format!(
                         "base offset {} where {next} was expected",
@@ -141,22 +172,27 @@ impl Segment {
             since_entry += header.total_size() as u64;
             pos += header.total_size() as u64;
         }
-        if pos != seg.size {
-            return Err(seg.corrupt(pos, "last batch runs past the end of the file"));
+        if pos != self.size {
+            return Err(self.corrupt(pos, "last batch runs past the end of the file"));
         }
-        seg.next_offset = next;
-        seg.max_timestamp = max_ts;
-        seg.bytes_since_index_entry = since_entry;
-        if seg.size > 0 {
-            let first = seg.header_at(0)?;
-            seg.rolling_base_ms = Some(first.max_timestamp);
+        self.next_offset = next;
+        self.max_timestamp = max_ts;
+        self.bytes_since_index_entry = since_entry;
+        if self.size > 0 {
+            let first = self.header_at(0)?;
+            self.rolling_base_ms = Some(first.max_timestamp);
         }
-        Ok(seg)
+        Ok(())
     }
 
     /// Opens a segment without trusting anything but its `.log` file; the caller must
     /// `recover` it before use.
-    pub fn open_untrusted(dir: &Path, base_offset: i64, max_index_bytes: u32) -> Result<Segment> {
+    pub fn open_untrusted(
+        dir: &Path,
+        base_offset: i64,
+        max_index_bytes: u32,
+        index_interval: u32,
+    ) -> Result<Segment> {
         let log = segment_path(dir, base_offset, LOG_SUFFIX);
         let size = std::fs::metadata(&log).at(&log)?.len();
         let mut seg = Segment {
@@ -171,6 +207,7 @@ impl Segment {
             index_len: 0,
             time_index_len: 0,
             max_index_bytes,
+            index_interval,
             handles: None,
         };
         seg.open_handles_exact()?;
@@ -267,12 +304,12 @@ impl Segment {
 
     /// The last offset of the batch that ends exactly at byte `end` (a batch boundary).
     pub fn last_offset_ending_at(&mut self, end: u64) -> Result<i64> {
-        let mut pos = {
-            let h = self.handles_mut()?;
-            let i = h.index.partition_point(|e| (e.position as u64) < end);
-            i.checked_sub(1)
-                .map_or(0, |i| h.index.get(i).position as u64)
-        };
+        let mut pos = self
+            .checked_entry(|index| {
+                let i = index.partition_point(|e| (e.position as u64) < end);
+                i.checked_sub(1).map(|i| index.get(i))
+            })?
+            .map_or(0, |e| e.position as u64);
         loop {
             let header = self.header_at(pos)?;
             let next = pos + header.total_size() as u64;
@@ -304,18 +341,69 @@ impl Segment {
 
     /// Reads and parses the batch header at `pos` (no CRC check).
     pub fn header_at(&mut self, pos: u64) -> Result<RecordBatchHeader> {
-        let path = self.path(LOG_SUFFIX);
         let size = self.size;
         let file = self.file()?;
         let mut buf = [0u8; BATCH_HEADER_LEN];
         let want = BATCH_HEADER_LEN.min((size - pos) as usize);
-        file.read_exact_at(&mut buf[..want], pos).at(&path)?;
+        // The path is formatted only on error: reads call this several times per fetch.
+        file.read_exact_at(&mut buf[..want], pos)
+            .map_err(|e| LogError::io(self.path(LOG_SUFFIX), e))?;
         let header =
             RecordBatchHeader::parse(&buf[..want], 0).map_err(|e| self.batch_error(pos, e))?;
         if pos + header.total_size() as u64 > size {
             return Err(self.corrupt(pos, "batch runs past the end of the segment"));
         }
         Ok(header)
+    }
+
+    /// Whether an offset-index entry points at the start of the batch it names. Index
+    /// files carry no checksum, so an entry is checked against the log before a lookup
+    /// relies on it: a damaged one must not send a read into the middle of a batch.
+    fn entry_holds(&mut self, e: OffsetEntry) -> bool {
+        let pos = e.position as u64;
+        let expected = self.base_offset + e.relative_offset as i64;
+        pos < self.size && self.header_at(pos).is_ok_and(|h| h.base_offset == expected)
+    }
+
+    /// The offset-index entry that `pick` chooses, checked against the log. If it does
+    /// not hold, both indexes are rebuilt from the log and `pick` chooses again.
+    fn checked_entry(
+        &mut self,
+        pick: impl Fn(&IndexFile<OffsetEntry>) -> Option<OffsetEntry>,
+    ) -> Result<Option<OffsetEntry>> {
+        match pick(&self.handles_mut()?.index) {
+            Some(e) if !self.entry_holds(e) => {
+                self.repair_indexes("an offset-index entry does not match the log")?;
+                Ok(pick(&self.handles_mut()?.index))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Where the batch named by a time-index entry starts, if the entry matches the
+    /// log: that batch exists and its timestamps are within the entry's maximum.
+    fn time_entry_position(&mut self, t: TimeEntry) -> Result<Option<u64>> {
+        let offset = self.base_offset + t.relative_offset as i64;
+        Ok(match self.locate(offset)? {
+            Some((pos, h)) if h.base_offset == offset && h.max_timestamp <= t.max_timestamp => {
+                Some(pos)
+            }
+            _ => None,
+        })
+    }
+
+    /// Rebuilds both indexes (and the in-memory summary) from the batch headers after
+    /// damage was found in an index; a sealed segment is sealed again so that its
+    /// trimmed files describe it on the next start.
+    fn repair_indexes(&mut self, why: &str) -> Result<()> {
+        tracing::warn!(path = %self.path(INDEX_SUFFIX).display(), why, "rebuilding damaged index");
+        let was_active = self.active;
+        let (size, interval) = (self.size, self.index_interval);
+        self.rebuild_indexes(size, interval)?;
+        if !was_active {
+            self.seal()?;
+        }
+        Ok(())
     }
 
     /// Records a batch that now sits at `position` in the indexes: one offset-index
@@ -388,14 +476,13 @@ impl Segment {
         now_ms: i64,
     ) -> Result<()> {
         debug_assert!(self.active);
-        let path = self.path(LOG_SUFFIX);
         let start = self.size;
         let file = self.file()?;
         if let Err(e) = file.write_all_at(bytes, start) {
             // A short write (full disk) may have left part of the batch behind: cut it so
             // the file holds whole batches only, then report the failure.
             let _ = file.set_len(start);
-            return Err(LogError::io(path, e));
+            return Err(LogError::io(self.path(LOG_SUFFIX), e));
         }
         if self.rolling_base_ms.is_none() {
             self.rolling_base_ms = Some(now_ms);
@@ -411,10 +498,9 @@ impl Segment {
     /// `offset`): its position and header. `None` when the segment ends before it.
     pub fn locate(&mut self, offset: i64) -> Result<Option<(u64, RecordBatchHeader)>> {
         let relative = (offset - self.base_offset).clamp(0, u32::MAX as i64);
-        let mut pos = {
-            let h = self.handles_mut()?;
-            h.index.floor(relative).map_or(0, |e| e.position as u64)
-        };
+        let mut pos = self
+            .checked_entry(|index| index.floor(relative))?
+            .map_or(0, |e| e.position as u64);
         while pos < self.size {
             let header = self.header_at(pos)?;
             if header.last_offset() >= offset {
@@ -432,10 +518,9 @@ impl Segment {
             return Ok(self.size);
         }
         let relative = (offset - self.base_offset).clamp(0, u32::MAX as i64);
-        let mut pos = {
-            let h = self.handles_mut()?;
-            h.index.floor(relative).map_or(0, |e| e.position as u64)
-        };
+        let mut pos = self
+            .checked_entry(|index| index.floor(relative))?
+            .map_or(0, |e| e.position as u64);
         while pos < self.size {
             let header = self.header_at(pos)?;
             if header.base_offset >= offset {
@@ -448,49 +533,63 @@ impl Segment {
 
     /// The position of the last batch boundary at or before `limit` that is at or after
     /// `start`, where `start` is a batch boundary; used to stop a read at whole batches.
-    pub fn boundary_at_or_before(&mut self, start: u64, limit: u64) -> Result<u64> {
+    /// Also returns the header of the batch starting there (`None` at the end of the
+    /// segment), which the search has read anyway.
+    pub fn boundary_at_or_before(
+        &mut self,
+        start: u64,
+        limit: u64,
+    ) -> Result<(u64, Option<RecordBatchHeader>)> {
         if limit >= self.size {
-            return Ok(self.size);
+            return Ok((self.size, None));
         }
-        let mut pos = {
-            let h = self.handles_mut()?;
-            let i = h.index.partition_point(|e| e.position as u64 <= limit);
-            match i.checked_sub(1).map(|i| h.index.get(i).position as u64) {
-                Some(p) if p >= start => p,
-                _ => start,
-            }
+        let entry = self.checked_entry(|index| {
+            let i = index.partition_point(|e| e.position as u64 <= limit);
+            i.checked_sub(1).map(|i| index.get(i))
+        })?;
+        let mut pos = match entry.map(|e| e.position as u64) {
+            Some(p) if p >= start => p,
+            _ => start,
         };
         loop {
             let header = self.header_at(pos)?;
             let next = pos + header.total_size() as u64;
             if next > limit {
-                return Ok(pos);
+                return Ok((pos, Some(header)));
             }
             pos = next;
         }
     }
 
-    /// The first offset of a batch in this segment whose max timestamp is >= `ts`, with
-    /// the batch header; `None` if all are older.
-    pub fn find_timestamp(&mut self, ts: i64) -> Result<Option<(u64, RecordBatchHeader)>> {
+    /// The first batch in this segment whose max timestamp is >= `ts` and whose last
+    /// offset is >= `min_offset` (batches wholly below the log start offset are gone for
+    /// readers, so their timestamps must not answer), with its position; `None` if there
+    /// is none.
+    pub fn find_timestamp(
+        &mut self,
+        ts: i64,
+        min_offset: i64,
+    ) -> Result<Option<(u64, RecordBatchHeader)>> {
         if self.max_timestamp < ts {
             return Ok(None);
         }
         // Every batch up to the last time entry older than `ts` is older than `ts`.
-        let base = self.base_offset;
-        let start_offset = {
+        let entry = {
             let h = self.handles_mut()?;
             let i = h.time_index.partition_point(|e| e.max_timestamp < ts);
-            i.checked_sub(1)
-                .map(|i| base + h.time_index.get(i).relative_offset as i64)
+            i.checked_sub(1).map(|i| h.time_index.get(i))
         };
-        let mut pos = match start_offset {
-            Some(o) => self.locate(o)?.map_or(self.size, |(p, _)| p),
-            None => 0,
-        };
+        let mut pos = 0;
+        if let Some(t) = entry {
+            match self.time_entry_position(t)? {
+                Some(p) => pos = p,
+                // Searching from the start after the repair is slow but right.
+                None => self.repair_indexes("a time-index entry does not match the log")?,
+            }
+        }
         while pos < self.size {
             let header = self.header_at(pos)?;
-            if header.max_timestamp >= ts {
+            if header.max_timestamp >= ts && header.last_offset() >= min_offset {
                 return Ok(Some((pos, header)));
             }
             pos += header.total_size() as u64;
@@ -533,9 +632,15 @@ impl Segment {
 
     /// Validates every batch of the segment (framing, CRC-32C, offsets following on),
     /// rebuilding the indexes as it goes. Damage is cut off as a torn tail only when it
-    /// lies at or beyond `durable_bytes` and no valid batch follows it; otherwise it is
-    /// reported as corruption. `expected_base` is the offset the first batch must have.
-    pub fn recover(&mut self, durable_bytes: u64, interval: u32) -> Result<ScanOutcome> {
+    /// lies at or beyond `durable_bytes` and no valid batch follows it, neither later in
+    /// this file nor in a later segment (`later_data` says whether one does); otherwise
+    /// it is reported as corruption.
+    pub fn recover(
+        &mut self,
+        durable_bytes: u64,
+        interval: u32,
+        later_data: &mut dyn FnMut() -> Result<bool>,
+    ) -> Result<ScanOutcome> {
         let path = self.path(LOG_SUFFIX);
         let file_len = self.size;
         self.reset_indexes()?;
@@ -602,8 +707,11 @@ impl Segment {
         if bad < durable_bytes {
             return Err(self.corrupt(bad, format!("{reason} (inside data known to be durable)")));
         }
-        if self.valid_batch_follows(&file, &path, bad, file_len)? {
+        if valid_batch_from(&file, &path, bad + 1, file_len)? {
             return Err(self.corrupt(bad, format!("{reason} (valid batches follow it)")));
+        }
+        if later_data()? {
+            return Err(self.corrupt(bad, format!("{reason} (later segments hold valid batches)")));
         }
         tracing::warn!(
             path = %path.display(), position = bad, discarded = file_len - bad, %reason,
@@ -617,38 +725,28 @@ impl Segment {
         })
     }
 
-    /// Whether the damaged batch at `bad` frames correctly and is followed by a batch
-    /// that passes its CRC: the signature of corruption inside a log, as opposed to a
-    /// write torn off by a crash, after which nothing valid can follow.
-    fn valid_batch_follows(
-        &self,
-        file: &File,
-        path: &Path,
-        bad: u64,
-        file_len: u64,
-    ) -> Result<bool> {
-        let mut len_buf = [0u8; LOG_OVERHEAD];
-        if bad + LOG_OVERHEAD as u64 > file_len {
-            return Ok(false);
+    /// Calls `f` with the header of every batch from byte `from_pos` on, reading the file
+    /// in large chunks (a start-up scan must not cost a syscall per batch).
+    pub fn scan_headers(
+        &mut self,
+        from_pos: u64,
+        f: &mut dyn FnMut(&RecordBatchHeader),
+    ) -> Result<()> {
+        let path = self.path(LOG_SUFFIX);
+        let file = self.file()?;
+        let mut buf = Vec::new();
+        let mut buf_start = 0;
+        let mut pos = from_pos;
+        while pos < self.size {
+            let need = BATCH_HEADER_LEN.min((self.size - pos) as usize);
+            ensure_buffered(&file, &path, &mut buf, &mut buf_start, pos, need, self.size)?;
+            let at = (pos - buf_start) as usize;
+            let header = RecordBatchHeader::parse(&buf[at..at + need], 0)
+                .map_err(|e| self.batch_error(pos, e))?;
+            f(&header);
+            pos += header.total_size() as u64;
         }
-        file.read_exact_at(&mut len_buf, bad).at(path)?;
-        let Ok(total) = RecordBatchHeader::frame_size(&len_buf, 0) else {
-            return Ok(false);
-        };
-        let next = bad + total as u64;
-        if next + LOG_OVERHEAD as u64 > file_len {
-            return Ok(false);
-        }
-        file.read_exact_at(&mut len_buf, next).at(path)?;
-        let Ok(next_total) = RecordBatchHeader::frame_size(&len_buf, 0) else {
-            return Ok(false);
-        };
-        if next + next_total as u64 > file_len {
-            return Ok(false);
-        }
-        let mut batch = vec![0u8; next_total];
-        file.read_exact_at(&mut batch, next).at(path)?;
-        Ok(RecordBatchHeader::validate(&batch, 0).is_ok())
+        Ok(())
     }
 
     /// Checks every batch's CRC without changing anything (an operator's scrub).
@@ -770,6 +868,41 @@ impl Segment {
             self.path(TIME_INDEX_SUFFIX),
         ]
     }
+}
+
+/// Whether a batch that passes its CRC starts anywhere in `[from, file_len)` of a
+/// segment file. After damage this tells corruption inside a log from the torn end of
+/// an interrupted write, after which nothing valid can follow. Every position is tried,
+/// because a damaged length field says nothing about where the next batch starts.
+pub(crate) fn valid_batch_from(file: &File, path: &Path, from: u64, file_len: u64) -> Result<bool> {
+    let mut buf = Vec::new();
+    let mut buf_start = 0;
+    let mut pos = from;
+    while pos + BATCH_HEADER_LEN as u64 <= file_len {
+        ensure_buffered(
+            file,
+            path,
+            &mut buf,
+            &mut buf_start,
+            pos,
+            BATCH_HEADER_LEN,
+            file_len,
+        )?;
+        let at = (pos - buf_start) as usize;
+        // Framing and magic first: cheap, and they rule out almost every position.
+        if let Ok(h) = RecordBatchHeader::parse(&buf[at..at + BATCH_HEADER_LEN], 0)
+            && pos + h.total_size() as u64 <= file_len
+        {
+            let total = h.total_size();
+            ensure_buffered(file, path, &mut buf, &mut buf_start, pos, total, file_len)?;
+            let at = (pos - buf_start) as usize;
+            if RecordBatchHeader::validate(&buf[at..at + total], 0).is_ok() {
+                return Ok(true);
+            }
+        }
+        pos += 1;
+    }
+    Ok(false)
 }
 
 /// Grows `buf` so that it holds file bytes `[pos, pos + need)`, reading ahead in chunks.
