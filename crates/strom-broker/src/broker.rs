@@ -386,17 +386,15 @@ impl Broker {
                     format!("unknown partition {}", tp.dir_name()),
                 )
             })??;
-        if idempotent {
-            if let Some(states) = guard.as_mut() {
-                states.record(
-                    first.producer_id,
-                    first.producer_epoch,
-                    first.base_sequence,
-                    first.records_count,
-                    info.base_offset,
-                    info.last_offset,
-                );
-            }
+        if idempotent && let Some(states) = guard.as_mut() {
+            states.record(
+                first.producer_id,
+                first.producer_epoch,
+                first.base_sequence,
+                first.records_count,
+                info.base_offset,
+                info.last_offset,
+            );
         }
         drop(guard);
         self.appended.send_modify(|n| *n = n.wrapping_add(1));

@@ -127,14 +127,16 @@ fn handle_frame(
     let _entered = span.enter();
     tracing::trace!("handling");
     match dispatch(broker, request) {
-        Reply::Now(Response::Kind(kind)) => encode_response(correlation_id, version, &kind)
-            .map(|b| Some(Outgoing::Ready(b)))
-            .map_err(|e| format!("encoding response: {e}")),
-        Reply::Now(Response::Fetch(out)) => Ok(Some(Outgoing::Fetch {
-            out,
-            correlation_id,
-            version,
-        })),
+        Reply::Now(r) => match *r {
+            Response::Kind(kind) => encode_response(correlation_id, version, &kind)
+                .map(|b| Some(Outgoing::Ready(b)))
+                .map_err(|e| format!("encoding response: {e}")),
+            Response::Fetch(out) => Ok(Some(Outgoing::Fetch {
+                out,
+                correlation_id,
+                version,
+            })),
+        },
         Reply::Later(response) => Ok(Some(Outgoing::Pending {
             response: Box::pin(response.instrument(span.clone())),
             correlation_id,
@@ -178,11 +180,11 @@ async fn write_loop(
             tracing::debug!(%peer, error = %e, "connection write failed; closing");
             return;
         }
-        if rx.is_empty() {
-            if let Err(e) = out.flush().await {
-                tracing::debug!(%peer, error = %e, "connection flush failed");
-                return;
-            }
+        if rx.is_empty()
+            && let Err(e) = out.flush().await
+        {
+            tracing::debug!(%peer, error = %e, "connection flush failed");
+            return;
         }
     }
     let _ = out.flush().await;

@@ -33,16 +33,21 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
 /// (kcat on Debian among them) turns features on only when the advertised ranges include
 /// them, e.g. compression needs Produce v0.
 ///
+/// librdkafka also enables LZ4 only when FindCoordinator v0 is advertised, so
+/// FindCoordinator is listed; until the group coordinator exists it answers
+/// COORDINATOR_NOT_AVAILABLE (which clients retry), never a made-up coordinator.
+///
 /// Only APIs the broker implements are listed: advertising one it cannot serve would make
-/// clients use it. The consumer-group APIs (FindCoordinator, JoinGroup, SyncGroup,
-/// Heartbeat, LeaveGroup from v0 — the balanced consumer of old librdkafka needs v0 in
-/// range — OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups,
-/// OffsetDelete) join the table with the group coordinator.
+/// clients use it. The other consumer-group APIs (JoinGroup, SyncGroup, Heartbeat,
+/// LeaveGroup from v0 — the balanced consumer of old librdkafka needs v0 in range —
+/// OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete) join
+/// the table with the group coordinator.
 pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::Produce, 0, 10),
     api(ApiKey::Fetch, 4, 16),
     api(ApiKey::ListOffsets, 1, 8),
     api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::FindCoordinator, 0, 4),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -143,6 +148,7 @@ mod tests {
         ("InitProducerId", 0, 4),
         ("OffsetForLeaderEpoch", 2, 4),
         ("DescribeCluster", 0, 1),
+        ("FindCoordinator", 0, 4),
     ];
 
     #[test]

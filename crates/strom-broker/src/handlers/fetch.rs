@@ -81,7 +81,7 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
         unknown_topic_code,
     );
     if bytes >= min_bytes || errors || wait.is_zero() {
-        return Reply::Now(Response::Fetch(out));
+        return Reply::now(Response::Fetch(out));
     }
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {

@@ -132,10 +132,7 @@ pub fn describe_cluster(
 pub fn find_coordinator(req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     let code = ErrorCode::CoordinatorNotAvailable.code();
     let message = "consumer groups and transactions are not supported yet";
-    let resp = FindCoordinatorResponse::default()
-        .with_node_id(BrokerId(-1))
-        .with_host(str_bytes(""))
-        .with_port(-1);
+    let resp = FindCoordinatorResponse::default();
     if version >= 4 {
         let keys = if req.coordinator_keys.is_empty() {
             vec![req.key]
@@ -156,7 +153,11 @@ pub fn find_coordinator(req: FindCoordinatorRequest, version: i16) -> FindCoordi
                 .collect(),
         )
     } else {
-        resp.with_error_code(code)
+        // Before v4 the single coordinator's fields sit at the top level.
+        resp.with_node_id(BrokerId(-1))
+            .with_host(str_bytes(""))
+            .with_port(-1)
+            .with_error_code(code)
             .with_error_message((version >= 1).then(|| str_bytes(message)))
     }
 }

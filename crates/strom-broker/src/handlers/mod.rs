@@ -34,8 +34,8 @@ pub type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// What the connection does with a request once it was handled.
 pub enum Reply {
-    /// Answer with this.
-    Now(Response),
+    /// Answer with this (boxed: responses are large, the other variants small).
+    Now(Box<Response>),
     /// Answer with this when it completes; later requests' answers wait behind it.
     Later(Pending),
     /// Send nothing (Produce with acks=0).
@@ -43,6 +43,12 @@ pub enum Reply {
     /// Close the connection (Produce with acks=0 that failed, as Kafka does, so the
     /// client notices).
     Close(String),
+}
+
+impl Reply {
+    pub fn now(response: Response) -> Reply {
+        Reply::Now(Box::new(response))
+    }
 }
 
 impl std::fmt::Debug for Reply {
@@ -60,48 +66,48 @@ impl std::fmt::Debug for Reply {
 pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Reply {
     let version = request.api_version();
     match request.body {
-        RequestKind::ApiVersions(_) => Reply::Now(Response::Kind(ResponseKind::ApiVersions(
+        RequestKind::ApiVersions(_) => Reply::now(Response::Kind(ResponseKind::ApiVersions(
             strom_wire::api_versions_response(ErrorCode::None),
         ))),
-        RequestKind::Metadata(r) => Reply::Now(Response::Kind(ResponseKind::Metadata(
+        RequestKind::Metadata(r) => Reply::now(Response::Kind(ResponseKind::Metadata(
             metadata::metadata(broker, r, version),
         ))),
-        RequestKind::DescribeCluster(r) => Reply::Now(Response::Kind(
+        RequestKind::DescribeCluster(r) => Reply::now(Response::Kind(
             ResponseKind::DescribeCluster(metadata::describe_cluster(broker, r)),
         )),
         RequestKind::Produce(r) => produce::produce(broker, r, version),
         RequestKind::Fetch(r) => fetch::fetch(broker, r, version),
-        RequestKind::ListOffsets(r) => Reply::Now(Response::Kind(ResponseKind::ListOffsets(
+        RequestKind::ListOffsets(r) => Reply::now(Response::Kind(ResponseKind::ListOffsets(
             offsets::list_offsets(broker, r, version),
         ))),
-        RequestKind::OffsetForLeaderEpoch(r) => Reply::Now(Response::Kind(
+        RequestKind::OffsetForLeaderEpoch(r) => Reply::now(Response::Kind(
             ResponseKind::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(broker, r)),
         )),
-        RequestKind::DeleteRecords(r) => Reply::Now(Response::Kind(ResponseKind::DeleteRecords(
+        RequestKind::DeleteRecords(r) => Reply::now(Response::Kind(ResponseKind::DeleteRecords(
             offsets::delete_records(broker, r),
         ))),
-        RequestKind::CreateTopics(r) => Reply::Now(Response::Kind(ResponseKind::CreateTopics(
+        RequestKind::CreateTopics(r) => Reply::now(Response::Kind(ResponseKind::CreateTopics(
             admin::create_topics(broker, r, version),
         ))),
-        RequestKind::DeleteTopics(r) => Reply::Now(Response::Kind(ResponseKind::DeleteTopics(
+        RequestKind::DeleteTopics(r) => Reply::now(Response::Kind(ResponseKind::DeleteTopics(
             admin::delete_topics(broker, r),
         ))),
-        RequestKind::CreatePartitions(r) => Reply::Now(Response::Kind(
+        RequestKind::CreatePartitions(r) => Reply::now(Response::Kind(
             ResponseKind::CreatePartitions(admin::create_partitions(broker, r)),
         )),
-        RequestKind::DescribeConfigs(r) => Reply::Now(Response::Kind(
+        RequestKind::DescribeConfigs(r) => Reply::now(Response::Kind(
             ResponseKind::DescribeConfigs(configs::describe_configs(broker, r)),
         )),
-        RequestKind::AlterConfigs(r) => Reply::Now(Response::Kind(ResponseKind::AlterConfigs(
+        RequestKind::AlterConfigs(r) => Reply::now(Response::Kind(ResponseKind::AlterConfigs(
             configs::alter_configs(broker, r),
         ))),
-        RequestKind::IncrementalAlterConfigs(r) => Reply::Now(Response::Kind(
+        RequestKind::IncrementalAlterConfigs(r) => Reply::now(Response::Kind(
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r)),
         )),
-        RequestKind::InitProducerId(r) => Reply::Now(Response::Kind(ResponseKind::InitProducerId(
+        RequestKind::InitProducerId(r) => Reply::now(Response::Kind(ResponseKind::InitProducerId(
             producer_id::init_producer_id(broker, r),
         ))),
-        RequestKind::FindCoordinator(r) => Reply::Now(Response::Kind(
+        RequestKind::FindCoordinator(r) => Reply::now(Response::Kind(
             ResponseKind::FindCoordinator(metadata::find_coordinator(r, version)),
         )),
         other => Reply::Close(format!("no handler for {:?}", request_name(&other))),
@@ -161,6 +167,7 @@ mod tests {
                 RequestKind::IncrementalAlterConfigs(Default::default())
             }
             ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+            ApiKey::FindCoordinator => RequestKind::FindCoordinator(Default::default()),
             other => panic!("{other:?} is advertised but this test cannot build it: add it here"),
         }
     }
@@ -193,7 +200,7 @@ mod tests {
                         panic!("{:?} v{version} closes the connection: {why}", range.key)
                     }
                     Reply::Nothing => continue,
-                    Reply::Now(r) => r,
+                    Reply::Now(r) => *r,
                     Reply::Later(f) => rt.block_on(f),
                 };
                 if let Response::Kind(kind) = response {

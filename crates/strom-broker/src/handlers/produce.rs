@@ -68,7 +68,7 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
         return Reply::Nothing;
     }
     if acks == 1 {
-        return Reply::Now(Response::Kind(ResponseKind::Produce(response(
+        return Reply::now(Response::Kind(ResponseKind::Produce(response(
             results, version,
         ))));
     }
@@ -76,11 +76,11 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
     Reply::Later(Box::pin(async move {
         for (_, parts) in results.iter_mut() {
             for r in parts.iter_mut() {
-                if let Ok(a) = &r.outcome {
-                    if let Err(f) = broker.wait_durable(&r.tp, a.last_offset + 1).await {
-                        tracing::error!(partition = %r.tp.dir_name(), error = %f.message, "acks=all durability failed");
-                        r.outcome = Err(f);
-                    }
+                if let Ok(a) = &r.outcome
+                    && let Err(f) = broker.wait_durable(&r.tp, a.last_offset + 1).await
+                {
+                    tracing::error!(partition = %r.tp.dir_name(), error = %f.message, "acks=all durability failed");
+                    r.outcome = Err(f);
                 }
             }
         }

@@ -1,0 +1,239 @@
+"""Durability across restarts: topics, configs, data and the log start survive a clean
+SIGTERM restart; a broker SIGKILLed while an idempotent acks=all producer keeps producing
+loses no acknowledged message and writes none twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka.admin import ConfigResource, ConfigSource, NewPartitions, NewTopic, ResourceType
+
+from kafka_util import (
+    TIMEOUT_S,
+    admin,
+    assert_delivered,
+    consume,
+    create_topic,
+    make_consumer,
+    make_producer,
+    produce_all,
+    result,
+    wait_until,
+    watermarks,
+)
+
+
+def describe(bootstrap, topic):
+    a = admin(bootstrap)
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    return {
+        name: (e.value, e.source)
+        for name, e in result(a.describe_configs([res], request_timeout=TIMEOUT_S)[res]).items()
+    }
+
+
+def test_clean_restart_keeps_topics_configs_and_data(broker, topic):
+    a = admin(broker.bootstrap)
+    configs = {"retention.ms": "987654321", "segment.bytes": "262144", "max.message.bytes": "300000"}
+    result(a.create_topics([NewTopic(topic, 3, 1, config=configs)])[topic])
+    auto = topic + ".auto"  # auto-created by the producer's Metadata request
+
+    # Batches must stay below the topic's max.message.bytes (librdkafka does not split).
+    p = make_producer(broker.bootstrap, linger_ms=5, batch_size=100_000)
+    # ~1.5 MB per partition with 256 KiB segments: several segments each.
+    msgs = [
+        {"key": f"k{i}".encode(), "value": f"{i:06d}".encode() + bytes(range(256)) * 8, "partition": i % 3}
+        for i in range(6000)
+    ]
+    assert_delivered(produce_all(p, topic, msgs))
+    zmsgs = [{"value": f"z{i}".encode() * 50} for i in range(500)]
+    pz = make_producer(broker.bootstrap, compression_type="zstd")
+    assert_delivered(produce_all(pz, auto, zmsgs))
+    tp = TopicPartition(topic, 0, 123)
+    assert result(a.delete_records([tp])[tp]).low_watermark == 123
+
+    # A grown topic and a deleted one: both changes must survive too.
+    grown, gone = topic + ".grown", topic + ".gone"
+    for name in (grown, gone):
+        result(a.create_topics([NewTopic(name, 1, 1)])[name])
+    assert_delivered(produce_all(p, gone, [{"value": b"doomed", "partition": 0}]))
+    result(a.create_partitions([NewPartitions(grown, 5)])[grown])
+    result(a.delete_topics([gone])[gone])
+
+    before_configs = describe(broker.bootstrap, topic)
+    before_marks = {p_: watermarks(broker.bootstrap, topic, p_) for p_ in range(3)}
+    assert before_marks == {0: (123, 2000), 1: (0, 2000), 2: (0, 2000)}
+    segments = list((broker.data_dir / f"{topic}-1").glob("*.log"))
+    assert len(segments) > 2, f"expected several segments, found {segments}"
+
+    broker.restart()
+
+    md = admin(broker.bootstrap).list_topics(timeout=TIMEOUT_S)
+    assert len(md.topics[topic].partitions) == 3
+    assert len(md.topics[auto].partitions) == 1
+    assert len(md.topics[grown].partitions) == 5
+    assert gone not in md.topics
+    assert not list(broker.data_dir.glob(f"{gone}-*")), "the deleted topic's log is back"
+    after_configs = describe(broker.bootstrap, topic)
+    assert after_configs == before_configs
+    for name, value in configs.items():
+        assert after_configs[name] == (value, ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert {p_: watermarks(broker.bootstrap, topic, p_) for p_ in range(3)} == before_marks
+
+    for part in range(3):
+        want = [m for m in msgs if m["partition"] == part]
+        got = consume(broker.bootstrap, topic, part)
+        if part == 0:
+            want = want[123:]
+        assert [(g.key, g.value) for g in got] == [(m["key"], m["value"]) for m in want]
+    got = consume(broker.bootstrap, auto, 0)
+    assert [g.value for g in got] == [m["value"] for m in zmsgs]
+
+    # Writing continues at the old end, and the topic's max.message.bytes still applies.
+    p2 = make_producer(broker.bootstrap)
+    reports = produce_all(p2, topic, [{"value": b"after restart", "partition": 1}])
+    assert_delivered(reports)
+    assert reports[0].offset == 2000
+    reports = produce_all(p2, topic, [{"value": b"x" * 400_000, "partition": 1}])
+    assert reports[0].error is not None and reports[0].error.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def test_acks_all_survives_sigkill_right_after_ack(broker, topic):
+    create_topic(broker.bootstrap, topic)
+    p = make_producer(broker.bootstrap, acks="all", linger_ms=1)
+    msgs = [{"value": f"{i}".encode()} for i in range(2000)]
+    reports = produce_all(p, topic, msgs)
+    assert_delivered(reports)
+    broker.kill()
+    broker.start()
+    got = consume(broker.bootstrap, topic, 0)
+    assert [g.value for g in got] == [m["value"] for m in msgs]
+    assert [g.offset for g in got] == [r.offset for r in reports]
+
+
+class NumberedProducer(threading.Thread):
+    """Produces 0, 1, 2, ... to partition 0 with an idempotent acks=all producer, paced,
+    until stopped; records which numbers were acknowledged and at which offset."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        super().__init__(daemon=True)
+        self.topic = topic
+        self.lock = threading.Lock()
+        self.acked: dict[int, int] = {}  # number -> offset
+        self.failed: list[tuple[int, KafkaError]] = []
+        self.errors: list[KafkaError] = []
+        self.sent = 0
+        self.stopping = threading.Event()
+        self.producer = make_producer(
+            bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            message_timeout_ms=120000,
+            request_timeout_ms=5000,
+            reconnect_backoff_ms=50,
+            reconnect_backoff_max_ms=500,
+            error_cb=self.on_error,
+        )
+
+    def on_error(self, err):
+        with self.lock:
+            self.errors.append(err)
+
+    def on_delivery(self, err, msg):
+        n = int(msg.value())
+        with self.lock:
+            if err is None:
+                self.acked[n] = msg.offset()
+            else:
+                self.failed.append((n, err))
+
+    def run(self):
+        while not self.stopping.is_set():
+            for _ in range(20):
+                try:
+                    self.producer.produce(
+                        self.topic, value=str(self.sent).encode(), partition=0, on_delivery=self.on_delivery
+                    )
+                    self.sent += 1
+                except BufferError:
+                    break
+            self.producer.poll(0.005)  # paces to a few thousand messages a second
+
+    def acked_count(self) -> int:
+        with self.lock:
+            return len(self.acked)
+
+    def fatal_errors(self):
+        with self.lock:
+            return [e for e in self.errors if e.fatal()]
+
+
+def test_sigkill_during_idempotent_acks_all_production(broker, topic):
+    create_topic(broker.bootstrap, topic)
+    prod = NumberedProducer(broker.bootstrap, topic)
+    prod.start()
+    try:
+        for cycle in range(3):
+            target = prod.acked_count() + 3000
+            wait_until(lambda: prod.acked_count() >= target, 60, what=f"3000 more acks (cycle {cycle})")
+            sent_at_kill = prod.sent
+            broker.kill()
+            # Keep producing into the outage; the producer buffers and retries.
+            wait_until(lambda: prod.sent >= sent_at_kill + 500, 30, what="producing during the outage")
+            acked_at_restart = prod.acked_count()
+            broker.start()
+            wait_until(
+                lambda: prod.acked_count() >= acked_at_restart + 3000, 60, what="acks after the restart"
+            )
+            assert not prod.fatal_errors(), prod.fatal_errors()
+    finally:
+        prod.stopping.set()
+        prod.join(10)
+    assert prod.producer.flush(60) == 0, "messages still undelivered"
+
+    with prod.lock:
+        acked = dict(prod.acked)
+        failed = list(prod.failed)
+    assert not prod.fatal_errors(), prod.fatal_errors()
+    assert not failed, f"{len(failed)} deliveries failed, first {failed[:3]}"
+    assert len(acked) == prod.sent
+
+    got = consume(broker.bootstrap, topic, 0, timeout=60)
+    numbers = [int(g.value) for g in got]
+    offsets = {int(g.value): g.offset for g in got}
+    dupes = len(numbers) - len(set(numbers))
+    assert dupes == 0, f"{dupes} numbers were written twice"
+    out_of_order = [(a, b) for a, b in zip(numbers, numbers[1:]) if b <= a]
+    assert not out_of_order, f"out of order: {out_of_order[:5]}"
+    missing = sorted(set(acked) - set(numbers))
+    assert not missing, f"{len(missing)} acknowledged numbers are missing: {missing[:10]}"
+    # Each acknowledged message is where its delivery report said it is.
+    wrong = [(n, o, offsets[n]) for n, o in acked.items() if offsets[n] != o]
+    assert not wrong, f"delivery report offsets differ from the log: {wrong[:5]}"
+    assert [g.offset for g in got] == list(range(len(got)))
+
+
+def test_sigterm_is_prompt_with_parked_long_polls_and_producers(broker, topic):
+    """Clean shutdown does not wait for long-polling fetches (30 s here) to run out."""
+    create_topic(broker.bootstrap, topic)
+    p = make_producer(broker.bootstrap)
+    assert_delivered(produce_all(p, topic, [{"value": b"one"}]))
+    consumers = [make_consumer(broker.bootstrap, fetch_wait_max_ms=30000) for _ in range(3)]
+    try:
+        for c in consumers:
+            c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+            wait_until(lambda c=c: (m := c.poll(0.2)) is not None and not m.error(), 15, what="first message")
+        time.sleep(0.3)  # their next fetches are now parked at the end of the log
+        started = time.monotonic()
+        rc = broker.stop()
+        took = time.monotonic() - started
+    finally:
+        for c in consumers:
+            c.close()
+    assert rc == 0
+    assert took < 5, f"shutdown took {took:.1f}s"
+    broker.start()
+    assert [g.value for g in consume(broker.bootstrap, topic, 0)] == [b"one"]
