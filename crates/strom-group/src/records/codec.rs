@@ -1,0 +1,382 @@
+//! The primitive types of Kafka's record schemas (big-endian integers, length-prefixed
+//! strings and bytes, and the "compact" varint forms of flexible versions), read from a
+//! byte slice and written to a buffer.
+//!
+//! Layouts, as in Kafka's protocol guide:
+//! - `int16`/`int32`/`int64`: big-endian two's complement.
+//! - `string`: `int16` byte length `N`, then `N` bytes of UTF-8. Nullable: `N = -1` is null.
+//! - `bytes`: `int32` byte length `N`, then `N` bytes.
+//! - `array`: `int32` element count, then the elements.
+//! - compact forms (flexible versions): an unsigned varint holding `N + 1` (`0` is null)
+//!   instead of the fixed-width length, and each struct ends with tagged fields: an
+//!   unsigned varint count, then per field a varint tag, a varint size and `size` bytes.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::GroupError;
+
+/// The longest string an `int16` length prefix can describe.
+pub(crate) const MAX_STRING_LEN: usize = i16::MAX as usize;
+
+/// A cursor over one record's key or value. Every read checks the remaining length, so
+/// a truncated or lying record becomes an error, never a panic or a huge allocation.
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// `what` names the record being read, for error messages.
+    pub(crate) fn new(buf: &'a [u8], what: &'static str) -> Self {
+        Reader { buf, pos: 0, what }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> GroupError {
+        GroupError::Corrupt {
+            record: self.what,
+            position: self.pos,
+            reason: reason.into(),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], GroupError> {
+        if self.remaining() < n {
+            return Err(self.corrupt(format!("needs {n} bytes, {} remain", self.remaining())));
+        }
+        let out = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    pub(crate) fn i16(&mut self) -> Result<i16, GroupError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    pub(crate) fn i32(&mut self) -> Result<i32, GroupError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub(crate) fn i64(&mut self) -> Result<i64, GroupError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_be_bytes(a))
+    }
+
+    /// An unsigned LEB128 varint of at most 32 bits.
+    pub(crate) fn uvarint(&mut self) -> Result<u32, GroupError> {
+        let mut value: u32 = 0;
+        for i in 0..5 {
+            let byte = self.take(1)?[0];
+            value |= u32::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(self.corrupt("varint longer than 5 bytes"))
+    }
+
+    fn utf8(&self, raw: &[u8]) -> Result<String, GroupError> {
+        String::from_utf8(raw.to_vec()).map_err(|_| self.corrupt("string is not UTF-8"))
+    }
+
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, GroupError> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let raw = self.take(len as usize)?;
+        self.utf8(raw).map(Some)
+    }
+
+    pub(crate) fn string(&mut self) -> Result<String, GroupError> {
+        self.nullable_string()?
+            .ok_or_else(|| self.corrupt("null in a non-nullable string"))
+    }
+
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, GroupError> {
+        let len = self.i32()?;
+        if len < 0 {
+            return Err(self.corrupt("null in a non-nullable bytes field"));
+        }
+        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
+    }
+
+    /// An `int32` element count, checked against the bytes left so that a corrupt count
+    /// cannot make the caller reserve gigabytes: every element takes at least
+    /// `min_element_size` bytes.
+    pub(crate) fn array_len(&mut self, min_element_size: usize) -> Result<usize, GroupError> {
+        let n = self.i32()?;
+        if n < 0 {
+            return Err(self.corrupt("null in a non-nullable array"));
+        }
+        self.check_count(n as usize, min_element_size)
+    }
+
+    fn check_count(&self, n: usize, min_element_size: usize) -> Result<usize, GroupError> {
+        if n.saturating_mul(min_element_size.max(1)) > self.remaining() {
+            return Err(self.corrupt(format!("array of {n} elements cannot fit")));
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn compact_nullable_string(&mut self) -> Result<Option<String>, GroupError> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let raw = self.take((n - 1) as usize)?;
+        self.utf8(raw).map(Some)
+    }
+
+    pub(crate) fn compact_string(&mut self) -> Result<String, GroupError> {
+        self.compact_nullable_string()?
+            .ok_or_else(|| self.corrupt("null in a non-nullable compact string"))
+    }
+
+    pub(crate) fn compact_bytes(&mut self) -> Result<Bytes, GroupError> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            return Err(self.corrupt("null in a non-nullable compact bytes field"));
+        }
+        Ok(Bytes::copy_from_slice(self.take((n - 1) as usize)?))
+    }
+
+    pub(crate) fn compact_array_len(
+        &mut self,
+        min_element_size: usize,
+    ) -> Result<usize, GroupError> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            return Err(self.corrupt("null in a non-nullable compact array"));
+        }
+        self.check_count((n - 1) as usize, min_element_size)
+    }
+
+    /// Skips a struct's tagged fields. Strom writes none; unknown ones written by a newer
+    /// Kafka are ignorable by definition.
+    pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), GroupError> {
+        let count = self.uvarint()?;
+        for _ in 0..count {
+            let _tag = self.uvarint()?;
+            let size = self.uvarint()?;
+            self.take(size as usize)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends schema primitives to a buffer. Writing never fails: lengths beyond what a
+/// field can describe are cut (strings at a character boundary), which the coordinator
+/// prevents by validating requests first, so a record always stays decodable.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    buf: BytesMut,
+}
+
+impl Writer {
+    pub(crate) fn new() -> Self {
+        Writer::default()
+    }
+
+    pub(crate) fn finish(self) -> Bytes {
+        self.buf.freeze()
+    }
+
+    pub(crate) fn i16(&mut self, v: i16) {
+        self.buf.put_i16(v);
+    }
+
+    pub(crate) fn i32(&mut self, v: i32) {
+        self.buf.put_i32(v);
+    }
+
+    pub(crate) fn i64(&mut self, v: i64) {
+        self.buf.put_i64(v);
+    }
+
+    pub(crate) fn uvarint(&mut self, mut v: u32) {
+        while v >= 0x80 {
+            self.buf.put_u8((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        self.buf.put_u8(v as u8);
+    }
+
+    pub(crate) fn string(&mut self, s: &str) {
+        let s = truncate_str(s, MAX_STRING_LEN);
+        self.i16(s.len() as i16);
+        self.buf.put_slice(s.as_bytes());
+    }
+
+    pub(crate) fn nullable_string(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.string(s),
+            None => self.i16(-1),
+        }
+    }
+
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        let b = &b[..b.len().min(i32::MAX as usize)];
+        self.i32(b.len() as i32);
+        self.buf.put_slice(b);
+    }
+
+    pub(crate) fn array_len(&mut self, n: usize) {
+        self.i32(n.min(i32::MAX as usize) as i32);
+    }
+
+    pub(crate) fn compact_nullable_string(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.compact_string(s),
+            None => self.uvarint(0),
+        }
+    }
+
+    pub(crate) fn compact_string(&mut self, s: &str) {
+        let s = truncate_str(s, u32::MAX as usize - 1);
+        self.uvarint(s.len() as u32 + 1);
+        self.buf.put_slice(s.as_bytes());
+    }
+
+    pub(crate) fn compact_bytes(&mut self, b: &[u8]) {
+        let b = &b[..b.len().min(u32::MAX as usize - 1)];
+        self.uvarint(b.len() as u32 + 1);
+        self.buf.put_slice(b);
+    }
+
+    pub(crate) fn compact_array_len(&mut self, n: usize) {
+        self.uvarint(n.min(u32::MAX as usize - 1) as u32 + 1);
+    }
+
+    /// An empty tagged-field section.
+    pub(crate) fn no_tagged_fields(&mut self) {
+        self.uvarint(0);
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn truncate_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primitives_round_trip() {
+        let mut w = Writer::new();
+        w.i16(-2);
+        w.i32(70_000);
+        w.i64(-1 << 40);
+        w.string("grüße");
+        w.nullable_string(None);
+        w.bytes(b"\x00\x01");
+        w.array_len(0);
+        w.uvarint(300);
+        w.compact_string("x");
+        w.compact_nullable_string(None);
+        w.compact_bytes(b"ab");
+        w.compact_array_len(0);
+        w.no_tagged_fields();
+        let buf = w.finish();
+
+        let mut r = Reader::new(&buf, "test");
+        assert_eq!(r.i16().unwrap(), -2);
+        assert_eq!(r.i32().unwrap(), 70_000);
+        assert_eq!(r.i64().unwrap(), -1 << 40);
+        assert_eq!(r.string().unwrap(), "grüße");
+        assert_eq!(r.nullable_string().unwrap(), None);
+        assert_eq!(&r.bytes().unwrap()[..], b"\x00\x01");
+        assert_eq!(r.array_len(1).unwrap(), 0);
+        assert_eq!(r.uvarint().unwrap(), 300);
+        assert_eq!(r.compact_string().unwrap(), "x");
+        assert_eq!(r.compact_nullable_string().unwrap(), None);
+        assert_eq!(&r.compact_bytes().unwrap()[..], b"ab");
+        assert_eq!(r.compact_array_len(1).unwrap(), 0);
+        r.skip_tagged_fields().unwrap();
+        assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn varint_layout_matches_leb128() {
+        let mut w = Writer::new();
+        w.uvarint(0);
+        w.uvarint(127);
+        w.uvarint(128);
+        w.uvarint(u32::MAX);
+        assert_eq!(
+            &w.finish()[..],
+            &[0x00, 0x7f, 0x80, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f]
+        );
+    }
+
+    #[test]
+    fn truncated_input_is_an_error() {
+        let mut w = Writer::new();
+        w.string("hello");
+        let buf = w.finish();
+        for cut in 0..buf.len() {
+            let mut r = Reader::new(&buf[..cut], "test");
+            assert!(r.string().is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn lying_array_count_is_refused_before_allocating() {
+        let buf = i32::MAX.to_be_bytes();
+        let mut r = Reader::new(&buf, "test");
+        assert!(matches!(
+            r.array_len(4),
+            Err(GroupError::Corrupt { record: "test", .. })
+        ));
+    }
+
+    #[test]
+    fn overlong_varint_is_refused() {
+        let buf = [0xff; 6];
+        assert!(Reader::new(&buf, "test").uvarint().is_err());
+    }
+
+    #[test]
+    fn unknown_tagged_fields_are_skipped() {
+        // Two tagged fields: tag 0 with 3 bytes, tag 7 with 1 byte, then an int16.
+        let buf = [2, 0, 3, 9, 9, 9, 7, 1, 5, 0, 42];
+        let mut r = Reader::new(&buf, "test");
+        r.skip_tagged_fields().unwrap();
+        assert_eq!(r.i16().unwrap(), 42);
+    }
+
+    #[test]
+    fn overlong_strings_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(MAX_STRING_LEN); // 2 bytes each
+        let mut w = Writer::new();
+        w.string(&long);
+        let buf = w.finish();
+        let s = Reader::new(&buf, "test").string().unwrap();
+        assert_eq!(s.len(), MAX_STRING_LEN - 1);
+        assert!(s.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error() {
+        let buf = [0, 2, 0xc3, 0x28];
+        assert!(Reader::new(&buf, "test").string().is_err());
+    }
+}
