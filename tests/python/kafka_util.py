@@ -1,5 +1,5 @@
 """Helpers over confluent-kafka for the tests: producing with delivery reports, consuming a
-partition by assign() (Strom has no consumer groups yet), admin calls with timeouts."""
+partition by assign() (group tests are in test_groups.py), admin calls with timeouts."""
 
 from __future__ import annotations
 

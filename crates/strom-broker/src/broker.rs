@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::errors::{Failure, batch_error_code};
+use crate::groups::{Groups, OFFSETS_TOPIC};
 use crate::node::NodeState;
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::topics::{
@@ -68,6 +69,8 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     pub topics: TopicStore,
     pub node: NodeState,
+    /// The consumer-group coordinator.
+    pub groups: Groups,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped after every append so long-polling fetches re-check.
     appended: watch::Sender<u64>,
@@ -93,17 +96,73 @@ impl Broker {
         manager.max_open_logs = config.max_open_logs;
         manager.retention_check_interval = config.retention_check;
         let logs = LogManager::open(manager)?;
+        let groups = Groups::new(config.group.clone());
         let broker = Broker {
             config,
             logs,
             topics,
             node,
+            groups,
             partitions: RwLock::new(HashMap::new()),
             appended: watch::channel(0).0,
             stopping: watch::channel(false).0,
         };
         broker.reconcile()?;
+        let offsets_partitions = broker.ensure_offsets_topic()?;
+        broker.groups.load_all(&broker, offsets_partitions)?;
         Ok(Arc::new(broker))
+    }
+
+    /// Creates `__consumer_offsets` if missing and returns its partition count (that of
+    /// an existing topic wins over the setting: a group's partition is derived from it).
+    ///
+    /// The topic is marked `cleanup.policy=compact` with retention off, so no commit is
+    /// ever deleted by time or size. Real compaction (dropping all but the newest record
+    /// per key from sealed segments) is not implemented yet: the topic only grows, by
+    /// about 100 bytes per commit. See docs/consumer-groups.md.
+    fn ensure_offsets_topic(&self) -> Result<i32, Failure> {
+        if let Some(t) = self.topics.get(OFFSETS_TOPIC) {
+            if t.partitions != self.config.group.offsets_topic_partitions {
+                tracing::warn!(
+                    existing = t.partitions,
+                    setting = self.config.group.offsets_topic_partitions,
+                    "__consumer_offsets exists with another partition count; keeping it"
+                );
+            }
+            return Ok(t.partitions);
+        }
+        let configs: BTreeMap<String, String> = [
+            ("cleanup.policy", "compact"),
+            ("retention.ms", "-1"),
+            ("retention.bytes", "-1"),
+            ("segment.bytes", "104857600"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let partitions = self.config.group.offsets_topic_partitions;
+        let meta = TopicMeta {
+            name: OFFSETS_TOPIC.to_string(),
+            id: uuid::Uuid::new_v4(),
+            partitions,
+            configs,
+            internal: true,
+        };
+        self.topics
+            .update(|t| {
+                t.insert(OFFSETS_TOPIC.to_string(), meta.clone());
+                Ok(())
+            })
+            .map_err(|e| Failure::new(e.code, e.message))?;
+        self.ensure_partitions(&meta)?;
+        tracing::info!(partitions, "created {OFFSETS_TOPIC}");
+        Ok(partitions)
+    }
+
+    /// Per partition of a consumer group: committed offset, log end offset and lag.
+    /// `None` for a group this node does not know.
+    pub fn group_lag(&self, group_id: &str) -> Option<Vec<strom_group::PartitionLag>> {
+        self.groups.lag(self, group_id)
     }
 
     /// Makes the logs match the topics: every partition of every topic has a log with
@@ -210,6 +269,12 @@ impl Broker {
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, TopicError> {
+        if name == OFFSETS_TOPIC {
+            return Err(TopicError::new(
+                ErrorCode::InvalidTopicException,
+                format!("the internal topic '{name}' cannot be deleted"),
+            ));
+        }
         let meta = self.topics.update(|t| {
             t.remove(name).ok_or_else(|| {
                 TopicError::new(

@@ -112,6 +112,31 @@ pub const SETTINGS: &[Setting] = &[
         default: "10000",
         help: "how long a graceful shutdown waits for connections to finish",
     },
+    Setting {
+        key: "offsets_topic_partitions",
+        default: "8",
+        help: "partitions of __consumer_offsets, which holds group metadata and committed offsets (Kafka: offsets.topic.num.partitions, default 50); only used when the topic is created",
+    },
+    Setting {
+        key: "group_initial_rebalance_delay_ms",
+        default: "3000",
+        help: "how long the first rebalance of an empty consumer group waits for more members (Kafka: group.initial.rebalance.delay.ms)",
+    },
+    Setting {
+        key: "group_min_session_timeout_ms",
+        default: "6000",
+        help: "shortest session.timeout.ms a consumer may ask for (Kafka: group.min.session.timeout.ms)",
+    },
+    Setting {
+        key: "group_max_session_timeout_ms",
+        default: "1800000",
+        help: "longest session.timeout.ms a consumer may ask for (Kafka: group.max.session.timeout.ms)",
+    },
+    Setting {
+        key: "offsets_retention_ms",
+        default: "604800000",
+        help: "how long committed offsets of a group without members are kept (Kafka: offsets.retention.minutes, in ms here)",
+    },
 ];
 
 /// The parsed settings.
@@ -129,6 +154,9 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     pub retention_check: Duration,
     pub shutdown_timeout: Duration,
+    /// The consumer-group coordinator's settings (its `member_id_seed` is set per start
+    /// by the broker, not here).
+    pub group: strom_group::GroupConfig,
 }
 
 #[derive(Debug, Error)]
@@ -307,6 +335,7 @@ impl RawSettings {
             return Err(self.invalid("default_partitions", "must be at least 1"));
         }
         let retention_bytes: i64 = self.parse("retention_bytes")?;
+        let group = self.group_config()?;
         Ok(BrokerConfig {
             listen: self.parse("listen")?,
             advertised_listener: advertised,
@@ -329,6 +358,41 @@ impl RawSettings {
             },
             retention_check: Duration::from_millis(self.parse("retention_check_ms")?),
             shutdown_timeout: Duration::from_millis(self.parse("shutdown_timeout_ms")?),
+            group,
+        })
+    }
+
+    fn group_config(&self) -> Result<strom_group::GroupConfig, ConfigError> {
+        let partitions: i32 = self.parse("offsets_topic_partitions")?;
+        if partitions < 1 {
+            return Err(self.invalid("offsets_topic_partitions", "must be at least 1"));
+        }
+        let delay: i32 = self.parse("group_initial_rebalance_delay_ms")?;
+        if delay < 0 {
+            return Err(self.invalid("group_initial_rebalance_delay_ms", "must be >= 0"));
+        }
+        let min: i32 = self.parse("group_min_session_timeout_ms")?;
+        let max: i32 = self.parse("group_max_session_timeout_ms")?;
+        if min < 1 {
+            return Err(self.invalid("group_min_session_timeout_ms", "must be at least 1"));
+        }
+        if max < min {
+            return Err(self.invalid(
+                "group_max_session_timeout_ms",
+                "must not be below group_min_session_timeout_ms",
+            ));
+        }
+        let retention: i64 = self.parse("offsets_retention_ms")?;
+        if retention < 1 {
+            return Err(self.invalid("offsets_retention_ms", "must be at least 1"));
+        }
+        Ok(strom_group::GroupConfig {
+            offsets_topic_partitions: partitions,
+            min_session_timeout_ms: min,
+            max_session_timeout_ms: max,
+            initial_rebalance_delay_ms: delay,
+            offsets_retention_ms: retention,
+            ..strom_group::GroupConfig::default()
         })
     }
 }
@@ -360,6 +424,34 @@ mod tests {
         assert!(c.auto_create_topics);
         assert_eq!(c.log.flush, FlushPolicy::EveryAppend);
         assert_eq!(c.log.retention_bytes, None);
+        assert_eq!(c.group.offsets_topic_partitions, 8);
+        assert_eq!(c.group.initial_rebalance_delay_ms, 3000);
+        assert_eq!(c.group.min_session_timeout_ms, 6000);
+    }
+
+    #[test]
+    fn group_settings_are_parsed_and_checked() {
+        let mut raw = RawSettings::default();
+        raw.merge_env([
+            (
+                "STROM_GROUP_INITIAL_REBALANCE_DELAY_MS".to_string(),
+                "100".to_string(),
+            ),
+            ("STROM_OFFSETS_RETENTION_MS".into(), "60000".into()),
+        ])
+        .unwrap();
+        raw.set("group_max_session_timeout_ms", "7000", "flag")
+            .unwrap();
+        let c = raw.build().unwrap();
+        assert_eq!(c.group.initial_rebalance_delay_ms, 100);
+        assert_eq!(c.group.offsets_retention_ms, 60000);
+        assert_eq!(c.group.max_session_timeout_ms, 7000);
+        raw.set("group_max_session_timeout_ms", "5000", "flag")
+            .unwrap();
+        assert!(raw.build().is_err(), "max below min is refused");
+        raw = RawSettings::default();
+        raw.set("offsets_topic_partitions", "0", "flag").unwrap();
+        assert!(raw.build().is_err());
     }
 
     #[test]

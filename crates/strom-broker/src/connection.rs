@@ -126,7 +126,7 @@ fn handle_frame(
         tracing::debug_span!("request", ?api, version, correlation_id, client = %client_id, %peer);
     let _entered = span.enter();
     tracing::trace!("handling");
-    match dispatch(broker, request) {
+    match dispatch(broker, request, peer) {
         Reply::Now(r) => match *r {
             Response::Kind(kind) => encode_response(correlation_id, version, &kind)
                 .map(|b| Some(Outgoing::Ready(b)))

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 mod connection;
 pub mod errors;
+pub mod groups;
 mod handlers;
 pub mod node;
 pub mod producers;

@@ -24,6 +24,8 @@ pub async fn run(
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "strom is serving Kafka clients");
 
+    // The group coordinator's timers; it stops when shutdown begins.
+    let ticker = crate::groups::spawn_ticker(broker.clone());
     let accept = async {
         loop {
             let permit = match limit.clone().acquire_owned().await {
@@ -55,6 +57,8 @@ pub async fn run(
         _ = shutdown => tracing::info!("shutting down"),
     }
     broker.begin_shutdown();
+    let _ = ticker.await;
+    broker.groups.shutdown();
     let _ = notify.send(());
     drop(done_tx);
     if tokio::time::timeout(broker.config.shutdown_timeout, done_rx.recv())

@@ -33,21 +33,26 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
 /// (kcat on Debian among them) turns features on only when the advertised ranges include
 /// them, e.g. compression needs Produce v0.
 ///
-/// librdkafka also enables LZ4 only when FindCoordinator v0 is advertised, so
-/// FindCoordinator is listed; until the group coordinator exists it answers
-/// COORDINATOR_NOT_AVAILABLE (which clients retry), never a made-up coordinator.
+/// The consumer-group APIs start at v0 (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+/// FindCoordinator): the balanced consumer of old librdkafka needs v0 in range, and it
+/// enables LZ4 only when FindCoordinator v0 is advertised.
 ///
 /// Only APIs the broker implements are listed: advertising one it cannot serve would make
-/// clients use it. The other consumer-group APIs (JoinGroup, SyncGroup, Heartbeat,
-/// LeaveGroup from v0 — the balanced consumer of old librdkafka needs v0 in range —
-/// OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete) join
-/// the table with the group coordinator.
+/// clients use it.
 pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::Produce, 0, 10),
     api(ApiKey::Fetch, 4, 16),
     api(ApiKey::ListOffsets, 1, 8),
     api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::OffsetCommit, 2, 8),
+    api(ApiKey::OffsetFetch, 1, 8),
     api(ApiKey::FindCoordinator, 0, 4),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::ListGroups, 0, 4),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -57,7 +62,9 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -149,6 +156,16 @@ mod tests {
         ("OffsetForLeaderEpoch", 2, 4),
         ("DescribeCluster", 0, 1),
         ("FindCoordinator", 0, 4),
+        ("JoinGroup", 0, 9),
+        ("SyncGroup", 0, 5),
+        ("Heartbeat", 0, 4),
+        ("LeaveGroup", 0, 5),
+        ("OffsetCommit", 2, 8),
+        ("OffsetFetch", 1, 8),
+        ("DescribeGroups", 0, 5),
+        ("ListGroups", 0, 4),
+        ("DeleteGroups", 0, 2),
+        ("OffsetDelete", 0, 0),
     ];
 
     #[test]

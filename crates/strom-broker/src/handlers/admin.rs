@@ -114,6 +114,7 @@ pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTo
             .into_iter()
             .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)),
     );
+    let mut deleted = Vec::new();
     let responses = targets
         .into_iter()
         .map(|(name, id)| {
@@ -126,13 +127,21 @@ pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTo
             };
             let base = base.with_name(Some(topic_name(name.clone())));
             match broker.delete_topic(&name) {
-                Ok(meta) => base.with_topic_id(meta.id),
+                Ok(meta) => {
+                    deleted.push(name);
+                    base.with_topic_id(meta.id)
+                }
                 Err(e) => base
                     .with_error_code(e.code.code())
                     .with_error_message(Some(str_bytes(e.message))),
             }
         })
         .collect();
+    // As Kafka does: committed offsets of a deleted topic are forgotten, so a topic
+    // created again under the name starts without stale positions.
+    if !deleted.is_empty() {
+        broker.groups.topics_deleted(broker, &deleted);
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 

@@ -150,11 +150,17 @@ fn read_all(
             errors = true;
         } else {
             let tp = TopicPartition::new(w.topic.clone(), w.partition);
-            let (start, end) = broker.offsets(&tp).unwrap_or((0, 0));
+            // No log: the topic was deleted after the request was resolved (a long poll
+            // outlives it). Report it unknown, as Kafka does, not "offset out of range",
+            // which would make the client reset its position.
+            let (start, end) = broker.offsets(&tp).unwrap_or((-1, -1));
             pd.high_watermark = end;
             pd.last_stable_offset = end;
             pd.log_start_offset = start;
-            if w.offset < start || w.offset > end {
+            if end < 0 {
+                pd.error_code = unknown_topic.code();
+                errors = true;
+            } else if w.offset < start || w.offset > end {
                 pd.error_code = ErrorCode::OffsetOutOfRange.code();
                 errors = true;
             } else if w.offset < end && (total < max_bytes || total == 0) {
@@ -200,4 +206,52 @@ fn read_all(
         total,
         errors,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use strom_wire::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+
+    /// A long poll that outlives its topic answers UNKNOWN_TOPIC_OR_PARTITION, not
+    /// OFFSET_OUT_OF_RANGE (librdkafka would reset its position on the latter).
+    #[test]
+    fn long_poll_over_a_deleted_topic_reports_it_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = crate::config::RawSettings::default();
+        raw.set("data_dir", dir.path().display().to_string(), "test")
+            .unwrap();
+        let broker = Broker::open(raw.build().unwrap()).unwrap();
+        broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        let req = FetchRequest::default()
+            .with_max_wait_ms(50)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(crate::handlers::topic_name("t"))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_current_leader_epoch(-1)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]);
+        let Reply::Later(pending) = fetch(&broker, req, 12) else {
+            panic!("an empty partition long-polls");
+        };
+        broker.delete_topic("t").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let Response::Fetch(out) = rt.block_on(pending) else {
+            panic!("a Fetch answer");
+        };
+        let p = &out.topics[0].partitions[0];
+        assert_eq!(p.error_code, ErrorCode::UnknownTopicOrPartition.code());
+        broker.close().unwrap();
+    }
 }

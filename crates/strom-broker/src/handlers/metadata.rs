@@ -125,13 +125,41 @@ pub fn describe_cluster(
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
 }
 
-/// FindCoordinator while there is no group or transaction coordinator yet: every key gets
-/// COORDINATOR_NOT_AVAILABLE, which clients retry. librdkafka looks a coordinator up for
-/// any consumer with a group.id, even one that only uses assign(); closing the connection
-/// instead would fail whatever else that client has in flight on it.
-pub fn find_coordinator(req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
-    let code = ErrorCode::CoordinatorNotAvailable.code();
-    let message = "consumer groups and transactions are not supported yet";
+/// Coordinator key types of FindCoordinator.
+const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
+
+/// FindCoordinator: this node coordinates every consumer group. Transactions are not
+/// supported, so a transaction coordinator is COORDINATOR_NOT_AVAILABLE (which clients
+/// retry) rather than a closed connection, which would fail whatever else that client has
+/// in flight on it.
+pub fn find_coordinator(
+    broker: &Broker,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let (host, port) = broker.config.advertised();
+    let node = broker.config.node_id;
+    let answer = |key_type: i8| -> (i32, String, i32, ErrorCode, Option<&'static str>) {
+        match key_type {
+            KEY_GROUP => (node, host.clone(), i32::from(port), ErrorCode::None, None),
+            KEY_TRANSACTION => (
+                -1,
+                String::new(),
+                -1,
+                ErrorCode::CoordinatorNotAvailable,
+                Some("transactions are not supported yet"),
+            ),
+            _ => (
+                -1,
+                String::new(),
+                -1,
+                ErrorCode::InvalidRequest,
+                Some("unknown coordinator key type"),
+            ),
+        }
+    };
+    let (node_id, host, port, code, message) = answer(req.key_type);
     let resp = FindCoordinatorResponse::default();
     if version >= 4 {
         let keys = if req.coordinator_keys.is_empty() {
@@ -144,20 +172,20 @@ pub fn find_coordinator(req: FindCoordinatorRequest, version: i16) -> FindCoordi
                 .map(|key| {
                     Coordinator::default()
                         .with_key(key)
-                        .with_node_id(BrokerId(-1))
-                        .with_host(str_bytes(""))
-                        .with_port(-1)
-                        .with_error_code(code)
-                        .with_error_message(Some(str_bytes(message)))
+                        .with_node_id(BrokerId(node_id))
+                        .with_host(str_bytes(host.clone()))
+                        .with_port(port)
+                        .with_error_code(code.code())
+                        .with_error_message(message.map(str_bytes))
                 })
                 .collect(),
         )
     } else {
         // Before v4 the single coordinator's fields sit at the top level.
-        resp.with_node_id(BrokerId(-1))
-            .with_host(str_bytes(""))
-            .with_port(-1)
-            .with_error_code(code)
-            .with_error_message((version >= 1).then(|| str_bytes(message)))
+        resp.with_node_id(BrokerId(node_id))
+            .with_host(str_bytes(host))
+            .with_port(port)
+            .with_error_code(code.code())
+            .with_error_message(message.filter(|_| version >= 1).map(str_bytes))
     }
 }

@@ -4,12 +4,16 @@
 mod admin;
 mod configs;
 mod fetch;
+mod group_admin;
+mod group_offsets;
+mod groups;
 mod metadata;
 mod offsets;
 mod produce;
 mod producer_id;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -62,9 +66,17 @@ impl std::fmt::Debug for Reply {
     }
 }
 
-/// Handles one decoded request.
-pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Reply {
+/// Handles one decoded request from the client at `peer`.
+pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Reply {
     let version = request.api_version();
+    let client_id = || {
+        request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    };
     match request.body {
         RequestKind::ApiVersions(_) => Reply::now(Response::Kind(ResponseKind::ApiVersions(
             strom_wire::api_versions_response(ErrorCode::None),
@@ -108,17 +120,19 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Reply {
             producer_id::init_producer_id(broker, r),
         ))),
         RequestKind::FindCoordinator(r) => Reply::now(Response::Kind(
-            ResponseKind::FindCoordinator(metadata::find_coordinator(r, version)),
+            ResponseKind::FindCoordinator(metadata::find_coordinator(broker, r, version)),
         )),
-        other => Reply::Close(format!("no handler for {:?}", request_name(&other))),
-    }
-}
-
-fn request_name(r: &RequestKind) -> &'static str {
-    match r {
-        RequestKind::FindCoordinator(_) => "FindCoordinator",
-        RequestKind::JoinGroup(_) => "JoinGroup",
-        _ => "this request",
+        RequestKind::JoinGroup(r) => groups::join_group(broker, r, version, client_id(), peer),
+        RequestKind::SyncGroup(r) => groups::sync_group(broker, r),
+        RequestKind::Heartbeat(r) => groups::heartbeat(broker, r),
+        RequestKind::LeaveGroup(r) => groups::leave_group(broker, r, version),
+        RequestKind::OffsetCommit(r) => group_offsets::offset_commit(broker, r, version),
+        RequestKind::OffsetFetch(r) => group_offsets::offset_fetch(broker, r, version),
+        RequestKind::OffsetDelete(r) => group_offsets::offset_delete(broker, r),
+        RequestKind::DescribeGroups(r) => group_admin::describe_groups(broker, r),
+        RequestKind::ListGroups(r) => group_admin::list_groups(broker, r),
+        RequestKind::DeleteGroups(r) => group_admin::delete_groups(broker, r),
+        _ => Reply::Close(format!("no handler for {:?}", request.api_key)),
     }
 }
 
@@ -168,6 +182,16 @@ mod tests {
             }
             ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
             ApiKey::FindCoordinator => RequestKind::FindCoordinator(Default::default()),
+            ApiKey::JoinGroup => RequestKind::JoinGroup(Default::default()),
+            ApiKey::SyncGroup => RequestKind::SyncGroup(Default::default()),
+            ApiKey::Heartbeat => RequestKind::Heartbeat(Default::default()),
+            ApiKey::LeaveGroup => RequestKind::LeaveGroup(Default::default()),
+            ApiKey::OffsetCommit => RequestKind::OffsetCommit(Default::default()),
+            ApiKey::OffsetFetch => RequestKind::OffsetFetch(Default::default()),
+            ApiKey::DescribeGroups => RequestKind::DescribeGroups(Default::default()),
+            ApiKey::ListGroups => RequestKind::ListGroups(Default::default()),
+            ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
+            ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
             other => panic!("{other:?} is advertised but this test cannot build it: add it here"),
         }
     }
@@ -194,7 +218,8 @@ mod tests {
                         .with_request_api_version(version),
                     body: default_request(range.key),
                 };
-                let reply = rt.block_on(async { dispatch(&broker, request) });
+                let peer = "127.0.0.1:1".parse().unwrap();
+                let reply = rt.block_on(async { dispatch(&broker, request, peer) });
                 let response = match reply {
                     Reply::Close(why) => {
                         panic!("{:?} v{version} closes the connection: {why}", range.key)

@@ -1,0 +1,108 @@
+//! Turning the coordinator's records into RecordBatch v2 batches and appending them to
+//! `__consumer_offsets` through the same write path as any partition.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use strom_batch::RecordBatchBuilder;
+use strom_group::OffsetsRecord;
+use strom_log::TopicPartition;
+
+use super::OFFSETS_TOPIC;
+use crate::broker::{Broker, now_ms};
+
+/// Batches are kept well below the default max.message.bytes (a huge commit splits).
+const MAX_BATCH_BYTES: usize = 512 * 1024;
+
+/// What an append of one call's records did.
+#[derive(Debug, Default)]
+pub(super) struct Appended {
+    /// Per written partition, the offset it must be durable below.
+    pub durable: Vec<(TopicPartition, i64)>,
+    /// Partitions where an append failed.
+    pub failed: BTreeSet<i32>,
+}
+
+/// Appends `records` grouped by partition, keeping their order within each partition
+/// (the only order that matters: a later record for the same key wins).
+pub(super) fn append_records(broker: &Arc<Broker>, records: Vec<OffsetsRecord>) -> Appended {
+    let mut by_partition: BTreeMap<i32, Vec<OffsetsRecord>> = BTreeMap::new();
+    for r in records {
+        by_partition.entry(r.partition).or_default().push(r);
+    }
+    let mut out = Appended::default();
+    let now = now_ms();
+    for (partition, records) in by_partition {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let mut end = None;
+        for batch in batches(&records, now) {
+            match broker.append(&tp, &batch) {
+                Ok(a) => end = Some(a.last_offset + 1),
+                Err(f) => {
+                    tracing::error!(partition = %tp.dir_name(), error = %f.message, "appending to __consumer_offsets failed");
+                    out.failed.insert(partition);
+                    break;
+                }
+            }
+        }
+        if !out.failed.contains(&partition)
+            && let Some(end) = end
+        {
+            out.durable.push((tp, end));
+        }
+    }
+    out
+}
+
+/// Uncompressed batches of at most about [`MAX_BATCH_BYTES`] each; a null value is a
+/// tombstone.
+fn batches(records: &[OffsetsRecord], now: i64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut b = RecordBatchBuilder::new();
+    for r in records {
+        if !b.is_empty()
+            && b.size() + r.key.len() + r.value.as_ref().map_or(0, |v| v.len()) > MAX_BATCH_BYTES
+        {
+            out.push(b.build());
+            b = RecordBatchBuilder::new();
+        }
+        b.push(now, Some(&r.key), r.value.as_deref(), &[]);
+    }
+    if !b.is_empty() {
+        out.push(b.build());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn tombstones_keep_null_values_and_big_sets_split() {
+        let rec = |k: &str, v: Option<Vec<u8>>| OffsetsRecord {
+            partition: 0,
+            key: Bytes::from(k.as_bytes().to_vec()),
+            value: v.map(Bytes::from),
+        };
+        let small = batches(&[rec("a", Some(vec![1])), rec("a", None)], 7);
+        assert_eq!(small.len(), 1);
+        let (_, recs) = strom_batch::decode_records(&small[0]).unwrap();
+        assert_eq!(recs[0].value, Some(vec![1]));
+        assert_eq!(recs[1].key.as_deref(), Some(&b"a"[..]));
+        assert_eq!(recs[1].value, None);
+
+        let big: Vec<_> = (0..10)
+            .map(|i| rec(&format!("k{i}"), Some(vec![0; 200 * 1024])))
+            .collect();
+        let split = batches(&big, 7);
+        assert!(split.len() >= 4, "{} batches", split.len());
+        let total: usize = split
+            .iter()
+            .map(|b| strom_batch::decode_records(b).unwrap().1.len())
+            .sum();
+        assert_eq!(total, 10);
+    }
+}

@@ -1,0 +1,369 @@
+//! The consumer-group coordinator wired into the broker: one `GroupCoordinator` behind a
+//! mutex, its records appended to `__consumer_offsets` like any partition's, and its
+//! answers routed to the connections waiting on them once those records are durable.
+//!
+//! Ordering rule (from strom-group): a response may depend on records of an earlier
+//! call (a follower's SyncGroup answered from the assignment the leader's call
+//! recorded), so responses are released strictly in the order of the calls that
+//! produced them, each only after its own records and all earlier ones are durable.
+
+mod append;
+mod load;
+mod ticker;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use strom_group::{Effects, GroupConfig, GroupCoordinator, PartitionLag, RequestId, Response};
+use strom_log::TopicPartition;
+use strom_wire::ErrorCode;
+use tokio::sync::{oneshot, watch};
+
+use crate::broker::{Broker, now_ms};
+use crate::errors::Failure;
+
+pub use ticker::spawn_ticker;
+
+/// The internal topic holding group metadata and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The coordinator and the connections waiting for its answers.
+#[derive(Debug)]
+pub struct Groups {
+    inner: Mutex<Inner>,
+    waiters: Mutex<HashMap<RequestId, oneshot::Sender<Response>>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    coordinator: GroupCoordinator,
+    /// Turns true once the responses of the newest call with unsent responses were sent:
+    /// the next call's responses wait for it.
+    last_sent: Option<watch::Receiver<bool>>,
+    /// Partitions whose log must be re-read because an append or fsync failed (the
+    /// coordinator's memory is then ahead of the log); the ticker replays them.
+    reload: BTreeSet<i32>,
+}
+
+impl Groups {
+    /// A coordinator serving nothing yet; [`load_all`](Self::load_all) loads it.
+    pub fn new(mut config: GroupConfig) -> Groups {
+        // Member ids must not repeat across starts: mix in this start's time.
+        config.member_id_seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id());
+        Groups {
+            inner: Mutex::new(Inner {
+                coordinator: GroupCoordinator::new(config),
+                last_sent: None,
+                reload: BTreeSet::new(),
+            }),
+            waiters: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Loads every `__consumer_offsets` partition from its log (start-up).
+    pub fn load_all(&self, broker: &Broker, partitions: i32) -> Result<(), Failure> {
+        let mut inner = self.inner.lock().unwrap();
+        for p in 0..partitions {
+            // Nothing is parked at start-up, so unloading answers nobody.
+            let _ = inner.coordinator.begin_load(p);
+            load::replay_partition(broker, &mut inner.coordinator, p)?;
+            inner.coordinator.finish_load(p, now_ms());
+        }
+        Ok(())
+    }
+
+    /// Runs one coordinator call and returns where its answer will arrive. The records
+    /// it produced are appended before this returns; the answer is sent once they (and
+    /// every earlier call's records) are durable.
+    pub fn call(
+        &self,
+        broker: &Arc<Broker>,
+        f: impl FnOnce(&mut GroupCoordinator, RequestId, i64) -> Effects,
+    ) -> oneshot::Receiver<Response> {
+        let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        // Registered before the call: the answer may come in the call's own Effects.
+        self.waiters.lock().unwrap().insert(id, tx);
+        let mut inner = self.inner.lock().unwrap();
+        let fx = f(&mut inner.coordinator, id, now_ms());
+        self.apply(broker, &mut inner, fx);
+        rx
+    }
+
+    /// Advances the coordinator's timers and retries pending reloads (the ticker).
+    pub fn tick(&self, broker: &Arc<Broker>) {
+        let mut inner = self.inner.lock().unwrap();
+        let pending: Vec<i32> = std::mem::take(&mut inner.reload).into_iter().collect();
+        for p in pending {
+            let fx = inner.coordinator.begin_load(p);
+            self.apply(broker, &mut inner, fx);
+            match load::replay_partition(broker, &mut inner.coordinator, p) {
+                Ok(()) => {
+                    inner.coordinator.finish_load(p, now_ms());
+                    tracing::info!(partition = p, "reloaded __consumer_offsets partition");
+                }
+                Err(f) => {
+                    tracing::error!(partition = p, error = %f.message, "reloading __consumer_offsets failed; retrying");
+                    inner.reload.insert(p);
+                }
+            }
+        }
+        let fx = inner.coordinator.tick(now_ms());
+        self.apply(broker, &mut inner, fx);
+    }
+
+    /// Answers every parked request (JoinGroup and SyncGroup may wait minutes) with
+    /// COORDINATOR_NOT_AVAILABLE, so connections can finish their answers and close:
+    /// the server is shutting down and the ticker that would answer them has stopped.
+    pub fn shutdown(&self) {
+        // A dropped sender is what the handlers answer with that error.
+        self.waiters.lock().unwrap().clear();
+    }
+
+    /// Forgets committed offsets of deleted topics.
+    pub fn topics_deleted(&self, broker: &Arc<Broker>, topics: &[String]) {
+        let mut inner = self.inner.lock().unwrap();
+        let fx = inner.coordinator.topics_deleted(topics, now_ms());
+        self.apply(broker, &mut inner, fx);
+    }
+
+    /// The lag report of a group: committed offset, log end offset and lag per partition.
+    pub fn lag(&self, broker: &Broker, group_id: &str) -> Option<Vec<PartitionLag>> {
+        let inner = self.inner.lock().unwrap();
+        inner.coordinator.lag(group_id, |topic, p| {
+            broker
+                .offsets(&TopicPartition::new(topic, p))
+                .map(|(_, end)| end)
+        })
+    }
+
+    /// Appends the records of `fx` (in order, under the coordinator's lock, so the log
+    /// order is the call order) and schedules its responses behind every earlier call's.
+    fn apply(&self, broker: &Arc<Broker>, inner: &mut Inner, fx: Effects) {
+        if fx.is_empty() {
+            return;
+        }
+        let Effects { records, responses } = fx;
+        let appended = append::append_records(broker, records);
+        let mut responses = responses;
+        if !appended.failed.is_empty() {
+            for p in &appended.failed {
+                self.schedule_reload(inner, *p);
+            }
+            responses = fail(responses);
+        }
+        let previous_done = inner.last_sent.as_ref().is_none_or(|rx| *rx.borrow());
+        if appended.durable.is_empty() && previous_done {
+            self.deliver(responses);
+            return;
+        }
+        let (done_tx, done_rx) = watch::channel(false);
+        let previous = inner.last_sent.replace(done_rx);
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            if let Some(mut prev) = previous {
+                // An error means the earlier task ended without signalling: it is gone
+                // either way.
+                let _ = prev.wait_for(|sent| *sent).await;
+            }
+            let mut failed = BTreeSet::new();
+            for (tp, end) in &appended.durable {
+                if let Err(f) = broker.wait_durable(tp, *end).await {
+                    tracing::error!(partition = %tp.dir_name(), error = %f.message, "__consumer_offsets not durable");
+                    failed.insert(tp.partition);
+                }
+            }
+            if !failed.is_empty() {
+                let groups = &broker.groups;
+                {
+                    let mut inner = groups.inner.lock().unwrap();
+                    for p in failed {
+                        groups.schedule_reload(&mut inner, p);
+                    }
+                }
+                responses = fail(responses);
+            }
+            broker.groups.deliver(responses);
+            let _ = done_tx.send(true);
+        });
+    }
+
+    /// Stops serving a partition at once (its groups answer COORDINATOR_LOAD_IN_PROGRESS)
+    /// and has the ticker replay it from the log.
+    fn schedule_reload(&self, inner: &mut Inner, partition: i32) {
+        let fx = inner.coordinator.begin_load(partition);
+        inner.reload.insert(partition);
+        // Unloading only answers parked requests with errors; it writes no records.
+        // Those error answers depend on no record, so they need not wait for earlier ones.
+        debug_assert!(fx.records.is_empty());
+        self.deliver(fx.responses);
+    }
+
+    fn deliver(&self, responses: Vec<(RequestId, Response)>) {
+        let mut waiters = self.waiters.lock().unwrap();
+        for (id, response) in responses {
+            if let Some(tx) = waiters.remove(&id) {
+                // The connection may have closed meanwhile; nothing to do then.
+                let _ = tx.send(response);
+            }
+        }
+    }
+}
+
+/// The responses of a call whose records could not be made durable: the clients must
+/// not believe their commit or assignment was stored, and should look for the
+/// coordinator again.
+fn fail(responses: Vec<(RequestId, Response)>) -> Vec<(RequestId, Response)> {
+    responses
+        .into_iter()
+        .map(|(id, r)| (id, r.into_error(ErrorCode::NotCoordinator)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_batch::RecordBatchBuilder;
+    use strom_group::{OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic};
+
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        let mut raw = crate::config::RawSettings::default();
+        raw.set("data_dir", dir.display().to_string(), "test")
+            .unwrap();
+        raw.set("offsets_topic_partitions", "3", "test").unwrap();
+        Broker::open(raw.build().unwrap()).unwrap()
+    }
+
+    fn commit(broker: &Arc<Broker>, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+        let req = OffsetCommitRequest {
+            group_id: group.into(),
+            generation_id_or_member_epoch: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            topics: vec![OffsetCommitTopic {
+                name: topic.into(),
+                partitions: offsets
+                    .iter()
+                    .map(|&(p, o)| OffsetCommitPartition {
+                        partition_index: p,
+                        committed_offset: o,
+                        committed_leader_epoch: -1,
+                        committed_metadata: None,
+                    })
+                    .collect(),
+            }],
+        };
+        let rx = broker
+            .groups
+            .call(broker, |c, id, now| c.offset_commit(id, req, now));
+        let Response::OffsetCommit(r) = rx.blocking_recv().unwrap() else {
+            panic!("not a commit answer");
+        };
+        assert!(
+            r.topics[0]
+                .partitions
+                .iter()
+                .all(|p| p.error == ErrorCode::None)
+        );
+    }
+
+    #[test]
+    fn shutdown_answers_parked_joins() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let broker = open(dir.path());
+        let join = |member_id: &str| strom_group::JoinGroupRequest {
+            api_version: 5,
+            group_id: "g".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 60_000,
+            member_id: member_id.into(),
+            group_instance_id: None,
+            protocol_type: "consumer".into(),
+            protocols: vec![strom_group::JoinGroupProtocol {
+                name: "range".into(),
+                metadata: Default::default(),
+            }],
+            reason: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+        };
+        // v4+: the first join only hands out a member id.
+        let first = join("");
+        let rx = broker
+            .groups
+            .call(&broker, |c, id, now| c.join_group(id, first, now));
+        let Ok(Response::JoinGroup(j)) = rx.blocking_recv() else {
+            panic!("no member id");
+        };
+        assert_eq!(j.error, ErrorCode::MemberIdRequired);
+        let second = join(&j.member_id);
+        let mut rx = broker
+            .groups
+            .call(&broker, |c, id, now| c.join_group(id, second, now));
+        // Parked for the initial rebalance delay.
+        assert!(rx.try_recv().is_err());
+        broker.groups.shutdown();
+        assert!(rx.blocking_recv().is_err(), "the waiter was released");
+        broker.close().unwrap();
+    }
+
+    #[test]
+    fn lag_reports_committed_end_and_lag_and_commits_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let broker = open(dir.path());
+        assert_eq!(broker.topics.get(OFFSETS_TOPIC).unwrap().partitions, 3);
+        broker
+            .create_topic("t", 2, Default::default(), false)
+            .unwrap();
+        let mut b = RecordBatchBuilder::new();
+        for i in 0..10u8 {
+            b.push(0, None, Some(&[i]), &[]);
+        }
+        broker
+            .append(&TopicPartition::new("t", 0), &b.build())
+            .unwrap();
+        commit(&broker, "g", "t", &[(0, 4), (1, 0)]);
+        commit(&broker, "g", "t", &[(0, 6)]);
+
+        let rows = broker.group_lag("g").unwrap();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.partition, r.committed_offset, r.end_offset, r.lag))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, Some(6), Some(10), Some(4)),
+                (1, Some(0), Some(0), Some(0))
+            ]
+        );
+        assert!(broker.group_lag("unknown").is_none());
+
+        broker.close().unwrap();
+        drop(broker);
+        let broker = open(dir.path());
+        let rows = broker.group_lag("g").unwrap();
+        assert_eq!(rows[0].committed_offset, Some(6), "replayed from the log");
+        assert_eq!(rows[0].lag, Some(4));
+        broker.close().unwrap();
+    }
+}
