@@ -25,6 +25,7 @@ from kafka_util import (
     produce_all,
     result,
     wait_until,
+    watermarks,
 )
 
 # A short first-rebalance delay keeps every join fast; the session timeout is the shortest
@@ -235,6 +236,59 @@ def test_commits_survive_clean_restart_and_sigkill(broker, topic):
     broker.kill()
     broker.start()
     assert committed(broker.bootstrap, "gdur", topic, 3) == [4, 6, 8]
+
+
+def offsets_topic_bytes(broker) -> int:
+    """Bytes of the segment files of every `__consumer_offsets` partition in the data dir
+    (indexes are left out: they may be preallocated)."""
+    return sum(
+        f.stat().st_size for d in broker.data_dir.glob("__consumer_offsets-*") for f in d.glob("*.log")
+    )
+
+
+@pytest.mark.strom_args(
+    "--group-initial-rebalance-delay-ms",
+    "200",
+    "--offsets-topic-partitions",
+    "1",
+    "--offsets-compaction-check-ms",
+    "200",
+    "--offsets-compaction-min-bytes",
+    "16384",
+)
+def test_offsets_topic_is_compacted_and_replays_the_latest_commits(broker, topic):
+    create_topic(broker.bootstrap, topic, partitions=3)
+    c = group_consumer(broker.bootstrap, "gcompact", **{"enable.auto.commit": False})
+    try:
+        # About 100 bytes per committed partition: some 150 KB of history for 3 live keys.
+        for i in range(500):
+            c.commit(
+                offsets=[TopicPartition(topic, p, i * 3 + p) for p in range(3)],
+                asynchronous=False,
+            )
+    finally:
+        c.close()
+    latest = [499 * 3 + p for p in range(3)]
+    # The ticker snapshots the partition and moves its log start past the history.
+    low = wait_until(
+        lambda: watermarks(broker.bootstrap, "__consumer_offsets", 0)[0],
+        TIMEOUT_S,
+        what="the log start of __consumer_offsets-0 to advance",
+    )
+    wait_until(
+        lambda: offsets_topic_bytes(broker) < 100_000,
+        TIMEOUT_S,
+        what="old __consumer_offsets segments to be deleted",
+    )
+    broker.restart()
+    assert committed(broker.bootstrap, "gcompact", topic, 3) == latest
+    assert watermarks(broker.bootstrap, "__consumer_offsets", 0)[0] >= low
+    a = admin(broker.bootstrap)
+    fs = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("gcompact")])
+    got = result(fs["gcompact"])
+    assert sorted((tp.partition, tp.offset) for tp in got.topic_partitions) == list(
+        enumerate(latest)
+    )
 
 
 def read_all(member: Member, want: set[tuple[int, int]]) -> None:

@@ -117,9 +117,9 @@ impl Broker {
     /// an existing topic wins over the setting: a group's partition is derived from it).
     ///
     /// The topic is marked `cleanup.policy=compact` with retention off, so no commit is
-    /// ever deleted by time or size. Real compaction (dropping all but the newest record
-    /// per key from sealed segments) is not implemented yet: the topic only grows, by
-    /// about 100 bytes per commit. See docs/consumer-groups.md.
+    /// ever deleted by time or size; it is compacted by snapshot instead (the newest
+    /// record per key written again, then the log start moved past the history: see
+    /// `groups/compact.rs` and docs/consumer-groups.md).
     fn ensure_offsets_topic(&self) -> Result<i32, Failure> {
         if let Some(t) = self.topics.get(OFFSETS_TOPIC) {
             if t.partitions != self.config.group.offsets_topic_partitions {

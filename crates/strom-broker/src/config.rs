@@ -137,6 +137,16 @@ pub const SETTINGS: &[Setting] = &[
         default: "604800000",
         help: "how long committed offsets of a group without members are kept (Kafka: offsets.retention.minutes, in ms here)",
     },
+    Setting {
+        key: "offsets_compaction_check_ms",
+        default: "60000",
+        help: "how often __consumer_offsets partitions are checked for compaction by snapshot",
+    },
+    Setting {
+        key: "offsets_compaction_min_bytes",
+        default: "1048576",
+        help: "a __consumer_offsets partition is compacted once it holds more than this and twice its live state",
+    },
 ];
 
 /// The parsed settings.
@@ -157,6 +167,11 @@ pub struct BrokerConfig {
     /// The consumer-group coordinator's settings (its `member_id_seed` is set per start
     /// by the broker, not here).
     pub group: strom_group::GroupConfig,
+    /// How often `__consumer_offsets` partitions are checked for compaction.
+    pub offsets_compaction_check: Duration,
+    /// A `__consumer_offsets` partition smaller than this is never compacted: below it a
+    /// snapshot would save too little to be worth its writes.
+    pub offsets_compaction_min_bytes: u64,
 }
 
 #[derive(Debug, Error)]
@@ -359,6 +374,10 @@ impl RawSettings {
             retention_check: Duration::from_millis(self.parse("retention_check_ms")?),
             shutdown_timeout: Duration::from_millis(self.parse("shutdown_timeout_ms")?),
             group,
+            offsets_compaction_check: Duration::from_millis(
+                self.parse("offsets_compaction_check_ms")?,
+            ),
+            offsets_compaction_min_bytes: self.parse("offsets_compaction_min_bytes")?,
         })
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
 use strom_wire::ErrorCode;
 
 use crate::consumer_protocol::{CONSUMER_PROTOCOL_TYPE, subscribed_topics};
@@ -53,6 +54,11 @@ pub struct Group {
     /// Replay saw members in the newest metadata record; they are dropped when loading
     /// ends, and the group counts as Empty from then.
     pub(crate) loaded_with_members: bool,
+    /// The value of the newest group metadata record written (or replayed) for this
+    /// group, byte for byte: what keep-latest-per-key compaction would keep of that key,
+    /// so [`GroupCoordinator::snapshot`](crate::GroupCoordinator::snapshot) re-states it
+    /// exactly. `None` when the group has none (offsets only) or its newest is a tombstone.
+    pub(crate) metadata_record: Option<Bytes>,
 }
 
 /// The end of a PreparingRebalance phase.
@@ -95,6 +101,7 @@ impl Group {
             offsets: BTreeMap::new(),
             next_join_seq: 0,
             loaded_with_members: false,
+            metadata_record: None,
         }
     }
 

@@ -98,11 +98,12 @@ impl Group {
     }
 
     /// Emits the group metadata record for the group as it is now.
-    pub(crate) fn store(&self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn store(&mut self, ctx: &mut Ctx<'_>) {
         let key = RecordKey::GroupMetadata {
             group: self.id.clone(),
         };
         let value = self.to_record().encode(GROUP_METADATA_VALUE_VERSION);
+        self.metadata_record = Some(value.clone());
         ctx.fx.record(self.partition, key.encode(), Some(value));
     }
 

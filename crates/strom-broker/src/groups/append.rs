@@ -54,6 +54,12 @@ pub(super) fn append_records(broker: &Arc<Broker>, records: Vec<OffsetsRecord>) 
     out
 }
 
+/// The bytes `records` take in the log, batch headers included (compaction weighs a
+/// partition against its snapshot's size).
+pub(super) fn encoded_size(records: &[OffsetsRecord]) -> u64 {
+    batches(records, 0).iter().map(|b| b.len() as u64).sum()
+}
+
 /// Uncompressed batches of at most about [`MAX_BATCH_BYTES`] each; a null value is a
 /// tombstone.
 fn batches(records: &[OffsetsRecord], now: i64) -> Vec<Vec<u8>> {

@@ -8,6 +8,7 @@
 //! produced them, each only after its own records and all earlier ones are durable.
 
 mod append;
+mod compact;
 mod load;
 mod ticker;
 
@@ -45,6 +46,10 @@ struct Inner {
     /// Partitions whose log must be re-read because an append or fsync failed (the
     /// coordinator's memory is then ahead of the log); the ticker replays them.
     reload: BTreeSet<i32>,
+    /// When the ticker next looks for partitions to compact (`None`: at its next tick).
+    next_compaction_check: Option<std::time::Instant>,
+    /// Partitions whose snapshot is being appended and awaits its log start move.
+    compacting: BTreeSet<i32>,
 }
 
 impl Groups {
@@ -60,6 +65,8 @@ impl Groups {
                 coordinator: GroupCoordinator::new(config),
                 last_sent: None,
                 reload: BTreeSet::new(),
+                next_compaction_check: None,
+                compacting: BTreeSet::new(),
             }),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -116,6 +123,7 @@ impl Groups {
         }
         let fx = inner.coordinator.tick(now_ms());
         self.apply(broker, &mut inner, fx);
+        self.maybe_compact(broker, &mut inner);
     }
 
     /// Answers every parked request (JoinGroup and SyncGroup may wait minutes) with
@@ -146,7 +154,19 @@ impl Groups {
     /// Appends the records of `fx` (in order, under the coordinator's lock, so the log
     /// order is the call order) and schedules its responses behind every earlier call's.
     fn apply(&self, broker: &Arc<Broker>, inner: &mut Inner, fx: Effects) {
-        if fx.is_empty() {
+        self.apply_then(broker, inner, fx, None);
+    }
+
+    /// [`apply`](Self::apply), then, with `compaction`, finishes it once the snapshot in
+    /// `fx` is durable (after every earlier call's records, like any response).
+    fn apply_then(
+        &self,
+        broker: &Arc<Broker>,
+        inner: &mut Inner,
+        fx: Effects,
+        compaction: Option<compact::Compaction>,
+    ) {
+        if fx.is_empty() && compaction.is_none() {
             return;
         }
         let Effects { records, responses } = fx;
@@ -159,7 +179,7 @@ impl Groups {
             responses = fail(responses);
         }
         let previous_done = inner.last_sent.as_ref().is_none_or(|rx| *rx.borrow());
-        if appended.durable.is_empty() && previous_done {
+        if appended.durable.is_empty() && previous_done && compaction.is_none() {
             self.deliver(responses);
             return;
         }
@@ -183,13 +203,19 @@ impl Groups {
                 let groups = &broker.groups;
                 {
                     let mut inner = groups.inner.lock().unwrap();
-                    for p in failed {
+                    for &p in &failed {
                         groups.schedule_reload(&mut inner, p);
                     }
                 }
                 responses = fail(responses);
             }
             broker.groups.deliver(responses);
+            if let Some(c) = compaction {
+                // Only a snapshot that was wholly appended and made durable may stand in
+                // for the history below it.
+                let ok = !appended.failed.contains(&c.partition) && !failed.contains(&c.partition);
+                broker.groups.finish_compaction(&broker, c, ok);
+            }
             let _ = done_tx.send(true);
         });
     }

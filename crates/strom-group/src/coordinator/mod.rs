@@ -11,14 +11,17 @@ mod offsets;
 pub(crate) mod harness;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod snapshot_proptests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
 use strom_wire::ErrorCode;
 
 use crate::config::GroupConfig;
 use crate::context::{Ctx, MemberIds};
-use crate::effects::Effects;
+use crate::effects::{Effects, OffsetsRecord};
 use crate::error::GroupError;
 use crate::group::Group;
 use crate::offsets::{CommittedOffset, is_expired};
@@ -153,9 +156,10 @@ impl GroupCoordinator {
             },
             RecordKey::GroupMetadata { group } => match value {
                 Some(v) => {
-                    let (_, v) = GroupMetadataValue::decode(v)?;
+                    let (_, decoded) = GroupMetadataValue::decode(v)?;
                     let g = self.loading_group(&group, partition);
-                    apply_group_record(g, v);
+                    apply_group_record(g, decoded);
+                    g.metadata_record = Some(Bytes::copy_from_slice(v));
                     self.replayed_metadata.insert(group);
                 }
                 None => {
@@ -172,6 +176,53 @@ impl GroupCoordinator {
             RecordKey::Other { .. } => {}
         }
         Ok(())
+    }
+
+    /// The records that recreate, on replay, the durable state of every group of
+    /// `__consumer_offsets` partition `partition`: per group its newest group metadata
+    /// record (byte for byte), then one offset-commit record per committed offset with
+    /// the values of that key's newest record. Deleted and expired keys have no record
+    /// (their tombstones are not needed: nothing older than the snapshot is replayed once
+    /// the log start moved past it), and groups with no durable state (only pending
+    /// members) have none either, just as replaying the whole log would not create them.
+    ///
+    /// This is exactly what keep-latest-per-key compaction leaves of the partition, with
+    /// tombstones dropped, so replaying it alone gives the same groups and offsets as
+    /// replaying the whole history. Replaying the history *followed by* the snapshot does
+    /// too: each record re-states the value its key already has. Empty for a partition
+    /// that is not served (or still loading): its state is not known yet, so a caller
+    /// must check [`is_active`](Self::is_active) before trusting an empty answer.
+    pub fn snapshot(&self, partition: i32) -> Vec<OffsetsRecord> {
+        if !self.is_active(partition) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for g in self.groups.values().filter(|g| g.partition == partition) {
+            if let Some(value) = &g.metadata_record {
+                let key = RecordKey::GroupMetadata {
+                    group: g.id.clone(),
+                };
+                out.push(OffsetsRecord {
+                    partition,
+                    key: key.encode(),
+                    value: Some(value.clone()),
+                });
+            }
+            for ((topic, p), offset) in &g.offsets {
+                let key = RecordKey::OffsetCommit {
+                    group: g.id.clone(),
+                    topic: topic.clone(),
+                    partition: *p,
+                };
+                let record = offset.to_record();
+                out.push(OffsetsRecord {
+                    partition,
+                    key: key.encode(),
+                    value: Some(record.encode(record.preferred_version())),
+                });
+            }
+        }
+        out
     }
 
     /// Ends loading a partition: its groups are served from now on. Groups that had
