@@ -122,6 +122,11 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "record timestamps are the producer's create time",
         kind: ConfigKind::Choice(&["CreateTime"]),
     },
+    TopicConfigDef {
+        name: "compression.type",
+        doc: "batches are stored compressed as the producer sent them; the broker never recompresses",
+        kind: ConfigKind::Choice(&["producer"]),
+    },
 ];
 
 impl TopicConfigDef {
@@ -175,6 +180,7 @@ impl TopicConfigDef {
             "index.interval.bytes" => log.index_interval_bytes.to_string(),
             "cleanup.policy" => "delete".into(),
             "message.timestamp.type" => "CreateTime".into(),
+            "compression.type" => "producer".into(),
             _ => String::new(),
         }
     }

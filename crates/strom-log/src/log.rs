@@ -708,9 +708,8 @@ impl PartitionLog {
         self.check_open()?;
         let mut out = RetentionOutcome::default();
         if let Some(ttl) = self.config.retention_ms {
-            let expired = |s: &Segment| {
-                !s.is_empty() && s.max_timestamp >= 0 && s.max_timestamp < now_ms - ttl
-            };
+            let expired =
+                |s: &Segment| !s.is_empty() && s.newest_time_ms().is_some_and(|t| t < now_ms - ttl);
             let all_expired = self.segments.iter().all(|s| expired(s) || s.is_empty())
                 && !self.active_ref().is_empty();
             if all_expired {

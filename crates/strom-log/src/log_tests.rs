@@ -471,3 +471,27 @@ fn replicated_appends_must_be_contiguous() {
         [first, second].concat()
     );
 }
+
+#[test]
+fn retention_without_producer_timestamps_uses_the_file_age() {
+    // librdkafka sends max timestamp 0 when the application gives none: such fresh data
+    // must not count as written in 1970 and be deleted at the next retention pass.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: Some(60_000),
+        ..small_config()
+    };
+    let (mut log, _) = open(dir.path(), config);
+    for _ in 0..30 {
+        log.append(&mut batch(1, 200, 0), 0, 0).unwrap();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(log.apply_retention(now).unwrap().segments_deleted, 0);
+    assert_eq!(log.log_start_offset(), 0);
+    // An hour later by the clock, the files are older than the TTL: everything goes.
+    log.apply_retention(now + 3_600_000).unwrap();
+    assert_eq!(log.log_start_offset(), 30);
+}

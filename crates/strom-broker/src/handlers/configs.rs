@@ -84,7 +84,7 @@ pub fn describe_configs(
                                 }
                                 let config_type = match d.name {
                                     "cleanup.policy" => TYPE_LIST,
-                                    "message.timestamp.type" => TYPE_STRING,
+                                    "message.timestamp.type" | "compression.type" => TYPE_STRING,
                                     _ => TYPE_LONG,
                                 };
                                 DescribeConfigsResourceResult::default()
