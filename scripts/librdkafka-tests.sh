@@ -23,6 +23,7 @@
 #   LOG_DIR             where per-test and broker logs go (default target/librdkafka-tests)
 #   TEST_CONF_EXTRA     extra lines for test.conf, e.g. "debug=cgrp,fetch"
 #   RDKAFKA_SYS_VERSION crate version to take librdkafka from (default below)
+#   BUILD_ONLY          1 = only build librdkafka, print its source directory and exit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -125,6 +126,12 @@ if [ ! -f "$SRC/.strom-built" ] || [ ! -x "$SRC/tests/test-runner" ]; then
   ) >"$SRC/strom-build.log" 2>&1 || { tail -n 40 "$SRC/strom-build.log" >&2; die "librdkafka build failed"; }
   touch "$SRC/.strom-built"
   log "librdkafka built in $((SECONDS - start))s"
+fi
+
+# Other scripts (bench-rdkafka.sh) only need the build: print where it is and stop.
+if [ "${BUILD_ONLY:-0}" = 1 ]; then
+  echo "$SRC"
+  exit 0
 fi
 
 # --- 4. the broker ----------------------------------------------------------------------
