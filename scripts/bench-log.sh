@@ -46,6 +46,9 @@ for size in ["16KiB", "64KiB", "1MiB"]:
         (f"append {size}, no fsync", g, "strom_append_no_fsync", "raw_write", 0.7),
         (f"append {size}, group commit per MiB", g, "strom_append_group_commit_per_MiB",
          "raw_write_fdatasync_per_MiB", 0.7),
+        (f"append {size}, group commit vs fsync on a helper thread", g,
+         "strom_append_group_commit_per_MiB", "raw_write_fdatasync_other_thread_per_MiB",
+         None),
         (f"append {size}, flush() per MiB", g, "strom_append_flush_per_MiB",
          "raw_write_fdatasync_per_MiB", None),
     ]
