@@ -78,6 +78,13 @@ pub struct Broker {
     stopping: watch::Sender<bool>,
 }
 
+fn no_such_topic(name: &str) -> TopicError {
+    TopicError::new(
+        ErrorCode::UnknownTopicOrPartition,
+        format!("topic '{name}' does not exist"),
+    )
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -275,14 +282,9 @@ impl Broker {
                 format!("the internal topic '{name}' cannot be deleted"),
             ));
         }
-        let meta = self.topics.update(|t| {
-            t.remove(name).ok_or_else(|| {
-                TopicError::new(
-                    ErrorCode::UnknownTopicOrPartition,
-                    format!("topic '{name}' does not exist"),
-                )
-            })
-        })?;
+        let meta = self
+            .topics
+            .update(|t| t.remove(name).ok_or_else(|| no_such_topic(name)))?;
         let mut parts = self.partitions.write().unwrap();
         for p in 0..meta.partitions {
             let tp = TopicPartition::new(name, p);
@@ -302,12 +304,7 @@ impl Broker {
         count: i32,
         validate_only: bool,
     ) -> Result<TopicMeta, TopicError> {
-        let current = self.topics.get(name).ok_or_else(|| {
-            TopicError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("topic '{name}' does not exist"),
-            )
-        })?;
+        let current = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
         if count <= current.partitions {
             return Err(TopicError::new(
                 ErrorCode::InvalidPartitions,
@@ -323,19 +320,7 @@ impl Broker {
                 ..current
             });
         }
-        let meta = self.topics.update(|t| {
-            let m = t.get_mut(name).ok_or_else(|| {
-                TopicError::new(
-                    ErrorCode::UnknownTopicOrPartition,
-                    format!("topic '{name}' does not exist"),
-                )
-            })?;
-            m.partitions = count;
-            Ok(m.clone())
-        })?;
-        self.ensure_partitions(&meta)
-            .map_err(|f| TopicError::new(f.code, f.message))?;
-        Ok(meta)
+        self.change_topic(name, |m| m.partitions = count)
     }
 
     /// Replaces a topic's config overrides and applies them to its logs.
@@ -346,23 +331,23 @@ impl Broker {
         validate_only: bool,
     ) -> Result<TopicMeta, TopicError> {
         validate_configs(&configs)?;
-        let current = self.topics.get(name).ok_or_else(|| {
-            TopicError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("topic '{name}' does not exist"),
-            )
-        })?;
+        let current = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
         if validate_only {
             return Ok(TopicMeta { configs, ..current });
         }
+        self.change_topic(name, |m| m.configs = configs)
+    }
+
+    /// Changes a topic's persisted metadata, then brings its logs in line (new
+    /// partitions, new settings).
+    fn change_topic(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TopicMeta),
+    ) -> Result<TopicMeta, TopicError> {
         let meta = self.topics.update(|t| {
-            let m = t.get_mut(name).ok_or_else(|| {
-                TopicError::new(
-                    ErrorCode::UnknownTopicOrPartition,
-                    format!("topic '{name}' does not exist"),
-                )
-            })?;
-            m.configs = configs;
+            let m = t.get_mut(name).ok_or_else(|| no_such_topic(name))?;
+            change(m);
             Ok(m.clone())
         })?;
         self.ensure_partitions(&meta)
