@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs tests from librdkafka's own test suite against a fresh Strom broker.
 #
-#   scripts/librdkafka-tests.sh                  # the default list (produce/fetch/metadata)
+#   scripts/librdkafka-tests.sh                  # the default list (produce/fetch/metadata, groups)
 #   TESTS="0001 0012" scripts/librdkafka-tests.sh
 #
 # librdkafka's full source (with tests/) comes from the rdkafka-sys crate on crates.io,
@@ -42,6 +42,13 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 GROUP_TESTS="0001 0002 0003 0005 0007 0008 0012 0013 0014 0015 0017 0021 0022 0029
   0031 0034 0035 0036 0039 0041 0042 0048 0053 0054 0059 0063 0065 0067 0070 0073 0084
   0085 0086 0110 0114 0125 0127"
+# The consumer-group and offsets group of /work/shared/CLIENTS.md.
+CGRP_TESTS="0018 0019 0020 0026 0030 0033 0040 0050 0051 0056 0057 0060 0083 0089 0091
+  0093 0099 0118 0130 0132 0140"
+# Tests that run by default but are reported, not required: they measure timing
+# (max.poll.interval, head-of-line blocking) and a shared 2-core CI machine can make
+# them miss a deadline that has nothing to do with the broker. They pass here.
+REPORT_ONLY="0033 0091 0093"
 # Tests of the group that cannot pass yet, and why, as [NNNN]="reason" (e.g. a feature
 # that comes in a later issue). The default run lists them as N/A without running them
 # and does not require them (RUN_NA=1 runs them anyway); an explicit TESTS list runs
@@ -49,13 +56,16 @@ GROUP_TESTS="0001 0002 0003 0005 0007 0008 0012 0013 0014 0015 0017 0021 0022 00
 # 0042 0067 0084 0085 0125 needed it (docs/compatibility.md).
 declare -A NOT_APPLICABLE=()
 if [ -z "${TESTS:-}" ]; then
-  TESTS=$GROUP_TESTS
+  TESTS="$GROUP_TESTS $CGRP_TESTS"
   RUN_NA=${RUN_NA:-0}
 else
   RUN_NA=1
 fi
-# Tests that pass today and must keep passing: the group minus the N/A ones.
-DEFAULT_REQUIRED=$(for t in $GROUP_TESTS; do [ -n "${NOT_APPLICABLE[$t]:-}" ] || echo "$t"; done)
+# Tests that pass today and must keep passing: both groups minus the N/A and
+# report-only ones.
+DEFAULT_REQUIRED=$(for t in $GROUP_TESTS $CGRP_TESTS; do
+  [ -n "${NOT_APPLICABLE[$t]:-}" ] || [[ " $REPORT_ONLY " == *" $t "* ]] || echo "$t"
+done)
 REQUIRED=${REQUIRED-$DEFAULT_REQUIRED}
 # One space between numbers, whatever the separators were.
 TESTS=$(echo ${TESTS//,/ })
