@@ -390,3 +390,19 @@ def test_admin_client_group_operations(broker, topic):
     listed = result(a.list_consumer_groups(request_timeout=TIMEOUT_S))
     assert "gadmin" not in {g.group_id for g in listed.valid}
     assert committed(broker.bootstrap, "gadmin", topic, 2) == [-1001, -1001]
+
+
+def test_clients_cannot_produce_to_consumer_offsets(broker, topic):
+    # The coordinator owns __consumer_offsets; a client's record there could corrupt
+    # every group's committed offsets on replay, so Kafka refuses it and so does Strom.
+    c = group_consumer(broker.bootstrap, "g-internal")
+    c.subscribe([topic])
+    c.poll(1.0)  # joining creates the group coordinator state and the internal topic
+    c.close()
+    p = make_producer(broker.bootstrap, acks="all")
+    errors = []
+    p.produce("__consumer_offsets", key=b"k", value=b"v", partition=0,
+              on_delivery=lambda err, msg: errors.append(err))
+    p.flush(TIMEOUT_S)
+    assert len(errors) == 1 and errors[0] is not None
+    assert errors[0].code() == KafkaError.TOPIC_EXCEPTION, errors[0]

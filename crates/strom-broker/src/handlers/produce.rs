@@ -44,6 +44,13 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
                     ErrorCode::UnknownTopicOrPartition,
                     format!("unknown partition {}", tp.dir_name()),
                 ))
+            } else if known.as_ref().is_some_and(|t| t.internal) {
+                // Only the broker writes its internal topics (the group coordinator
+                // appends to __consumer_offsets directly), as in Kafka.
+                Err(Failure::new(
+                    ErrorCode::InvalidTopicException,
+                    format!("cannot produce to internal topic {name}"),
+                ))
             } else {
                 match p.records.as_ref() {
                     Some(records) if !records.is_empty() => broker.append(&tp, records),
