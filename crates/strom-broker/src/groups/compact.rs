@@ -145,10 +145,7 @@ impl Groups {
 mod tests {
     use std::time::Duration;
 
-    use strom_group::{
-        OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic, OffsetFetchGroup,
-        OffsetFetchRequest, Response,
-    };
+    use strom_group::{OffsetFetchGroup, OffsetFetchRequest, Response};
     use strom_wire::ErrorCode;
 
     use super::*;
@@ -171,37 +168,7 @@ mod tests {
     }
 
     fn commit(broker: &Arc<Broker>, group: &str, offsets: &[(i32, i64)]) {
-        let req = OffsetCommitRequest {
-            group_id: group.into(),
-            generation_id_or_member_epoch: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-            retention_time_ms: -1,
-            topics: vec![OffsetCommitTopic {
-                name: "t".into(),
-                partitions: offsets
-                    .iter()
-                    .map(|&(p, o)| OffsetCommitPartition {
-                        partition_index: p,
-                        committed_offset: o,
-                        committed_leader_epoch: -1,
-                        committed_metadata: Some(format!("at {o}")),
-                    })
-                    .collect(),
-            }],
-        };
-        let rx = broker
-            .groups
-            .call(broker, |c, id, now| c.offset_commit(id, req, now));
-        let Response::OffsetCommit(r) = rx.blocking_recv().unwrap() else {
-            panic!("not a commit answer");
-        };
-        assert!(
-            r.topics[0]
-                .partitions
-                .iter()
-                .all(|p| p.error == ErrorCode::None)
-        );
+        super::super::tests::commit_with(broker, group, "t", offsets, |o| Some(format!("at {o}")));
     }
 
     /// Every committed (partition, offset, metadata) of a group, through OffsetFetch.

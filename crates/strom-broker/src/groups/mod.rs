@@ -268,6 +268,18 @@ mod tests {
     }
 
     fn commit(broker: &Arc<Broker>, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+        commit_with(broker, group, topic, offsets, |_| None);
+    }
+
+    /// Commits offsets as an assign()-only consumer would (generation -1), and checks
+    /// every partition was accepted. Shared by the coordinator's tests.
+    pub(super) fn commit_with(
+        broker: &Arc<Broker>,
+        group: &str,
+        topic: &str,
+        offsets: &[(i32, i64)],
+        metadata: fn(i64) -> Option<String>,
+    ) {
         let req = OffsetCommitRequest {
             group_id: group.into(),
             generation_id_or_member_epoch: -1,
@@ -282,7 +294,7 @@ mod tests {
                         partition_index: p,
                         committed_offset: o,
                         committed_leader_epoch: -1,
-                        committed_metadata: None,
+                        committed_metadata: metadata(o),
                     })
                     .collect(),
             }],
