@@ -14,7 +14,8 @@
 //!     28    8 durable_offset         every offset below it was fsynced
 //!     36    8 durable_segment_base   segment holding the durable end
 //!     44    8 durable_segment_bytes  bytes of that segment that were fsynced
-//!     52    8 reserved
+//!     52    4 start_epoch            leader epoch of the batch just below the first segment
+//!     56    4 reserved
 //!     60    4 crc32 (crc32fast, IEEE) of bytes 0..60
 //! ```
 //! Durability-progress checkpoints are written without fsync: they are written only
@@ -39,6 +40,9 @@ pub(crate) struct Checkpoint {
     pub durable_offset: i64,
     pub durable_segment_base: i64,
     pub durable_segment_bytes: u64,
+    /// Leader epoch (Raft term) of the last batch before the first segment: what a
+    /// Raft log needs to know about the entry just before its first one. 0 when none.
+    pub start_epoch: i32,
 }
 
 #[derive(Debug)]
@@ -58,6 +62,7 @@ impl Checkpoint {
         b[28..36].copy_from_slice(&self.durable_offset.to_be_bytes());
         b[36..44].copy_from_slice(&self.durable_segment_base.to_be_bytes());
         b[44..52].copy_from_slice(&self.durable_segment_bytes.to_be_bytes());
+        b[52..56].copy_from_slice(&self.start_epoch.to_be_bytes());
         let crc = crc32fast::hash(&b[0..60]);
         b[60..64].copy_from_slice(&crc.to_be_bytes());
         b
@@ -80,6 +85,7 @@ impl Checkpoint {
                 durable_offset: i64_at(28),
                 durable_segment_base: i64_at(36),
                 durable_segment_bytes: i64_at(44) as u64,
+                start_epoch: i32::from_be_bytes(b[52..56].try_into().unwrap()),
             },
         ))
     }

@@ -101,6 +101,11 @@ pub struct PartitionLog {
     /// Bumped by every truncation so a flush planned before it cannot advance the
     /// durable offset over rewritten data.
     truncations: u64,
+    /// Leader epoch of the last batch below the first segment (see [`raft_start`](Self::raft_start)).
+    start_epoch: i32,
+    /// Retention never deletes a segment holding offsets at or above this (a Raft
+    /// log's commit index: uncommitted entries may still be replaced, never expired).
+    retention_ceiling: Option<i64>,
     checkpoint: CheckpointFile,
     deleter: Deleter,
     closed: bool,
@@ -142,13 +147,32 @@ impl PartitionLog {
             unflushed_bytes: 0,
             first_unflushed_ms: None,
             truncations: 0,
+            start_epoch: saved.map_or(0, |c| c.start_epoch),
+            retention_ceiling: None,
             checkpoint,
             deleter,
             // Stays closed until loading succeeds, so a failed open does not "close"
             // (and write a clean checkpoint for) a half-loaded log on drop.
             closed: true,
         };
-        let report = log.load_segments(&bases, saved)?;
+        let mut report = log.load_segments(&bases, saved)?;
+        if let Some(c) = saved
+            && c.log_start_offset > log.log_end_offset()
+        {
+            // A reset (`reset_to`) was under way: its checkpoint is written first.
+            for mut seg in std::mem::take(&mut log.segments) {
+                seg.release();
+                log.deleter.delete_files(seg.file_paths()).at(dir)?;
+            }
+            let config = &log.config;
+            log.segments.push_back(Segment::create(
+                dir,
+                c.log_start_offset,
+                config.max_index_bytes,
+                config.index_interval_bytes,
+            )?);
+            report.clean = false;
+        }
         log.closed = false;
         let first_base = log.segments.front().map_or(0, |s| s.base_offset);
         log.log_start_offset = saved
@@ -693,6 +717,11 @@ impl PartitionLog {
 
     fn remove_oldest(&mut self) -> Result<u64> {
         let mut seg = self.segments.pop_front().unwrap();
+        if !seg.is_empty()
+            && let Some((_, last)) = seg.locate(seg.next_offset - 1)?
+        {
+            self.start_epoch = last.partition_leader_epoch;
+        }
         seg.release();
         self.unsynced_sealed
             .retain(|(_, _, b)| *b != seg.base_offset);
@@ -707,9 +736,14 @@ impl PartitionLog {
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome> {
         self.check_open()?;
         let mut out = RetentionOutcome::default();
+        let ceiling = self.retention_ceiling.unwrap_or(i64::MAX);
+        let below_ceiling = |s: &Segment| s.next_offset <= ceiling;
         if let Some(ttl) = self.config.retention_ms {
-            let expired =
-                |s: &Segment| !s.is_empty() && s.newest_time_ms().is_some_and(|t| t < now_ms - ttl);
+            let expired = |s: &Segment| {
+                !s.is_empty()
+                    && below_ceiling(s)
+                    && s.newest_time_ms().is_some_and(|t| t < now_ms - ttl)
+            };
             let all_expired = self.segments.iter().all(|s| expired(s) || s.is_empty())
                 && !self.active_ref().is_empty();
             if all_expired {
@@ -723,6 +757,7 @@ impl PartitionLog {
         if let Some(limit) = self.config.retention_bytes {
             let mut size = self.size_bytes();
             while self.segments.len() > 1
+                && below_ceiling(&self.segments[0])
                 && size.saturating_sub(self.segments[0].size) >= limit
                 && size > limit
             {
@@ -744,6 +779,75 @@ impl PartitionLog {
             tracing::info!(dir = %self.dir.display(), segments = out.segments_deleted, bytes = out.bytes_deleted, start = self.log_start_offset, "retention deleted segments");
         }
         Ok(out)
+    }
+
+    /// Where the log physically begins, for a Raft log: the base offset of the first
+    /// segment (a batch boundary, at or below the log start offset, which DeleteRecords
+    /// may have moved inside a segment) and the leader epoch of the batch just before
+    /// it (0 when there was none).
+    pub fn raft_start(&self) -> (i64, i32) {
+        (self.segments[0].base_offset, self.start_epoch)
+    }
+
+    /// The leader epoch stamped on the batch that holds `offset`; `None` outside the
+    /// stored batches.
+    pub fn epoch_at(&mut self, offset: i64) -> Result<Option<i32>> {
+        self.check_open()?;
+        if offset < self.segments[0].base_offset || offset >= self.log_end_offset() {
+            return Ok(None);
+        }
+        let i = self.segment_index_for(offset);
+        let seg = self.segment_for_read(i);
+        Ok(seg.locate(offset)?.map(|(_, h)| h.partition_leader_epoch))
+    }
+
+    /// Keeps retention below `ceiling` (see the field); `None` lifts the limit.
+    pub fn set_retention_ceiling(&mut self, ceiling: Option<i64>) {
+        self.retention_ceiling = ceiling;
+    }
+
+    /// Throws the whole log away and starts it empty at `offset`, recording `epoch` as
+    /// the epoch of the batch before it: a Raft follower that fell behind its leader's
+    /// log start restarts from there. Durable when it returns.
+    pub fn reset_to(&mut self, offset: i64, epoch: i32) -> Result<()> {
+        self.check_open()?;
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start: self.log_start_offset,
+                end: self.log_end_offset(),
+            });
+        }
+        self.truncations += 1;
+        // The checkpoint goes first: a crash after it finds a log start beyond the
+        // remaining data, which `open` finishes as this reset.
+        self.log_start_offset = offset;
+        self.start_epoch = epoch;
+        self.durable_offset = offset;
+        self.checkpoint.write(
+            &Checkpoint {
+                clean: false,
+                log_start_offset: offset,
+                durable_offset: offset,
+                durable_segment_base: offset,
+                durable_segment_bytes: 0,
+                start_epoch: epoch,
+            },
+            true,
+        )?;
+        for mut seg in std::mem::take(&mut self.segments) {
+            seg.release();
+            self.deleter.delete_files(seg.file_paths()).at(&self.dir)?;
+        }
+        self.unsynced_sealed.clear();
+        let interval = self.config.index_interval_bytes;
+        let max_index = self.config.max_index_bytes;
+        self.segments
+            .push_back(Segment::create(&self.dir, offset, max_index, interval)?);
+        self.unflushed_bytes = 0;
+        self.first_unflushed_ms = None;
+        self.write_checkpoint(true)?;
+        Ok(())
     }
 
     /// Takes what must be fsynced for everything appended so far to be durable. Run
@@ -796,6 +900,7 @@ impl PartitionLog {
                     durable_offset: self.durable_offset,
                     durable_segment_base: plan.segment_base,
                     durable_segment_bytes: plan.segment_bytes,
+                    start_epoch: self.start_epoch,
                 },
                 false,
             )?;
@@ -838,6 +943,7 @@ impl PartitionLog {
             durable_offset: self.durable_offset,
             durable_segment_base: base,
             durable_segment_bytes: bytes,
+            start_epoch: self.start_epoch,
         };
         self.checkpoint.write(&cp, sync)
     }
@@ -898,6 +1004,7 @@ impl PartitionLog {
                 durable_offset: self.durable_offset,
                 durable_segment_base: base,
                 durable_segment_bytes: size,
+                start_epoch: self.start_epoch,
             },
             true,
         )?;

@@ -495,3 +495,90 @@ fn retention_without_producer_timestamps_uses_the_file_age() {
     log.apply_retention(now + 3_600_000).unwrap();
     assert_eq!(log.log_start_offset(), 30);
 }
+
+#[test]
+fn retention_records_the_epoch_before_the_first_segment_and_stops_at_the_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_bytes: Some(1),
+        ..small_config()
+    };
+    let (mut log, _) = open(dir.path(), config.clone());
+    assert_eq!(log.raft_start(), (0, 0));
+    for epoch in 1..=12 {
+        let mut b = batch(5, 200, 1000);
+        log.append(&mut b, epoch, 0).unwrap();
+    }
+    assert!(log.segment_count() > 3);
+    assert_eq!(log.epoch_at(0).unwrap(), Some(1));
+    assert_eq!(log.epoch_at(59).unwrap(), Some(12));
+    assert_eq!(log.epoch_at(60).unwrap(), None);
+
+    // Nothing at or above the ceiling may go, whatever the size limit says.
+    log.set_retention_ceiling(Some(0));
+    log.apply_retention(0).unwrap();
+    assert_eq!(log.raft_start(), (0, 0));
+
+    log.set_retention_ceiling(Some(30));
+    log.apply_retention(0).unwrap();
+    let (start, epoch) = log.raft_start();
+    assert!(start > 0 && start <= 30, "start {start}");
+    assert_eq!(epoch, log_epoch_of_offset(start - 1));
+    log.close().unwrap();
+    drop(log);
+    let (log, _) = open(dir.path(), config);
+    assert_eq!(log.raft_start(), (start, epoch), "kept across a restart");
+}
+
+/// The test above appends 5 records per batch with epochs 1, 2, 3, ...
+fn log_epoch_of_offset(offset: i64) -> i32 {
+    (offset / 5 + 1) as i32
+}
+
+#[test]
+fn reset_to_restarts_the_log_at_an_offset_even_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    for _ in 0..10 {
+        let mut b = batch(3, 300, 1000);
+        log.append(&mut b, 2, 0).unwrap();
+    }
+    log.reset_to(100, 4).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert_eq!(log.raft_start(), (100, 4));
+    let mut b = batch(2, 10, 1000);
+    b[..8].copy_from_slice(&100i64.to_be_bytes());
+    log.append_replicated(&b, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 102);
+    log.flush().unwrap();
+    crash(log);
+    let (log, _) = open(dir.path(), small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 102));
+    assert_eq!(log.raft_start(), (100, 4));
+
+    // A crash right after the reset's checkpoint: the old segments are still there.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    for _ in 0..4 {
+        let mut b = batch(3, 300, 1000);
+        log.append(&mut b, 2, 0).unwrap();
+    }
+    log.flush().unwrap();
+    log.checkpoint
+        .write(
+            &Checkpoint {
+                clean: false,
+                log_start_offset: 50,
+                durable_offset: 50,
+                durable_segment_base: 50,
+                durable_segment_bytes: 0,
+                start_epoch: 3,
+            },
+            true,
+        )
+        .unwrap();
+    crash(log);
+    let (log, _) = open(dir.path(), small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (50, 50));
+    assert_eq!(log.raft_start(), (50, 3));
+}
