@@ -96,6 +96,12 @@ impl RecordBatchBuilder {
         self
     }
 
+    /// Marks the batch as a control batch (attribute bit 5): clients skip it.
+    pub fn control(mut self) -> Self {
+        self.attributes |= 0x20;
+        self
+    }
+
     pub fn len(&self) -> usize {
         self.count as usize
     }

@@ -1,0 +1,41 @@
+//! Errors of the replication layer.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RaftError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] strom_log::LogError),
+    #[error(transparent)]
+    Raft(#[from] raft::Error),
+    #[error(transparent)]
+    Batch(#[from] strom_batch::BatchError),
+    #[error("a group has at most 8 voters, not {0}")]
+    TooManyVoters(usize),
+    #[error("this replica is not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    #[error("the proposal was dropped (too much uncommitted data or a leader change)")]
+    Dropped,
+    #[error("the log of {0} is closed or deleted")]
+    LogGone(String),
+    #[error("entry {index} does not fit the log: {reason}")]
+    BadEntry { index: u64, reason: String },
+}
+
+impl RaftError {
+    pub fn io(path: &Path, source: std::io::Error) -> RaftError {
+        RaftError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = RaftError> = std::result::Result<T, E>;

@@ -1,0 +1,456 @@
+//! `Replica`: one Raft group on this node, the state handling around raft-rs's
+//! `RawNode`. No sockets, no timers, no threads: the caller steps messages in, ticks it,
+//! and carries out what it asks for in an [`Outbox`] (messages to send, a flush to
+//! request). The caller reports durability back with [`Replica::on_durable`]. This is
+//! the same code the node driver and the deterministic simulation run.
+//!
+//! Persistence follows raft's rules: term and vote are fsynced before anything that
+//! depends on them is sent; a follower's answers to appends wait until the appended
+//! entries are fsynced (by the log's group commit, shared by all groups of a round); a
+//! leader sends appends before its own fsync (raft thesis 10.2.1) but counts itself
+//! towards the commit only once it is durable.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+use raft::eraftpb::{Entry, Message, MessageType};
+use raft::{Config, RawNode, StateRole};
+use strom_batch::RecordBatchHeader;
+
+use crate::entry::{batch_entries, complete_last_batch, index_of, offset_of};
+use crate::error::{RaftError, Result};
+use crate::logger::raft_logger;
+use crate::storage::LogStorage;
+
+/// Called once a proposal is committed (`Ok` with the last offset) or can no longer be
+/// (`Err`: leadership lost and the entry replaced, or the group stopped).
+pub type Waiter = Box<dyn FnOnce(Result<i64, RaftError>) + Send>;
+
+/// Tunables of a group (in ticks of the driver's timer).
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    pub max_size_per_msg: u64,
+    pub max_inflight_msgs: usize,
+    /// Uncommitted bytes a leader accepts before refusing proposals (back pressure).
+    pub max_uncommitted_size: u64,
+    /// Randomised election timeout range; `None` = raft's default `[election, 2*election)`.
+    pub election_range: Option<(usize, usize)>,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            election_tick: 10,
+            heartbeat_tick: 2,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            max_uncommitted_size: 256 << 20,
+            election_range: None,
+        }
+    }
+}
+
+/// What a replica asks its caller to do.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Messages to send, tagged with their group.
+    pub messages: Vec<(u64, Message)>,
+    /// Make the group's log durable up to this offset, then call `on_durable`.
+    pub flush: Option<i64>,
+    /// Committed entries with data (groups that apply entries: the metadata group).
+    pub committed: Vec<Entry>,
+}
+
+/// A Ready whose effects wait for the log to be durable up to `needed`.
+#[derive(Debug)]
+struct Unpersisted {
+    number: u64,
+    needed: i64,
+    messages: Vec<Message>,
+}
+
+/// Where a proposal landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proposed {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub term: u64,
+}
+
+/// One Raft group on this node.
+pub struct Replica {
+    group: u64,
+    node: RawNode<LogStorage>,
+    unpersisted: VecDeque<Unpersisted>,
+    commit: u64,
+    /// Term in which this replica last led; waiters belong to it.
+    leading_term: Option<u64>,
+    waiters: BTreeMap<u64, (u64, Waiter)>,
+    apply_entries: bool,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("group", &self.group)
+            .field("id", &self.node.raft.id)
+            .field("term", &self.node.raft.term)
+            .field("leader", &self.node.raft.leader_id)
+            .field("commit", &self.commit)
+            .finish()
+    }
+}
+
+impl Replica {
+    /// Starts the replica of `group` with node id `id` over `storage`.
+    pub fn new(
+        id: u64,
+        group: u64,
+        storage: LogStorage,
+        config: &ReplicaConfig,
+        apply_entries: bool,
+    ) -> Result<Replica> {
+        let commit = storage.hard_state().commit;
+        let mut c = Config {
+            id,
+            election_tick: config.election_tick,
+            heartbeat_tick: config.heartbeat_tick,
+            max_size_per_msg: config.max_size_per_msg,
+            max_inflight_msgs: config.max_inflight_msgs,
+            max_uncommitted_size: config.max_uncommitted_size,
+            check_quorum: true,
+            pre_vote: true,
+            applied: commit,
+            ..Config::default()
+        };
+        if let Some((min, max)) = config.election_range {
+            c.min_election_tick = min;
+            c.max_election_tick = max;
+        }
+        c.validate()?;
+        let node = RawNode::new(&c, storage, &raft_logger(group))?;
+        let mut r = Replica {
+            group,
+            node,
+            unpersisted: VecDeque::new(),
+            commit,
+            leading_term: None,
+            waiters: BTreeMap::new(),
+            apply_entries,
+        };
+        r.set_ceiling();
+        // A group of one needs no election timeout to find its leader.
+        if r.node.raft.prs().conf().voters().ids().len() == 1
+            && r.node.raft.prs().conf().voters().contains(id)
+        {
+            r.node.campaign()?;
+        }
+        Ok(r)
+    }
+
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    pub fn id(&self) -> u64 {
+        self.node.raft.id
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    /// The leader's node id as this replica knows it (`None` while unknown).
+    pub fn leader(&self) -> Option<u64> {
+        Some(self.node.raft.leader_id).filter(|&l| l != raft::INVALID_ID)
+    }
+
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    /// The high watermark: offsets below it are committed.
+    pub fn high_watermark(&self) -> i64 {
+        offset_of(self.commit + 1)
+    }
+
+    pub fn voters(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.node.raft.prs().conf().voters().ids().iter().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Voters whose log matches the leader's up to its commit index (the leader's view;
+    /// all voters when not leader, as this replica cannot tell).
+    pub fn in_sync(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = match self.is_leader() {
+            true => self
+                .node
+                .raft
+                .prs()
+                .iter()
+                .filter(|(id, pr)| {
+                    **id == self.id() || pr.recent_active && pr.matched + 64 >= self.commit
+                })
+                .map(|(id, _)| *id)
+                .collect(),
+            false => self.voters(),
+        };
+        v.sort_unstable();
+        v
+    }
+
+    pub fn storage(&self) -> &LogStorage {
+        self.node.store()
+    }
+
+    /// Proposes producer batches (each already validated): stamps each with its offset
+    /// and the current term, and appends them as entries. Answers where they landed;
+    /// `on_commit` is called when they commit (or cannot).
+    pub fn propose(
+        &mut self,
+        batches: Vec<Vec<u8>>,
+        on_commit: Option<Waiter>,
+    ) -> Result<Proposed> {
+        if !self.is_leader() {
+            return Err(RaftError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let term = self.term();
+        let first_index = self.node.raft.raft_log.last_index() + 1;
+        let mut next = first_index;
+        let mut entries = Vec::new();
+        for mut b in batches {
+            RecordBatchHeader::stamp_base_offset(&mut b, offset_of(next));
+            RecordBatchHeader::stamp_leader_epoch(&mut b, term as i32);
+            let before = entries.len();
+            batch_entries(Bytes::from(b), next, term, &mut entries);
+            next += (entries.len() - before) as u64;
+        }
+        let last_index = next - 1;
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = self.id();
+        m.entries = entries.into();
+        match self.node.step(m) {
+            Ok(()) => {}
+            Err(raft::Error::ProposalDropped) => return Err(RaftError::Dropped),
+            Err(e) => return Err(e.into()),
+        }
+        let got = self.node.raft.raft_log.last_index();
+        if got != last_index {
+            return Err(RaftError::BadEntry {
+                index: got,
+                reason: format!("raft placed the proposal ending at {last_index} elsewhere"),
+            });
+        }
+        if let Some(w) = on_commit {
+            self.leading_term = Some(term);
+            self.waiters.insert(last_index, (term, w));
+        }
+        Ok(Proposed {
+            base_offset: offset_of(first_index),
+            last_offset: offset_of(last_index),
+            term,
+        })
+    }
+
+    /// Proposes one command of the metadata group (forwarded to the leader by
+    /// followers): `batch` is a record batch whose offset and epoch raft assigns.
+    pub fn propose_command(&mut self, batch: Vec<u8>) -> Result<()> {
+        if self.is_leader() {
+            return self.propose(vec![batch], None).map(|_| ());
+        }
+        // A follower cannot know the index: the leader stamps forwarded batches when it
+        // appends them (see `LogStorage::append`'s check), so send the raw batch.
+        let mut e = Entry::default();
+        e.data = Bytes::from(batch);
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = self.id();
+        m.entries = vec![e].into();
+        self.node.step(m).map_err(|e| match e {
+            raft::Error::ProposalDropped => RaftError::NotLeader {
+                leader: self.leader(),
+            },
+            e => e.into(),
+        })
+    }
+
+    /// Steps a message from a peer.
+    pub fn step(&mut self, m: Message) -> Result<()> {
+        match self.node.step(m) {
+            Ok(()) | Err(raft::Error::StepPeerNotFound) => Ok(()),
+            Err(raft::Error::ProposalDropped) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Advances the group's logical clock by one tick.
+    pub fn tick(&mut self) -> bool {
+        self.node.tick()
+    }
+
+    /// Starts an election now (tests, leadership transfer).
+    pub fn campaign(&mut self) -> Result<()> {
+        Ok(self.node.campaign()?)
+    }
+
+    /// Hands leadership to `to` (a caught-up voter).
+    pub fn transfer_leader(&mut self, to: u64) {
+        self.node.transfer_leader(to);
+    }
+
+    /// Tells raft a peer could not be reached (its messages were dropped).
+    pub fn report_unreachable(&mut self, to: u64) {
+        self.node.report_unreachable(to);
+    }
+
+    /// Does whatever raft has ready: persists, queues messages, notes commits.
+    pub fn advance(&mut self, now_ms: i64, out: &mut Outbox) -> Result<()> {
+        while self.node.has_ready() {
+            self.handle_ready(now_ms, out)?;
+        }
+        self.after_change();
+        Ok(())
+    }
+
+    fn handle_ready(&mut self, now_ms: i64, out: &mut Outbox) -> Result<()> {
+        let mut rd = self.node.ready();
+        if let Some(hs) = rd.hs() {
+            self.node.mut_store().set_hard_state(hs)?;
+        }
+        if !rd.snapshot().is_empty() {
+            let snap = rd.snapshot().clone();
+            self.node.mut_store().apply_snapshot(&snap)?;
+            self.commit = self.commit.max(snap.get_metadata().index);
+        }
+        let wrote = !rd.entries().is_empty();
+        if wrote {
+            self.node.mut_store().append(rd.entries(), now_ms)?;
+        }
+        for mut m in rd.take_messages() {
+            complete_last_batch(&mut m);
+            out.messages.push((self.group, m));
+        }
+        let committed = rd.take_committed_entries();
+        if self.apply_entries {
+            out.committed.extend(committed);
+        }
+        let needed = if wrote {
+            self.node.store().log().with(|l| l.log_end_offset())?
+        } else {
+            i64::MIN
+        };
+        let mut persisted = rd.take_persisted_messages();
+        for m in &mut persisted {
+            complete_last_batch(m);
+        }
+        self.unpersisted.push_back(Unpersisted {
+            number: rd.number(),
+            needed,
+            messages: persisted,
+        });
+        self.node.advance_append_async(rd);
+        self.node.advance_apply();
+        if wrote {
+            out.flush = Some(out.flush.map_or(needed, |f| f.max(needed)));
+        }
+        let durable = self.node.store().log().with(|l| l.durable_offset())?;
+        self.release_persisted(durable, out);
+        Ok(())
+    }
+
+    /// Reports that the group's log is durable below `durable`.
+    pub fn on_durable(&mut self, durable: i64, now_ms: i64, out: &mut Outbox) -> Result<()> {
+        self.release_persisted(durable, out);
+        self.advance(now_ms, out)
+    }
+
+    fn release_persisted(&mut self, durable: i64, out: &mut Outbox) {
+        let mut last = None;
+        while self
+            .unpersisted
+            .front()
+            .is_some_and(|u| u.needed <= durable)
+        {
+            let u = self.unpersisted.pop_front().unwrap();
+            out.messages
+                .extend(u.messages.into_iter().map(|m| (self.group, m)));
+            last = Some(u.number);
+        }
+        if let Some(n) = last {
+            self.node.on_persist_ready(n);
+        }
+    }
+
+    /// Notes commit-index progress and leadership changes: answers waiters.
+    fn after_change(&mut self) {
+        if self
+            .leading_term
+            .is_some_and(|t| t != self.term() || !self.is_leader())
+        {
+            self.leading_term = None;
+        }
+        let commit = self.node.raft.raft_log.committed;
+        if commit > self.commit {
+            self.commit = commit;
+            self.set_ceiling();
+        }
+        while let Some(entry) = self.waiters.first_entry() {
+            let index = *entry.key();
+            let (term, _) = entry.get();
+            let term = *term;
+            if index <= self.commit {
+                let (_, w) = entry.remove();
+                match self.node.raft.raft_log.term(index) {
+                    Ok(t) if t == term => w(Ok(offset_of(index))),
+                    _ => w(Err(RaftError::NotLeader {
+                        leader: self.leader(),
+                    })),
+                }
+            } else if self.leading_term != Some(term) {
+                // Leadership moved on: the entry may yet commit under the new leader, but
+                // this replica cannot promise it. Kafka answers NOT_LEADER_OR_FOLLOWER and
+                // an idempotent producer's retry is deduplicated.
+                let (_, w) = entry.remove();
+                w(Err(RaftError::NotLeader {
+                    leader: self.leader(),
+                }));
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn set_ceiling(&mut self) {
+        let hw = self.high_watermark();
+        let _ = self
+            .node
+            .store()
+            .log()
+            .with(|l| l.set_retention_ceiling(Some(hw)));
+    }
+
+    /// Fails every waiter (the group is being removed or the node stops).
+    pub fn fail_waiters(&mut self) {
+        for (_, (_, w)) in std::mem::take(&mut self.waiters) {
+            w(Err(RaftError::NotLeader {
+                leader: self.leader(),
+            }));
+        }
+    }
+
+    /// The log end offset as Raft sees it.
+    pub fn last_index(&self) -> u64 {
+        self.node.raft.raft_log.last_index()
+    }
+
+    /// The Raft index of the first entry holding `offset`.
+    pub fn index_of(offset: i64) -> u64 {
+        index_of(offset)
+    }
+}

@@ -1,0 +1,264 @@
+//! A simulated node: a `LogManager` over its own directory and one `Replica` per group,
+//! driven synchronously. A crash drops every write after a random point past the
+//! last fsync; a restart reopens the logs and Raft state from disk.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use strom_log::{LogConfig, LogManager, ManagerConfig, TopicPartition};
+use strom_raft::{LogRef, LogStorage, Message, Outbox, Replica, ReplicaConfig, Waiter};
+
+fn tp(group: u64) -> TopicPartition {
+    TopicPartition::new("sim", group as i32)
+}
+
+struct Up {
+    manager: Arc<LogManager>,
+    replicas: BTreeMap<u64, Replica>,
+    flush_wanted: BTreeMap<u64, i64>,
+}
+
+pub struct SimNode {
+    pub id: u64,
+    dir: PathBuf,
+    voters: Vec<u64>,
+    groups: u64,
+    election: usize,
+    up: Option<Up>,
+}
+
+impl SimNode {
+    pub fn new(id: u64, dir: PathBuf, voters: &[u64], groups: u64, election: usize) -> SimNode {
+        let mut n = SimNode {
+            id,
+            dir,
+            voters: voters.to_vec(),
+            groups,
+            election,
+            up: None,
+        };
+        n.restart();
+        n
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.is_some()
+    }
+
+    pub fn restart(&mut self) {
+        let mut config = ManagerConfig::new(&self.dir);
+        config.default_log = LogConfig {
+            segment_bytes: 16 * 1024,
+            index_interval_bytes: 512,
+            max_index_bytes: 64 * 1024,
+            retention_ms: None,
+            ..LogConfig::default()
+        };
+        let manager = LogManager::open(config).expect("open logs");
+        let rc = ReplicaConfig {
+            election_tick: self.election,
+            heartbeat_tick: 3,
+            max_size_per_msg: 256,
+            election_range: Some((self.election, self.election + 1)),
+            ..ReplicaConfig::default()
+        };
+        let mut replicas = BTreeMap::new();
+        for g in 0..self.groups {
+            if !manager.contains(&tp(g)) {
+                manager.create(&tp(g), None).expect("create log");
+            }
+            let log = LogRef {
+                manager: manager.clone(),
+                tp: tp(g),
+            };
+            let storage = LogStorage::open(log, &self.voters, false).expect("open storage");
+            replicas.insert(
+                g,
+                Replica::new(self.id, g, storage, &rc, false).expect("replica"),
+            );
+        }
+        self.up = Some(Up {
+            manager,
+            replicas,
+            flush_wanted: BTreeMap::new(),
+        });
+    }
+
+    /// Crashes: of what was written since the last fsync, only the part before a point
+    /// `keep` of the way survives (whole batches, as a torn tail is cut on recovery).
+    pub fn crash(&mut self, keep: f64) {
+        let Some(up) = self.up.take() else { return };
+        for g in 0..self.groups {
+            up.manager.with_log(&tp(g), |l| {
+                let (durable, end) = (l.durable_offset(), l.log_end_offset());
+                let cut = durable + ((end - durable) as f64 * keep) as i64;
+                l.truncate_to(cut).expect("cut unsynced writes");
+            });
+        }
+        drop(up.replicas);
+        up.manager.close().expect("close logs");
+    }
+
+    fn collect(up: &mut Up, group: u64, out: Outbox) -> Vec<(u64, Message)> {
+        if let Some(f) = out.flush {
+            let w = up.flush_wanted.entry(group).or_insert(f);
+            *w = (*w).max(f);
+        }
+        out.messages
+    }
+
+    pub fn step(&mut self, group: u64, m: Message, now_ms: i64) -> Vec<(u64, Message)> {
+        let Some(up) = self.up.as_mut() else {
+            return Vec::new();
+        };
+        let r = up.replicas.get_mut(&group).expect("group");
+        let mut out = Outbox::default();
+        r.step(m).expect("step");
+        r.advance(now_ms, &mut out).expect("advance");
+        Self::collect(up, group, out)
+    }
+
+    pub fn tick(&mut self, now_ms: i64) -> Vec<(u64, Message)> {
+        let Some(up) = self.up.as_mut() else {
+            return Vec::new();
+        };
+        let mut all = Vec::new();
+        for g in 0..self.groups {
+            let r = up.replicas.get_mut(&g).unwrap();
+            let mut out = Outbox::default();
+            r.tick();
+            r.advance(now_ms, &mut out).expect("advance");
+            all.extend(Self::collect(up, g, out));
+        }
+        all
+    }
+
+    /// Runs the fsyncs the groups asked for and reports them durable.
+    pub fn flush(&mut self, now_ms: i64) -> Vec<(u64, Message)> {
+        let Some(up) = self.up.as_mut() else {
+            return Vec::new();
+        };
+        let mut all = Vec::new();
+        for (g, _) in std::mem::take(&mut up.flush_wanted) {
+            let durable = up
+                .manager
+                .with_log(&tp(g), |l| l.flush())
+                .unwrap()
+                .expect("flush");
+            let r = up.replicas.get_mut(&g).unwrap();
+            let mut out = Outbox::default();
+            r.on_durable(durable, now_ms, &mut out).expect("on durable");
+            all.extend(Self::collect(up, g, out));
+        }
+        all
+    }
+
+    pub fn propose(
+        &mut self,
+        group: u64,
+        batch: Vec<u8>,
+        waiter: Waiter,
+        now_ms: i64,
+    ) -> Option<(i64, Vec<(u64, Message)>)> {
+        let up = self.up.as_mut()?;
+        let r = up.replicas.get_mut(&group)?;
+        if !r.is_leader() {
+            return None;
+        }
+        let proposed = r.propose(vec![batch], Some(waiter)).ok()?;
+        let mut out = Outbox::default();
+        r.advance(now_ms, &mut out).expect("advance");
+        Some((proposed.base_offset, Self::collect(up, group, out)))
+    }
+
+    /// (group, term) of every group this node leads.
+    pub fn leading(&self) -> Vec<(u64, u64)> {
+        self.up.as_ref().map_or(Vec::new(), |up| {
+            up.replicas
+                .iter()
+                .filter(|(_, r)| r.is_leader())
+                .map(|(g, r)| (*g, r.term()))
+                .collect()
+        })
+    }
+
+    /// (log end offset, high watermark, leader?) of a group.
+    pub fn group_state(&self, group: u64) -> Option<(i64, i64, bool)> {
+        let up = self.up.as_ref()?;
+        let r = up.replicas.get(&group)?;
+        let end = up.manager.with_log(&tp(group), |l| l.log_end_offset())?;
+        Some((end, r.high_watermark(), r.is_leader()))
+    }
+
+    pub fn nothing_unsynced(&self) -> bool {
+        self.up.as_ref().is_some_and(|up| {
+            up.flush_wanted.is_empty()
+                && (0..self.groups).all(|g| {
+                    up.manager
+                        .with_log(&tp(g), |l| l.durable_offset() == l.log_end_offset())
+                        .unwrap_or(false)
+                })
+        })
+    }
+
+    /// The whole log of a group as bytes.
+    pub fn log_bytes(&mut self, group: u64) -> Vec<u8> {
+        let up = self.up.as_ref().expect("node up");
+        up.manager
+            .with_log(&tp(group), |l| {
+                let mut out = Vec::new();
+                let mut from = l.log_start_offset();
+                loop {
+                    let r = l.read(from, 1 << 20, None).expect("read");
+                    let Some(s) = r.slice else { break };
+                    out.extend(s.read_to_vec().expect("read bytes"));
+                    from = s.last_offset + 1;
+                }
+                out
+            })
+            .unwrap()
+    }
+
+    /// The values of the `n` records starting at `offset`.
+    pub fn values_at(&mut self, group: u64, offset: i64, n: usize) -> Vec<Vec<u8>> {
+        let up = self.up.as_ref().expect("node up");
+        up.manager
+            .with_log(&tp(group), |l| {
+                let r = l.read(offset, 1, None).expect("read");
+                let Some(s) = r.slice else { return Vec::new() };
+                let bytes = s.read_to_vec().expect("read bytes");
+                let (_, records) = strom_batch::decode_records(&bytes).expect("decode");
+                records
+                    .into_iter()
+                    .filter(|r| r.offset >= offset)
+                    .take(n)
+                    .map(|r| r.value.unwrap_or_default())
+                    .collect()
+            })
+            .unwrap()
+    }
+
+    pub fn summary(&self) -> String {
+        match &self.up {
+            None => format!("node {}: down", self.id),
+            Some(up) => {
+                let groups: Vec<String> = up
+                    .replicas
+                    .iter()
+                    .map(|(g, r)| {
+                        let (end, durable) = up
+                            .manager
+                            .with_log(&tp(*g), |l| (l.log_end_offset(), l.durable_offset()))
+                            .unwrap();
+                        format!(
+                            "g{g}: {r:?} end {end} durable {durable} hw {}",
+                            r.high_watermark()
+                        )
+                    })
+                    .collect();
+                format!("node {}: {}", self.id, groups.join("; "))
+            }
+        }
+    }
+}
