@@ -7,6 +7,8 @@
 //! - [`storage`]: raft's `Storage` over a `PartitionLog`, hard state in `raft-state`.
 //! - [`replica`]: one group's state handling (no I/O besides its log), driven by a node
 //!   driver or by the deterministic simulation.
+//! - [`node`]: the driver of all groups of a node (tick thread, group commit, listeners).
+//! - [`transport`]: batched messages to peer nodes over TCP.
 
 // raft's protobuf types are built field by field after `default()`.
 #![allow(clippy::field_reassign_with_default)]
@@ -14,11 +16,15 @@
 pub mod entry;
 pub mod error;
 mod logger;
+pub mod node;
 pub mod replica;
 pub mod state_file;
 pub mod storage;
+pub mod transport;
 
 pub use error::{RaftError, Result};
+pub use node::{GroupListener, GroupStatus, RaftNode, Transport};
 pub use raft::eraftpb::Message;
 pub use replica::{Outbox, Proposed, Replica, ReplicaConfig, Waiter};
 pub use storage::{LogRef, LogStorage};
+pub use transport::{PeerTransport, serve_peers};

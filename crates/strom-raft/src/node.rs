@@ -1,0 +1,326 @@
+//! `RaftNode`: every Raft group of this node under one driver — one tick thread for
+//! all groups, outgoing messages handed to one transport (one connection per peer
+//! node, batched), fsyncs through the log manager's group commit (one round serves all
+//! groups that wrote), and listeners told about commits, leadership and (for groups
+//! that apply entries) committed entries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use raft::eraftpb::{Entry, Message};
+use strom_log::{LogManager, TopicPartition};
+
+use crate::error::{RaftError, Result};
+use crate::replica::{Outbox, Proposed, Replica, ReplicaConfig, Waiter};
+use crate::storage::{LogRef, LogStorage};
+
+/// Carries messages to other nodes (never blocks; may drop).
+pub trait Transport: Send + Sync {
+    fn send(&self, to: u64, group: u64, msg: Message);
+}
+
+/// Told about one group's progress. Called without the group's lock held.
+pub trait GroupListener: Send + Sync {
+    /// The high watermark moved up.
+    fn committed(&self, _group: u64, _high_watermark: i64) {}
+    /// The leader or term changed (`leader` as this replica knows it).
+    fn leadership(&self, _group: u64, _leader: Option<u64>, _term: u64, _is_leader: bool) {}
+    /// Committed entries, in order (only for groups created with `apply_entries`).
+    fn apply(&self, _group: u64, _entries: Vec<Entry>) {}
+}
+
+/// What a group looks like from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub is_leader: bool,
+    pub high_watermark: i64,
+    pub voters: Vec<u64>,
+    pub in_sync: Vec<u64>,
+}
+
+struct Slot {
+    group: u64,
+    tp: TopicPartition,
+    replica: Mutex<Replica>,
+    listener: Option<Arc<dyn GroupListener>>,
+}
+
+/// All Raft groups of a node.
+pub struct RaftNode {
+    id: u64,
+    manager: Arc<LogManager>,
+    transport: Arc<dyn Transport>,
+    config: ReplicaConfig,
+    groups: RwLock<HashMap<u64, Arc<Slot>>>,
+    this: Weak<RaftNode>,
+    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("id", &self.id)
+            .field("groups", &self.groups.read().unwrap().len())
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl RaftNode {
+    /// Starts the driver; `tick` is the length of one Raft tick.
+    pub fn start(
+        id: u64,
+        manager: Arc<LogManager>,
+        transport: Arc<dyn Transport>,
+        config: ReplicaConfig,
+        tick: Duration,
+    ) -> Arc<RaftNode> {
+        let node = Arc::new_cyclic(|this| RaftNode {
+            id,
+            manager,
+            transport,
+            config,
+            groups: RwLock::new(HashMap::new()),
+            this: this.clone(),
+            stop: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
+            ticker: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&node);
+        let stop = node.stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("strom-raft-tick".into())
+            .spawn(move || tick_loop(weak, stop, tick))
+            .expect("spawn raft tick thread");
+        *node.ticker.lock().unwrap() = Some(handle);
+        node
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn manager(&self) -> &Arc<LogManager> {
+        &self.manager
+    }
+
+    /// Adds group `group` over the (existing) log of `tp`, with `voters` for a new group.
+    pub fn add_group(
+        &self,
+        group: u64,
+        tp: TopicPartition,
+        voters: &[u64],
+        apply_entries: bool,
+        listener: Option<Arc<dyn GroupListener>>,
+    ) -> Result<()> {
+        if self.groups.read().unwrap().contains_key(&group) {
+            return Ok(());
+        }
+        let log = LogRef {
+            manager: self.manager.clone(),
+            tp: tp.clone(),
+        };
+        let storage = LogStorage::open(log, voters, apply_entries)?;
+        let replica = Replica::new(self.id, group, storage, &self.config, apply_entries)?;
+        let slot = Arc::new(Slot {
+            group,
+            tp,
+            replica: Mutex::new(replica),
+            listener,
+        });
+        self.groups.write().unwrap().insert(group, slot.clone());
+        if let Some(l) = &slot.listener {
+            let r = slot.replica.lock().unwrap();
+            let (leader, term, is_leader) = (r.leader(), r.term(), r.is_leader());
+            drop(r);
+            l.leadership(group, leader, term, is_leader);
+        }
+        self.drive(&slot, |_, _| Ok(()))
+    }
+
+    /// Removes a group (its log stays; the caller deletes it). Waiters fail.
+    pub fn remove_group(&self, group: u64) {
+        if let Some(slot) = self.groups.write().unwrap().remove(&group) {
+            slot.replica.lock().unwrap().fail_waiters();
+        }
+    }
+
+    pub fn has_group(&self, group: u64) -> bool {
+        self.groups.read().unwrap().contains_key(&group)
+    }
+
+    pub fn groups(&self) -> Vec<u64> {
+        self.groups.read().unwrap().keys().copied().collect()
+    }
+
+    fn slot(&self, group: u64) -> Result<Arc<Slot>> {
+        self.groups
+            .read()
+            .unwrap()
+            .get(&group)
+            .cloned()
+            .ok_or(RaftError::NotLeader { leader: None })
+    }
+
+    pub fn status(&self, group: u64) -> Option<GroupStatus> {
+        let slot = self.slot(group).ok()?;
+        let r = slot.replica.lock().unwrap();
+        Some(GroupStatus {
+            leader: r.leader(),
+            term: r.term(),
+            is_leader: r.is_leader(),
+            high_watermark: r.high_watermark(),
+            voters: r.voters(),
+            in_sync: r.in_sync(),
+        })
+    }
+
+    /// Proposes producer batches to a group this node leads (see [`Replica::propose`]).
+    /// The batches are written to the local log before this returns.
+    pub fn propose(
+        &self,
+        group: u64,
+        batches: Vec<Vec<u8>>,
+        on_commit: Option<Waiter>,
+    ) -> Result<Proposed> {
+        let slot = self.slot(group)?;
+        self.drive(&slot, |r, _| r.propose(batches, on_commit))
+    }
+
+    /// Proposes a command (forwarded to the leader by a follower).
+    pub fn propose_command(&self, group: u64, batch: Vec<u8>) -> Result<()> {
+        let slot = self.slot(group)?;
+        self.drive(&slot, |r, _| r.propose_command(batch))
+    }
+
+    /// Steps a message that arrived from a peer.
+    pub fn step(&self, group: u64, msg: Message) {
+        let Ok(slot) = self.slot(group) else {
+            return;
+        };
+        if let Err(e) = self.drive(&slot, |r, _| r.step(msg)) {
+            tracing::warn!(group, error = %e, "raft step failed");
+        }
+    }
+
+    /// Hands leadership of `group` to node `to`.
+    pub fn transfer_leader(&self, group: u64, to: u64) -> Result<()> {
+        let slot = self.slot(group)?;
+        self.drive(&slot, |r, _| {
+            r.transfer_leader(to);
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on the group's replica, then carries out what it asks for: messages go
+    /// to the transport, a flush to the group commit (whose completion comes back here),
+    /// and listeners hear of commits and leadership changes. The replica's lock is not
+    /// held while any of that happens.
+    fn drive<R>(
+        &self,
+        slot: &Arc<Slot>,
+        f: impl FnOnce(&mut Replica, &mut Outbox) -> Result<R>,
+    ) -> Result<R> {
+        let mut out = Outbox::default();
+        let (result, before, after) = {
+            let mut r = slot.replica.lock().unwrap();
+            let before = (r.high_watermark(), r.leader(), r.term(), r.is_leader());
+            let result = f(&mut r, &mut out);
+            if let Err(e) = r.advance(now_ms(), &mut out) {
+                tracing::error!(group = slot.group, error = %e, "raft group failed to advance");
+            }
+            let after = (r.high_watermark(), r.leader(), r.term(), r.is_leader());
+            (result, before, after)
+        };
+        for (group, m) in out.messages {
+            self.transport.send(m.to, group, m);
+        }
+        if let Some(offset) = out.flush {
+            self.request_flush(slot, offset);
+        }
+        if let Some(l) = &slot.listener {
+            if !out.committed.is_empty() {
+                l.apply(slot.group, out.committed);
+            }
+            if (after.1, after.2, after.3) != (before.1, before.2, before.3) {
+                l.leadership(slot.group, after.1, after.2, after.3);
+            }
+            if after.0 > before.0 {
+                l.committed(slot.group, after.0);
+            }
+        }
+        result
+    }
+
+    fn request_flush(&self, slot: &Arc<Slot>, offset: i64) {
+        let this = self.this.clone();
+        let weak_slot = Arc::downgrade(slot);
+        self.manager.when_durable(
+            &slot.tp,
+            offset,
+            Box::new(move |r| {
+                let (Some(node), Some(slot)) = (this.upgrade(), weak_slot.upgrade()) else {
+                    return;
+                };
+                match r {
+                    Ok(durable) => {
+                        let _ = node.drive(&slot, |rep, out| rep.on_durable(durable, now_ms(), out));
+                    }
+                    Err(e) => {
+                        tracing::error!(group = slot.group, error = %e, "fsync failed; the group stops acknowledging");
+                    }
+                }
+            }),
+        );
+    }
+
+    fn tick_all(&self) {
+        let slots: Vec<Arc<Slot>> = self.groups.read().unwrap().values().cloned().collect();
+        for slot in slots {
+            let _ = self.drive(&slot, |r, _| {
+                r.tick();
+                Ok(())
+            });
+        }
+    }
+
+    /// Stops the tick thread and fails every waiter.
+    pub fn shutdown(&self) {
+        {
+            let (lock, cv) = &*self.stop;
+            *lock.lock().unwrap() = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.ticker.lock().unwrap().take() {
+            let _ = t.join();
+        }
+        for slot in self.groups.read().unwrap().values() {
+            slot.replica.lock().unwrap().fail_waiters();
+        }
+    }
+}
+
+fn tick_loop(node: Weak<RaftNode>, stop: Arc<(Mutex<bool>, std::sync::Condvar)>, tick: Duration) {
+    let (lock, cv) = &*stop;
+    let mut stopped = lock.lock().unwrap();
+    loop {
+        let (guard, _) = cv.wait_timeout(stopped, tick).unwrap();
+        stopped = guard;
+        if *stopped {
+            return;
+        }
+        let Some(node) = node.upgrade() else { return };
+        drop(stopped);
+        node.tick_all();
+        drop(node);
+        stopped = lock.lock().unwrap();
+    }
+}
