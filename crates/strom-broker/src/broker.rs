@@ -1,15 +1,29 @@
-//! `Broker`: the state every connection shares — topics, partition logs, producer
-//! state, node identity — and the partition-level operations the request handlers are
-//! built from. Knows nothing of sockets or of the wire format.
+//! `Broker`: the state every connection shares — topics, partition logs and their Raft
+//! groups, producer state, node identity — and the partition-level operations the
+//! request handlers are built from. Knows nothing of sockets or of the wire format.
+//!
+//! Every partition is a Raft group (a group of one on a single node): appends go to the
+//! leader's group, acks=all waits for the commit, reads stop at the high watermark (the
+//! commit index). Topic changes are commands in the metadata group (`cluster.rs`),
+//! applied on every node.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
 
 use strom_batch::{RecordBatchHeader, split_batches};
-use strom_log::{LogManager, ManagerConfig, TopicPartition};
+use strom_log::{LogConfig, LogManager, ManagerConfig, TopicPartition};
+use strom_raft::state_file::MAX_VOTERS;
+use strom_raft::{GroupListener, PeerTransport, RaftError, RaftNode, ReplicaConfig, Transport};
 use strom_wire::ErrorCode;
 use tokio::sync::watch;
 
+use crate::bootstrap;
+use crate::cluster::{
+    Applied, BrokerAddr, Command, METADATA_GROUP, METADATA_LOG, MetaState, assign_replicas,
+    decode_commands, encode_command,
+};
 use crate::config::BrokerConfig;
 use crate::errors::{Failure, batch_error_code};
 use crate::groups::{Groups, OFFSETS_TOPIC};
@@ -19,18 +33,38 @@ use crate::topics::{
     TopicError, TopicMeta, TopicStore, log_config, validate_configs, validate_topic_name,
 };
 
-/// The leader epoch a single node reports and stamps: it is always the leader.
-pub const LEADER_EPOCH: i32 = 0;
-
 /// How many of a partition's newest segments are scanned to rebuild idempotent producer
-/// state the first time a producer writes after a restart.
+/// state when this node becomes a partition's leader (or first writes after a restart).
 const PRODUCER_STATE_SEGMENTS: usize = 2;
 
-/// Per-partition state that lives beside the log.
+/// How long a metadata change may take to be committed and applied.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A partition's replication state as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartitionStatus {
+    /// Offsets below it are committed (the Raft commit index).
+    pub high_watermark: i64,
+    /// The Raft term = Kafka leader epoch.
+    pub term: u64,
+    pub leader: Option<i32>,
+    pub is_leader: bool,
+}
+
+impl PartitionStatus {
+    pub fn leader_epoch(&self) -> i32 {
+        self.term as i32
+    }
+}
+
+/// Per-partition state that lives beside the log, for partitions with a replica here.
 #[derive(Debug)]
-struct Partition {
-    /// `None` until the first idempotent produce after start-up rebuilds it from the log.
+pub(crate) struct Partition {
+    pub group: u64,
+    /// `None` until the first idempotent produce after start-up or a leader change
+    /// rebuilds it from the log.
     producers: Mutex<Option<ProducerStates>>,
+    status: watch::Sender<PartitionStatus>,
 }
 
 /// What an append did.
@@ -41,6 +75,8 @@ pub struct Appended {
     pub log_start_offset: i64,
     /// The batch was a retry of one already written; nothing new was appended.
     pub duplicate: bool,
+    /// The term it was appended in (commit waits fail if leadership moves on).
+    pub term: u64,
 }
 
 /// What a read found.
@@ -67,15 +103,23 @@ impl PartitionRead {
 pub struct Broker {
     pub config: BrokerConfig,
     pub logs: Arc<LogManager>,
+    /// This node's view of the topics (applied from the metadata log).
     pub topics: TopicStore,
     pub node: NodeState,
     /// The consumer-group coordinator.
     pub groups: Groups,
+    /// Every Raft group of this node: the metadata group and one per local replica.
+    pub raft: Arc<RaftNode>,
+    meta: RwLock<MetaState>,
+    /// Bumped after every applied metadata command.
+    meta_version: watch::Sender<u64>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
-    /// Bumped after every append so long-polling fetches re-check.
+    /// Bumped whenever a high watermark moves, so long-polling fetches re-check.
     appended: watch::Sender<u64>,
     /// Set when the server starts shutting down, so long polls answer at once.
     stopping: watch::Sender<bool>,
+    /// Set once the node is registered and `__consumer_offsets` exists.
+    ready: AtomicBool,
 }
 
 fn no_such_topic(name: &str) -> TopicError {
@@ -85,220 +129,483 @@ fn no_such_topic(name: &str) -> TopicError {
     )
 }
 
+fn not_leader(tp: &TopicPartition) -> Failure {
+    Failure::new(
+        ErrorCode::NotLeaderOrFollower,
+        format!("this broker is not the leader of {}", tp.dir_name()),
+    )
+}
+
+fn unknown_partition(tp: &TopicPartition) -> Failure {
+    Failure::new(
+        ErrorCode::UnknownTopicOrPartition,
+        format!("unknown partition {}", tp.dir_name()),
+    )
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// No peers: a single node's groups are groups of one.
+#[derive(Debug)]
+struct NoPeers;
+
+impl Transport for NoPeers {
+    fn send(&self, _to: u64, _group: u64, _msg: strom_raft::Message) {}
+}
+
 impl Broker {
-    /// Opens the data directory: node identity, topics, and every partition log
-    /// (recovering from a crash), and reconciles logs with topics.
+    /// Opens the data directory: node identity, every partition log (recovering from a
+    /// crash), the Raft node and the metadata group, whose log is replayed to rebuild
+    /// the topics and start this node's partition replicas. Registration of this node
+    /// and the creation of `__consumer_offsets` continue in the background.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, Failure> {
         let storage = |e: std::io::Error| Failure::new(ErrorCode::KafkaStorageError, e.to_string());
         let node = NodeState::open(&config.data_dir).map_err(storage)?;
-        let topics = TopicStore::open(&config.data_dir).map_err(storage)?;
         let mut manager = ManagerConfig::new(&config.data_dir);
         manager.default_log = config.log.clone();
         manager.max_open_logs = config.max_open_logs;
         manager.retention_check_interval = config.retention_check;
         let logs = LogManager::open(manager)?;
+        let transport: Arc<dyn Transport> = if config.peers.len() > 1 {
+            let peers: HashMap<u64, String> = config
+                .peers
+                .iter()
+                .map(|(id, a)| (*id as u64, a.clone()))
+                .collect();
+            PeerTransport::start(config.node_id as u64, &peers)
+        } else {
+            Arc::new(NoPeers)
+        };
+        let raft_config = ReplicaConfig {
+            election_tick: config.raft_election_ticks,
+            heartbeat_tick: config.raft_heartbeat_ticks,
+            ..ReplicaConfig::default()
+        };
+        let raft = RaftNode::start(
+            config.node_id as u64,
+            logs.clone(),
+            transport,
+            raft_config,
+            config.raft_tick,
+        );
         let groups = Groups::new(config.group.clone());
-        let broker = Broker {
+        let broker = Arc::new(Broker {
             config,
             logs,
-            topics,
+            topics: TopicStore::default(),
             node,
             groups,
+            raft,
+            meta: RwLock::new(MetaState::default()),
+            meta_version: watch::channel(0).0,
             partitions: RwLock::new(HashMap::new()),
             appended: watch::channel(0).0,
             stopping: watch::channel(false).0,
-        };
-        broker.reconcile()?;
-        let offsets_partitions = broker.ensure_offsets_topic()?;
-        broker.groups.load_all(&broker, offsets_partitions)?;
-        Ok(Arc::new(broker))
+            ready: AtomicBool::new(false),
+        });
+        broker.start_metadata_group()?;
+        bootstrap::start(&broker);
+        Ok(broker)
     }
 
-    /// Creates `__consumer_offsets` if missing and returns its partition count (that of
-    /// an existing topic wins over the setting: a group's partition is derived from it).
-    ///
-    /// The topic is marked `cleanup.policy=compact` with retention off, so no commit is
-    /// ever deleted by time or size; it is compacted by snapshot instead (the newest
-    /// record per key written again, then the log start moved past the history: see
-    /// `groups/compact.rs` and docs/consumer-groups.md).
-    fn ensure_offsets_topic(&self) -> Result<i32, Failure> {
-        if let Some(t) = self.topics.get(OFFSETS_TOPIC) {
-            if t.partitions != self.config.group.offsets_topic_partitions {
-                tracing::warn!(
-                    existing = t.partitions,
-                    setting = self.config.group.offsets_topic_partitions,
-                    "__consumer_offsets exists with another partition count; keeping it"
-                );
-            }
-            return Ok(t.partitions);
+    fn start_metadata_group(self: &Arc<Self>) -> Result<(), Failure> {
+        let tp = TopicPartition::new(METADATA_LOG, 0);
+        if !self.logs.contains(&tp) {
+            let config = LogConfig {
+                retention_ms: None,
+                retention_bytes: None,
+                segment_bytes: 64 << 20,
+                ..self.config.log.clone()
+            };
+            self.logs.create(&tp, Some(config))?;
         }
-        let configs: BTreeMap<String, String> = [
-            ("cleanup.policy", "compact"),
-            ("retention.ms", "-1"),
-            ("retention.bytes", "-1"),
-            ("segment.bytes", "104857600"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let partitions = self.config.group.offsets_topic_partitions;
-        let meta = TopicMeta {
-            name: OFFSETS_TOPIC.to_string(),
-            id: uuid::Uuid::new_v4(),
-            partitions,
-            configs,
-            internal: true,
-        };
-        self.topics
-            .update(|t| {
-                t.insert(OFFSETS_TOPIC.to_string(), meta.clone());
-                Ok(())
-            })
-            .map_err(|e| Failure::new(e.code, e.message))?;
-        self.ensure_partitions(&meta)?;
-        tracing::info!(partitions, "created {OFFSETS_TOPIC}");
-        Ok(partitions)
+        let voters: Vec<u64> = self.config.peers.keys().map(|&id| id as u64).collect();
+        let listener = Arc::new(MetadataListener {
+            broker: Arc::downgrade(self),
+        });
+        self.raft
+            .add_group(METADATA_GROUP, tp, &voters, true, Some(listener))
+            .map_err(raft_failure)
+    }
+
+    /// The node ids of the cluster (from `--peers`; just this node when single).
+    pub fn node_ids(&self) -> Vec<i32> {
+        self.config.peers.keys().copied().collect()
+    }
+
+    /// The brokers that registered their Kafka address, by id.
+    pub fn brokers(&self) -> BTreeMap<i32, BrokerAddr> {
+        self.meta.read().unwrap().brokers.clone()
+    }
+
+    /// The cluster id (agreed through the metadata log; this node's until then).
+    pub fn cluster_id(&self) -> String {
+        self.meta
+            .read()
+            .unwrap()
+            .cluster_id
+            .clone()
+            .unwrap_or_else(|| self.node.cluster_id.clone())
+    }
+
+    /// The node leading the metadata group, which Kafka clients are told is the
+    /// controller.
+    pub fn controller(&self) -> Option<i32> {
+        self.raft
+            .status(METADATA_GROUP)
+            .and_then(|s| s.leader)
+            .map(|l| l as i32)
+    }
+
+    /// Whether the node is registered and `__consumer_offsets` exists.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Blocks until the node is ready or `timeout` passes (tests and tools).
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.is_ready() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
     }
 
     /// Per partition of a consumer group: committed offset, log end offset and lag.
-    /// `None` for a group this node does not know.
+    /// `None` for a group this node does not coordinate.
     pub fn group_lag(&self, group_id: &str) -> Option<Vec<strom_group::PartitionLag>> {
         self.groups.lag(self, group_id)
     }
 
-    /// Makes the logs match the topics: every partition of every topic has a log with
-    /// the topic's settings; logs of topics that no longer exist (a crash during a
-    /// delete) are removed.
-    fn reconcile(&self) -> Result<(), Failure> {
-        let topics = self.topics.list();
-        for t in &topics {
-            self.ensure_partitions(t)?;
-        }
-        for tp in self.logs.partitions() {
-            let known = topics
-                .iter()
-                .any(|t| t.name == tp.topic && tp.partition < t.partitions);
-            if !known {
-                tracing::warn!(partition = %tp.dir_name(), "removing log of a deleted topic");
-                self.logs.delete(&tp)?;
+    /// Applies committed metadata commands (the metadata group's listener).
+    fn apply_metadata(self: &Arc<Self>, entries: Vec<strom_raft::raft::eraftpb::Entry>) {
+        for e in entries {
+            if e.data.is_empty() {
+                continue;
+            }
+            for cmd in decode_commands(&e.data) {
+                let applied = self.meta.write().unwrap().apply(cmd);
+                match applied {
+                    Applied::Nothing | Applied::Broker(_) => {}
+                    Applied::TopicCreated(meta) | Applied::TopicChanged(meta) => {
+                        // Replicas first: whoever sees the topic finds its partitions.
+                        if let Err(f) = self.ensure_local_partitions(&meta) {
+                            tracing::error!(topic = %meta.name, error = %f.message, "cannot start the topic's local replicas");
+                        }
+                        self.topics.set(meta);
+                    }
+                    Applied::TopicDeleted(meta) => {
+                        self.topics.remove(&meta.name);
+                        self.remove_local_partitions(&meta);
+                        self.groups
+                            .topics_deleted(self, std::slice::from_ref(&meta.name));
+                        tracing::info!(topic = %meta.name, "deleted topic");
+                    }
+                }
             }
         }
-        Ok(())
+        self.meta_version.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    fn ensure_partitions(&self, topic: &TopicMeta) -> Result<(), Failure> {
-        let config = log_config(&self.config, &topic.configs);
-        let mut parts = self.partitions.write().unwrap();
-        for p in 0..topic.partitions {
-            let tp = TopicPartition::new(topic.name.clone(), p);
+    /// Opens (creating) the log and starts the Raft group of every partition of `meta`
+    /// with a replica on this node, and applies the topic's settings to them.
+    fn ensure_local_partitions(self: &Arc<Self>, meta: &TopicMeta) -> Result<(), Failure> {
+        let config = log_config(&self.config, &meta.configs);
+        let me = self.config.node_id;
+        for p in 0..meta.partitions {
+            let replicas = meta.replicas_of(p);
+            let Some(group) = meta.group(p) else { continue };
+            if !replicas.contains(&me) {
+                continue;
+            }
+            let tp = TopicPartition::new(meta.name.clone(), p);
             self.logs.create(&tp, Some(config.clone()))?;
             self.logs
                 .with_log(&tp, |log| log.set_config(config.clone()));
-            parts.entry(tp).or_insert_with(|| {
+            if self.raft.has_group(group) {
+                continue;
+            }
+            self.partitions.write().unwrap().insert(
+                tp.clone(),
                 Arc::new(Partition {
+                    group,
                     producers: Mutex::new(None),
-                })
+                    status: watch::channel(PartitionStatus::default()).0,
+                }),
+            );
+            let voters: Vec<u64> = replicas.iter().map(|&r| r as u64).collect();
+            let listener = Arc::new(PartitionListener {
+                broker: Arc::downgrade(self),
+                tp: tp.clone(),
             });
+            self.raft
+                .add_group(group, tp, &voters, false, Some(listener))
+                .map_err(raft_failure)?;
         }
         Ok(())
     }
 
-    fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+    fn remove_local_partitions(&self, meta: &TopicMeta) {
+        for p in 0..meta.partitions {
+            let tp = TopicPartition::new(meta.name.clone(), p);
+            if let Some(part) = self.partitions.write().unwrap().remove(&tp) {
+                self.raft.remove_group(part.group);
+            }
+            if let Err(e) = self.logs.delete(&tp) {
+                tracing::error!(partition = %tp.dir_name(), error = %e, "deleting log failed");
+            }
+        }
+    }
+
+    pub(crate) fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
         self.partitions.read().unwrap().get(tp).cloned()
     }
 
-    /// Creates a topic; `partitions` of -1 means the default. With `validate_only`
+    /// The replication state of a partition with a replica on this node.
+    pub fn partition_status(&self, tp: &TopicPartition) -> Option<PartitionStatus> {
+        self.partition(tp).map(|p| *p.status.borrow())
+    }
+
+    /// The leader of any partition of the cluster as this node knows it: from the local
+    /// replica, else `None`.
+    pub fn leader_of(&self, tp: &TopicPartition) -> Option<(i32, i32)> {
+        let s = self.partition_status(tp)?;
+        s.leader.map(|l| (l, s.leader_epoch()))
+    }
+
+    /// The replicas in sync with the leader, when this node leads the partition.
+    pub fn in_sync_replicas(&self, tp: &TopicPartition) -> Option<Vec<i32>> {
+        let group = self.partition(tp)?.group;
+        let s = self.raft.status(group)?;
+        s.is_leader
+            .then(|| s.in_sync.iter().map(|&n| n as i32).collect())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at most `epoch` that this partition's log
+    /// holds and the offset where it ends (where the next epoch starts, or the log end
+    /// for the current one). `None` when the log holds nothing that old. Epochs only grow
+    /// along the log, so a binary search over batch epochs finds the boundary.
+    pub fn epoch_end_offset(
+        &self,
+        tp: &TopicPartition,
+        epoch: i32,
+    ) -> Result<Option<(i32, i64)>, Failure> {
+        let current = self.partition_status(tp).map_or(0, |s| s.leader_epoch());
+        self.logs
+            .with_log(tp, |l| -> Result<Option<(i32, i64)>, strom_log::LogError> {
+                let (start, end) = (l.raft_start().0, l.log_end_offset());
+                if epoch >= current {
+                    return Ok(Some((current, end)));
+                }
+                // First offset whose epoch is above `epoch`.
+                let (mut lo, mut hi) = (start, end);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    match l.epoch_at(mid)? {
+                        Some(e) if e > epoch => hi = mid,
+                        _ => lo = mid + 1,
+                    }
+                }
+                if lo == start {
+                    return Ok(None);
+                }
+                Ok(l.epoch_at(lo - 1)?.map(|e| (e, lo)))
+            })
+            .ok_or_else(|| unknown_partition(tp))?
+            .map_err(Failure::from)
+    }
+
+    /// Proposes a metadata command and waits until `done` finds its effect applied on
+    /// this node (`Some(result)`), or times out.
+    async fn change_metadata<T>(
+        &self,
+        cmd: Command,
+        mut done: impl FnMut(&Broker) -> Option<Result<T, TopicError>>,
+    ) -> Result<T, TopicError> {
+        let mut rx = self.meta_version.subscribe();
+        let batch = encode_command(&cmd, now_ms());
+        let deadline = tokio::time::Instant::now() + METADATA_TIMEOUT;
+        let mut next_try = tokio::time::Instant::now();
+        loop {
+            if let Some(r) = done(self) {
+                return r;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(TopicError::new(
+                    ErrorCode::RequestTimedOut,
+                    "the metadata change was not committed in time (is a majority of nodes up?)",
+                ));
+            }
+            if now >= next_try {
+                // Dropped while no leader is known: retried until the deadline. A
+                // command applied twice is harmless (see cluster.rs).
+                if let Err(e) = self.raft.propose_command(METADATA_GROUP, batch.clone()) {
+                    tracing::debug!(error = %e, "metadata proposal not accepted yet");
+                }
+                next_try = now + Duration::from_secs(2);
+            }
+            let _ = tokio::time::timeout_at(next_try.min(deadline), rx.changed()).await;
+        }
+    }
+
+    /// Creates a topic: `partitions` and `replication_factor` of -1 mean the defaults;
+    /// `assignments` (per partition, broker ids) replaces both. With `validate_only`
     /// nothing changes but every check runs.
-    pub fn create_topic(
+    pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
+        replication_factor: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<TopicMeta, TopicError> {
         validate_topic_name(name)?;
-        let partitions = if partitions == -1 {
-            self.config.default_partitions
-        } else {
-            partitions
-        };
-        if partitions < 1 {
-            return Err(TopicError::new(
-                ErrorCode::InvalidPartitions,
-                format!("number of partitions must be at least 1, got {partitions}"),
-            ));
-        }
         validate_configs(&configs)?;
+        let nodes = self.node_ids();
+        let replicas = match assignments {
+            Some(a) => {
+                for id in a.iter().flatten() {
+                    if !nodes.contains(id) {
+                        return Err(TopicError::new(
+                            ErrorCode::InvalidReplicaAssignment,
+                            format!("broker {id} is not in this cluster ({nodes:?})"),
+                        ));
+                    }
+                }
+                if a.iter().any(|r| {
+                    r.is_empty()
+                        || r.len() > MAX_VOTERS
+                        || r.iter().collect::<BTreeSet<_>>().len() != r.len()
+                }) {
+                    return Err(TopicError::new(
+                        ErrorCode::InvalidReplicaAssignment,
+                        "each partition needs 1 to 8 distinct brokers",
+                    ));
+                }
+                a
+            }
+            None => {
+                let partitions = if partitions == -1 {
+                    self.config.default_partitions
+                } else {
+                    partitions
+                };
+                if partitions < 1 {
+                    return Err(TopicError::new(
+                        ErrorCode::InvalidPartitions,
+                        format!("number of partitions must be at least 1, got {partitions}"),
+                    ));
+                }
+                let rf = match replication_factor {
+                    -1 => self.default_replication_factor(),
+                    rf => rf,
+                };
+                if rf < 1 || rf as usize > nodes.len() || rf as usize > MAX_VOTERS {
+                    return Err(TopicError::new(
+                        ErrorCode::InvalidReplicationFactor,
+                        format!(
+                            "replication factor {rf} is not between 1 and the {} available brokers",
+                            nodes.len()
+                        ),
+                    ));
+                }
+                let seed = name.bytes().map(usize::from).sum::<usize>();
+                assign_replicas(&nodes, 0, partitions, rf as usize, seed)
+            }
+        };
         let meta = TopicMeta {
             name: name.to_string(),
             id: uuid::Uuid::new_v4(),
-            partitions,
+            partitions: replicas.len() as i32,
             configs,
             internal: name.starts_with("__"),
+            replicas,
+            groups: Vec::new(),
         };
+        if self.topics.contains(name) {
+            return Err(TopicError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("topic '{name}' already exists"),
+            ));
+        }
         if validate_only {
-            if self.topics.get(name).is_some() {
-                return Err(TopicError::new(
-                    ErrorCode::TopicAlreadyExists,
-                    format!("topic '{name}' already exists"),
-                ));
-            }
             return Ok(meta);
         }
-        self.topics.update(|t| {
-            if t.contains_key(name) {
-                return Err(TopicError::new(
-                    ErrorCode::TopicAlreadyExists,
-                    format!("topic '{name}' already exists"),
-                ));
-            }
-            t.insert(name.to_string(), meta.clone());
-            Ok(())
-        })?;
-        self.ensure_partitions(&meta)
-            .map_err(|f| TopicError::new(f.code, f.message))?;
-        tracing::info!(topic = name, partitions, "created topic");
-        Ok(meta)
+        let id = meta.id;
+        let created = self
+            .change_metadata(Command::CreateTopic { meta }, |b| {
+                b.topics.get(name).map(|t| match t.id == id {
+                    true => Ok(t),
+                    false => Err(TopicError::new(
+                        ErrorCode::TopicAlreadyExists,
+                        format!("topic '{name}' already exists"),
+                    )),
+                })
+            })
+            .await?;
+        tracing::info!(
+            topic = name,
+            partitions = created.partitions,
+            "created topic"
+        );
+        Ok(created)
+    }
+
+    /// Replicas of a topic created without a replication factor.
+    pub fn default_replication_factor(&self) -> i32 {
+        self.config
+            .default_replication_factor
+            .unwrap_or_else(|| self.node_ids().len().min(3) as i32)
     }
 
     /// Auto-creation on Metadata: the default partition count and broker defaults.
-    pub fn auto_create_topic(&self, name: &str) -> Result<TopicMeta, TopicError> {
-        match self.create_topic(name, -1, BTreeMap::new(), false) {
+    pub async fn auto_create_topic(&self, name: &str) -> Result<TopicMeta, TopicError> {
+        match self
+            .create_topic(name, -1, -1, None, BTreeMap::new(), false)
+            .await
+        {
             Err(e) if e.code == ErrorCode::TopicAlreadyExists => self.topics.get(name).ok_or(e),
             other => other,
         }
     }
 
-    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, TopicError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, TopicError> {
         if name == OFFSETS_TOPIC {
             return Err(TopicError::new(
                 ErrorCode::InvalidTopicException,
                 format!("the internal topic '{name}' cannot be deleted"),
             ));
         }
-        let meta = self
-            .topics
-            .update(|t| t.remove(name).ok_or_else(|| no_such_topic(name)))?;
-        let mut parts = self.partitions.write().unwrap();
-        for p in 0..meta.partitions {
-            let tp = TopicPartition::new(name, p);
-            parts.remove(&tp);
-            if let Err(e) = self.logs.delete(&tp) {
-                tracing::error!(partition = %tp.dir_name(), error = %e, "deleting log failed");
-            }
-        }
-        tracing::info!(topic = name, "deleted topic");
+        let meta = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
+        let id = meta.id;
+        self.change_metadata(
+            Command::DeleteTopic {
+                name: name.to_string(),
+            },
+            |b| match b.topics.get(name) {
+                Some(t) if t.id == id => None,
+                _ => Some(Ok(())),
+            },
+        )
+        .await?;
         Ok(meta)
     }
 
     /// Grows a topic to `count` partitions.
-    pub fn create_partitions(
+    pub async fn create_partitions(
         &self,
         name: &str,
         count: i32,
@@ -314,17 +621,37 @@ impl Broker {
                 ),
             ));
         }
+        let rf = current.replicas.first().map_or(1, |r| r.len());
+        let seed = name.bytes().map(usize::from).sum::<usize>();
+        let replicas = assign_replicas(
+            &self.node_ids(),
+            current.partitions,
+            count - current.partitions,
+            rf,
+            seed,
+        );
         if validate_only {
             return Ok(TopicMeta {
                 partitions: count,
                 ..current
             });
         }
-        self.change_topic(name, |m| m.partitions = count)
+        self.change_metadata(
+            Command::AddPartitions {
+                name: name.to_string(),
+                replicas,
+            },
+            |b| match b.topics.get(name) {
+                None => Some(Err(no_such_topic(name))),
+                Some(t) if t.partitions >= count => Some(Ok(t)),
+                Some(_) => None,
+            },
+        )
+        .await
     }
 
-    /// Replaces a topic's config overrides and applies them to its logs.
-    pub fn set_topic_configs(
+    /// Replaces a topic's config overrides (applied to its logs on every node).
+    pub async fn set_topic_configs(
         &self,
         name: &str,
         configs: BTreeMap<String, String>,
@@ -335,36 +662,32 @@ impl Broker {
         if validate_only {
             return Ok(TopicMeta { configs, ..current });
         }
-        self.change_topic(name, |m| m.configs = configs)
+        let want = configs.clone();
+        self.change_metadata(
+            Command::SetConfigs {
+                name: name.to_string(),
+                configs,
+            },
+            |b| match b.topics.get(name) {
+                None => Some(Err(no_such_topic(name))),
+                Some(t) if t.configs == want => Some(Ok(t)),
+                Some(_) => None,
+            },
+        )
+        .await
     }
 
-    /// Changes a topic's persisted metadata, then brings its logs in line (new
-    /// partitions, new settings).
-    fn change_topic(
-        &self,
-        name: &str,
-        change: impl FnOnce(&mut TopicMeta),
-    ) -> Result<TopicMeta, TopicError> {
-        let meta = self.topics.update(|t| {
-            let m = t.get_mut(name).ok_or_else(|| no_such_topic(name))?;
-            change(m);
-            Ok(m.clone())
-        })?;
-        self.ensure_partitions(&meta)
-            .map_err(|f| TopicError::new(f.code, f.message))?;
-        Ok(meta)
-    }
-
-    /// Appends a Produce request's records for one partition: validates every batch,
-    /// deduplicates idempotent retries, stamps offsets and writes. Does not wait for
-    /// durability (see [`wait_durable`](Self::wait_durable)).
+    /// Appends a Produce request's records for one partition this node leads: validates
+    /// every batch, deduplicates idempotent retries, and proposes the batches to the
+    /// partition's Raft group, which stamps offsets and epoch and writes them locally
+    /// before this returns. Commitment is awaited with
+    /// [`wait_committed`](Self::wait_committed).
     pub fn append(&self, tp: &TopicPartition, records: &[u8]) -> Result<Appended, Failure> {
-        let partition = self.partition(tp).ok_or_else(|| {
-            Failure::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("unknown partition {}", tp.dir_name()),
-            )
-        })?;
+        let partition = self.partition(tp).ok_or_else(|| unknown_partition(tp))?;
+        let status = *partition.status.borrow();
+        if !status.is_leader {
+            return Err(not_leader(tp));
+        }
         let batches = split_batches(records)
             .map_err(|e| Failure::new(batch_error_code(&e), e.to_string()))?;
         let first = batches[0].0;
@@ -375,6 +698,19 @@ impl Broker {
             return Err(Failure::new(
                 ErrorCode::InvalidRecord,
                 "transactional batches are not supported yet",
+            ));
+        }
+        let (max_bytes, log_start_offset) = self
+            .logs
+            .with_log(tp, |l| (l.config().max_message_bytes, l.log_start_offset()))
+            .ok_or_else(|| unknown_partition(tp))?;
+        if let Some((h, _)) = batches.iter().find(|(h, _)| h.total_size() > max_bytes) {
+            return Err(Failure::new(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "a batch of {} bytes exceeds max.message.bytes {max_bytes}",
+                    h.total_size()
+                ),
             ));
         }
         let idempotent = first.has_producer_id();
@@ -401,15 +737,12 @@ impl Broker {
                     base_offset,
                     last_offset,
                 } => {
-                    let log_start_offset = self
-                        .logs
-                        .with_log(tp, |l| l.log_start_offset())
-                        .unwrap_or(0);
                     return Ok(Appended {
                         base_offset,
                         last_offset,
                         log_start_offset,
                         duplicate: true,
+                        term: status.term,
                     });
                 }
                 SequenceCheck::Reject(code) => {
@@ -423,36 +756,38 @@ impl Broker {
                 }
             }
         }
-        let mut buf = records.to_vec();
-        let (info, start) = self
-            .logs
-            .with_log(tp, |log| {
-                log.append(&mut buf, LEADER_EPOCH, now_ms())
-                    .map(|i| (i, log.log_start_offset()))
-            })
-            .ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::UnknownTopicOrPartition,
-                    format!("unknown partition {}", tp.dir_name()),
-                )
-            })??;
+        let copies: Vec<Vec<u8>> = batches
+            .iter()
+            .map(|(_, range)| records[range.clone()].to_vec())
+            .collect();
+        let proposed = self
+            .raft
+            .propose(partition.group, copies, None)
+            .map_err(|e| match e {
+                RaftError::NotLeader { .. } => not_leader(tp),
+                RaftError::Dropped => Failure::new(
+                    ErrorCode::RequestTimedOut,
+                    "the partition has too much data not yet replicated; retry",
+                ),
+                other => raft_failure(other),
+            })?;
         if idempotent && let Some(states) = guard.as_mut() {
             states.record(
                 first.producer_id,
                 first.producer_epoch,
                 first.base_sequence,
                 first.records_count,
-                info.base_offset,
-                info.last_offset,
+                proposed.base_offset,
+                proposed.last_offset,
             );
         }
         drop(guard);
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
         Ok(Appended {
-            base_offset: info.base_offset,
-            last_offset: info.last_offset,
-            log_start_offset: start,
+            base_offset: proposed.base_offset,
+            last_offset: proposed.last_offset,
+            log_start_offset,
             duplicate: false,
+            term: proposed.term,
         })
     }
 
@@ -478,39 +813,106 @@ impl Broker {
         Ok(states)
     }
 
-    /// Resolves once `tp` is durable below `offset` (group commit), or at once when the
-    /// log is not flushed per append.
-    pub async fn wait_durable(&self, tp: &TopicPartition, offset: i64) -> Result<(), Failure> {
-        let per_append = self
-            .logs
-            .with_log(tp, |l| {
-                l.config().flush == strom_log::FlushPolicy::EveryAppend
-            })
-            .unwrap_or(false);
-        if !per_append {
-            return Ok(());
+    /// A partition's leadership changed (its listener): forget producer state (the next
+    /// leader rebuilds it from its log, which holds everything the old leader
+    /// committed), wake long polls, and move `__consumer_offsets` coordination.
+    fn partition_leadership(self: &Arc<Self>, tp: &TopicPartition, status: PartitionStatus) {
+        let Some(p) = self.partition(tp) else { return };
+        let was_leader = p.status.borrow().is_leader;
+        p.status.send_modify(|s| {
+            s.term = status.term;
+            s.leader = status.leader;
+            s.is_leader = status.is_leader;
+        });
+        if status.is_leader != was_leader {
+            *p.producers.lock().unwrap() = None;
+            if tp.topic == OFFSETS_TOPIC {
+                self.groups
+                    .partition_leadership(self, tp.partition, status.is_leader);
+            }
+            tracing::info!(partition = %tp.dir_name(), term = status.term, leader = ?status.leader, "leadership changed");
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.logs.when_durable(
-            tp,
-            offset,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        match rx.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(Failure::from(&*e)),
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn partition_committed(&self, tp: &TopicPartition, hw: i64) {
+        if let Some(p) = self.partition(tp) {
+            p.status
+                .send_modify(|s| s.high_watermark = s.high_watermark.max(hw));
+        }
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Resolves once the partition's high watermark reaches `offset` in the same term
+    /// the records were appended in (acks=all): committed on a majority, each copy
+    /// fsynced. Fails with NOT_LEADER_OR_FOLLOWER when leadership moves on first (the
+    /// records may be replaced; an idempotent producer's retry is deduplicated), and
+    /// REQUEST_TIMED_OUT after `timeout`.
+    pub async fn wait_committed(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        term: u64,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        let partition = self.partition(tp).ok_or_else(|| unknown_partition(tp))?;
+        let mut rx = partition.status.subscribe();
+        drop(partition);
+        let wait = async {
+            loop {
+                let s = *rx.borrow_and_update();
+                if s.term != term || !s.is_leader {
+                    return Err(not_leader(tp));
+                }
+                if s.high_watermark >= offset {
+                    return Ok(());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(not_leader(tp));
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(r) => r,
             Err(_) => Err(Failure::new(
-                ErrorCode::KafkaStorageError,
-                "group commit stopped",
+                ErrorCode::RequestTimedOut,
+                format!("{} was not replicated to a majority in time", tp.dir_name()),
             )),
         }
     }
 
-    /// Reads whole batches from `offset`, at most about `max_bytes` (at least one batch),
-    /// as a slice of the segment file: the records are not copied.
+    /// Reads whole committed batches from `offset` of a partition this node leads, at
+    /// most about `max_bytes` (at least one batch), as a slice of the segment file: the
+    /// records are not copied. Nothing at or above the high watermark is returned.
     pub fn read(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<PartitionRead, Failure> {
+        let status = self
+            .partition_status(tp)
+            .ok_or_else(|| unknown_partition(tp))?;
+        if !status.is_leader {
+            return Err(not_leader(tp));
+        }
+        let hw = status.high_watermark;
+        self.logs
+            .with_log(tp, |log| {
+                let r = log.read(offset, max_bytes, Some(hw))?;
+                Ok::<_, strom_log::LogError>(PartitionRead {
+                    slice: r.slice,
+                    high_watermark: hw,
+                    log_start_offset: r.log_start_offset,
+                })
+            })
+            .ok_or_else(|| unknown_partition(tp))?
+            .map_err(Failure::from)
+    }
+
+    /// Reads this node's copy of a partition regardless of leadership and high
+    /// watermark (a new coordinator replaying `__consumer_offsets`).
+    pub fn read_local(
         &self,
         tp: &TopicPartition,
         offset: i64,
@@ -525,22 +927,24 @@ impl Broker {
                     log_start_offset: r.log_start_offset,
                 })
             })
-            .ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::UnknownTopicOrPartition,
-                    format!("unknown partition {}", tp.dir_name()),
-                )
-            })?
+            .ok_or_else(|| unknown_partition(tp))?
             .map_err(Failure::from)
     }
 
-    /// The log start and end (high watermark) of a partition.
+    /// The log start offset and high watermark of a partition with a replica here.
     pub fn offsets(&self, tp: &TopicPartition) -> Option<(i64, i64)> {
+        let hw = self.partition_status(tp)?.high_watermark;
+        self.logs
+            .with_log(tp, |l| (l.log_start_offset(), hw.min(l.log_end_offset())))
+    }
+
+    /// The log start and end offsets of this node's copy.
+    pub fn local_offsets(&self, tp: &TopicPartition) -> Option<(i64, i64)> {
         self.logs
             .with_log(tp, |l| (l.log_start_offset(), l.log_end_offset()))
     }
 
-    /// A receiver that changes after every append, for long polling.
+    /// A receiver that changes whenever a high watermark moves, for long polling.
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
     }
@@ -555,15 +959,66 @@ impl Broker {
         self.stopping.send_replace(true);
     }
 
-    /// Allocates an idempotent producer id.
+    /// Allocates an idempotent producer id, unique in the cluster: this node's id in
+    /// the high bits, its own persisted counter below.
     pub fn new_producer_id(&self) -> Result<i64, Failure> {
-        self.node
+        let local = self
+            .node
             .next_producer_id()
-            .map_err(|e| Failure::new(ErrorCode::KafkaStorageError, e.to_string()))
+            .map_err(|e| Failure::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        Ok((i64::from(self.config.node_id) << 40) | (local & ((1 << 40) - 1)))
     }
 
-    /// Clean shutdown of the storage: flush and checkpoint every log.
+    /// Clean shutdown: stops the Raft groups, then flushes and checkpoints every log.
     pub fn close(&self) -> Result<(), Failure> {
+        self.raft.shutdown();
         self.logs.close().map_err(Failure::from)
+    }
+}
+
+fn raft_failure(e: RaftError) -> Failure {
+    match e {
+        RaftError::NotLeader { .. } => Failure::new(ErrorCode::NotLeaderOrFollower, e.to_string()),
+        RaftError::Log(l) => Failure::from(&l),
+        other => Failure::new(ErrorCode::KafkaStorageError, other.to_string()),
+    }
+}
+
+/// Feeds committed metadata commands to the broker.
+struct MetadataListener {
+    broker: Weak<Broker>,
+}
+
+impl GroupListener for MetadataListener {
+    fn apply(&self, _group: u64, entries: Vec<strom_raft::raft::eraftpb::Entry>) {
+        if let Some(b) = self.broker.upgrade() {
+            b.apply_metadata(entries);
+        }
+    }
+}
+
+/// Tells the broker about a partition replica's commits and leadership.
+struct PartitionListener {
+    broker: Weak<Broker>,
+    tp: TopicPartition,
+}
+
+impl GroupListener for PartitionListener {
+    fn committed(&self, _group: u64, high_watermark: i64) {
+        if let Some(b) = self.broker.upgrade() {
+            b.partition_committed(&self.tp, high_watermark);
+        }
+    }
+
+    fn leadership(&self, _group: u64, leader: Option<u64>, term: u64, is_leader: bool) {
+        if let Some(b) = self.broker.upgrade() {
+            let status = PartitionStatus {
+                high_watermark: 0,
+                term,
+                leader: leader.map(|l| l as i32),
+                is_leader,
+            };
+            b.partition_leadership(&self.tp, status);
+        }
     }
 }

@@ -43,6 +43,36 @@ pub const SETTINGS: &[Setting] = &[
         help: "this broker's id",
     },
     Setting {
+        key: "peer_listen",
+        default: "",
+        help: "address the Raft peer listener binds (cluster mode; default: this node's entry in --peers)",
+    },
+    Setting {
+        key: "peers",
+        default: "",
+        help: "every node's peer address, id=host:port,... (empty: a single node)",
+    },
+    Setting {
+        key: "default_replication_factor",
+        default: "-1",
+        help: "replicas of an auto-created topic or a CreateTopics request with -1 (-1: min(3, nodes))",
+    },
+    Setting {
+        key: "raft_tick_ms",
+        default: "100",
+        help: "length of one Raft tick",
+    },
+    Setting {
+        key: "raft_election_ticks",
+        default: "10",
+        help: "ticks without a leader before a follower stands for election (randomised up to twice this)",
+    },
+    Setting {
+        key: "raft_heartbeat_ticks",
+        default: "2",
+        help: "ticks between a leader's heartbeats",
+    },
+    Setting {
         key: "default_partitions",
         default: "1",
         help: "partitions of an auto-created topic or a CreateTopics request with -1",
@@ -172,6 +202,15 @@ pub struct BrokerConfig {
     /// A `__consumer_offsets` partition smaller than this is never compacted: below it a
     /// snapshot would save too little to be worth its writes.
     pub offsets_compaction_min_bytes: u64,
+    /// The cluster: every node's id and peer address (just this node when single).
+    pub peers: BTreeMap<i32, String>,
+    /// Where this node listens for its peers (`None` when single).
+    pub peer_listen: Option<SocketAddr>,
+    /// Replicas of topics created with -1 (`None`: min(3, nodes)).
+    pub default_replication_factor: Option<i32>,
+    pub raft_tick: Duration,
+    pub raft_election_ticks: usize,
+    pub raft_heartbeat_ticks: usize,
 }
 
 #[derive(Debug, Error)]
@@ -351,11 +390,25 @@ impl RawSettings {
         }
         let retention_bytes: i64 = self.parse("retention_bytes")?;
         let group = self.group_config()?;
+        let node_id: i32 = self.parse("node_id")?;
+        let (peers, peer_listen) = self.cluster(node_id)?;
+        let rf: i32 = self.parse("default_replication_factor")?;
+        if rf == 0 || rf < -1 {
+            return Err(self.invalid("default_replication_factor", "must be -1 or at least 1"));
+        }
+        let election: usize = self.parse("raft_election_ticks")?;
+        let heartbeat: usize = self.parse("raft_heartbeat_ticks")?;
+        if heartbeat < 1 || election <= heartbeat {
+            return Err(self.invalid(
+                "raft_election_ticks",
+                "must exceed raft_heartbeat_ticks, which must be at least 1",
+            ));
+        }
         Ok(BrokerConfig {
             listen: self.parse("listen")?,
             advertised_listener: advertised,
             data_dir: PathBuf::from(self.get("data_dir").0),
-            node_id: self.parse("node_id")?,
+            node_id,
             default_partitions,
             auto_create_topics: self.parse("auto_create_topics")?,
             max_connections: self.parse("max_connections")?,
@@ -378,7 +431,54 @@ impl RawSettings {
                 self.parse("offsets_compaction_check_ms")?,
             ),
             offsets_compaction_min_bytes: self.parse("offsets_compaction_min_bytes")?,
+            peers,
+            peer_listen,
+            default_replication_factor: (rf > 0).then_some(rf),
+            raft_tick: Duration::from_millis(self.parse::<u64>("raft_tick_ms")?.max(1)),
+            raft_election_ticks: election,
+            raft_heartbeat_ticks: heartbeat,
         })
+    }
+
+    /// `peers` and `peer_listen`: a single node when `peers` is empty; otherwise this
+    /// node must be in it, and listens on its own entry unless told otherwise.
+    #[allow(clippy::type_complexity)]
+    fn cluster(
+        &self,
+        node_id: i32,
+    ) -> Result<(BTreeMap<i32, String>, Option<SocketAddr>), ConfigError> {
+        let (v, _) = self.get("peers");
+        let mut peers = BTreeMap::new();
+        for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, addr) = part
+                .split_once('=')
+                .ok_or_else(|| self.invalid("peers", "expected id=host:port,..."))?;
+            let id: i32 = id
+                .trim()
+                .parse()
+                .map_err(|_| self.invalid("peers", "node ids are integers"))?;
+            if id < 0 || peers.insert(id, addr.trim().to_string()).is_some() {
+                return Err(self.invalid("peers", "node ids must be distinct and >= 0"));
+            }
+        }
+        if peers.is_empty() {
+            return Ok((BTreeMap::from([(node_id, String::new())]), None));
+        }
+        let Some(own) = peers.get(&node_id).cloned() else {
+            return Err(self.invalid("peers", "must list this node's --node-id"));
+        };
+        let (listen, origin) = self.get("peer_listen");
+        let addr = if listen.is_empty() { own } else { listen };
+        let parsed = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| ConfigError::Invalid {
+                key: "peer_listen".into(),
+                value: addr.clone(),
+                origin,
+                reason: "expected host:port".into(),
+            })?;
+        Ok((peers, Some(parsed)))
     }
 
     fn group_config(&self) -> Result<strom_group::GroupConfig, ConfigError> {

@@ -1,10 +1,13 @@
 //! The Strom broker: a tokio server that speaks the Kafka protocol over the storage
-//! engine. `server::run` is the entry point for `strom serve` and for tests.
+//! engine, with every partition replicated by Raft (`strom-raft`). `server::run` is the
+//! entry point for `strom serve` and for tests.
 //!
 //! **Architecture Invariant:** only this crate knows sockets; the layers below it
 //! (`strom-wire`, `strom-log`) are called with bytes and return bytes or file slices.
 
+mod bootstrap;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 mod connection;
 pub mod errors;

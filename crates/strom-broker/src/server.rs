@@ -24,6 +24,24 @@ pub async fn run(
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "strom is serving Kafka clients");
 
+    // Raft messages from the other nodes (cluster mode).
+    let peers = match broker.config.peer_listen {
+        Some(addr) => {
+            let peer_listener = TcpListener::bind(addr).await.map_err(|e| {
+                Failure::new(
+                    strom_wire::ErrorCode::UnknownServerError,
+                    format!("cannot listen for peers on {addr}: {e}"),
+                )
+            })?;
+            tracing::info!(listen = %addr, "listening for peer nodes");
+            let raft = broker.raft.clone();
+            Some(tokio::spawn(strom_raft::serve_peers(
+                peer_listener,
+                Arc::new(move |group, msg| raft.step(group, msg)),
+            )))
+        }
+        None => None,
+    };
     // The group coordinator's timers; it stops when shutdown begins.
     let ticker = crate::groups::spawn_ticker(broker.clone());
     let accept = async {
@@ -58,6 +76,9 @@ pub async fn run(
     }
     broker.begin_shutdown();
     let _ = ticker.await;
+    if let Some(p) = peers {
+        p.abort();
+    }
     broker.groups.shutdown();
     let _ = notify.send(());
     drop(done_tx);

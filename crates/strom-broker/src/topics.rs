@@ -1,10 +1,11 @@
-//! Topic metadata of a single-node broker: names, ids, partition counts and per-topic
-//! config overrides, persisted atomically in `<data>/topics.json` so they survive a
-//! restart. (The Raft controller will take this over in a cluster.)
+//! Topic metadata: names, ids, partition counts, replica assignments, Raft group ids
+//! and per-topic config overrides. The source of truth is the metadata Raft group
+//! (`cluster.rs`); `TopicStore` is this node's view of it, rebuilt by applying that
+//! log. (`<data>/topics.json`, written by single-node versions before Raft, is read once
+//! to carry its topics over.)
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,27 @@ pub struct TopicMeta {
     /// Internal topics (`__consumer_offsets`) are marked so in Metadata.
     #[serde(default)]
     pub internal: bool,
+    /// Per partition, the node ids holding a replica; the first is the preferred leader.
+    #[serde(default)]
+    pub replicas: Vec<Vec<i32>>,
+    /// Per partition, its Raft group id (assigned when the creation is applied).
+    #[serde(default)]
+    pub groups: Vec<u64>,
+}
+
+impl TopicMeta {
+    /// The Raft group of partition `p`.
+    pub fn group(&self, p: i32) -> Option<u64> {
+        self.groups.get(usize::try_from(p).ok()?).copied()
+    }
+
+    /// The replicas of partition `p`.
+    pub fn replicas_of(&self, p: i32) -> &[i32] {
+        usize::try_from(p)
+            .ok()
+            .and_then(|i| self.replicas.get(i))
+            .map_or(&[], |r| r.as_slice())
+    }
 }
 
 /// A failed topic operation, with the Kafka error it maps to.
@@ -254,9 +276,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
 }
 
 /// The persisted set of topics.
-#[derive(Debug)]
+/// This node's view of the topics, kept by applying the metadata log.
+#[derive(Debug, Default)]
 pub struct TopicStore {
-    path: PathBuf,
     topics: RwLock<BTreeMap<String, TopicMeta>>,
 }
 
@@ -266,38 +288,36 @@ struct OnDisk {
     topics: Vec<TopicMeta>,
 }
 
-impl TopicStore {
-    pub fn open(data_dir: &Path) -> std::io::Result<TopicStore> {
-        std::fs::create_dir_all(data_dir)?;
-        let path = data_dir.join(FILE);
-        let topics = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{}: {e}", path.display()),
-                    )
-                })?;
-                disk.topics
-                    .into_iter()
-                    .map(|t| (t.name.clone(), t))
-                    .collect()
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e),
-        };
-        Ok(TopicStore {
-            path,
-            topics: RwLock::new(topics),
-        })
+/// The topics a single-node version before Raft kept in `<data>/topics.json` (empty
+/// when there is no such file).
+pub fn read_legacy_topics(data_dir: &Path) -> std::io::Result<Vec<TopicMeta>> {
+    let path = data_dir.join(FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<OnDisk>(&bytes)
+            .map(|d| d.topics)
+            .map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
+}
 
+/// Renames the legacy file once its topics are in the metadata log.
+pub fn retire_legacy_topics(data_dir: &Path) -> std::io::Result<()> {
+    let path = data_dir.join(FILE);
+    match std::fs::rename(&path, path.with_extension("json.migrated")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+impl TopicStore {
     pub fn get(&self, name: &str) -> Option<TopicMeta> {
         self.topics.read().unwrap().get(name).cloned()
-    }
-
-    pub fn list(&self) -> Vec<TopicMeta> {
-        self.topics.read().unwrap().values().cloned().collect()
     }
 
     pub fn by_id(&self, id: uuid::Uuid) -> Option<TopicMeta> {
@@ -309,41 +329,21 @@ impl TopicStore {
             .cloned()
     }
 
-    /// Applies `change` to the topic map and persists the result; nothing changes if
-    /// the change fails or the write does.
-    pub fn update<R>(
-        &self,
-        change: impl FnOnce(&mut BTreeMap<String, TopicMeta>) -> Result<R, TopicError>,
-    ) -> Result<R, TopicError> {
-        let mut topics = self.topics.write().unwrap();
-        let mut next = topics.clone();
-        let result = change(&mut next)?;
-        self.persist(&next).map_err(|e| {
-            TopicError::new(
-                ErrorCode::KafkaStorageError,
-                format!("writing {}: {e}", self.path.display()),
-            )
-        })?;
-        *topics = next;
-        Ok(result)
+    pub fn list(&self) -> Vec<TopicMeta> {
+        self.topics.read().unwrap().values().cloned().collect()
     }
 
-    /// Writes the file atomically: temp file, fsync, rename, fsync of the directory.
-    fn persist(&self, topics: &BTreeMap<String, TopicMeta>) -> std::io::Result<()> {
-        let disk = OnDisk {
-            version: 1,
-            topics: topics.values().cloned().collect(),
-        };
-        let bytes = serde_json::to_vec_pretty(&disk).map_err(std::io::Error::other)?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+    pub fn contains(&self, name: &str) -> bool {
+        self.topics.read().unwrap().contains_key(name)
+    }
+
+    /// Sets (inserts or replaces) a topic as the metadata log says it now is.
+    pub fn set(&self, meta: TopicMeta) {
+        self.topics.write().unwrap().insert(meta.name.clone(), meta);
+    }
+
+    pub fn remove(&self, name: &str) -> Option<TopicMeta> {
+        self.topics.write().unwrap().remove(name)
     }
 }
 
@@ -389,32 +389,5 @@ mod tests {
         d.clear();
         d.insert("segment.bytes".into(), "-1".into());
         assert!(validate_configs(&d).is_err());
-    }
-
-    #[test]
-    fn store_persists_across_reopen_and_failed_changes_leave_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = TopicStore::open(dir.path()).unwrap();
-        let meta = TopicMeta {
-            name: "a".into(),
-            id: uuid::Uuid::new_v4(),
-            partitions: 3,
-            configs: BTreeMap::new(),
-            internal: false,
-        };
-        store
-            .update(|t| {
-                t.insert("a".into(), meta.clone());
-                Ok(())
-            })
-            .unwrap();
-        let err = store.update::<()>(|t| {
-            t.clear();
-            Err(TopicError::new(ErrorCode::InvalidRequest, "no"))
-        });
-        assert!(err.is_err());
-        let store = TopicStore::open(dir.path()).unwrap();
-        assert_eq!(store.get("a"), Some(meta.clone()));
-        assert_eq!(store.by_id(meta.id).unwrap().name, "a");
     }
 }

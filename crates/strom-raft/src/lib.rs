@@ -24,6 +24,7 @@ pub mod transport;
 
 pub use error::{RaftError, Result};
 pub use node::{GroupListener, GroupStatus, RaftNode, Transport};
+pub use raft;
 pub use raft::eraftpb::Message;
 pub use replica::{Outbox, Proposed, Replica, ReplicaConfig, Waiter};
 pub use storage::{LogRef, LogStorage};

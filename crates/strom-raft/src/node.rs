@@ -139,9 +139,11 @@ impl RaftNode {
         self.groups.write().unwrap().insert(group, slot.clone());
         if let Some(l) = &slot.listener {
             let r = slot.replica.lock().unwrap();
-            let (leader, term, is_leader) = (r.leader(), r.term(), r.is_leader());
+            let (leader, term, is_leader, hw) =
+                (r.leader(), r.term(), r.is_leader(), r.high_watermark());
             drop(r);
             l.leadership(group, leader, term, is_leader);
+            l.committed(group, hw);
         }
         self.drive(&slot, |_, _| Ok(()))
     }

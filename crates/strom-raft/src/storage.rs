@@ -124,7 +124,9 @@ impl LogStorage {
         let mut hard = HardState::default();
         hard.term = saved.term;
         hard.vote = saved.vote;
-        hard.commit = saved.commit.min(last_index);
+        // Everything below the log start was committed (retention stops at the commit
+        // index), and raft insists the commit index is not below it.
+        hard.commit = saved.commit.max(index_of(start) - 1).min(last_index);
         let mut terms = TermRuns::default();
         match last_epoch {
             Some(e) => terms.reset(last_index, e.max(0) as u64),

@@ -45,6 +45,7 @@ pub enum ErrorCode {
     TopicAlreadyExists = 36,
     InvalidPartitions = 37,
     InvalidReplicationFactor = 38,
+    InvalidReplicaAssignment = 39,
     InvalidConfig = 40,
     /// The request was malformed or sent to an incompatible broker.
     InvalidRequest = 42,
@@ -105,6 +106,7 @@ impl ErrorCode {
         ErrorCode::TopicAlreadyExists,
         ErrorCode::InvalidPartitions,
         ErrorCode::InvalidReplicationFactor,
+        ErrorCode::InvalidReplicaAssignment,
         ErrorCode::InvalidConfig,
         ErrorCode::InvalidRequest,
         ErrorCode::PolicyViolation,
@@ -174,6 +176,7 @@ impl ErrorCode {
             ErrorCode::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
             ErrorCode::InvalidPartitions => "INVALID_PARTITIONS",
             ErrorCode::InvalidReplicationFactor => "INVALID_REPLICATION_FACTOR",
+            ErrorCode::InvalidReplicaAssignment => "INVALID_REPLICA_ASSIGNMENT",
             ErrorCode::InvalidConfig => "INVALID_CONFIG",
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
             ErrorCode::PolicyViolation => "POLICY_VIOLATION",

@@ -17,8 +17,9 @@ const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// What an append of one call's records did.
 #[derive(Debug, Default)]
 pub(super) struct Appended {
-    /// Per written partition, the offset it must be durable below.
-    pub durable: Vec<(TopicPartition, i64)>,
+    /// Per written partition, the offset it must be committed below, and the term the
+    /// records were appended in.
+    pub durable: Vec<(TopicPartition, i64, u64)>,
     /// Partitions where an append failed.
     pub failed: BTreeSet<i32>,
 }
@@ -37,7 +38,7 @@ pub(super) fn append_records(broker: &Arc<Broker>, records: Vec<OffsetsRecord>) 
         let mut end = None;
         for batch in batches(&records, now) {
             match broker.append(&tp, &batch) {
-                Ok(a) => end = Some(a.last_offset + 1),
+                Ok(a) => end = Some((a.last_offset + 1, a.term)),
                 Err(f) => {
                     tracing::error!(partition = %tp.dir_name(), error = %f.message, "appending to __consumer_offsets failed");
                     out.failed.insert(partition);
@@ -46,9 +47,9 @@ pub(super) fn append_records(broker: &Arc<Broker>, records: Vec<OffsetsRecord>) 
             }
         }
         if !out.failed.contains(&partition)
-            && let Some(end) = end
+            && let Some((end, term)) = end
         {
-            out.durable.push((tp, end));
+            out.durable.push((tp, end, term));
         }
     }
     out

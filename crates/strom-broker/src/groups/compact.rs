@@ -164,7 +164,9 @@ mod tests {
         ] {
             raw.set(key, value, "test").unwrap();
         }
-        Broker::open(raw.build().unwrap()).unwrap()
+        let broker = Broker::open(raw.build().unwrap()).unwrap();
+        assert!(broker.wait_ready(std::time::Duration::from_secs(10)));
+        broker
     }
 
     fn commit(broker: &Arc<Broker>, group: &str, offsets: &[(i32, i64)]) {

@@ -22,14 +22,14 @@ pub(super) fn replay_partition(
     partition: i32,
 ) -> Result<(), Failure> {
     let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-    let Some((start, end)) = broker.offsets(&tp) else {
+    let Some((start, end)) = broker.local_offsets(&tp) else {
         return Ok(());
     };
     let corrupt = |what: String| Failure::new(ErrorCode::CorruptMessage, what);
     let mut offset = start;
     let mut replayed = 0u64;
     while offset < end {
-        let read = broker.read(&tp, offset, READ_BYTES)?;
+        let read = broker.read_local(&tp, offset, READ_BYTES)?;
         let Some(slice) = read.slice else {
             break;
         };
@@ -39,6 +39,11 @@ pub(super) fn replay_partition(
             let (_, range) = batch.map_err(|e| corrupt(format!("{}: {e}", tp.dir_name())))?;
             let (header, records) = decode_records(&bytes[range])
                 .map_err(|e| corrupt(format!("{}: {e}", tp.dir_name())))?;
+            if header.is_control() {
+                // Raft's leader-change markers.
+                offset = offset.max(header.last_offset() + 1);
+                continue;
+            }
             for r in records {
                 // A read starts at the batch holding `offset`: skip what was replayed.
                 if r.offset < offset {

@@ -22,9 +22,11 @@ use strom_wire::ErrorCode;
 use tokio::sync::{oneshot, watch};
 
 use crate::broker::{Broker, now_ms};
-use crate::errors::Failure;
 
 pub use ticker::spawn_ticker;
+
+/// How long a coordinator's records may take to commit before its answer fails.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The internal topic holding group metadata and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -73,16 +75,50 @@ impl Groups {
         }
     }
 
-    /// Loads every `__consumer_offsets` partition from its log (start-up).
-    pub fn load_all(&self, broker: &Broker, partitions: i32) -> Result<(), Failure> {
+    /// This node became (or stopped being) the leader of `__consumer_offsets`
+    /// partition `partition`: it starts coordinating that partition's groups (the
+    /// ticker replays the partition from the log, meanwhile they answer
+    /// COORDINATOR_LOAD_IN_PROGRESS) or stops at once (NOT_COORDINATOR, parked requests
+    /// answered so clients look for the new coordinator).
+    pub fn partition_leadership(&self, broker: &Arc<Broker>, partition: i32, is_leader: bool) {
         let mut inner = self.inner.lock().unwrap();
-        for p in 0..partitions {
-            // Nothing is parked at start-up, so unloading answers nobody.
-            let _ = inner.coordinator.begin_load(p);
-            load::replay_partition(broker, &mut inner.coordinator, p)?;
-            inner.coordinator.finish_load(p, now_ms());
+        if is_leader {
+            self.load_partition(broker, &mut inner, partition);
+        } else {
+            inner.reload.remove(&partition);
+            inner.compacting.remove(&partition);
+            let fx = inner.coordinator.unload(partition);
+            debug_assert!(fx.records.is_empty());
+            self.deliver(fx.responses);
         }
-        Ok(())
+    }
+
+    /// Replays a partition this node leads into the coordinator (after unloading what
+    /// it had); on failure it is retried by the ticker. Its whole local log is read:
+    /// as leader, everything in it will be committed.
+    fn load_partition(&self, broker: &Arc<Broker>, inner: &mut Inner, p: i32) {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+        if !broker.partition_status(&tp).is_some_and(|s| s.is_leader) {
+            // Leadership moved on before the replay: another node coordinates.
+            let fx = inner.coordinator.unload(p);
+            self.deliver(fx.responses);
+            return;
+        }
+        let fx = inner.coordinator.begin_load(p);
+        self.apply(broker, inner, fx);
+        match load::replay_partition(broker, &mut inner.coordinator, p) {
+            Ok(()) => {
+                inner.coordinator.finish_load(p, now_ms());
+                tracing::info!(
+                    partition = p,
+                    "coordinating the groups of __consumer_offsets partition"
+                );
+            }
+            Err(f) => {
+                tracing::error!(partition = p, error = %f.message, "loading __consumer_offsets failed; retrying");
+                inner.reload.insert(p);
+            }
+        }
     }
 
     /// Runs one coordinator call and returns where its answer will arrive. The records
@@ -108,18 +144,7 @@ impl Groups {
         let mut inner = self.inner.lock().unwrap();
         let pending: Vec<i32> = std::mem::take(&mut inner.reload).into_iter().collect();
         for p in pending {
-            let fx = inner.coordinator.begin_load(p);
-            self.apply(broker, &mut inner, fx);
-            match load::replay_partition(broker, &mut inner.coordinator, p) {
-                Ok(()) => {
-                    inner.coordinator.finish_load(p, now_ms());
-                    tracing::info!(partition = p, "reloaded __consumer_offsets partition");
-                }
-                Err(f) => {
-                    tracing::error!(partition = p, error = %f.message, "reloading __consumer_offsets failed; retrying");
-                    inner.reload.insert(p);
-                }
-            }
+            self.load_partition(broker, &mut inner, p);
         }
         let fx = inner.coordinator.tick(now_ms());
         self.apply(broker, &mut inner, fx);
@@ -193,8 +218,8 @@ impl Groups {
                 let _ = prev.wait_for(|sent| *sent).await;
             }
             let mut failed = BTreeSet::new();
-            for (tp, end) in &appended.durable {
-                if let Err(f) = broker.wait_durable(tp, *end).await {
+            for (tp, end, term) in &appended.durable {
+                if let Err(f) = broker.wait_committed(tp, *end, *term, COMMIT_TIMEOUT).await {
                     tracing::error!(partition = %tp.dir_name(), error = %f.message, "__consumer_offsets not durable");
                     failed.insert(tp.partition);
                 }
@@ -264,7 +289,9 @@ mod tests {
         raw.set("data_dir", dir.display().to_string(), "test")
             .unwrap();
         raw.set("offsets_topic_partitions", "3", "test").unwrap();
-        Broker::open(raw.build().unwrap()).unwrap()
+        let broker = Broker::open(raw.build().unwrap()).unwrap();
+        assert!(broker.wait_ready(std::time::Duration::from_secs(10)));
+        broker
     }
 
     fn commit(broker: &Arc<Broker>, group: &str, topic: &str, offsets: &[(i32, i64)]) {
@@ -369,15 +396,15 @@ mod tests {
         let _guard = rt.enter();
         let broker = open(dir.path());
         assert_eq!(broker.topics.get(OFFSETS_TOPIC).unwrap().partitions, 3);
-        broker
-            .create_topic("t", 2, Default::default(), false)
+        rt.block_on(broker.create_topic("t", 2, -1, None, Default::default(), false))
             .unwrap();
         let mut b = RecordBatchBuilder::new();
         for i in 0..10u8 {
             b.push(0, None, Some(&[i]), &[]);
         }
-        broker
-            .append(&TopicPartition::new("t", 0), &b.build())
+        let tp = TopicPartition::new("t", 0);
+        let a = broker.append(&tp, &b.build()).unwrap();
+        rt.block_on(broker.wait_committed(&tp, 10, a.term, std::time::Duration::from_secs(5)))
             .unwrap();
         commit(&broker, "g", "t", &[(0, 4), (1, 0)]);
         commit(&broker, "g", "t", &[(0, 6)]);
@@ -389,9 +416,10 @@ mod tests {
             .collect();
         assert_eq!(
             got,
+            // Each partition starts with its first leader's control batch (offset 0).
             [
-                (0, Some(6), Some(10), Some(4)),
-                (1, Some(0), Some(0), Some(0))
+                (0, Some(6), Some(11), Some(5)),
+                (1, Some(0), Some(1), Some(1))
             ]
         );
         assert!(broker.group_lag("unknown").is_none());
@@ -399,9 +427,17 @@ mod tests {
         broker.close().unwrap();
         drop(broker);
         let broker = open(dir.path());
-        let rows = broker.group_lag("g").unwrap();
+        // The restarted leader's own control batch (offset 11) commits shortly.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let rows = loop {
+            let rows = broker.group_lag("g").unwrap();
+            if rows[0].end_offset == Some(12) || std::time::Instant::now() > deadline {
+                break rows;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
         assert_eq!(rows[0].committed_offset, Some(6), "replayed from the log");
-        assert_eq!(rows[0].lag, Some(4));
+        assert_eq!(rows[0].lag, Some(6));
         broker.close().unwrap();
     }
 }

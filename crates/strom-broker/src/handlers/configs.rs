@@ -10,12 +10,12 @@ use strom_wire::kafka_protocol::messages::describe_configs_response::{
 };
 use strom_wire::kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, alter_configs_response,
-    incremental_alter_configs_response,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseKind,
+    alter_configs_response, incremental_alter_configs_request, incremental_alter_configs_response,
 };
 
 use super::admin::{SOURCE_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
-use super::str_bytes;
+use super::{Reply, Response, str_bytes};
 use crate::broker::Broker;
 use crate::config::SETTINGS;
 use crate::topics::{TOPIC_CONFIGS, TopicError};
@@ -183,11 +183,11 @@ fn refuse_non_topic(resource_type: i8) -> TopicError {
     }
 }
 
-pub fn alter_configs(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+pub fn alter_configs(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Reply {
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let mut responses = Vec::with_capacity(req.resources.len());
+        for r in req.resources {
             let name = r.resource_name.to_string();
             let result = if r.resource_type != RESOURCE_TOPIC {
                 Err(refuse_non_topic(r.resource_type))
@@ -202,65 +202,95 @@ pub fn alter_configs(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterCon
                             .map(|v| (c.name.to_string(), v.to_string()))
                     })
                     .collect();
-                broker.set_topic_configs(&name, configs, req.validate_only)
+                broker
+                    .set_topic_configs(&name, configs, req.validate_only)
+                    .await
             };
             let base = alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name);
-            match result {
+            responses.push(match result {
                 Ok(_) => base,
                 Err(e) => base
                     .with_error_code(e.code.code())
                     .with_error_message(Some(str_bytes(e.message))),
-            }
-        })
-        .collect();
-    AlterConfigsResponse::default().with_responses(responses)
+            });
+        }
+        Response::Kind(ResponseKind::AlterConfigs(
+            AlterConfigsResponse::default().with_responses(responses),
+        ))
+    }))
 }
 
 pub fn incremental_alter_configs(
     broker: &Arc<Broker>,
     req: IncrementalAlterConfigsRequest,
-) -> IncrementalAlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+) -> Reply {
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let mut responses = Vec::with_capacity(req.resources.len());
+        for r in req.resources {
             let name = r.resource_name.to_string();
             let result = if r.resource_type != RESOURCE_TOPIC {
                 Err(refuse_non_topic(r.resource_type))
             } else {
-                match broker.topics.get(&name) {
-                    None => Err(TopicError::new(ErrorCode::UnknownTopicOrPartition, format!("topic '{name}' does not exist"))),
-                    Some(meta) => {
-                        let mut configs = meta.configs.clone();
-                        let mut bad = None;
-                        for c in &r.configs {
-                            match (c.config_operation, &c.value) {
-                                (OP_SET, Some(v)) => {
-                                    configs.insert(c.name.to_string(), v.to_string());
-                                }
-                                (OP_DELETE, _) => {
-                                    configs.remove(c.name.as_str());
-                                }
-                                (op, _) => {
-                                    bad = Some(TopicError::new(ErrorCode::InvalidConfig, format!("operation {op} on '{}' is not supported (Strom's topic configs are not lists)", c.name.as_str())));
-                                }
-                            }
-                        }
-                        match bad {
-                            Some(e) => Err(e),
-                            None => broker.set_topic_configs(&name, configs, req.validate_only),
-                        }
+                match incremental(&broker, &name, &r.configs) {
+                    Ok(configs) => {
+                        broker
+                            .set_topic_configs(&name, configs, req.validate_only)
+                            .await
                     }
+                    Err(e) => Err(e),
                 }
             };
-            let base = incremental_alter_configs_response::AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name);
-            match result {
+            let base = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name);
+            responses.push(match result {
                 Ok(_) => base,
-                Err(e) => base.with_error_code(e.code.code()).with_error_message(Some(str_bytes(e.message))),
+                Err(e) => base
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            });
+        }
+        Response::Kind(ResponseKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsResponse::default().with_responses(responses),
+        ))
+    }))
+}
+
+/// A topic's configs after an incremental change (set and delete; list operations are
+/// refused: Strom's topic configs are not lists).
+fn incremental(
+    broker: &Broker,
+    name: &str,
+    changes: &[incremental_alter_configs_request::AlterableConfig],
+) -> Result<std::collections::BTreeMap<String, String>, TopicError> {
+    let meta = broker.topics.get(name).ok_or_else(|| {
+        TopicError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    let mut configs = meta.configs.clone();
+    for c in changes {
+        match (c.config_operation, &c.value) {
+            (OP_SET, Some(v)) => {
+                configs.insert(c.name.to_string(), v.to_string());
             }
-        })
-        .collect();
-    IncrementalAlterConfigsResponse::default().with_responses(responses)
+            (OP_DELETE, _) => {
+                configs.remove(c.name.as_str());
+            }
+            (op, _) => {
+                return Err(TopicError::new(
+                    ErrorCode::InvalidConfig,
+                    format!(
+                        "operation {op} on '{}' is not supported (Strom's topic configs are not lists)",
+                        c.name.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(configs)
 }

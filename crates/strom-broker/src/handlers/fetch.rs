@@ -141,26 +141,33 @@ fn read_all(
             records_len: 0,
         };
         let mut slice = None;
-        let epoch_check = check_leader_epoch(w.leader_epoch);
-        if !w.known {
+        let tp = TopicPartition::new(w.topic.clone(), w.partition);
+        let status = broker.partition_status(&tp).filter(|s| s.is_leader);
+        if !w.known || !broker.topics.contains(&w.topic) {
             pd.error_code = unknown_topic.code();
             errors = true;
-        } else if epoch_check != ErrorCode::None {
-            pd.error_code = epoch_check.code();
+        } else if let Some(code) = match status {
+            None => Some(ErrorCode::NotLeaderOrFollower),
+            Some(s) => Some(check_leader_epoch(w.leader_epoch, s.leader_epoch()))
+                .filter(|c| *c != ErrorCode::None),
+        } {
+            pd.error_code = code.code();
             errors = true;
         } else {
-            let tp = TopicPartition::new(w.topic.clone(), w.partition);
             // No log: the topic was deleted after the request was resolved (a long poll
             // outlives it). Report it unknown, as Kafka does, not "offset out of range",
             // which would make the client reset its position.
-            let (start, end) = broker.offsets(&tp).unwrap_or((-1, -1));
+            let (start, log_end) = broker.local_offsets(&tp).unwrap_or((-1, -1));
+            let end = status.map_or(-1, |s| s.high_watermark.min(log_end));
             pd.high_watermark = end;
             pd.last_stable_offset = end;
             pd.log_start_offset = start;
-            if end < 0 {
+            if log_end < 0 {
                 pd.error_code = unknown_topic.code();
                 errors = true;
-            } else if w.offset < start || w.offset > end {
+            } else if w.offset < start || w.offset > log_end {
+                // Between the high watermark and the log end is in range: a new leader
+                // may not yet know how far its predecessor had committed.
                 pd.error_code = ErrorCode::OffsetOutOfRange.code();
                 errors = true;
             } else if w.offset < end && (total < max_bytes || total == 0) {
@@ -223,7 +230,12 @@ mod tests {
         raw.set("data_dir", dir.path().display().to_string(), "test")
             .unwrap();
         let broker = Broker::open(raw.build().unwrap()).unwrap();
-        broker.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(broker.create_topic("t", 1, -1, None, BTreeMap::new(), false))
+            .unwrap();
         let req = FetchRequest::default()
             .with_max_wait_ms(50)
             .with_min_bytes(1)
@@ -242,11 +254,7 @@ mod tests {
         let Reply::Later(pending) = fetch(&broker, req, 12) else {
             panic!("an empty partition long-polls");
         };
-        broker.delete_topic("t").unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        rt.block_on(broker.delete_topic("t")).unwrap();
         let Response::Fetch(out) = rt.block_on(pending) else {
             panic!("a Fetch answer");
         };

@@ -1,5 +1,5 @@
-//! Metadata (with topic auto-creation) and DescribeCluster: who the broker is and which
-//! topics and partitions it leads.
+//! Metadata (with topic auto-creation), DescribeCluster and FindCoordinator: the
+//! cluster's brokers, and which of them leads each partition and coordinates each group.
 
 use std::sync::Arc;
 
@@ -14,16 +14,34 @@ use strom_wire::kafka_protocol::messages::{
     FindCoordinatorResponse, MetadataRequest, MetadataResponse,
 };
 
-use super::{str_bytes, topic_name};
-use crate::broker::{Broker, LEADER_EPOCH};
+use strom_log::TopicPartition;
+use strom_wire::kafka_protocol::messages::ResponseKind;
+
+use super::{Reply, Response, str_bytes, topic_name};
+use crate::broker::Broker;
+use crate::groups::OFFSETS_TOPIC;
 use crate::topics::{TopicMeta, validate_topic_name};
 
 /// Authorized-operations fields when the client did not ask for them.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
-pub fn metadata(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
-    let (host, port) = broker.config.advertised();
-    let node = BrokerId(broker.config.node_id);
+/// Metadata: the registered brokers, the controller (the metadata group's leader) and
+/// the topics asked for, created first when auto-creation applies (which waits for the
+/// metadata log, hence an answer that comes later).
+pub fn metadata(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> Reply {
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        Response::Kind(ResponseKind::Metadata(
+            metadata_response(&broker, req, version).await,
+        ))
+    }))
+}
+
+async fn metadata_response(
+    broker: &Arc<Broker>,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     // v0 sends an empty list for "all topics"; v1+ sends null.
     let wanted: Option<Vec<_>> = match req.topics {
         Some(t) if !(version == 0 && t.is_empty()) => Some(t),
@@ -39,44 +57,75 @@ pub fn metadata(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> Met
             .iter()
             .map(|t| describe_topic(broker, t))
             .collect(),
-        Some(list) => list
-            .into_iter()
-            .map(|t| match t.name {
-                Some(name) => {
-                    let name = name.0.to_string();
-                    match broker.topics.get(&name) {
-                        Some(meta) => describe_topic(broker, &meta),
-                        None => match validate_topic_name(&name) {
-                            Err(_) => error_topic(&name, ErrorCode::InvalidTopicException),
-                            Ok(()) if may_create => match broker.auto_create_topic(&name) {
-                                Ok(meta) => describe_topic(broker, &meta),
-                                Err(e) => error_topic(&name, e.code),
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for t in list {
+                out.push(match t.name {
+                    Some(name) => {
+                        let name = name.0.to_string();
+                        match broker.topics.get(&name) {
+                            Some(meta) => describe_topic(broker, &meta),
+                            None => match validate_topic_name(&name) {
+                                Err(_) => error_topic(&name, ErrorCode::InvalidTopicException),
+                                Ok(()) if may_create => {
+                                    match broker.auto_create_topic(&name).await {
+                                        Ok(meta) => describe_topic(broker, &meta),
+                                        Err(e) => error_topic(&name, e.code),
+                                    }
+                                }
+                                Ok(()) => error_topic(&name, ErrorCode::UnknownTopicOrPartition),
                             },
-                            Ok(()) => error_topic(&name, ErrorCode::UnknownTopicOrPartition),
-                        },
+                        }
                     }
-                }
-                None => match broker.topics.by_id(t.topic_id) {
-                    Some(meta) => describe_topic(broker, &meta),
-                    None => MetadataResponseTopic::default()
-                        .with_error_code(ErrorCode::UnknownTopicId.code())
-                        .with_topic_id(t.topic_id)
-                        .with_topic_authorized_operations(OPERATIONS_OMITTED),
-                },
-            })
-            .collect(),
+                    None => match broker.topics.by_id(t.topic_id) {
+                        Some(meta) => describe_topic(broker, &meta),
+                        None => MetadataResponseTopic::default()
+                            .with_error_code(ErrorCode::UnknownTopicId.code())
+                            .with_topic_id(t.topic_id)
+                            .with_topic_authorized_operations(OPERATIONS_OMITTED),
+                    },
+                });
+            }
+            out
+        }
     };
-    MetadataResponse::default()
-        .with_brokers(vec![
+    let brokers = known_brokers(broker)
+        .into_iter()
+        .map(|(id, host, port)| {
             MetadataResponseBroker::default()
-                .with_node_id(node)
+                .with_node_id(BrokerId(id))
                 .with_host(str_bytes(host))
-                .with_port(port as i32),
-        ])
-        .with_cluster_id(Some(str_bytes(broker.node.cluster_id.clone())))
-        .with_controller_id(node)
+                .with_port(port)
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(broker.cluster_id())))
+        .with_controller_id(BrokerId(controller(broker)))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
+}
+
+/// The brokers clients may connect to: every registered one (this one too, even before
+/// its registration is committed).
+fn known_brokers(broker: &Broker) -> Vec<(i32, String, i32)> {
+    let mut all: Vec<(i32, String, i32)> = broker
+        .brokers()
+        .into_iter()
+        .map(|(id, a)| (id, a.host, a.port))
+        .collect();
+    if !all.iter().any(|b| b.0 == broker.config.node_id) {
+        let (host, port) = broker.config.advertised();
+        all.push((broker.config.node_id, host, i32::from(port)));
+        all.sort();
+    }
+    all
+}
+
+/// The controller clients are told about: the metadata group's leader (any broker
+/// accepts admin requests and forwards them; this one while no leader is known).
+fn controller(broker: &Broker) -> i32 {
+    broker.controller().unwrap_or(broker.config.node_id)
 }
 
 fn error_topic(name: &str, code: ErrorCode) -> MetadataResponseTopic {
@@ -87,15 +136,33 @@ fn error_topic(name: &str, code: ErrorCode) -> MetadataResponseTopic {
 }
 
 fn describe_topic(broker: &Broker, meta: &TopicMeta) -> MetadataResponseTopic {
-    let node = BrokerId(broker.config.node_id);
     let partitions = (0..meta.partitions)
         .map(|p| {
-            MetadataResponsePartition::default()
+            let tp = TopicPartition::new(meta.name.clone(), p);
+            let replicas: Vec<BrokerId> =
+                meta.replicas_of(p).iter().map(|&r| BrokerId(r)).collect();
+            let isr: Vec<BrokerId> = broker
+                .in_sync_replicas(&tp)
+                .map(|v| v.into_iter().map(BrokerId).collect())
+                .unwrap_or_else(|| replicas.clone());
+            let base = MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_replica_nodes(replicas)
+                .with_isr_nodes(isr);
+            match broker.leader_of(&tp) {
+                Some((leader, epoch)) => base
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch),
+                None if broker.partition_status(&tp).is_some() => base
+                    .with_error_code(ErrorCode::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(-1),
+                // No replica here, so no view of its group: name the preferred leader;
+                // a wrong guess answers NOT_LEADER_OR_FOLLOWER and the client asks again.
+                None => base
+                    .with_leader_id(BrokerId(meta.replicas_of(p).first().copied().unwrap_or(-1)))
+                    .with_leader_epoch(-1),
+            }
         })
         .collect();
     MetadataResponseTopic::default()
@@ -110,18 +177,21 @@ pub fn describe_cluster(
     broker: &Arc<Broker>,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let (host, port) = broker.config.advertised();
-    let node = BrokerId(broker.config.node_id);
     DescribeClusterResponse::default()
         .with_endpoint_type(1)
-        .with_cluster_id(str_bytes(broker.node.cluster_id.clone()))
-        .with_controller_id(node)
-        .with_brokers(vec![
-            DescribeClusterBroker::default()
-                .with_broker_id(node)
-                .with_host(str_bytes(host))
-                .with_port(port as i32),
-        ])
+        .with_cluster_id(str_bytes(broker.cluster_id()))
+        .with_controller_id(BrokerId(controller(broker)))
+        .with_brokers(
+            known_brokers(broker)
+                .into_iter()
+                .map(|(id, host, port)| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(id))
+                        .with_host(str_bytes(host))
+                        .with_port(port)
+                })
+                .collect(),
+        )
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
 }
 
@@ -129,7 +199,9 @@ pub fn describe_cluster(
 const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
 
-/// FindCoordinator: this node coordinates every consumer group. Transactions are not
+/// FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets`
+/// partition (COORDINATOR_NOT_AVAILABLE, which clients retry, while there is none or
+/// the topic does not exist yet). Transactions are not
 /// supported, so a transaction coordinator is COORDINATOR_NOT_AVAILABLE (which clients
 /// retry) rather than a closed connection, which would fail whatever else that client has
 /// in flight on it.
@@ -138,11 +210,25 @@ pub fn find_coordinator(
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let (host, port) = broker.config.advertised();
-    let node = broker.config.node_id;
-    let answer = |key_type: i8| -> (i32, String, i32, ErrorCode, Option<&'static str>) {
+    let brokers = known_brokers(broker);
+    let partitions = broker.config.group.offsets_topic_partitions;
+    let answer = |key_type: i8, key: &str| -> (i32, String, i32, ErrorCode, Option<&'static str>) {
         match key_type {
-            KEY_GROUP => (node, host.clone(), i32::from(port), ErrorCode::None, None),
+            KEY_GROUP => {
+                let tp =
+                    TopicPartition::new(OFFSETS_TOPIC, strom_group::partition_for(key, partitions));
+                let leader = broker.leader_of(&tp).map(|(l, _)| l);
+                match leader.and_then(|l| brokers.iter().find(|b| b.0 == l)) {
+                    Some((id, host, port)) => (*id, host.clone(), *port, ErrorCode::None, None),
+                    None => (
+                        -1,
+                        String::new(),
+                        -1,
+                        ErrorCode::CoordinatorNotAvailable,
+                        Some("the group's coordinator is being elected"),
+                    ),
+                }
+            }
             KEY_TRANSACTION => (
                 -1,
                 String::new(),
@@ -159,7 +245,6 @@ pub fn find_coordinator(
             ),
         }
     };
-    let (node_id, host, port, code, message) = answer(req.key_type);
     let resp = FindCoordinatorResponse::default();
     if version >= 4 {
         let keys = if req.coordinator_keys.is_empty() {
@@ -170,10 +255,11 @@ pub fn find_coordinator(
         resp.with_coordinators(
             keys.into_iter()
                 .map(|key| {
+                    let (node_id, host, port, code, message) = answer(req.key_type, key.as_str());
                     Coordinator::default()
                         .with_key(key)
                         .with_node_id(BrokerId(node_id))
-                        .with_host(str_bytes(host.clone()))
+                        .with_host(str_bytes(host))
                         .with_port(port)
                         .with_error_code(code.code())
                         .with_error_message(message.map(str_bytes))
@@ -182,6 +268,7 @@ pub fn find_coordinator(
         )
     } else {
         // Before v4 the single coordinator's fields sit at the top level.
+        let (node_id, host, port, code, message) = answer(req.key_type, req.key.as_str());
         resp.with_node_id(BrokerId(node_id))
             .with_host(str_bytes(host))
             .with_port(port)

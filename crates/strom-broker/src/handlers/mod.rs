@@ -81,9 +81,7 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Rep
         RequestKind::ApiVersions(_) => Reply::now(Response::Kind(ResponseKind::ApiVersions(
             strom_wire::api_versions_response(ErrorCode::None),
         ))),
-        RequestKind::Metadata(r) => Reply::now(Response::Kind(ResponseKind::Metadata(
-            metadata::metadata(broker, r, version),
-        ))),
+        RequestKind::Metadata(r) => metadata::metadata(broker, r, version),
         RequestKind::DescribeCluster(r) => Reply::now(Response::Kind(
             ResponseKind::DescribeCluster(metadata::describe_cluster(broker, r)),
         )),
@@ -98,24 +96,14 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Rep
         RequestKind::DeleteRecords(r) => Reply::now(Response::Kind(ResponseKind::DeleteRecords(
             offsets::delete_records(broker, r),
         ))),
-        RequestKind::CreateTopics(r) => Reply::now(Response::Kind(ResponseKind::CreateTopics(
-            admin::create_topics(broker, r, version),
-        ))),
-        RequestKind::DeleteTopics(r) => Reply::now(Response::Kind(ResponseKind::DeleteTopics(
-            admin::delete_topics(broker, r),
-        ))),
-        RequestKind::CreatePartitions(r) => Reply::now(Response::Kind(
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, r)),
-        )),
+        RequestKind::CreateTopics(r) => admin::create_topics(broker, r, version),
+        RequestKind::DeleteTopics(r) => admin::delete_topics(broker, r),
+        RequestKind::CreatePartitions(r) => admin::create_partitions(broker, r),
         RequestKind::DescribeConfigs(r) => Reply::now(Response::Kind(
             ResponseKind::DescribeConfigs(configs::describe_configs(broker, r)),
         )),
-        RequestKind::AlterConfigs(r) => Reply::now(Response::Kind(ResponseKind::AlterConfigs(
-            configs::alter_configs(broker, r),
-        ))),
-        RequestKind::IncrementalAlterConfigs(r) => Reply::now(Response::Kind(
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(broker, r)),
-        )),
+        RequestKind::AlterConfigs(r) => configs::alter_configs(broker, r),
+        RequestKind::IncrementalAlterConfigs(r) => configs::incremental_alter_configs(broker, r),
         RequestKind::InitProducerId(r) => Reply::now(Response::Kind(ResponseKind::InitProducerId(
             producer_id::init_producer_id(broker, r),
         ))),
@@ -144,13 +132,12 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
     TopicName(str_bytes(s))
 }
 
-/// Checks a client's view of the leader epoch against ours (always
-/// [`crate::broker::LEADER_EPOCH`] on a single node): -1 means "not checked".
-pub(crate) fn check_leader_epoch(current: i32) -> ErrorCode {
-    use crate::broker::LEADER_EPOCH;
-    if current == -1 || current == LEADER_EPOCH {
+/// Checks a client's view of the leader epoch against ours (the Raft term): -1 means
+/// "not checked".
+pub(crate) fn check_leader_epoch(current: i32, ours: i32) -> ErrorCode {
+    if current == -1 || current == ours {
         ErrorCode::None
-    } else if current > LEADER_EPOCH {
+    } else if current > ours {
         ErrorCode::UnknownLeaderEpoch
     } else {
         ErrorCode::FencedLeaderEpoch
@@ -205,6 +192,7 @@ mod tests {
         raw.set("data_dir", dir.path().display().to_string(), "test")
             .unwrap();
         let broker = Broker::open(raw.build().unwrap()).unwrap();
+        assert!(broker.wait_ready(std::time::Duration::from_secs(10)));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

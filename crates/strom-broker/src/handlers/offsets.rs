@@ -20,7 +20,7 @@ use strom_wire::kafka_protocol::messages::{
 };
 
 use super::check_leader_epoch;
-use crate::broker::{Broker, LEADER_EPOCH};
+use crate::broker::Broker;
 use crate::errors::Failure;
 
 const LATEST: i64 = -1;
@@ -36,15 +36,36 @@ fn known(broker: &Broker, topic: &str, partition: i32) -> bool {
         .is_some_and(|t| partition >= 0 && partition < t.partitions)
 }
 
+/// The checks every partition-level request makes: the partition exists, this node leads
+/// it, and the client's leader epoch (if it sent one) is current. Returns the epoch.
+fn check_partition(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    client_epoch: i32,
+) -> Result<i32, ErrorCode> {
+    if !known(broker, topic, partition) {
+        return Err(ErrorCode::UnknownTopicOrPartition);
+    }
+    let status = broker
+        .partition_status(&TopicPartition::new(topic, partition))
+        .filter(|s| s.is_leader)
+        .ok_or(ErrorCode::NotLeaderOrFollower)?;
+    match check_leader_epoch(client_epoch, status.leader_epoch()) {
+        ErrorCode::None => Ok(status.leader_epoch()),
+        e => Err(e),
+    }
+}
+
 pub fn list_offsets(
     broker: &Arc<Broker>,
     req: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
     // The leader epoch field exists from v4 on; older encodings refuse a set value.
-    let epoch_for = |offset: i64| {
+    let epoch_for = |offset: i64, epoch: i32| {
         if offset >= 0 && version >= 4 {
-            LEADER_EPOCH
+            epoch
         } else {
             -1
         }
@@ -63,13 +84,15 @@ pub fn list_offsets(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    if !known(broker, &name, p.partition_index) {
-                        return resp.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
-                    }
-                    let epoch = check_leader_epoch(p.current_leader_epoch);
-                    if epoch != ErrorCode::None {
-                        return resp.with_error_code(epoch.code());
-                    }
+                    let epoch = match check_partition(
+                        broker,
+                        &name,
+                        p.partition_index,
+                        p.current_leader_epoch,
+                    ) {
+                        Ok(e) => e,
+                        Err(code) => return resp.with_error_code(code.code()),
+                    };
                     match lookup(
                         broker,
                         &TopicPartition::new(name.clone(), p.partition_index),
@@ -78,7 +101,7 @@ pub fn list_offsets(
                         Ok((offset, timestamp)) => resp
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(epoch_for(offset)),
+                            .with_leader_epoch(epoch_for(offset, epoch)),
                         Err(f) => resp.with_error_code(f.code.code()),
                     }
                 })
@@ -116,7 +139,7 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, 
                 .with_log(tp, |l| l.offset_for_timestamp(ts))
                 .transpose()?
                 .flatten();
-            Ok(found.map_or((-1, -1), |t| {
+            Ok(found.filter(|t| t.offset < end).map_or((-1, -1), |t| {
                 first_record_at_or_after(broker, tp, t.offset, ts, start)
                     .unwrap_or((t.offset, t.timestamp))
             }))
@@ -166,22 +189,20 @@ pub fn offset_for_leader_epoch(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    if !known(broker, &name, p.partition) {
-                        return resp.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    if let Err(code) =
+                        check_partition(broker, &name, p.partition, p.current_leader_epoch)
+                    {
+                        return resp.with_error_code(code.code());
                     }
-                    let epoch = check_leader_epoch(p.current_leader_epoch);
-                    if epoch != ErrorCode::None {
-                        return resp.with_error_code(epoch.code());
+                    let tp = TopicPartition::new(name.clone(), p.partition);
+                    match broker.epoch_end_offset(&tp, p.leader_epoch) {
+                        Ok(Some((epoch, end))) => {
+                            resp.with_leader_epoch(epoch).with_end_offset(end)
+                        }
+                        // Older than anything in the log: the undefined answer.
+                        Ok(None) => resp,
+                        Err(f) => resp.with_error_code(f.code.code()),
                     }
-                    // A single node has had one epoch: it ends at the log end. Asking for a
-                    // later epoch than exists gets the undefined answer (-1, -1).
-                    if p.leader_epoch > LEADER_EPOCH {
-                        return resp;
-                    }
-                    let end = broker
-                        .offsets(&TopicPartition::new(name.clone(), p.partition))
-                        .map_or(-1, |(_, e)| e);
-                    resp.with_leader_epoch(LEADER_EPOCH).with_end_offset(end)
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()
@@ -205,8 +226,8 @@ pub fn delete_records(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> Delete
                     let resp = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    if !known(broker, &name, p.partition_index) {
-                        return resp.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                    if let Err(code) = check_partition(broker, &name, p.partition_index, -1) {
+                        return resp.with_error_code(code.code());
                     }
                     let tp = TopicPartition::new(name.clone(), p.partition_index);
                     let result = broker.logs.with_log(&tp, |l| {

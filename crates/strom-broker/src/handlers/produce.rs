@@ -21,6 +21,7 @@ struct PartitionResult {
 
 pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply {
     let acks = req.acks;
+    let timeout_ms = req.timeout_ms;
     let mut results: Vec<(
         strom_wire::kafka_protocol::messages::TopicName,
         Vec<PartitionResult>,
@@ -80,13 +81,16 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
         ))));
     }
     let broker = broker.clone();
+    let timeout = std::time::Duration::from_millis(timeout_ms.max(1) as u64);
     Reply::Later(Box::pin(async move {
         for (_, parts) in results.iter_mut() {
             for r in parts.iter_mut() {
                 if let Ok(a) = &r.outcome
-                    && let Err(f) = broker.wait_durable(&r.tp, a.last_offset + 1).await
+                    && let Err(f) = broker
+                        .wait_committed(&r.tp, a.last_offset + 1, a.term, timeout)
+                        .await
                 {
-                    tracing::error!(partition = %r.tp.dir_name(), error = %f.message, "acks=all durability failed");
+                    tracing::info!(partition = %r.tp.dir_name(), error = %f.message, "acks=all not committed");
                     r.outcome = Err(f);
                 }
             }
