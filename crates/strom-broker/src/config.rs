@@ -416,6 +416,44 @@ impl RawSettings {
     }
 }
 
+/// The configuration reference, docs/configuration.md, as generated from [`SETTINGS`]
+/// (a test fails when the file differs, so the two cannot drift apart).
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         <!-- Generated from SETTINGS in crates/strom-broker/src/config.rs; do not edit. \
+         Regenerate with: STROM_BLESS=1 cargo test -p strom-broker configuration_reference -->\n\n\
+         Every setting of `strom serve` can be given three ways. Precedence: flag over \
+         environment variable over config file over the default.\n\n\
+         - in a TOML file passed with `--config FILE`, as `key = value` (strings, integers \
+           or booleans: `retention_ms = 60000`);\n\
+         - as an environment variable `STROM_` + the key in upper case \
+           (`STROM_RETENTION_MS=60000`);\n\
+         - as a flag `--` + the key with `-` for `_` (`--retention-ms 60000`).\n\n\
+         Two flags are not settings: `--config FILE` (the TOML file) and \
+         `--log-format text|json` (log line format; the level comes from `STROM_LOG`, \
+         e.g. `STROM_LOG=info,strom_broker=debug`, and defaults to `info`).\n\n\
+         | file key | flag | environment variable | default | meaning |\n\
+         |---|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("`{}`", s.default)
+        };
+        out.push_str(&format!(
+            "| `{}` | `--{}` | `STROM_{}` | {} | {} |\n",
+            s.key,
+            s.key.replace('_', "-"),
+            s.key.to_ascii_uppercase(),
+            default,
+            s.help.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 impl BrokerConfig {
     /// The defaults, as `strom serve` with no file, environment or flags.
     pub fn defaults() -> BrokerConfig {
@@ -471,6 +509,23 @@ mod tests {
         raw = RawSettings::default();
         raw.set("offsets_topic_partitions", "0", "flag").unwrap();
         assert!(raw.build().is_err());
+    }
+
+    /// docs/configuration.md is generated from SETTINGS; this fails when they differ.
+    #[test]
+    fn configuration_reference_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let expected = reference_markdown();
+        if std::env::var_os("STROM_BLESS").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+            return;
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/configuration.md is out of date with SETTINGS; regenerate it with\n  \
+             STROM_BLESS=1 cargo test -p strom-broker configuration_reference"
+        );
     }
 
     #[test]
