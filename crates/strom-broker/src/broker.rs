@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::errors::{Failure, batch_error_code};
 use crate::groups::{Groups, OFFSETS_TOPIC};
+use crate::metrics::Metrics;
 use crate::node::NodeState;
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::topics::{
@@ -71,6 +72,8 @@ pub struct Broker {
     pub node: NodeState,
     /// The consumer-group coordinator.
     pub groups: Groups,
+    /// Counters and histograms the request path and storage record (`metrics/`).
+    pub metrics: Arc<Metrics>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped after every append so long-polling fetches re-check.
     appended: watch::Sender<u64>,
@@ -104,12 +107,15 @@ impl Broker {
         manager.retention_check_interval = config.retention_check;
         let logs = LogManager::open(manager)?;
         let groups = Groups::new(config.group.clone());
+        let metrics = Arc::new(Metrics::new());
+        logs.group_commit().observe_fsyncs(metrics.fsync_observer());
         let broker = Broker {
             config,
             logs,
             topics,
             node,
             groups,
+            metrics,
             partitions: RwLock::new(HashMap::new()),
             appended: watch::channel(0).0,
             stopping: watch::channel(false).0,
@@ -447,6 +453,7 @@ impl Broker {
             );
         }
         drop(guard);
+        self.metrics.bytes_in(&tp.topic, records.len());
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
         Ok(Appended {
             base_offset: info.base_offset,

@@ -28,6 +28,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "address the Kafka listener binds",
     },
     Setting {
+        key: "metrics_listen",
+        default: "127.0.0.1:9644",
+        help: "address of the HTTP endpoint serving /metrics (Prometheus), /healthz and /readyz; empty disables it",
+    },
+    Setting {
         key: "advertised_listener",
         default: "",
         help: "host:port given to clients in Metadata (default: the listen address)",
@@ -153,6 +158,8 @@ pub const SETTINGS: &[Setting] = &[
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` when disabled.
+    pub metrics_listen: Option<SocketAddr>,
     pub advertised_listener: Option<(String, u16)>,
     pub data_dir: PathBuf,
     pub node_id: i32,
@@ -345,6 +352,11 @@ impl RawSettings {
                 },
             }
         };
+        let metrics_listen = if self.get("metrics_listen").0.trim().is_empty() {
+            None
+        } else {
+            Some(self.parse("metrics_listen")?)
+        };
         let default_partitions: i32 = self.parse("default_partitions")?;
         if default_partitions < 1 {
             return Err(self.invalid("default_partitions", "must be at least 1"));
@@ -353,6 +365,7 @@ impl RawSettings {
         let group = self.group_config()?;
         Ok(BrokerConfig {
             listen: self.parse("listen")?,
+            metrics_listen,
             advertised_listener: advertised,
             data_dir: PathBuf::from(self.get("data_dir").0),
             node_id: self.parse("node_id")?,
@@ -484,6 +497,19 @@ mod tests {
         assert_eq!(c.group.offsets_topic_partitions, 8);
         assert_eq!(c.group.initial_rebalance_delay_ms, 3000);
         assert_eq!(c.group.min_session_timeout_ms, 6000);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9644".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_empty_metrics_listen_disables_the_endpoint() {
+        let mut raw = RawSettings::default();
+        raw.merge_env([("STROM_METRICS_LISTEN".to_string(), String::new())])
+            .unwrap();
+        assert_eq!(raw.build().unwrap().metrics_listen, None);
+        raw.set("metrics_listen", "0.0.0.0:9100", "flag").unwrap();
+        assert_eq!(raw.build().unwrap().metrics_listen.unwrap().port(), 9100);
+        raw.set("metrics_listen", "nowhere", "flag").unwrap();
+        assert!(raw.build().is_err());
     }
 
     #[test]
