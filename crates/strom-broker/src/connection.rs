@@ -46,11 +46,12 @@ enum Outgoing {
 }
 
 /// What is needed to account for a request once its answer is written: its timer (for
-/// `strom_requests_total` and the latency histogram) and its outcome when known before
-/// the answer was encoded.
+/// `strom_requests_total` and the latency histogram), its outcome when known before the
+/// answer was encoded, and its span, so the "answered" event carries the request fields.
 struct Done {
     timer: Option<RequestTimer>,
     outcome: Option<i16>,
+    span: tracing::Span,
 }
 
 /// Serves one connection until the client closes it, it misbehaves, or shutdown.
@@ -127,6 +128,7 @@ fn handle_frame(
                     let done = Done {
                         timer: broker.metrics.start(api_key, started),
                         outcome: Some(strom_wire::ErrorCode::UnsupportedVersion.code()),
+                        span: tracing::Span::none(),
                     };
                     Ok(Some((Outgoing::Ready(reply), done)))
                 }
@@ -139,19 +141,21 @@ fn handle_frame(
     let correlation_id = request.correlation_id();
     let version = request.api_version();
     let api = request.api_key;
-    let client_id = request
-        .header
-        .client_id
-        .as_ref()
-        .map(|c| c.to_string())
-        .unwrap_or_default();
-    let span =
-        tracing::debug_span!("request", ?api, version, correlation_id, client = %client_id, %peer);
+    // The field values are only computed when the span is enabled (debug level).
+    let span = tracing::debug_span!(
+        "request",
+        api = crate::metrics::api_name(api),
+        api_version = version,
+        correlation_id,
+        client_id = request.header.client_id.as_deref().unwrap_or(""),
+        %peer
+    );
     let _entered = span.enter();
     tracing::trace!("handling");
     let mut done = Done {
         timer: broker.metrics.start(api as i16, started),
         outcome: None,
+        span: span.clone(),
     };
     match dispatch(broker, request, peer) {
         Reply::Now(r) => match *r {
@@ -189,13 +193,24 @@ fn handle_frame(
     }
 }
 
-/// Accounts for a request whose answer was written (or that needed none): counts it and
-/// records its latency.
+/// Accounts for a request whose answer was written (or that needed none): counts it,
+/// records its latency, and logs it at debug level inside its span.
 fn finish(metrics: &Metrics, done: Done, outcome: Outcome) {
     let Some(timer) = done.timer else {
         return;
     };
-    metrics.finish(timer, outcome);
+    let took = metrics.finish(timer, outcome);
+    if !done.span.is_disabled() {
+        let error = match outcome {
+            Outcome::Code(code) => {
+                strom_wire::ErrorCode::from_code(code).map_or("OTHER", |c| c.name())
+            }
+            Outcome::Closed => "CONNECTION_CLOSED",
+        };
+        done.span.in_scope(|| {
+            tracing::debug!(error, took_us = took.as_micros() as u64, "answered");
+        });
+    }
 }
 
 /// Writes answers in order, flushing whenever no further answer is queued. Returning
