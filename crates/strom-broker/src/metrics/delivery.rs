@@ -141,3 +141,113 @@ fn batch_max_timestamp(broker: &Broker, tp: &TopicPartition, offset: i64) -> Opt
     (h.base_offset <= offset && offset <= h.last_offset() && h.max_timestamp >= 0)
         .then_some(h.max_timestamp)
 }
+
+#[cfg(test)]
+mod tests {
+    use strom_batch::RecordBatchBuilder;
+    use strom_group::{OffsetCommitPartition, OffsetCommitTopic, Response};
+
+    use super::*;
+
+    fn commit_req(group: &str, offsets: &[(i32, i64)]) -> OffsetCommitRequest {
+        OffsetCommitRequest {
+            group_id: group.into(),
+            generation_id_or_member_epoch: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            topics: vec![OffsetCommitTopic {
+                name: "t".into(),
+                partitions: offsets
+                    .iter()
+                    .map(|&(p, o)| OffsetCommitPartition {
+                        partition_index: p,
+                        committed_offset: o,
+                        committed_leader_epoch: -1,
+                        committed_metadata: None,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    /// Commits through the coordinator, then tells the delivery metric as the
+    /// OffsetCommit handler does.
+    fn commit(broker: &Arc<Broker>, group: &str, offsets: &[(i32, i64)]) {
+        let req = commit_req(group, offsets);
+        let pending = PendingCommit::new(broker, &req);
+        let rx = broker
+            .groups
+            .call(broker, |c, id, now| c.offset_commit(id, req, now));
+        let Response::OffsetCommit(r) = rx.blocking_recv().unwrap() else {
+            panic!("not a commit answer");
+        };
+        let errors = r
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| ((t.name.clone(), p.partition_index), p.error))
+            })
+            .collect();
+        pending.answered(&errors);
+    }
+
+    fn count(broker: &Broker, group: &str) -> (u64, f64) {
+        let all = broker.metrics.delivery.snapshot(|_| true);
+        all.iter()
+            .find(|(g, _)| g == group)
+            .map_or((0, 0.0), |(_, h)| (h.count, h.sum_seconds))
+    }
+
+    #[test]
+    fn commits_that_move_forward_observe_the_age_of_their_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let mut raw = crate::config::RawSettings::default();
+        raw.set("data_dir", dir.path().display().to_string(), "test")
+            .unwrap();
+        raw.set("offsets_topic_partitions", "1", "test").unwrap();
+        let broker = Broker::open(raw.build().unwrap()).unwrap();
+        broker
+            .create_topic("t", 2, Default::default(), false)
+            .unwrap();
+        // Offsets 0-2 produced 60 s ago, 3-4 produced 5 s ago.
+        let now = now_ms();
+        for (age, n) in [(60_000, 3), (5_000, 2)] {
+            let mut b = RecordBatchBuilder::new();
+            for _ in 0..n {
+                b.push(now - age, None, Some(b"v"), &[]);
+            }
+            broker
+                .append(&TopicPartition::new("t", 0), &b.build())
+                .unwrap();
+        }
+
+        commit(&broker, "g", &[(0, 5)]);
+        let (n, sum) = count(&broker, "g");
+        assert_eq!(n, 1);
+        assert!((5.0..6.0).contains(&sum), "offset 4 is 5 s old: {sum}");
+
+        // The same offset again, offset 0, and an earlier offset: nothing moves forward.
+        commit(&broker, "g", &[(0, 5), (1, 0)]);
+        commit(&broker, "g", &[(0, 2)]);
+        assert_eq!(count(&broker, "g").0, 1);
+
+        // From 2 to 3: the record at offset 2 is a minute old.
+        commit(&broker, "g", &[(0, 3)]);
+        let (n, sum) = count(&broker, "g");
+        assert_eq!(n, 2);
+        assert!((65.0..67.0).contains(&sum), "{sum}");
+
+        // A group that no longer exists leaves the metric.
+        assert!(broker.metrics.delivery.snapshot(|g| g != "g").is_empty());
+        broker.close().unwrap();
+    }
+}

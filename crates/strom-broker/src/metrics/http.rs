@@ -266,6 +266,77 @@ mod tests {
         assert_eq!(parse_request_line(b"\xff\xfe / HTTP/1.1\r\n\r\n"), None);
     }
 
+    async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+            .await?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await?;
+        let status = answer[9..12].parse().unwrap();
+        let body = answer.split_once("\r\n\r\n").unwrap().1.to_string();
+        Ok((status, body))
+    }
+
+    /// The whole life: not ready before the broker, ready while serving, gone after.
+    #[tokio::test]
+    async fn endpoint_follows_the_server_from_start_to_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        assert_eq!(get(addr, "/healthz").await.unwrap().0, 200);
+        assert_eq!(get(addr, "/readyz").await.unwrap().0, 503);
+        assert_eq!(get(addr, "/metrics").await.unwrap().0, 503);
+
+        let mut raw = crate::config::RawSettings::default();
+        raw.set("data_dir", dir.path().display().to_string(), "test")
+            .unwrap();
+        let broker = Broker::open(raw.build().unwrap()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let kafka = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(crate::server::run_with_metrics(
+            broker,
+            listener,
+            Some(server),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let mut ready = false;
+        for _ in 0..100 {
+            if get(addr, "/readyz").await.unwrap().0 == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ready, "ready once serving");
+        let (status, body) = get(addr, "/metrics").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("# TYPE strom_requests_total counter\n"));
+        assert!(body.contains("strom_partition_log_end_offset{topic=\"__consumer_offsets\""));
+        let _client = TcpStream::connect(kafka).await.unwrap();
+        let mut counted = false;
+        for _ in 0..100 {
+            let body = get(addr, "/metrics").await.unwrap().1;
+            if body.contains("strom_connections_open 1\n") {
+                counted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(counted, "the client's connection is counted open");
+
+        stop.send(()).unwrap();
+        run.await.unwrap().unwrap();
+        assert!(
+            get(addr, "/healthz").await.is_err(),
+            "stopped with the broker"
+        );
+    }
+
     #[test]
     fn readiness_needs_the_broker_and_the_listener() {
         let state = State::default();
