@@ -1,5 +1,6 @@
 //! The broker's metrics: what the request path, the connections and the storage record
-//! (relaxed atomics only: counters and fixed-bucket histograms), and the scrape that turns
+//! (relaxed atomic counters and fixed-bucket histograms; finding a topic's byte counters
+//! takes a read lock), and the scrape that turns
 //! them, together with gauges read from the broker's state at that moment, into the
 //! Prometheus text format. docs/metrics.md lists every metric; `http.rs` serves them.
 //!
