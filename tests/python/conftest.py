@@ -1,8 +1,9 @@
 """pytest fixtures: a real `strom serve` process per test, on a free port with a fresh data dir.
 
-The `broker` fixture starts target/release/strom (or $STROM_BIN), waits until it answers an
-ApiVersions request, and stops it with SIGTERM at teardown (a non-zero exit or a hang is a
-test error). Its stderr goes to a file that is attached to the report of a failing test.
+The `broker` fixture starts target/release/strom (under $CARGO_TARGET_DIR if set; or
+$STROM_BIN), waits until it answers an ApiVersions request, and stops it with SIGTERM at
+teardown (a non-zero exit or a hang is a test error). Its stderr goes to a file that is
+attached to the report of a failing test.
 Options per test: `@pytest.mark.strom_args("--retention-check-ms", "500")`, and
 `@pytest.mark.strom_log("debug")` for the log filter (STROM_LOG). Every broker serves its
 metrics and health endpoints on a free port of its own (`metrics_url`).
@@ -26,7 +27,9 @@ import pytest
 import kafka_wire
 
 REPO = Path(__file__).resolve().parents[2]
-STROM_BIN = Path(os.environ.get("STROM_BIN", REPO / "target" / "release" / "strom"))
+# Where scripts/test-clients.sh's `cargo build --release` put it (CARGO_TARGET_DIR honoured).
+TARGET_DIR = REPO / os.environ.get("CARGO_TARGET_DIR", "target")
+STROM_BIN = Path(os.environ.get("STROM_BIN", TARGET_DIR / "release" / "strom"))
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
