@@ -61,8 +61,9 @@ PY
 
 # --- Strom ----------------------------------------------------------------------------
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# Metrics are recorded as always; the endpoint gets no fixed port that another broker may hold.
 "$ROOT/target/release/strom" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" --default-partitions 1 \
-  >"$WORK/strom.log" 2>&1 &
+  --metrics-listen '' >"$WORK/strom.log" 2>&1 &
 BROKER=$!
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 

@@ -158,9 +158,10 @@ DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/strom-librdkafka.XXXXXX")
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BROKER_PID=
 
+# No metrics endpoint: its default port could be taken by another broker on this machine.
 start_broker() {
   STROM_LOG=${STROM_LOG:-info} "$STROM_BIN" serve --listen "127.0.0.1:$PORT" \
-    --data-dir "$DATA_DIR" --default-partitions 4 >>"$LOG_DIR/strom.log" 2>&1 &
+    --data-dir "$DATA_DIR" --default-partitions 4 --metrics-listen '' >>"$LOG_DIR/strom.log" 2>&1 &
   BROKER_PID=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then

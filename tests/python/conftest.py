@@ -1,9 +1,12 @@
 """pytest fixtures: a real `strom serve` process per test, on a free port with a fresh data dir.
 
-The `broker` fixture starts target/release/strom (or $STROM_BIN), waits until it answers an
-ApiVersions request, and stops it with SIGTERM at teardown (a non-zero exit or a hang is a
-test error). Its stderr goes to a file that is attached to the report of a failing test.
-Options per test: `@pytest.mark.strom_args("--retention-check-ms", "500")`.
+The `broker` fixture starts target/release/strom (under $CARGO_TARGET_DIR if set; or
+$STROM_BIN), waits until it answers an ApiVersions request, and stops it with SIGTERM at
+teardown (a non-zero exit or a hang is a test error). Its stderr goes to a file that is
+attached to the report of a failing test.
+Options per test: `@pytest.mark.strom_args("--retention-check-ms", "500")`, and
+`@pytest.mark.strom_log("debug")` for the log filter (STROM_LOG). Every broker serves its
+metrics and health endpoints on a free port of its own (`metrics_url`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,7 +27,9 @@ import pytest
 import kafka_wire
 
 REPO = Path(__file__).resolve().parents[2]
-STROM_BIN = Path(os.environ.get("STROM_BIN", REPO / "target" / "release" / "strom"))
+# Where scripts/test-clients.sh's `cargo build --release` put it (CARGO_TARGET_DIR honoured).
+TARGET_DIR = REPO / os.environ.get("CARGO_TARGET_DIR", "target")
+STROM_BIN = Path(os.environ.get("STROM_BIN", TARGET_DIR / "release" / "strom"))
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
@@ -37,17 +44,31 @@ def free_port() -> int:
 class StromBroker:
     """One strom process; restartable on the same data dir and port."""
 
-    def __init__(self, data_dir: Path, log_path: Path, args: list[str]):
+    def __init__(self, data_dir: Path, log_path: Path, args: list[str], log_filter: str | None = None):
         self.data_dir = data_dir
         self.log_path = log_path
         self.args = list(args)
+        self.log_filter = log_filter or os.environ.get("STROM_TEST_LOG", "info,strom_broker=debug")
         self.port = free_port()
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def http_get(self, path: str, timeout: float = 10.0) -> tuple[int, str, str]:
+        """GET on the metrics endpoint: (status, content type, body); errors are answers too."""
+        try:
+            with urllib.request.urlopen(self.metrics_url + path, timeout=timeout) as r:
+                return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Content-Type", ""), e.read().decode()
 
     def command(self) -> list[str]:
         return [
@@ -57,6 +78,8 @@ class StromBroker:
             self.bootstrap,
             "--data-dir",
             str(self.data_dir),
+            "--metrics-listen",
+            f"127.0.0.1:{self.metrics_port}",
             *self.args,
         ]
 
@@ -65,7 +88,7 @@ class StromBroker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_")}
         env.setdefault("RUST_BACKTRACE", "1")
         env["NO_COLOR"] = "1"
-        env["STROM_LOG"] = os.environ.get("STROM_TEST_LOG", "info,strom_broker=debug")
+        env["STROM_LOG"] = self.log_filter
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"==== start #{self.starts}: {' '.join(self.command())}\n".encode())
@@ -136,6 +159,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "strom_args(*args): extra `strom serve` flags for this test's broker"
     )
+    config.addinivalue_line(
+        "markers", "strom_log(filter): STROM_LOG of this test's broker (default info,strom_broker=debug)"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -157,7 +183,9 @@ def broker(request, tmp_path) -> StromBroker:
     marker = request.node.get_closest_marker("strom_args")
     if marker is not None:
         args += list(marker.args)
-    b = StromBroker(tmp_path / "data", tmp_path / "strom.stderr", args)
+    log_marker = request.node.get_closest_marker("strom_log")
+    log_filter = log_marker.args[0] if log_marker is not None else None
+    b = StromBroker(tmp_path / "data", tmp_path / "strom.stderr", args, log_filter)
     request.node._strom_broker = b
     b.start()
     yield b

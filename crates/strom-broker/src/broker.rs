@@ -27,6 +27,7 @@ use crate::cluster::{
 use crate::config::BrokerConfig;
 use crate::errors::{Failure, batch_error_code};
 use crate::groups::{Groups, OFFSETS_TOPIC};
+use crate::metrics::Metrics;
 use crate::node::NodeState;
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::topics::{
@@ -113,6 +114,8 @@ pub struct Broker {
     meta: RwLock<MetaState>,
     /// Bumped after every applied metadata command.
     meta_version: watch::Sender<u64>,
+    /// Counters and histograms the request path and storage record (`metrics/`).
+    pub metrics: Arc<Metrics>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped whenever a high watermark moves, so long-polling fetches re-check.
     appended: watch::Sender<u64>,
@@ -193,6 +196,8 @@ impl Broker {
             config.raft_tick,
         );
         let groups = Groups::new(config.group.clone());
+        let metrics = Arc::new(Metrics::new());
+        logs.group_commit().observe_fsyncs(metrics.fsync_observer());
         let broker = Arc::new(Broker {
             config,
             logs,
@@ -202,6 +207,7 @@ impl Broker {
             raft,
             meta: RwLock::new(MetaState::default()),
             meta_version: watch::channel(0).0,
+            metrics,
             partitions: RwLock::new(HashMap::new()),
             appended: watch::channel(0).0,
             stopping: watch::channel(false).0,
@@ -782,6 +788,7 @@ impl Broker {
             );
         }
         drop(guard);
+        self.metrics.bytes_in(&tp.topic, records.len());
         Ok(Appended {
             base_offset: proposed.base_offset,
             last_offset: proposed.last_offset,
@@ -825,6 +832,7 @@ impl Broker {
             s.is_leader = status.is_leader;
         });
         if status.is_leader != was_leader {
+            self.metrics.leader_changed();
             *p.producers.lock().unwrap() = None;
             if tp.topic == OFFSETS_TOPIC {
                 self.groups

@@ -28,6 +28,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "address the Kafka listener binds",
     },
     Setting {
+        key: "metrics_listen",
+        default: "127.0.0.1:9644",
+        help: "address of the HTTP endpoint serving /metrics (Prometheus), /healthz and /readyz; empty disables it",
+    },
+    Setting {
         key: "advertised_listener",
         default: "",
         help: "host:port given to clients in Metadata (default: the listen address)",
@@ -183,6 +188,8 @@ pub const SETTINGS: &[Setting] = &[
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` when disabled.
+    pub metrics_listen: Option<SocketAddr>,
     pub advertised_listener: Option<(String, u16)>,
     pub data_dir: PathBuf,
     pub node_id: i32,
@@ -384,6 +391,11 @@ impl RawSettings {
                 },
             }
         };
+        let metrics_listen = if self.get("metrics_listen").0.trim().is_empty() {
+            None
+        } else {
+            Some(self.parse("metrics_listen")?)
+        };
         let default_partitions: i32 = self.parse("default_partitions")?;
         if default_partitions < 1 {
             return Err(self.invalid("default_partitions", "must be at least 1"));
@@ -406,6 +418,7 @@ impl RawSettings {
         }
         Ok(BrokerConfig {
             listen: self.parse("listen")?,
+            metrics_listen,
             advertised_listener: advertised,
             data_dir: PathBuf::from(self.get("data_dir").0),
             node_id,
@@ -516,6 +529,44 @@ impl RawSettings {
     }
 }
 
+/// The configuration reference, docs/configuration.md, as generated from [`SETTINGS`]
+/// (a test fails when the file differs, so the two cannot drift apart).
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         <!-- Generated from SETTINGS in crates/strom-broker/src/config.rs; do not edit. \
+         Regenerate with: STROM_BLESS=1 cargo test -p strom-broker configuration_reference -->\n\n\
+         Every setting of `strom serve` can be given three ways. Precedence: flag over \
+         environment variable over config file over the default.\n\n\
+         - in a TOML file passed with `--config FILE`, as `key = value` (strings, integers \
+           or booleans: `retention_ms = 60000`);\n\
+         - as an environment variable `STROM_` + the key in upper case \
+           (`STROM_RETENTION_MS=60000`);\n\
+         - as a flag `--` + the key with `-` for `_` (`--retention-ms 60000`).\n\n\
+         Two flags are not settings: `--config FILE` (the TOML file) and \
+         `--log-format text|json` (log line format; the level comes from `STROM_LOG`, \
+         e.g. `STROM_LOG=info,strom_broker=debug`, and defaults to `info`).\n\n\
+         | file key | flag | environment variable | default | meaning |\n\
+         |---|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("`{}`", s.default)
+        };
+        out.push_str(&format!(
+            "| `{}` | `--{}` | `STROM_{}` | {} | {} |\n",
+            s.key,
+            s.key.replace('_', "-"),
+            s.key.to_ascii_uppercase(),
+            default,
+            s.help.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 impl BrokerConfig {
     /// The defaults, as `strom serve` with no file, environment or flags.
     pub fn defaults() -> BrokerConfig {
@@ -546,6 +597,19 @@ mod tests {
         assert_eq!(c.group.offsets_topic_partitions, 8);
         assert_eq!(c.group.initial_rebalance_delay_ms, 3000);
         assert_eq!(c.group.min_session_timeout_ms, 6000);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9644".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_empty_metrics_listen_disables_the_endpoint() {
+        let mut raw = RawSettings::default();
+        raw.merge_env([("STROM_METRICS_LISTEN".to_string(), String::new())])
+            .unwrap();
+        assert_eq!(raw.build().unwrap().metrics_listen, None);
+        raw.set("metrics_listen", "0.0.0.0:9100", "flag").unwrap();
+        assert_eq!(raw.build().unwrap().metrics_listen.unwrap().port(), 9100);
+        raw.set("metrics_listen", "nowhere", "flag").unwrap();
+        assert!(raw.build().is_err());
     }
 
     #[test]
@@ -571,6 +635,23 @@ mod tests {
         raw = RawSettings::default();
         raw.set("offsets_topic_partitions", "0", "flag").unwrap();
         assert!(raw.build().is_err());
+    }
+
+    /// docs/configuration.md is generated from SETTINGS; this fails when they differ.
+    #[test]
+    fn configuration_reference_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let expected = reference_markdown();
+        if std::env::var_os("STROM_BLESS").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+            return;
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/configuration.md is out of date with SETTINGS; regenerate it with\n  \
+             STROM_BLESS=1 cargo test -p strom-broker configuration_reference"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -21,6 +22,8 @@ use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::handlers::{FetchOut, Pending, Reply, Response, dispatch};
+use crate::metrics::outcome::{fetch_error, response_error};
+use crate::metrics::{Metrics, Outcome, RequestTimer};
 use crate::sendfile::sendfile_all;
 
 /// Requests handled but not yet answered, per connection: back pressure on a client
@@ -42,6 +45,15 @@ enum Outgoing {
     },
 }
 
+/// What is needed to account for a request once its answer is written: its timer (for
+/// `strom_requests_total` and the latency histogram), its outcome when known before the
+/// answer was encoded, and its span, so the "answered" event carries the request fields.
+struct Done {
+    timer: Option<RequestTimer>,
+    outcome: Option<i16>,
+    span: tracing::Span,
+}
+
 /// Serves one connection until the client closes it, it misbehaves, or shutdown.
 pub async fn serve(
     broker: Arc<Broker>,
@@ -52,11 +64,12 @@ pub async fn serve(
     let _ = socket.set_nodelay(true);
     let (rd, wr) = socket.into_split();
     let mut frames = FramedRead::new(rd, FrameCodec::new(broker.config.max_frame_bytes));
-    let (tx, rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<(Outgoing, Done)>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_loop(
         BufWriter::with_capacity(64 * 1024, wr),
         rx,
         peer,
+        broker.metrics.clone(),
     ));
 
     loop {
@@ -69,7 +82,7 @@ pub async fn serve(
         };
         let frame = match frame {
             None => break,
-            Some(Ok(frame)) => frame.freeze(),
+            Some(Ok(frame)) => (frame.freeze(), Instant::now()),
             Some(Err(WireError::Io(e))) => {
                 tracing::debug!(%peer, error = %e, "connection read failed");
                 break;
@@ -79,7 +92,7 @@ pub async fn serve(
                 break;
             }
         };
-        match handle_frame(&broker, frame, peer) {
+        match handle_frame(&broker, frame.0, frame.1, peer) {
             Ok(Some(out)) => {
                 if tx.send(out).await.is_err() {
                     break;
@@ -96,17 +109,29 @@ pub async fn serve(
     let _ = writer.await;
 }
 
-/// Decodes and dispatches one frame. `Ok(None)`: nothing to send (acks=0). `Err`: close.
+/// Decodes and dispatches one frame, read at `started`. `Ok(None)`: nothing to send
+/// (acks=0). `Err`: close.
 fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
+    started: Instant,
     peer: SocketAddr,
-) -> Result<Option<Outgoing>, String> {
+) -> Result<Option<(Outgoing, Done)>, String> {
     let request = match decode_request(frame.clone()) {
         Ok(r) => r,
         Err(e @ WireError::UnsupportedVersion { .. }) => {
             return match unsupported_version_reply(&frame) {
-                Ok(Some(reply)) => Ok(Some(Outgoing::Ready(reply))),
+                Ok(Some(reply)) => {
+                    let api_key = frame
+                        .get(..2)
+                        .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+                    let done = Done {
+                        timer: broker.metrics.start(api_key, started),
+                        outcome: Some(strom_wire::ErrorCode::UnsupportedVersion.code()),
+                        span: tracing::Span::none(),
+                    };
+                    Ok(Some((Outgoing::Ready(reply), done)))
+                }
                 Ok(None) => Err(e.to_string()),
                 Err(e2) => Err(format!("{e}; {e2}")),
             };
@@ -116,34 +141,75 @@ fn handle_frame(
     let correlation_id = request.correlation_id();
     let version = request.api_version();
     let api = request.api_key;
-    let client_id = request
-        .header
-        .client_id
-        .as_ref()
-        .map(|c| c.to_string())
-        .unwrap_or_default();
-    let span =
-        tracing::debug_span!("request", ?api, version, correlation_id, client = %client_id, %peer);
+    // The field values are only computed when the span is enabled (debug level).
+    let span = tracing::debug_span!(
+        "request",
+        api = crate::metrics::api_name(api),
+        api_version = version,
+        correlation_id,
+        client_id = request.header.client_id.as_deref().unwrap_or(""),
+        %peer
+    );
     let _entered = span.enter();
     tracing::trace!("handling");
+    let mut done = Done {
+        timer: broker.metrics.start(api as i16, started),
+        outcome: None,
+        span: span.clone(),
+    };
     match dispatch(broker, request, peer) {
         Reply::Now(r) => match *r {
-            Response::Kind(kind) => encode_response(correlation_id, version, &kind)
-                .map(|b| Some(Outgoing::Ready(b)))
-                .map_err(|e| format!("encoding response: {e}")),
-            Response::Fetch(out) => Ok(Some(Outgoing::Fetch {
-                out,
+            Response::Kind(kind) => {
+                done.outcome = Some(response_error(&kind));
+                encode_response(correlation_id, version, &kind)
+                    .map(|b| Some((Outgoing::Ready(b), done)))
+                    .map_err(|e| format!("encoding response: {e}"))
+            }
+            Response::Fetch(out) => Ok(Some((
+                Outgoing::Fetch {
+                    out,
+                    correlation_id,
+                    version,
+                },
+                done,
+            ))),
+        },
+        Reply::Later(response) => Ok(Some((
+            Outgoing::Pending {
+                response: Box::pin(response.instrument(span.clone())),
                 correlation_id,
                 version,
-            })),
-        },
-        Reply::Later(response) => Ok(Some(Outgoing::Pending {
-            response: Box::pin(response.instrument(span.clone())),
-            correlation_id,
-            version,
-        })),
-        Reply::Nothing => Ok(None),
-        Reply::Close(reason) => Err(reason),
+            },
+            done,
+        ))),
+        Reply::Nothing => {
+            finish(&broker.metrics, done, Outcome::Code(0));
+            Ok(None)
+        }
+        Reply::Close(reason) => {
+            finish(&broker.metrics, done, Outcome::Closed);
+            Err(reason)
+        }
+    }
+}
+
+/// Accounts for a request whose answer was written (or that needed none): counts it,
+/// records its latency, and logs it at debug level inside its span.
+fn finish(metrics: &Metrics, done: Done, outcome: Outcome) {
+    let Some(timer) = done.timer else {
+        return;
+    };
+    let took = metrics.finish(timer, outcome);
+    if !done.span.is_disabled() {
+        let error = match outcome {
+            Outcome::Code(code) => {
+                strom_wire::ErrorCode::from_code(code).map_or("OTHER", |c| c.name())
+            }
+            Outcome::Closed => "CONNECTION_CLOSED",
+        };
+        done.span.in_scope(|| {
+            tracing::debug!(error, took_us = took.as_micros() as u64, "answered");
+        });
     }
 }
 
@@ -151,35 +217,59 @@ fn handle_frame(
 /// closes the write side (and so the connection).
 async fn write_loop(
     mut out: BufWriter<OwnedWriteHalf>,
-    mut rx: mpsc::Receiver<Outgoing>,
+    mut rx: mpsc::Receiver<(Outgoing, Done)>,
     peer: SocketAddr,
+    metrics: Arc<Metrics>,
 ) {
-    while let Some(item) = rx.recv().await {
+    while let Some((item, mut done)) = rx.recv().await {
         let result = match item {
             Outgoing::Ready(b) => write_frame(&mut out, &b).await,
             Outgoing::Fetch {
                 out: fetch,
                 correlation_id,
                 version,
-            } => write_fetch(&mut out, fetch, correlation_id, version).await,
+            } => {
+                write_fetch(
+                    &mut out,
+                    fetch,
+                    correlation_id,
+                    version,
+                    &mut done,
+                    &metrics,
+                )
+                .await
+            }
             Outgoing::Pending {
                 response,
                 correlation_id,
                 version,
             } => match response.await {
                 Response::Fetch(fetch) => {
-                    write_fetch(&mut out, fetch, correlation_id, version).await
+                    write_fetch(
+                        &mut out,
+                        fetch,
+                        correlation_id,
+                        version,
+                        &mut done,
+                        &metrics,
+                    )
+                    .await
                 }
-                Response::Kind(kind) => match encode_response(correlation_id, version, &kind) {
-                    Ok(b) => write_frame(&mut out, &b).await,
-                    Err(e) => Err(std::io::Error::other(format!("encoding response: {e}"))),
-                },
+                Response::Kind(kind) => {
+                    done.outcome = Some(response_error(&kind));
+                    match encode_response(correlation_id, version, &kind) {
+                        Ok(b) => write_frame(&mut out, &b).await,
+                        Err(e) => Err(std::io::Error::other(format!("encoding response: {e}"))),
+                    }
+                }
             },
         };
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "connection write failed; closing");
             return;
         }
+        let outcome = done.outcome.unwrap_or(0);
+        finish(&metrics, done, Outcome::Code(outcome));
         if rx.is_empty()
             && let Err(e) = out.flush().await
         {
@@ -198,8 +288,25 @@ async fn write_frame(out: &mut BufWriter<OwnedWriteHalf>, body: &[u8]) -> std::i
 /// Writes a Fetch answer: the encoded fields through the buffer, the records from the
 /// segment files with `sendfile` (the buffer is flushed before each). If a file turns
 /// out shorter than promised (truncated meanwhile), the frame cannot be completed and
-/// the connection is closed by the error.
+/// the connection is closed by the error. Counts the records sent per topic.
 async fn write_fetch(
+    out: &mut BufWriter<OwnedWriteHalf>,
+    fetch: FetchOut,
+    correlation_id: i32,
+    version: i16,
+    done: &mut Done,
+    metrics: &Metrics,
+) -> std::io::Result<()> {
+    done.outcome = Some(fetch_error(&fetch));
+    let sent = crate::metrics::fetched_bytes(&fetch);
+    write_fetch_frame(out, fetch, correlation_id, version).await?;
+    for (topic, bytes) in sent {
+        metrics.bytes_out(&topic, bytes);
+    }
+    Ok(())
+}
+
+async fn write_fetch_frame(
     out: &mut BufWriter<OwnedWriteHalf>,
     fetch: FetchOut,
     correlation_id: i32,

@@ -13,6 +13,7 @@ mod connection;
 pub mod errors;
 pub mod groups;
 mod handlers;
+pub mod metrics;
 pub mod node;
 pub mod producers;
 mod sendfile;
@@ -21,4 +22,4 @@ pub mod topics;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, RawSettings, SETTINGS};
-pub use server::run;
+pub use server::{run, run_with_metrics};

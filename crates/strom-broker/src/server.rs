@@ -10,12 +10,25 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use crate::broker::Broker;
 use crate::connection;
 use crate::errors::Failure;
+use crate::metrics::http::MetricsServer;
 
 /// Serves Kafka clients on `listener` until `shutdown` completes, then shuts down
 /// gracefully and closes the broker's logs. What `main` and the tests call.
 pub async fn run(
     broker: Arc<Broker>,
     listener: TcpListener,
+    shutdown: impl Future,
+) -> Result<(), Failure> {
+    run_with_metrics(broker, listener, None, shutdown).await
+}
+
+/// [`run`], with the metrics and health endpoint (bound earlier, so it could answer
+/// "not ready" while the logs loaded): ready while the Kafka listener accepts, not ready
+/// from the start of shutdown, stopped once the logs are flushed.
+pub async fn run_with_metrics(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    metrics: Option<MetricsServer>,
     shutdown: impl Future,
 ) -> Result<(), Failure> {
     let limit = Arc::new(Semaphore::new(broker.config.max_connections.max(1)));
@@ -44,6 +57,10 @@ pub async fn run(
     };
     // The group coordinator's timers; it stops when shutdown begins.
     let ticker = crate::groups::spawn_ticker(broker.clone());
+    if let Some(m) = &metrics {
+        m.set_broker(broker.clone());
+        m.set_ready(true);
+    }
     let accept = async {
         loop {
             let permit = match limit.clone().acquire_owned().await {
@@ -60,11 +77,13 @@ pub async fn run(
                 }
             };
             tracing::debug!(%peer, "accepted connection");
+            let open = broker.metrics.connection_opened();
             let broker = broker.clone();
             let shutdown = notify.subscribe();
             let done = done_tx.clone();
             tokio::spawn(async move {
                 connection::serve(broker, socket, peer, shutdown).await;
+                drop(open);
                 drop(permit);
                 drop(done);
             });
@@ -73,6 +92,9 @@ pub async fn run(
     tokio::select! {
         _ = accept => {}
         _ = shutdown => tracing::info!("shutting down"),
+    }
+    if let Some(m) = &metrics {
+        m.set_ready(false);
     }
     broker.begin_shutdown();
     let _ = ticker.await;
@@ -92,6 +114,9 @@ pub async fn run(
     tokio::task::spawn_blocking(move || b.close())
         .await
         .map_err(|e| Failure::new(strom_wire::ErrorCode::UnknownServerError, e.to_string()))??;
+    if let Some(m) = metrics {
+        m.stop().await;
+    }
     tracing::info!("logs flushed; bye");
     Ok(())
 }

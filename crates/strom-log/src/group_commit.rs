@@ -4,8 +4,9 @@
 //! while a round is on disk.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::LogError;
 use crate::log::PartitionLog;
@@ -13,6 +14,11 @@ use crate::log::PartitionLog;
 /// Called once the log is durable up to at least the requested offset (with the
 /// durable offset), or with the error that stopped it.
 pub type DurableCallback = Box<dyn FnOnce(Result<i64, Arc<LogError>>) + Send>;
+
+/// Told how long each log's fsyncs took in a group-commit round (the time of one
+/// [`FlushPlan::execute`](crate::FlushPlan::execute)), for a latency histogram. Runs on
+/// the fsync thread: it must be quick and must not block.
+pub type FsyncObserver = Box<dyn Fn(Duration) + Send + Sync>;
 
 type SharedLog = Arc<Mutex<PartitionLog>>;
 
@@ -34,6 +40,8 @@ struct Shared {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// fsyncs run on up to this many threads in one round.
     parallelism: usize,
+    /// Set at most once, by whoever keeps fsync metrics (the broker).
+    observer: OnceLock<FsyncObserver>,
 }
 
 #[derive(Default)]
@@ -52,6 +60,7 @@ impl GroupCommit {
             wake: Condvar::new(),
             thread: Mutex::new(None),
             parallelism: parallelism.max(1),
+            observer: OnceLock::new(),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -94,6 +103,12 @@ impl GroupCommit {
         rx.recv().expect("group commit answers every request")
     }
 
+    /// Has `observer` told the duration of every log flush that group commit runs from
+    /// now on. Only one observer can be set; `false` when one already was.
+    pub fn observe_fsyncs(&self, observer: FsyncObserver) -> bool {
+        self.shared.observer.set(observer).is_ok()
+    }
+
     /// How many fsync rounds have run (for metrics and tests).
     pub fn rounds(&self) -> u64 {
         self.shared.state.lock().unwrap().rounds
@@ -122,7 +137,7 @@ fn coordinator(shared: &Shared) {
             state.rounds += 1;
             std::mem::take(&mut state.pending)
         };
-        let leftovers = run_round(batch, shared.parallelism);
+        let leftovers = run_round(batch, shared.parallelism, shared.observer.get());
         if !leftovers.is_empty() {
             let mut state = shared.state.lock().unwrap();
             for (key, (log, waiters)) in leftovers {
@@ -144,7 +159,7 @@ type Pending = HashMap<usize, (SharedLog, Vec<(i64, DurableCallback)>)>;
 
 /// One round: plan under each log's lock, fsync without locks in parallel, then finish
 /// and answer. Waiters whose offset the round did not reach are handed back.
-fn run_round(batch: Pending, parallelism: usize) -> Pending {
+fn run_round(batch: Pending, parallelism: usize, observer: Option<&FsyncObserver>) -> Pending {
     let mut work = Vec::with_capacity(batch.len());
     for (key, (log, waiters)) in batch {
         let plan = log.lock().unwrap().begin_flush().map_err(Arc::new);
@@ -166,7 +181,12 @@ fn run_round(batch: Pending, parallelism: usize) -> Pending {
                 break;
             }
             if let Some(plan) = plans[i] {
-                *results[i].lock().unwrap() = Some(plan.execute().map_err(Arc::new));
+                let started = Instant::now();
+                let result = plan.execute().map_err(Arc::new);
+                if let Some(observe) = observer {
+                    observe(started.elapsed());
+                }
+                *results[i].lock().unwrap() = Some(result);
             }
         }
     };

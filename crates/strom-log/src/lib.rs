@@ -24,7 +24,7 @@ mod slice;
 pub use config::{FlushPolicy, LogConfig};
 pub use deleter::Deleter;
 pub use error::{LogError, Result};
-pub use group_commit::{DurableCallback, GroupCommit};
+pub use group_commit::{DurableCallback, FsyncObserver, GroupCommit};
 pub use log::{
     AppendInfo, FlushPlan, PartitionLog, RecoveryReport, RetentionOutcome, TimestampOffset,
 };

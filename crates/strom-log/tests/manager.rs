@@ -258,3 +258,43 @@ fn group_commit_answers_every_waiter_in_few_rounds() {
     );
     manager.close().unwrap();
 }
+
+#[test]
+fn group_commit_tells_the_fsync_observer_each_flush() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let config = ManagerConfig {
+        default_log: LogConfig {
+            flush: FlushPolicy::EveryAppend,
+            ..small_log()
+        },
+        retention_check_interval: Duration::from_secs(3600),
+        ..ManagerConfig::new(dir.path())
+    };
+    let manager = LogManager::open(config).unwrap();
+    let tp = TopicPartition::new("obs", 0);
+    manager.create(&tp, None).unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    assert!(manager.group_commit().observe_fsyncs(Box::new(move |took| {
+        assert!(took < Duration::from_secs(60));
+        counter.fetch_add(1, Ordering::Relaxed);
+    })));
+    assert!(
+        !manager.group_commit().observe_fsyncs(Box::new(|_| {})),
+        "a second observer is refused"
+    );
+    let seed = common::seed("fsync observer");
+    for i in 0..3 {
+        let mut batch = batch_at(seed, i, EPOCH);
+        let info = manager.append(&tp, &mut batch, EPOCH, 0).unwrap();
+        let log = manager.log(&tp).unwrap();
+        manager
+            .group_commit()
+            .wait_durable(&log, info.last_offset + 1)
+            .unwrap();
+    }
+    // One flush per append here: each wait found the log not yet durable.
+    assert_eq!(seen.load(Ordering::Relaxed), 3);
+    manager.close().unwrap();
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Arg, ArgAction, ArgMatches, Command};
+use strom_broker::metrics::http::MetricsServer;
 use strom_broker::{Broker, RawSettings, SETTINGS};
 
 fn flag_name(key: &str) -> String {
@@ -70,6 +71,16 @@ pub fn run(m: &ArgMatches) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        // Bound before the logs load, so /healthz answers and /readyz says "not yet"
+        // during a long recovery.
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                MetricsServer::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot serve metrics on {addr}"))?,
+            ),
+            None => None,
+        };
         let data_dir = config.data_dir.clone();
         let broker = tokio::task::spawn_blocking(move || Broker::open(config))
             .await?
@@ -80,7 +91,7 @@ pub fn run(m: &ArgMatches) -> anyhow::Result<()> {
                     f.message
                 )
             })?;
-        strom_broker::run(broker, listener, shutdown_signal())
+        strom_broker::run_with_metrics(broker, listener, metrics, shutdown_signal())
             .await
             .map_err(|f| anyhow::anyhow!("shutdown failed: {}", f.message))
     })

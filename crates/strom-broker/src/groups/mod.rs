@@ -176,6 +176,40 @@ impl Groups {
         })
     }
 
+    /// The lag report of every group this node coordinates, by group id (for metrics).
+    /// `end_offset` gives a partition's log end offset; it is called under the
+    /// coordinator's lock, so it should be a lookup, not I/O.
+    pub fn all_lag(
+        &self,
+        mut end_offset: impl FnMut(&str, i32) -> Option<i64>,
+    ) -> Vec<(String, Vec<PartitionLag>)> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .coordinator
+            .groups()
+            .map(|g| {
+                (
+                    g.id().to_string(),
+                    strom_group::group_lag(g, &mut end_offset),
+                )
+            })
+            .collect()
+    }
+
+    /// The offsets `group_id` has committed for these partitions now (`None`: none).
+    pub fn committed_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Vec<Option<i64>> {
+        let inner = self.inner.lock().unwrap();
+        let group = inner.coordinator.group(group_id);
+        partitions
+            .iter()
+            .map(|(t, p)| group.and_then(|g| g.offset(t, *p)).map(|o| o.offset))
+            .collect()
+    }
+
     /// Appends the records of `fx` (in order, under the coordinator's lock, so the log
     /// order is the call order) and schedules its responses behind every earlier call's.
     fn apply(&self, broker: &Arc<Broker>, inner: &mut Inner, fx: Effects) {

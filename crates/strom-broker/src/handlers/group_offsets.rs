@@ -94,6 +94,7 @@ pub fn offset_commit(broker: &Arc<Broker>, r: WireCommit, version: i16) -> Reply
         },
         topics,
     };
+    let delivery = crate::metrics::delivery::PendingCommit::new(broker, &req);
     call(
         broker,
         |c, id, now| c.offset_commit(id, req, now),
@@ -110,6 +111,7 @@ pub fn offset_commit(broker: &Arc<Broker>, r: WireCommit, version: i16) -> Reply
                     .collect(),
                 _ => HashMap::new(),
             };
+            delivery.answered(&errors);
             let topics = order
                 .into_iter()
                 .map(|(name, parts)| {
