@@ -17,6 +17,7 @@ use crate::cli::{Common, block_on, format_datetime, parse_datetime};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
+    /// The topic to read
     pub topic: String,
     /// Where to start: beginning, end, an offset, or an RFC 3339 datetime (the first record
     /// at or after it). With --group it applies only to partitions without a committed offset

@@ -29,6 +29,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct NameArgs {
+    /// The group id
     pub group: String,
     #[command(flatten)]
     pub common: Common,
@@ -37,8 +38,10 @@ pub struct NameArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_datetime", "to_offset", "shift_by"])))]
 pub struct ResetArgs {
+    /// The group whose offsets move
     #[arg(long, short = 'g')]
     pub group: String,
+    /// The topic whose partitions move
     #[arg(long, short = 't')]
     pub topic: String,
     /// Only these partitions (repeatable) [default: all]

@@ -11,7 +11,8 @@ mod topic;
 
 use clap::{Command, FromArgMatches, Subcommand};
 
-/// The client commands (`serve` is built with clap's builder from the settings table).
+// The client commands (`serve` is built with clap's builder from the settings table).
+// A plain comment: a doc comment here would replace the program's about line.
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
     /// Create, list, describe, delete topics and change their configs

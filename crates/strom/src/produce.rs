@@ -24,6 +24,7 @@ const READ_CHUNK: usize = 1000;
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
+    /// The topic to write to (created on first use if the broker auto-creates topics)
     pub topic: String,
     /// Read lines from this file instead of stdin
     #[arg(long, short = 'f')]

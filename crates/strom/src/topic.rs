@@ -23,6 +23,7 @@ pub enum TopicCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// The topic
     pub topic: String,
     /// Number of partitions [default: the broker's default_partitions]
     #[arg(long, short = 'p')]
@@ -48,6 +49,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct NameArgs {
+    /// The topic
     pub topic: String,
     #[command(flatten)]
     pub common: Common,
@@ -55,6 +57,7 @@ pub struct NameArgs {
 
 #[derive(Debug, Args)]
 pub struct AlterArgs {
+    /// The topic
     pub topic: String,
     /// Set a config, e.g. retention.ms=60000 (repeatable)
     #[arg(long = "config", short = 'c', alias = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
