@@ -194,7 +194,8 @@ async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
             "seconds": started.elapsed().as_secs_f64(),
         }));
     } else {
-        println!("produced {} messages to topic {}", tally.sent, a.topic);
+        let noun = if tally.sent == 1 { "message" } else { "messages" };
+        println!("produced {} {noun} to topic {}", tally.sent, a.topic);
     }
     if tally.failed > 0 {
         bail!("{} messages were not produced", tally.failed);
