@@ -175,16 +175,14 @@ async fn answer(node: i32, body: RequestKind, cluster: &Cluster) -> ResponseKind
             } else {
                 ErrorCode::None
             };
-            ResponseKind::DescribeGroups(
-                DescribeGroupsResponse::default().with_groups(vec![
+            ResponseKind::DescribeGroups(DescribeGroupsResponse::default().with_groups(vec![
                     DescribedGroup::default()
                         .with_error_code(code.code())
                         .with_group_id(strom_wire::kafka_protocol::messages::GroupId(
                             StrBytes::from_static_str(GROUP),
                         ))
                         .with_group_state(StrBytes::from_string(format!("Empty@{node}"))),
-                ]),
-            )
+                ]))
         }
         RequestKind::ListOffsets(r) => {
             let ts = r.topics[0].partitions[0].timestamp;

@@ -194,7 +194,11 @@ async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
             "seconds": started.elapsed().as_secs_f64(),
         }));
     } else {
-        let noun = if tally.sent == 1 { "message" } else { "messages" };
+        let noun = if tally.sent == 1 {
+            "message"
+        } else {
+            "messages"
+        };
         println!("produced {} {noun} to topic {}", tally.sent, a.topic);
     }
     if tally.failed > 0 {
