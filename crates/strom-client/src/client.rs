@@ -274,6 +274,38 @@ impl Client {
         Ok(p.leader)
     }
 
+    /// `partitions` of `topic` grouped by their leader's node id, asking the metadata
+    /// again (with backoff) while a leader is being elected or moved.
+    pub async fn partitions_by_leader(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<HashMap<i32, Vec<i32>>, ClientError> {
+        let mut attempt = 0;
+        loop {
+            let mut out: HashMap<i32, Vec<i32>> = HashMap::new();
+            let mut failed = None;
+            for &p in partitions {
+                match self.leader(topic, p).await {
+                    Ok(l) => out.entry(l).or_default().push(p),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => return Ok(out),
+                Some(e) if e.is_retriable() && attempt < self.inner.config.retries => {
+                    self.invalidate_topic(topic);
+                    self.backoff(attempt).await;
+                    attempt += 1;
+                }
+                Some(e) => return Err(e),
+            }
+        }
+    }
+
     /// Forgets what is known about `topic`'s leaders, so the next lookup asks again.
     pub fn invalidate_topic(&self, topic: &str) {
         let mut cache = self.inner.cache.lock().unwrap();

@@ -55,12 +55,11 @@ impl Client {
         opts: FetchOptions,
     ) -> Result<Vec<FetchedPartition>, ClientError> {
         let (_, topic_id) = self.topic_info(topic).await?;
+        let partitions: Vec<i32> = positions.iter().map(|(p, _)| *p).collect();
         let mut by_leader: HashMap<i32, Vec<(i32, i64)>> = HashMap::new();
-        for &(p, o) in positions {
-            by_leader
-                .entry(self.leader(topic, p).await?)
-                .or_default()
-                .push((p, o));
+        for (leader, ps) in self.partitions_by_leader(topic, &partitions).await? {
+            let entry = by_leader.entry(leader).or_default();
+            entry.extend(positions.iter().copied().filter(|(p, _)| ps.contains(p)));
         }
         let mut tasks = tokio::task::JoinSet::new();
         for (leader, ps) in by_leader {

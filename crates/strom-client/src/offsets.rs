@@ -1,7 +1,7 @@
 //! ListOffsets: a partition's earliest offset, its end (the next offset to be written),
 //! or the first offset whose timestamp is at or after a given time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
@@ -40,13 +40,7 @@ impl Client {
         partitions: &[i32],
         spec: OffsetSpec,
     ) -> Result<BTreeMap<i32, i64>, ClientError> {
-        let mut by_leader: HashMap<i32, Vec<i32>> = HashMap::new();
-        for &p in partitions {
-            by_leader
-                .entry(self.leader(topic, p).await?)
-                .or_default()
-                .push(p);
-        }
+        let by_leader = self.partitions_by_leader(topic, partitions).await?;
         let mut out = BTreeMap::new();
         for ps in by_leader.values() {
             for (p, offset) in self.list_offsets_on_leader(topic, ps, spec).await? {

@@ -42,6 +42,8 @@ struct Cluster {
     /// Produce requests each node received.
     produces: [AtomicUsize; 2],
     describes: [AtomicUsize; 2],
+    /// Metadata answers still to give without a leader (an election in progress).
+    electing: AtomicUsize,
 }
 
 async fn start_cluster() -> Arc<Cluster> {
@@ -113,7 +115,15 @@ async fn answer(node: i32, body: RequestKind, cluster: &Cluster) -> ResponseKind
                         .with_port(cluster.ports[n as usize - 1].load(Ordering::SeqCst))
                 })
                 .collect();
-            let leader = cluster.leader.load(Ordering::SeqCst);
+            let electing = cluster
+                .electing
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            let leader = if electing {
+                -1
+            } else {
+                cluster.leader.load(Ordering::SeqCst)
+            };
             let partition = MetadataResponsePartition::default()
                 .with_partition_index(0)
                 .with_leader_id(BrokerId(leader))
@@ -259,4 +269,18 @@ async fn pipelined_answers_out_of_order_reach_their_requests() {
         seen += 1;
     }
     assert_eq!(seen, 40);
+}
+
+#[tokio::test]
+async fn a_partition_without_a_leader_is_waited_for() {
+    let cluster = start_cluster().await;
+    let client = client(&cluster).await;
+    client.invalidate_topic(TOPIC);
+    cluster.electing.store(2, Ordering::SeqCst);
+    let got = client
+        .list_offsets(TOPIC, &[0], OffsetSpec::Timestamp(50))
+        .await
+        .unwrap();
+    assert_eq!(got[&0], 500);
+    assert_eq!(cluster.electing.load(Ordering::SeqCst), 0);
 }
