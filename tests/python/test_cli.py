@@ -134,6 +134,21 @@ def test_compressed_produce_round_trips(broker, topic, codec):
     assert out.splitlines() == lines
 
 
+def test_produce_exits_non_zero_when_messages_fail(broker, topic):
+    strom(broker, "topic", "create", topic, "--config", "max.message.bytes=200")
+    proc = strom(broker, "produce", topic, stdin="small\n" + "x" * 1000 + "\n", check=False)
+    # Both lines are one batch (the CLI does not split what fits its batch size), so both fail.
+    assert_one_line_error(proc, contains="2 of 2 messages were not produced")
+    assert "MESSAGE_TOO_LARGE" in proc.stderr
+    assert strom(broker, "consume", topic, "--timeout", "500ms").stdout == ""
+    # Apart, the small one goes through and the large one fails.
+    strom(broker, "produce", topic, stdin="small\n")
+    proc = strom(broker, "produce", topic, "--output", "json", stdin="x" * 1000 + "\n", check=False)
+    assert_one_line_error(proc, contains="MESSAGE_TOO_LARGE")
+    assert json.loads(proc.stdout)["failed"] == 1
+    assert strom(broker, "consume", topic, "--timeout", "500ms").stdout == "small\n"
+
+
 def test_consume_from_a_timestamp_and_from_the_end(broker, topic):
     strom(broker, "produce", topic, stdin="old1\nold2\n")
     time.sleep(0.05)

@@ -60,6 +60,8 @@ pub fn run(a: ProduceArgs) -> anyhow::Result<()> {
 struct Tally {
     sent: u64,
     failed: u64,
+    /// The distinct reasons of failed batches, reported once at the end.
+    errors: Vec<String>,
     bytes: u64,
 }
 
@@ -202,7 +204,12 @@ async fn produce(a: ProduceArgs) -> anyhow::Result<()> {
         println!("produced {} {noun} to topic {}", tally.sent, a.topic);
     }
     if tally.failed > 0 {
-        bail!("{} messages were not produced", tally.failed);
+        bail!(
+            "{} of {} messages were not produced: {}",
+            tally.failed,
+            tally.failed + tally.sent,
+            tally.errors.join("; ")
+        );
     }
     Ok(())
 }
@@ -242,11 +249,13 @@ fn record(
             tally.bytes += bytes;
         }
         Ok((n, _, Err(e))) => {
-            eprintln!("error: {e}");
+            if !tally.errors.contains(&e) {
+                tally.errors.push(e);
+            }
             tally.failed += n as u64;
         }
         Err(e) => {
-            eprintln!("error: produce task failed: {e}");
+            tally.errors.push(format!("produce task failed: {e}"));
         }
     }
 }
