@@ -34,6 +34,10 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
 cargo build --release -p strom
+# The tests run the binary just built, wherever CARGO_TARGET_DIR puts it.
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
+export STROM_BIN="${STROM_BIN:-$target_dir/release/strom}"
 # No __pycache__ litter in tests/python.
 export PYTHONDONTWRITEBYTECODE=1
 exec .venv/bin/python -m pytest tests/python -q "$@"

@@ -34,4 +34,4 @@ pub use header::{
     BATCH_HEADER_LEN, BatchError, Compression, LOG_OVERHEAD, RecordBatchHeader, TimestampType,
 };
 pub use iter::{BatchIter, split_batches};
-pub use record::{Record, RecordBatchBuilder, decode_records};
+pub use record::{Record, RecordBatchBuilder, decode_record_bytes, decode_records};

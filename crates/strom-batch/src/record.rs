@@ -1,4 +1,4 @@
-//! Records inside an uncompressed batch: building a batch from records (the CLI
+//! Records inside a batch: building a batch from records (the CLI
 //! producer, tests, benchmarks) and reading them back (the CLI consumer). The broker's
 //! produce and fetch paths never use this: they move whole batches.
 //!
@@ -17,7 +17,7 @@
 //!   header_key_length varint, header_key bytes, header_value_length varint, value bytes
 //! ```
 
-use crate::header::{BATCH_HEADER_LEN, BatchError, LOG_OVERHEAD, RecordBatchHeader};
+use crate::header::{BATCH_HEADER_LEN, BatchError, Compression, LOG_OVERHEAD, RecordBatchHeader};
 
 /// One record, borrowed or owned by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -144,14 +144,39 @@ impl RecordBatchBuilder {
 
     /// Encodes the batch with base offset 0 and a valid CRC-32C.
     pub fn build(&self) -> Vec<u8> {
-        let total = BATCH_HEADER_LEN + self.records.len();
+        self.encode(self.attributes, &self.records)
+    }
+
+    /// The encoded records, uncompressed: what a codec compresses for
+    /// [`RecordBatchBuilder::build_compressed`].
+    pub fn records_bytes(&self) -> &[u8] {
+        &self.records
+    }
+
+    /// Encodes the batch with `compressed_records` (the output of `codec` over
+    /// [`RecordBatchBuilder::records_bytes`]) in place of the records, and the codec in
+    /// the attributes. This crate carries no codecs: the caller compresses.
+    pub fn build_compressed(&self, codec: Compression, compressed_records: &[u8]) -> Vec<u8> {
+        let id = match codec {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+            Compression::Unknown(id) => i16::from(id & 0x07),
+        };
+        self.encode((self.attributes & !0x07) | id, compressed_records)
+    }
+
+    fn encode(&self, attributes: i16, records: &[u8]) -> Vec<u8> {
+        let total = BATCH_HEADER_LEN + records.len();
         let mut b = Vec::with_capacity(total);
         b.extend_from_slice(&0i64.to_be_bytes());
         b.extend_from_slice(&((total - LOG_OVERHEAD) as i32).to_be_bytes());
         b.extend_from_slice(&(-1i32).to_be_bytes());
         b.push(2);
         b.extend_from_slice(&[0; 4]);
-        b.extend_from_slice(&self.attributes.to_be_bytes());
+        b.extend_from_slice(&attributes.to_be_bytes());
         b.extend_from_slice(&(self.count - 1).max(0).to_be_bytes());
         let base_ts = self.base_timestamp.unwrap_or(-1);
         b.extend_from_slice(&base_ts.to_be_bytes());
@@ -160,7 +185,7 @@ impl RecordBatchBuilder {
         b.extend_from_slice(&self.producer_epoch.to_be_bytes());
         b.extend_from_slice(&self.base_sequence.to_be_bytes());
         b.extend_from_slice(&self.count.to_be_bytes());
-        b.extend_from_slice(&self.records);
+        b.extend_from_slice(records);
         let crc = crc32c::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
@@ -220,8 +245,19 @@ pub fn decode_records(buf: &[u8]) -> Result<(RecordBatchHeader, Vec<Record>), Ba
             codec: (header.attributes & 0x07) as u8,
         });
     }
+    let records = decode_record_bytes(&header, &buf[BATCH_HEADER_LEN..header.total_size()])?;
+    Ok((header, records))
+}
+
+/// Decodes the records of a batch from its record bytes: the bytes after the header of
+/// an uncompressed batch, or a compressed batch's records once the caller decompressed
+/// them. Offsets and timestamps are taken relative to `header`.
+pub fn decode_record_bytes(
+    header: &RecordBatchHeader,
+    records: &[u8],
+) -> Result<Vec<Record>, BatchError> {
     let mut c = Cursor {
-        buf: &buf[BATCH_HEADER_LEN..header.total_size()],
+        buf: records,
         pos: 0,
         at: BATCH_HEADER_LEN,
     };
@@ -269,7 +305,7 @@ pub fn decode_records(buf: &[u8]) -> Result<(RecordBatchHeader, Vec<Record>), Ba
                 .ok_or_else(overflow)?,
         });
     }
-    Ok((header, out))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -301,6 +337,26 @@ mod tests {
         assert_eq!(recs[2].offset, 2);
         assert_eq!(recs[2].value, None);
         RecordBatchHeader::validate_produced(&bytes, 0).unwrap();
+    }
+
+    #[test]
+    fn compressed_batches_carry_the_codec_and_decode_from_record_bytes() {
+        let mut b = RecordBatchBuilder::new();
+        b.push(5, Some(b"k"), Some(b"v"), &[]);
+        // A stand-in "codec": the records reversed.
+        let packed: Vec<u8> = b.records_bytes().iter().rev().copied().collect();
+        let bytes = b.build_compressed(Compression::Gzip, &packed);
+        let h = RecordBatchHeader::validate(&bytes, 0).unwrap();
+        assert_eq!(h.compression(), Compression::Gzip);
+        assert_eq!(h.records_count, 1);
+        assert!(matches!(
+            decode_records(&bytes),
+            Err(BatchError::Compressed { codec: 1 })
+        ));
+        let unpacked: Vec<u8> = bytes[BATCH_HEADER_LEN..].iter().rev().copied().collect();
+        let recs = decode_record_bytes(&h, &unpacked).unwrap();
+        assert_eq!(recs[0].value.as_deref(), Some(&b"v"[..]));
+        assert_eq!(recs[0].timestamp, 5);
     }
 
     #[test]

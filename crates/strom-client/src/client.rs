@@ -1,0 +1,434 @@
+//! `Client`: the bootstrap and routing layer. It keeps one [`Connection`] per broker,
+//! a cache of the cluster's metadata (brokers, partition leaders) and of group
+//! coordinators, and retries an operation on another broker after a metadata refresh
+//! when leadership or coordination moved (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE,
+//! NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) or a connection broke.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName,
+    metadata_request::MetadataRequestTopic,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::connection::Connection;
+use crate::error::ClientError;
+use crate::metadata::{BrokerInfo, Metadata};
+
+/// How a [`Client`] connects and how patient it is.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port` of one or more brokers to learn the cluster from.
+    pub bootstrap: Vec<String>,
+    /// Sent in every request header.
+    pub client_id: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Attempts of an operation whose leader or coordinator moved.
+    pub retries: u32,
+    /// Pause before the first retry; doubled for each further one.
+    pub retry_backoff: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(bootstrap: &str) -> Self {
+        ClientConfig {
+            bootstrap: bootstrap
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            client_id: "strom".to_owned(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            retries: 6,
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A handle to a cluster; cheap to clone and share between tasks.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ClientConfig,
+    /// One connection per broker address, made on first use and replaced when broken.
+    connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
+    /// The newest metadata answer, merged per topic.
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    brokers: BTreeMap<i32, BrokerInfo>,
+    /// Leader node of each known partition.
+    leaders: HashMap<(String, i32), i32>,
+    /// Partition count and topic id of each known topic.
+    topics: HashMap<String, (usize, uuid::Uuid)>,
+    coordinators: HashMap<String, i32>,
+}
+
+impl Client {
+    /// Connects to the first reachable bootstrap broker and loads the cluster's brokers.
+    pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        if config.bootstrap.is_empty() {
+            return Err(ClientError::Invalid("no bootstrap broker given".into()));
+        }
+        let client = Client {
+            inner: Arc::new(Inner {
+                config,
+                connections: tokio::sync::Mutex::new(HashMap::new()),
+                cache: Mutex::new(Cache::default()),
+            }),
+        };
+        client.metadata(Some(&[]), false).await?;
+        Ok(client)
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The connection to `addr`, made if there is none or the old one broke.
+    pub async fn connection_to(&self, addr: &str) -> Result<Arc<Connection>, ClientError> {
+        let mut conns = self.inner.connections.lock().await;
+        if let Some(c) = conns.get(addr).filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let cfg = &self.inner.config;
+        let c = Arc::new(
+            Connection::connect(
+                addr,
+                &cfg.client_id,
+                cfg.connect_timeout,
+                cfg.request_timeout,
+            )
+            .await?,
+        );
+        conns.insert(addr.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// The connection to broker `node_id` (known from metadata).
+    pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, ClientError> {
+        let addr = self
+            .inner
+            .cache
+            .lock()
+            .unwrap()
+            .brokers
+            .get(&node_id)
+            .map(BrokerInfo::addr);
+        match addr {
+            Some(a) => self.connection_to(&a).await,
+            None => {
+                self.metadata(Some(&[]), false).await?;
+                let addr = self
+                    .inner
+                    .cache
+                    .lock()
+                    .unwrap()
+                    .brokers
+                    .get(&node_id)
+                    .map(BrokerInfo::addr);
+                let addr = addr.ok_or_else(|| {
+                    ClientError::Protocol(format!("broker {node_id} is not in the metadata"))
+                })?;
+                self.connection_to(&addr).await
+            }
+        }
+    }
+
+    /// A connection to any broker: a known one first, then the bootstrap list.
+    pub async fn any_broker(&self) -> Result<Arc<Connection>, ClientError> {
+        let known: Vec<String> = self
+            .inner
+            .cache
+            .lock()
+            .unwrap()
+            .brokers
+            .values()
+            .map(BrokerInfo::addr)
+            .collect();
+        let mut last = None;
+        for addr in known.iter().chain(self.inner.config.bootstrap.iter()) {
+            match self.connection_to(addr).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::Invalid("no broker known".into())))
+    }
+
+    /// Metadata for `topics` (`None`: every topic), updating the cache. With
+    /// `auto_create` the broker may create missing topics.
+    pub async fn metadata(
+        &self,
+        topics: Option<&[&str]>,
+        auto_create: bool,
+    ) -> Result<Metadata, ClientError> {
+        let conn = self.any_broker().await?;
+        let version = conn.version::<MetadataRequest>()?;
+        let req = MetadataRequest::default()
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string((*t).to_owned()))))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(auto_create);
+        let resp: MetadataResponse = conn.send(&req, version).await?;
+        let meta = Metadata::from_response(resp);
+        self.remember(&meta);
+        Ok(meta)
+    }
+
+    fn remember(&self, meta: &Metadata) {
+        let mut cache = self.inner.cache.lock().unwrap();
+        cache.brokers = meta
+            .brokers
+            .iter()
+            .map(|b| (b.node_id, b.clone()))
+            .collect();
+        for t in &meta.topics {
+            cache.leaders.retain(|(name, _), _| name != &t.name);
+            if t.error_code != 0 {
+                cache.topics.remove(&t.name);
+                continue;
+            }
+            cache
+                .topics
+                .insert(t.name.clone(), (t.partitions.len(), t.topic_id));
+            for p in &t.partitions {
+                if p.leader >= 0 {
+                    cache
+                        .leaders
+                        .insert((t.name.clone(), p.partition), p.leader);
+                }
+            }
+        }
+    }
+
+    /// Partition count and topic id of `topic`, from the cache or a metadata request.
+    pub async fn topic_info(&self, topic: &str) -> Result<(usize, uuid::Uuid), ClientError> {
+        if let Some(t) = self.inner.cache.lock().unwrap().topics.get(topic) {
+            return Ok(*t);
+        }
+        let meta = self.metadata(Some(&[topic]), false).await?;
+        let t = meta
+            .topic(topic)
+            .ok_or_else(|| ClientError::UnknownTopic(topic.to_owned()))?;
+        if t.error_code == strom_wire::ErrorCode::UnknownTopicOrPartition.code() {
+            return Err(ClientError::UnknownTopic(topic.to_owned()));
+        }
+        ClientError::check(t.error_code, None, || format!("metadata of topic {topic}"))?;
+        Ok((t.partitions.len(), t.topic_id))
+    }
+
+    /// The partitions of `topic`, 0..n.
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<i32>, ClientError> {
+        let (n, _) = self.topic_info(topic).await?;
+        Ok((0..n as i32).collect())
+    }
+
+    /// The node leading `topic`/`partition`, from the cache or a metadata request.
+    pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32, ClientError> {
+        let key = (topic.to_owned(), partition);
+        if let Some(&l) = self.inner.cache.lock().unwrap().leaders.get(&key) {
+            return Ok(l);
+        }
+        let meta = self.metadata(Some(&[topic]), false).await?;
+        let t = meta
+            .topic(topic)
+            .ok_or_else(|| ClientError::UnknownTopic(topic.to_owned()))?;
+        if t.error_code == strom_wire::ErrorCode::UnknownTopicOrPartition.code() {
+            return Err(ClientError::UnknownTopic(topic.to_owned()));
+        }
+        ClientError::check(t.error_code, None, || format!("metadata of topic {topic}"))?;
+        let p = t
+            .partitions
+            .iter()
+            .find(|p| p.partition == partition)
+            .ok_or_else(|| ClientError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+            })?;
+        if p.leader < 0 {
+            return Err(ClientError::Kafka {
+                context: format!("leader of {topic}/{partition}"),
+                code: strom_wire::ErrorCode::LeaderNotAvailable.code(),
+                message: None,
+            });
+        }
+        Ok(p.leader)
+    }
+
+    /// `partitions` of `topic` grouped by their leader's node id, asking the metadata
+    /// again (with backoff) while a leader is being elected or moved.
+    pub async fn partitions_by_leader(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<HashMap<i32, Vec<i32>>, ClientError> {
+        let mut attempt = 0;
+        loop {
+            let mut out: HashMap<i32, Vec<i32>> = HashMap::new();
+            let mut failed = None;
+            for &p in partitions {
+                match self.leader(topic, p).await {
+                    Ok(l) => out.entry(l).or_default().push(p),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => return Ok(out),
+                Some(e) if e.is_retriable() && attempt < self.inner.config.retries => {
+                    self.invalidate_topic(topic);
+                    self.backoff(attempt).await;
+                    attempt += 1;
+                }
+                Some(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Forgets what is known about `topic`'s leaders, so the next lookup asks again.
+    pub fn invalidate_topic(&self, topic: &str) {
+        let mut cache = self.inner.cache.lock().unwrap();
+        cache.leaders.retain(|(t, _), _| t != topic);
+        cache.topics.remove(topic);
+    }
+
+    /// Runs `op` against the leader of `topic`/`partition`, finding the leader again and
+    /// retrying with backoff when the answer says it moved.
+    pub async fn with_leader<T, F, Fut>(
+        &self,
+        topic: &str,
+        partition: i32,
+        mut op: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(Arc<Connection>) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let result = async {
+                let leader = self.leader(topic, partition).await?;
+                let conn = self.broker(leader).await?;
+                op(conn).await
+            }
+            .await;
+            match result {
+                Err(e) if e.is_retriable() && attempt < self.inner.config.retries => {
+                    tracing::debug!(topic, partition, error = %e, attempt, "retrying on a new leader");
+                    self.invalidate_topic(topic);
+                    self.backoff(attempt).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The coordinator of `group`, from the cache or FindCoordinator.
+    pub async fn coordinator(&self, group: &str) -> Result<Arc<Connection>, ClientError> {
+        let cached = self
+            .inner
+            .cache
+            .lock()
+            .unwrap()
+            .coordinators
+            .get(group)
+            .copied();
+        if let Some(node) = cached {
+            return self.broker(node).await;
+        }
+        let conn = self.any_broker().await?;
+        let version = conn.version::<FindCoordinatorRequest>()?;
+        let key = StrBytes::from_string(group.to_owned());
+        let mut req = FindCoordinatorRequest::default().with_key_type(0);
+        if version >= 4 {
+            req.coordinator_keys = vec![key];
+        } else {
+            req.key = key;
+        }
+        let resp = conn.send(&req, version).await?;
+        let (code, message, node, host, port) = match resp.coordinators.first() {
+            Some(c) if version >= 4 => (
+                c.error_code,
+                c.error_message.clone(),
+                c.node_id,
+                c.host.clone(),
+                c.port,
+            ),
+            _ => (
+                resp.error_code,
+                resp.error_message.clone(),
+                resp.node_id,
+                resp.host.clone(),
+                resp.port,
+            ),
+        };
+        ClientError::check(code, message.as_deref(), || {
+            format!("find coordinator of group {group}")
+        })?;
+        let BrokerId(node) = node;
+        {
+            let mut cache = self.inner.cache.lock().unwrap();
+            cache.coordinators.insert(group.to_owned(), node);
+            cache.brokers.entry(node).or_insert_with(|| BrokerInfo {
+                node_id: node,
+                host: host.to_string(),
+                port,
+                rack: None,
+            });
+        }
+        self.broker(node).await
+    }
+
+    /// Runs `op` against `group`'s coordinator, finding it again and retrying with
+    /// backoff when the answer says it moved or is not ready.
+    pub async fn with_coordinator<T, F, Fut>(
+        &self,
+        group: &str,
+        mut op: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(Arc<Connection>) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let result = async { op(self.coordinator(group).await?).await }.await;
+            match result {
+                Err(e) if e.is_retriable() && attempt < self.inner.config.retries => {
+                    tracing::debug!(group, error = %e, attempt, "retrying on a new coordinator");
+                    self.inner.cache.lock().unwrap().coordinators.remove(group);
+                    self.backoff(attempt).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn backoff(&self, attempt: u32) {
+        let pause = self.inner.config.retry_backoff * 2u32.pow(attempt.min(6));
+        tokio::time::sleep(pause.min(Duration::from_secs(5))).await;
+    }
+}

@@ -1,0 +1,143 @@
+//! Fetch: records of one topic's partitions from given offsets, one request per leader.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strom_batch::Record;
+
+use crate::Client;
+use crate::error::ClientError;
+use crate::records::decode_batches;
+
+/// Settings of a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// How long the broker may wait for `min_bytes` to arrive.
+    pub max_wait: Duration,
+    pub min_bytes: i32,
+    /// Per partition; the broker still sends at least one whole batch.
+    pub partition_max_bytes: i32,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            max_wait: Duration::from_millis(500),
+            min_bytes: 1,
+            partition_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// What one partition returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedPartition {
+    pub partition: i32,
+    /// 0, or the Kafka error code for this partition (OFFSET_OUT_OF_RANGE, ...).
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Records at or after the requested offset, in offset order.
+    pub records: Vec<Record>,
+}
+
+impl Client {
+    /// Fetches `topic`'s `positions` (partition, next offset). Partition-level errors
+    /// come back in [`FetchedPartition::error_code`]; a partition whose leader moved is
+    /// reported with that error and its leader is looked up again on the next call.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        positions: &[(i32, i64)],
+        opts: FetchOptions,
+    ) -> Result<Vec<FetchedPartition>, ClientError> {
+        let (_, topic_id) = self.topic_info(topic).await?;
+        let partitions: Vec<i32> = positions.iter().map(|(p, _)| *p).collect();
+        let mut by_leader: HashMap<i32, Vec<(i32, i64)>> = HashMap::new();
+        for (leader, ps) in self.partitions_by_leader(topic, &partitions).await? {
+            let entry = by_leader.entry(leader).or_default();
+            entry.extend(positions.iter().copied().filter(|(p, _)| ps.contains(p)));
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (leader, ps) in by_leader {
+            let client = self.clone();
+            let topic = topic.to_owned();
+            tasks
+                .spawn(async move { client.fetch_from(leader, &topic, topic_id, &ps, opts).await });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            let r = r.map_err(|e| ClientError::Protocol(format!("fetch task: {e}")))?;
+            match r {
+                Ok(parts) => out.extend(parts),
+                Err(e) if e.is_retriable() => self.invalidate_topic(topic),
+                Err(e) => return Err(e),
+            }
+        }
+        if out
+            .iter()
+            .any(|p| crate::error::is_retriable_code(p.error_code))
+        {
+            self.invalidate_topic(topic);
+        }
+        out.sort_by_key(|p| p.partition);
+        Ok(out)
+    }
+
+    async fn fetch_from(
+        &self,
+        leader: i32,
+        topic: &str,
+        topic_id: uuid::Uuid,
+        positions: &[(i32, i64)],
+        opts: FetchOptions,
+    ) -> Result<Vec<FetchedPartition>, ClientError> {
+        let conn = self.broker(leader).await?;
+        let version = conn.version::<FetchRequest>()?;
+        let req = FetchRequest::default()
+            .with_max_wait_ms(opts.max_wait.as_millis() as i32)
+            .with_min_bytes(opts.min_bytes)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_topic_id(topic_id)
+                    .with_partitions(
+                        positions
+                            .iter()
+                            .map(|&(p, o)| {
+                                FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_fetch_offset(o)
+                                    .with_partition_max_bytes(opts.partition_max_bytes)
+                            })
+                            .collect(),
+                    ),
+            ]);
+        let resp = conn.send(&req, version).await?;
+        ClientError::check(resp.error_code, None, || format!("fetch from {topic}"))?;
+        let mut out = Vec::new();
+        for t in resp.responses {
+            for p in t.partitions {
+                let from = positions
+                    .iter()
+                    .find(|(q, _)| *q == p.partition_index)
+                    .map_or(0, |(_, o)| *o);
+                let records = match (&p.records, p.error_code) {
+                    (Some(bytes), 0) => decode_batches(bytes, from)?,
+                    _ => Vec::new(),
+                };
+                out.push(FetchedPartition {
+                    partition: p.partition_index,
+                    error_code: p.error_code,
+                    high_watermark: p.high_watermark,
+                    log_start_offset: p.log_start_offset,
+                    records,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
