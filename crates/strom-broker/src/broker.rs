@@ -358,6 +358,14 @@ impl Broker {
             self.raft
                 .add_group(group, tp, &voters, false, Some(listener))
                 .map_err(raft_failure)?;
+            // A new group's preferred leader stands at once rather than after an
+            // election timeout, so the topic is usable sooner and leaders spread.
+            if replicas.len() > 1
+                && replicas[0] == me
+                && self.raft.status(group).is_some_and(|s| s.term == 0)
+            {
+                let _ = self.raft.campaign(group);
+            }
         }
         Ok(())
     }

@@ -213,6 +213,14 @@ impl RaftNode {
         }
     }
 
+    /// Starts an election for `group` now instead of after an election timeout (a new
+    /// group's preferred leader). Harmless if another node is already leader: with
+    /// pre-vote, a node whose log is not up to date does not disturb it.
+    pub fn campaign(&self, group: u64) -> Result<()> {
+        let slot = self.slot(group)?;
+        self.drive(&slot, |r, _| r.campaign())
+    }
+
     /// Hands leadership of `group` to node `to`.
     pub fn transfer_leader(&self, group: u64, to: u64) -> Result<()> {
         let slot = self.slot(group)?;
