@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use raft::eraftpb::{Entry, Message};
-use strom_log::{LogManager, TopicPartition};
+use strom_log::{FlushPolicy, LogManager, TopicPartition};
 
 use crate::error::{RaftError, Result};
 use crate::replica::{Outbox, Proposed, Replica, ReplicaConfig, Waiter};
@@ -271,6 +271,17 @@ impl RaftNode {
     }
 
     fn request_flush(&self, slot: &Arc<Slot>, offset: i64) {
+        let per_append = self
+            .manager
+            .with_log(&slot.tp, |l| l.config().flush == FlushPolicy::EveryAppend)
+            .unwrap_or(true);
+        if !per_append {
+            // The operator chose not to fsync per append (`flush` = interval, bytes or
+            // os): written counts as persisted, and durability rests on replication
+            // (Kafka's default trade-off). The log's own policy fsyncs later.
+            let _ = self.drive(slot, |rep, out| rep.on_durable(offset, now_ms(), out));
+            return;
+        }
         let this = self.this.clone();
         let weak_slot = Arc::downgrade(slot);
         self.manager.when_durable(
