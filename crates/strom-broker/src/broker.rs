@@ -570,12 +570,32 @@ impl Broker {
                 })
             })
             .await?;
+        self.await_local_leaders(&created, Duration::from_secs(5))
+            .await;
         tracing::info!(
             topic = name,
             partitions = created.partitions,
             "created topic"
         );
         Ok(created)
+    }
+
+    /// Waits (at most `timeout`) until every partition of `meta` with a replica here
+    /// knows its leader, so a Metadata request right after CreateTopics finds leaders.
+    /// Leaders are elected in milliseconds on a healthy cluster; a topic without a
+    /// majority up is still created, and clients see LEADER_NOT_AVAILABLE meanwhile.
+    async fn await_local_leaders(&self, meta: &TopicMeta, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let pending = (0..meta.partitions).any(|p| {
+                self.partition_status(&TopicPartition::new(meta.name.clone(), p))
+                    .is_some_and(|s| s.leader.is_none())
+            });
+            if !pending || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Replicas of a topic created without a replication factor.

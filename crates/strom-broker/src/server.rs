@@ -55,6 +55,14 @@ pub async fn run_with_metrics(
         }
         None => None,
     };
+    // Give the node a moment to join: a single node is ready in milliseconds (its
+    // groups elect themselves), a cluster node once a majority answers. Clients that
+    // connect meanwhile wait in the accept queue; after the wait they are served
+    // anyway (Metadata, and LEADER_NOT_AVAILABLE where no leader is known yet).
+    let joined = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !broker.is_ready() && tokio::time::Instant::now() < joined {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     // The group coordinator's timers; it stops when shutdown begins.
     let ticker = crate::groups::spawn_ticker(broker.clone());
     if let Some(m) = &metrics {

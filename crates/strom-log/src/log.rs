@@ -520,9 +520,31 @@ impl PartitionLog {
         max_bytes: usize,
         upper_bound: Option<i64>,
     ) -> Result<ReadResult> {
+        self.read_from(from, max_bytes, upper_bound, self.log_start_offset)
+    }
+
+    /// Like [`read`](Self::read), but anything still in the segments may be read, below
+    /// the log start offset too (which DeleteRecords may move inside a segment): a Raft
+    /// leader sends its followers every entry it still holds.
+    pub fn read_stored(
+        &mut self,
+        from: i64,
+        max_bytes: usize,
+        upper_bound: Option<i64>,
+    ) -> Result<ReadResult> {
+        self.read_from(from, max_bytes, upper_bound, self.segments[0].base_offset)
+    }
+
+    fn read_from(
+        &mut self,
+        from: i64,
+        max_bytes: usize,
+        upper_bound: Option<i64>,
+        lowest: i64,
+    ) -> Result<ReadResult> {
         self.check_open()?;
         let (start, end) = (self.log_start_offset, self.log_end_offset());
-        if from < start || from > end {
+        if from < lowest.min(start) || from > end {
             return Err(LogError::OffsetOutOfRange {
                 requested: from,
                 start,

@@ -113,6 +113,12 @@ impl Replica {
         apply_entries: bool,
     ) -> Result<Replica> {
         let commit = storage.hard_state().commit;
+        // A group that applies entries keeps its state machine in memory only: it must
+        // be handed every committed entry again after a restart, from the log's start.
+        let applied = match apply_entries {
+            true => raft::Storage::first_index(&storage)? - 1,
+            false => commit,
+        };
         let mut c = Config {
             id,
             election_tick: config.election_tick,
@@ -122,7 +128,7 @@ impl Replica {
             max_uncommitted_size: config.max_uncommitted_size,
             check_quorum: true,
             pre_vote: true,
-            applied: commit,
+            applied,
             ..Config::default()
         };
         if let Some((min, max)) = config.election_range {
@@ -321,7 +327,13 @@ impl Replica {
     fn handle_ready(&mut self, now_ms: i64, out: &mut Outbox) -> Result<()> {
         let mut rd = self.node.ready();
         if let Some(hs) = rd.hs() {
+            let commit_moved = hs.commit > self.node.store().hard_state().commit;
             self.node.mut_store().set_hard_state(hs)?;
+            if commit_moved && self.apply_entries {
+                // Metadata changes are rare and a restarted node should know them at
+                // once, before any leader tells it the commit index again.
+                self.node.mut_store().persist_state()?;
+            }
         }
         if !rd.snapshot().is_empty() {
             let snap = rd.snapshot().clone();
@@ -332,8 +344,12 @@ impl Replica {
         if wrote {
             self.node.mut_store().append(rd.entries(), now_ms)?;
         }
+        let mut snapshots_sent = Vec::new();
         for mut m in rd.take_messages() {
             complete_last_batch(&mut m);
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                snapshots_sent.push(m.to);
+            }
             out.messages.push((self.group, m));
         }
         let committed = rd.take_committed_entries();
@@ -355,7 +371,12 @@ impl Replica {
             messages: persisted,
         });
         self.node.advance_append_async(rd);
-        self.node.advance_apply();
+        // A snapshot here carries no data ("restart at offset X"), so sending it is all
+        // there is to it: without this report the follower's progress would wait for it
+        // forever (until the follower answers an append, which it is never sent).
+        for to in snapshots_sent {
+            self.node.report_snapshot(to, raft::SnapshotStatus::Finish);
+        }
         if wrote {
             out.flush = Some(out.flush.map_or(needed, |f| f.max(needed)));
         }
@@ -384,6 +405,18 @@ impl Replica {
         }
         if let Some(n) = last {
             self.node.on_persist_ready(n);
+        }
+        self.advance_applied();
+    }
+
+    /// Moves raft's applied index as far as it may go: up to what is both committed and
+    /// persisted here. (Partition groups apply nothing; the metadata group applied its
+    /// entries as they were handed out. A snapshot counts once it is persisted.)
+    fn advance_applied(&mut self) {
+        let log = &self.node.raft.raft_log;
+        let target = log.committed.min(log.persisted);
+        if target > log.applied {
+            self.node.advance_apply_to(target);
         }
     }
 

@@ -127,6 +127,12 @@ impl LogStorage {
         // Everything below the log start was committed (retention stops at the commit
         // index), and raft insists the commit index is not below it.
         hard.commit = saved.commit.max(index_of(start) - 1).min(last_index);
+        if saved.voters.len() == 1 {
+            // A group of one: whatever survived in its log was fsynced by its only
+            // voter, so it is committed (its leader would commit it at once anyway);
+            // the high watermark is right from the first moment after a restart.
+            hard.commit = last_index;
+        }
         let mut terms = TermRuns::default();
         match last_epoch {
             Some(e) => terms.reset(last_index, e.max(0) as u64),
@@ -218,7 +224,7 @@ impl LogStorage {
         if first.index <= last_index {
             let offset = offset_of(first.index);
             let boundary = self.log.with(|l| -> Result<bool> {
-                let r = l.read(offset, 0, None)?;
+                let r = l.read_stored(offset, 0, None)?;
                 Ok(r.slice.is_none_or(|s| s.first_offset == offset))
             })??;
             if !boundary {
@@ -317,7 +323,7 @@ impl LogStorage {
                 None => READ_CHUNK,
             };
             let bytes = self.log.with(|l| -> Result<Option<Vec<u8>>> {
-                let r = l.read(offset_of(next), budget, None)?;
+                let r = l.read_stored(offset_of(next), budget, None)?;
                 match r.slice {
                     Some(s) => Ok(Some(s.read_to_vec()?)),
                     None => Ok(None),

@@ -50,6 +50,7 @@ pub fn command() -> Command {
 
 pub fn run(m: &ArgMatches) -> anyhow::Result<()> {
     init_logging(m.get_one::<String>("log-format").map(String::as_str) == Some("json"));
+    fail_stop_on_panic();
     let mut raw = RawSettings::default();
     if let Some(file) = m.get_one::<String>("config") {
         raw.merge_file(&PathBuf::from(file))?;
@@ -122,6 +123,19 @@ fn init_logging(json: bool) {
     } else {
         builder.init();
     }
+}
+
+/// A panic is a bug; a broker that carries on with one of its threads dead (a Raft
+/// group's lock poisoned, a fsync round gone) would keep serving a cluster it can no
+/// longer keep its promises to. Stop the whole process instead: its peers elect new
+/// leaders, a supervisor restarts it, and recovery starts from what is on disk.
+fn fail_stop_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "a thread panicked; stopping the broker");
+        default(info);
+        std::process::abort();
+    }));
 }
 
 /// Partition logs and client connections both need descriptors: use all the process may.
