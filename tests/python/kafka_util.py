@@ -1,5 +1,13 @@
 """Helpers over confluent-kafka for the tests: producing with delivery reports, consuming a
-partition by assign() (group tests are in test_groups.py), admin calls with timeouts."""
+partition by assign() (group tests are in test_groups.py), admin calls with timeouts.
+
+Offsets (docs/adr/0001-raft-offsets.md): every partition is a Raft group, and each leader
+change, the first leader's included, appends a one-record LEADER_CHANGE control batch that
+takes an offset. A new partition's log therefore starts with a control batch at offset 0
+(watermarks (0, 1) while empty), and each broker start adds one more. Clients skip control
+batches, so real messages neither start at 0 nor stay dense across restarts: tests take
+the expected offsets from the delivery reports or from the high watermark before
+producing (`next_offset`), never from 0."""
 
 from __future__ import annotations
 
@@ -170,6 +178,7 @@ def result(future, timeout: float = TIMEOUT_S):
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict | None = None):
+    """Creates the topic and waits for its partitions' first leaders (see below)."""
     a = admin(bootstrap)
     fs = a.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
@@ -177,6 +186,20 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict | 
         request_timeout=TIMEOUT_S,
     )
     result(fs[name])
+    wait_for_first_leaders(bootstrap, name, partitions)
+
+
+def wait_for_first_leaders(bootstrap: str, topic: str, partitions: int) -> None:
+    """Waits until every partition of a just-created topic holds its first leader's
+    committed control batch, watermarks (0, 1): CreateTopics may answer a moment before,
+    while they are still (0, 0). From then on, `next_offset` names the first message's
+    offset."""
+    for p in range(partitions):
+        wait_until(
+            lambda: watermarks(bootstrap, topic, p) == NEW_PARTITION_WATERMARKS,
+            10,
+            what=f"{topic}-{p}'s first leader to commit its control batch",
+        )
 
 
 def watermarks(bootstrap: str, topic: str, partition: int = 0) -> tuple[int, int]:
@@ -186,6 +209,36 @@ def watermarks(bootstrap: str, topic: str, partition: int = 0) -> tuple[int, int
         return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
     finally:
         c.close()
+
+
+# The watermarks of a brand-new, empty partition: its log start, and the end after its
+# first leader's control batch.
+NEW_PARTITION_WATERMARKS = (0, 1)
+
+
+def next_offset(bootstrap: str, topic: str, partition: int = 0) -> int:
+    """The offset the next message produced to the partition gets (while its leader stays
+    the same): its high watermark."""
+    return watermarks(bootstrap, topic, partition)[1]
+
+
+def offsets_by_partition(reports: list[Delivery]) -> dict[int, list[int]]:
+    """The delivered offsets per partition, in the order the messages were sent."""
+    out: dict[int, list[int]] = {}
+    for r in reports:
+        assert r.error is None, r.error
+        out.setdefault(r.partition, []).append(r.offset)
+    return out
+
+
+def assert_contiguous(offsets: list[int], start: int | None = None) -> None:
+    """`offsets` are the run start, start + 1, ... (start defaults to the first of them), as
+    the messages of one producer to one partition within one leader term are."""
+    assert offsets, "no offsets"
+    first = offsets[0] if start is None else start
+    assert offsets == list(range(first, first + len(offsets))), (
+        f"offsets are not the contiguous run from {first}: {offsets[:5]}...{offsets[-5:]}"
+    )
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):

@@ -141,6 +141,12 @@ class Batch:
         return self.attributes & 0x07
 
     @property
+    def is_control(self) -> bool:
+        """A control batch (attribute bit 5): a leader's LEADER_CHANGE marker under Raft
+        (docs/adr/0001-raft-offsets.md). Clients skip these; they take offsets all the same."""
+        return bool(self.attributes & 0x20)
+
+    @property
     def crc_ok(self) -> bool:
         return crc32c(self.raw[21:]) == self.crc
 
@@ -389,7 +395,8 @@ class Conn:
         return self.call(3, 1, metadata_v1_body(topics))
 
     def fetch_all_batches(self, topic: str, partition: int, start: int = 0) -> list[Batch]:
-        """Every batch from `start` to the high watermark, as stored."""
+        """Every batch from `start` to the high watermark, as stored: control batches (each
+        leader's LEADER_CHANGE marker, the first at offset 0) included."""
         out: list[Batch] = []
         offset = start
         while True:
@@ -403,3 +410,8 @@ class Conn:
             offset = res.batches[-1].base_offset + res.batches[-1].last_offset_delta + 1
             if offset >= res.high_watermark:
                 return out
+
+    def fetch_data_batches(self, topic: str, partition: int, start: int = 0) -> list[Batch]:
+        """The batches clients produced, from `start` to the high watermark: control batches
+        (which clients skip) left out."""
+        return [b for b in self.fetch_all_batches(topic, partition, start) if not b.is_control]

@@ -11,11 +11,13 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 import kafka_wire
 from kafka_util import (
+    assert_contiguous,
     assert_delivered,
     consume,
     create_topic,
     make_consumer,
     make_producer,
+    next_offset,
     produce_all,
 )
 
@@ -38,7 +40,10 @@ def test_keys_headers_and_values_round_trip(broker, topic):
     messages.append({"key": b"empty", "value": b""})
     reports = produce_all(p, topic, messages)
     assert_delivered(reports)
-    assert [r.offset for r in reports] == list(range(len(messages)))
+    # One producer, one partition, one leader: consecutive offsets, in the order sent
+    # (after the auto-created partition's leader-change control batch).
+    assert_contiguous([r.offset for r in reports])
+    assert reports[-1].offset + 1 == next_offset(broker.bootstrap, topic, 0)
 
     got = consume(broker.bootstrap, topic, 0, count=len(messages))
     assert len(got) == len(messages)
@@ -46,7 +51,7 @@ def test_keys_headers_and_values_round_trip(broker, topic):
         assert g.key == m["key"]
         assert g.value == m["value"]
         assert (g.headers or []) == m.get("headers", [])
-    assert [g.offset for g in got] == list(range(len(messages)))
+    assert [g.offset for g in got] == [r.offset for r in reports]
 
 
 @pytest.mark.parametrize(
@@ -67,8 +72,9 @@ def test_compression_codec_passes_through(broker, topic, codec):
     assert [g.key for g in got] == [m["key"] for m in messages]
 
     # The broker stores the batches exactly as the client compressed them.
+    # (Control batches, the partition leader's markers, are not the client's: left out.)
     with kafka_wire.Conn(broker.bootstrap) as c:
-        batches = c.fetch_all_batches(topic, 0)
+        batches = c.fetch_data_batches(topic, 0)
     assert batches, "no batches fetched"
     assert {b.compression for b in batches} == {CODECS[codec]}
     assert all(b.crc_ok for b in batches)
@@ -82,20 +88,23 @@ def test_compression_codec_passes_through(broker, topic, codec):
 @pytest.mark.parametrize("acks", [0, 1, -1], ids=["acks0", "acks1", "acks_all"])
 def test_acks_levels(broker, topic, acks):
     create_topic(broker.bootstrap, topic, partitions=1)
+    start = next_offset(broker.bootstrap, topic, 0)
     p = make_producer(broker.bootstrap, acks=acks, linger_ms=2)
     messages = [{"value": f"m{i}".encode()} for i in range(300)]
     reports = produce_all(p, topic, messages)
     assert_delivered(reports)
     if acks != 0:
         # Offsets are known only when the broker answers.
-        assert [r.offset for r in reports] == list(range(len(messages)))
+        assert_contiguous([r.offset for r in reports], start)
     got = consume(broker.bootstrap, topic, 0, count=len(messages))
     assert [g.value for g in got] == [m["value"] for m in messages]
-    assert [g.offset for g in got] == list(range(len(messages)))
+    assert_contiguous([g.offset for g in got], start)
+    assert next_offset(broker.bootstrap, topic, 0) == start + len(messages)
 
 
 def test_idempotent_producer(broker, topic):
     create_topic(broker.bootstrap, topic, partitions=2)
+    starts = [next_offset(broker.bootstrap, topic, part) for part in (0, 1)]
     p = make_producer(broker.bootstrap, enable_idempotence=True, linger_ms=1)
     messages = [{"value": f"m{i}".encode(), "partition": i % 2} for i in range(1000)]
     reports = produce_all(p, topic, messages)
@@ -104,9 +113,11 @@ def test_idempotent_producer(broker, topic):
         want = [m["value"] for m in messages if m["partition"] == part]
         got = consume(broker.bootstrap, topic, part, count=len(want))
         assert [g.value for g in got] == want
-        assert [g.offset for g in got] == list(range(len(want)))
+        assert_contiguous([g.offset for g in got], starts[part])
+        assert [g.offset for g in got] == [r.offset for r in reports if r.partition == part]
+        # The producer's batches (the leader's control batch has no producer id).
         with kafka_wire.Conn(broker.bootstrap) as c:
-            batches = c.fetch_all_batches(topic, part)
+            batches = c.fetch_data_batches(topic, part)
         pids = {b.producer_id for b in batches}
         assert len(pids) == 1 and min(pids) >= 0, f"producer ids in batches: {pids}"
         # Sequences are contiguous per partition, starting at 0.
@@ -118,18 +129,22 @@ def test_idempotent_producer(broker, topic):
 
 def test_ordering_within_a_partition(broker, topic):
     create_topic(broker.bootstrap, topic, partitions=1)
+    start = next_offset(broker.bootstrap, topic, 0)
     # Several in-flight requests and many small batches, flushed in rounds.
     p = make_producer(
         broker.bootstrap, linger_ms=0, batch_num_messages=7, max_in_flight_requests_per_connection=5
     )
     n = 0
+    reports = []
     for _round in range(5):
         msgs = [{"value": str(n + i).encode()} for i in range(400)]
-        assert_delivered(produce_all(p, topic, msgs))
+        reports += produce_all(p, topic, msgs)
+        assert_delivered(reports)
         n += len(msgs)
     got = consume(broker.bootstrap, topic, 0, count=n)
     assert [int(g.value) for g in got] == list(range(n))
-    assert [g.offset for g in got] == list(range(n))
+    assert_contiguous([g.offset for g in got], start)
+    assert [g.offset for g in got] == [r.offset for r in reports]
 
 
 def test_keys_pick_partitions_consistently(broker, topic):

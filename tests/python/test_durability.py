@@ -1,6 +1,10 @@
 """Durability across restarts: topics, configs, data and the log start survive a clean
 SIGTERM restart; a broker SIGKILLed while an idempotent acks=all producer keeps producing
-loses no acknowledged message and writes none twice."""
+loses no acknowledged message and writes none twice.
+
+Each start elects the single node leader of every partition again, which appends one
+LEADER_CHANGE control batch (docs/adr/0001-raft-offsets.md): a restart moves each
+partition's end on by exactly one offset, which clients skip."""
 
 from __future__ import annotations
 
@@ -10,14 +14,17 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from confluent_kafka.admin import ConfigResource, ConfigSource, NewPartitions, NewTopic, ResourceType
 
+import kafka_wire
 from kafka_util import (
     TIMEOUT_S,
     admin,
+    assert_contiguous,
     assert_delivered,
     consume,
     create_topic,
     make_consumer,
     make_producer,
+    offsets_by_partition,
     produce_all,
     result,
     wait_until,
@@ -47,12 +54,19 @@ def test_clean_restart_keeps_topics_configs_and_data(broker, topic):
         {"key": f"k{i}".encode(), "value": f"{i:06d}".encode() + bytes(range(256)) * 8, "partition": i % 3}
         for i in range(6000)
     ]
-    assert_delivered(produce_all(p, topic, msgs))
+    reports = produce_all(p, topic, msgs)
+    assert_delivered(reports)
+    offsets = offsets_by_partition(reports)
+    for part in range(3):
+        assert len(offsets[part]) == 2000
+        assert_contiguous(offsets[part])
     zmsgs = [{"value": f"z{i}".encode() * 50} for i in range(500)]
     pz = make_producer(broker.bootstrap, compression_type="zstd")
     assert_delivered(produce_all(pz, auto, zmsgs))
-    tp = TopicPartition(topic, 0, 123)
-    assert result(a.delete_records([tp])[tp]).low_watermark == 123
+    # The log start moves to partition 0's 124th message.
+    cut = offsets[0][123]
+    tp = TopicPartition(topic, 0, cut)
+    assert result(a.delete_records([tp])[tp]).low_watermark == cut
 
     # A grown topic and a deleted one: both changes must survive too.
     grown, gone = topic + ".grown", topic + ".gone"
@@ -64,7 +78,11 @@ def test_clean_restart_keeps_topics_configs_and_data(broker, topic):
 
     before_configs = describe(broker.bootstrap, topic)
     before_marks = {p_: watermarks(broker.bootstrap, topic, p_) for p_ in range(3)}
-    assert before_marks == {0: (123, 2000), 1: (0, 2000), 2: (0, 2000)}
+    assert before_marks == {
+        0: (cut, offsets[0][-1] + 1),
+        1: (0, offsets[1][-1] + 1),
+        2: (0, offsets[2][-1] + 1),
+    }
     segments = list((broker.data_dir / f"{topic}-1").glob("*.log"))
     assert len(segments) > 2, f"expected several segments, found {segments}"
 
@@ -80,7 +98,9 @@ def test_clean_restart_keeps_topics_configs_and_data(broker, topic):
     assert after_configs == before_configs
     for name, value in configs.items():
         assert after_configs[name] == (value, ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
-    assert {p_: watermarks(broker.bootstrap, topic, p_) for p_ in range(3)} == before_marks
+    # The log starts are kept; each end moves on by the new leader's control batch only.
+    after_marks = {p_: watermarks(broker.bootstrap, topic, p_) for p_ in range(3)}
+    assert after_marks == {p_: (lo, hi + 1) for p_, (lo, hi) in before_marks.items()}
 
     for part in range(3):
         want = [m for m in msgs if m["partition"] == part]
@@ -91,11 +111,12 @@ def test_clean_restart_keeps_topics_configs_and_data(broker, topic):
     got = consume(broker.bootstrap, auto, 0)
     assert [g.value for g in got] == [m["value"] for m in zmsgs]
 
-    # Writing continues at the old end, and the topic's max.message.bytes still applies.
+    # Writing continues at the old end (after the new leader's control batch), and the
+    # topic's max.message.bytes still applies.
     p2 = make_producer(broker.bootstrap)
     reports = produce_all(p2, topic, [{"value": b"after restart", "partition": 1}])
     assert_delivered(reports)
-    assert reports[0].offset == 2000
+    assert reports[0].offset == after_marks[1][1] == offsets[1][-1] + 2
     reports = produce_all(p2, topic, [{"value": b"x" * 400_000, "partition": 1}])
     assert reports[0].error is not None and reports[0].error.code() == KafkaError.MSG_SIZE_TOO_LARGE
 
@@ -213,7 +234,17 @@ def test_sigkill_during_idempotent_acks_all_production(broker, topic):
     # Each acknowledged message is where its delivery report said it is.
     wrong = [(n, o, offsets[n]) for n, o in acked.items() if offsets[n] != o]
     assert not wrong, f"delivery report offsets differ from the log: {wrong[:5]}"
-    assert [g.offset for g in got] == list(range(len(got)))
+    # The log has no holes: every offset up to the end holds either one of the messages
+    # or a leader's control batch, one per broker start (the first leader's at 0).
+    with kafka_wire.Conn(broker.bootstrap) as c:
+        batches = c.fetch_all_batches(topic, 0)
+        end = c.fetch(topic, 0, 0).high_watermark
+    control = [b.base_offset for b in batches if b.is_control]
+    assert len(control) == broker.starts and control[0] == 0, (control, broker.starts)
+    assert all(b.count == 1 for b in batches if b.is_control)
+    covered = [o for b in batches for o in range(b.base_offset, b.base_offset + b.last_offset_delta + 1)]
+    assert covered == list(range(end)), "the log has holes or overlaps"
+    assert sorted(set(control) | {g.offset for g in got}) == covered
 
 
 def test_sigterm_is_prompt_with_parked_long_polls_and_producers(broker, topic):

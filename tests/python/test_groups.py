@@ -18,10 +18,12 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, 
 from kafka_util import (
     TIMEOUT_S,
     admin,
+    assert_contiguous,
     assert_delivered,
     client_conf,
     create_topic,
     make_producer,
+    offsets_by_partition,
     produce_all,
     result,
     wait_until,
@@ -93,29 +95,42 @@ def poll_until(members: list[Member], predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}: {state}")
 
 
-def produce_per_partition(bootstrap: str, topic: str, partitions: int, each: int, tag: str):
+def produce_per_partition(
+    bootstrap: str, topic: str, partitions: int, each: int, tag: str
+) -> set[tuple[int, int]]:
+    """`each` messages to every partition; returns their (partition, offset) pairs from the
+    delivery reports (a partition's log starts with a leader-change control batch, so the
+    offsets do not start at 0)."""
     p = make_producer(bootstrap)
     msgs = [
         {"value": f"{tag}-{part}-{i}".encode(), "partition": part}
         for part in range(partitions)
         for i in range(each)
     ]
-    assert_delivered(produce_all(p, topic, msgs))
+    reports = produce_all(p, topic, msgs)
+    assert_delivered(reports)
+    by_partition = offsets_by_partition(reports)
+    assert sorted(by_partition) == list(range(partitions))
+    for offsets in by_partition.values():
+        assert_contiguous(offsets)
+    return {(r.partition, r.offset) for r in reports}
 
 
-def all_offsets(partitions: int, end: int) -> set[tuple[int, int]]:
-    return {(p, o) for p in range(partitions) for o in range(end)}
+def ends(produced: set[tuple[int, int]], partitions: int) -> list[int]:
+    """Per partition, the offset after the last produced message: what a group that read
+    everything commits (and the high watermark)."""
+    return [max(o for p, o in produced if p == part) + 1 for part in range(partitions)]
 
 
 def test_three_consumers_share_six_partitions_and_a_leaver_is_covered(broker, topic):
     create_topic(broker.bootstrap, topic, partitions=6)
-    produce_per_partition(broker.bootstrap, topic, 6, 10, "a")
+    first = produce_per_partition(broker.bootstrap, topic, 6, 10, "a")
     members = [Member(broker.bootstrap, "g3", topic) for _ in range(3)]
     try:
         poll_until(
             members,
             lambda: [len(m.assigned) for m in members] == [2, 2, 2]
-            and set().union(*(m.seen for m in members)) == all_offsets(6, 10),
+            and set().union(*(m.seen for m in members)) == first,
             TIMEOUT_S,
             "two partitions each and every message read",
         )
@@ -124,11 +139,11 @@ def test_three_consumers_share_six_partitions_and_a_leaver_is_covered(broker, to
         # produced next on all six.
         members[0].close()
         rest = members[1:]
-        produce_per_partition(broker.bootstrap, topic, 6, 10, "b")
+        second = produce_per_partition(broker.bootstrap, topic, 6, 10, "b")
         poll_until(
             rest,
             lambda: sorted(len(m.assigned) for m in rest) == [3, 3]
-            and all_offsets(6, 20) <= set().union(*(m.seen for m in members)),
+            and first | second <= set().union(*(m.seen for m in members)),
             SESSION_MS / 1000 + 20,
             "the leaver's partitions taken over with nothing skipped",
         )
@@ -176,7 +191,7 @@ def test_killed_consumer_partitions_move_within_the_session_timeout(broker, topi
         )
         # The child commits nothing, so the survivors must read every message of its
         # partitions from the start.
-        produce_per_partition(broker.bootstrap, topic, 6, 5, "k")
+        produced = produce_per_partition(broker.bootstrap, topic, 6, 5, "k")
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
         killed_at = time.monotonic()
@@ -192,7 +207,7 @@ def test_killed_consumer_partitions_move_within_the_session_timeout(broker, topi
         assert moved_after < SESSION_MS / 1000 + 10, moved_after
         poll_until(
             members,
-            lambda: set().union(*(m.seen for m in members)) == all_offsets(6, 5),
+            lambda: set().union(*(m.seen for m in members)) == produced,
             TIMEOUT_S,
             "every message read by the survivors",
         )
@@ -297,29 +312,31 @@ def read_all(member: Member, want: set[tuple[int, int]]) -> None:
 
 def test_second_group_replays_while_first_keeps_its_position(broker, topic):
     create_topic(broker.bootstrap, topic, partitions=2)
-    produce_per_partition(broker.bootstrap, topic, 2, 10, "r")
+    produced = produce_per_partition(broker.bootstrap, topic, 2, 10, "r")
+    end = ends(produced, 2)
     first = Member(broker.bootstrap, "gfirst", topic)
     try:
-        read_all(first, all_offsets(2, 10))
+        read_all(first, produced)
         first.consumer.commit(asynchronous=False)
     finally:
         first.close()
-    assert committed(broker.bootstrap, "gfirst", topic, 2) == [10, 10]
+    assert committed(broker.bootstrap, "gfirst", topic, 2) == end
 
     second = Member(broker.bootstrap, "gsecond", topic)
     try:
-        read_all(second, all_offsets(2, 10))
+        read_all(second, produced)
         second.consumer.commit(asynchronous=False)
     finally:
         second.close()
-    assert committed(broker.bootstrap, "gfirst", topic, 2) == [10, 10]
+    assert committed(broker.bootstrap, "gfirst", topic, 2) == end
 
     # The first group resumes where it was: only what is new.
-    produce_per_partition(broker.bootstrap, topic, 2, 3, "n")
+    new = produce_per_partition(broker.bootstrap, topic, 2, 3, "n")
+    assert min(o for p, o in new if p == 0) == end[0] and min(o for p, o in new if p == 1) == end[1]
     again = Member(broker.bootstrap, "gfirst", topic)
     try:
-        read_all(again, {(p, o) for p in range(2) for o in range(10, 13)})
-        assert min(o for _, o in again.seen) == 10
+        read_all(again, new)
+        assert again.seen == new
     finally:
         again.close()
 
@@ -331,7 +348,7 @@ def test_kcat_balanced_consumer(broker, topic):
     if KCAT is None:
         pytest.fail("kcat is not installed: apt-get install -y kcat")
     create_topic(broker.bootstrap, topic, partitions=3)
-    produce_per_partition(broker.bootstrap, topic, 3, 4, "kc")
+    produced = produce_per_partition(broker.bootstrap, topic, 3, 4, "kc")
     proc = subprocess.run(
         [
             KCAT, "-b", broker.bootstrap, "-G", "gkcat", topic,
@@ -345,18 +362,19 @@ def test_kcat_balanced_consumer(broker, topic):
     )
     assert proc.returncode == 0, proc.stderr
     got = {tuple(map(int, line.split())) for line in proc.stdout.splitlines() if line}
-    assert got == all_offsets(3, 4), proc.stdout
+    assert got == produced, proc.stdout
     # kcat commits what it read (auto commit, and on close).
-    assert committed(broker.bootstrap, "gkcat", topic, 3) == [4, 4, 4]
+    assert committed(broker.bootstrap, "gkcat", topic, 3) == ends(produced, 3)
 
 
 def test_admin_client_group_operations(broker, topic):
     create_topic(broker.bootstrap, topic, partitions=2)
-    produce_per_partition(broker.bootstrap, topic, 2, 5, "ad")
+    produced = produce_per_partition(broker.bootstrap, topic, 2, 5, "ad")
+    end = ends(produced, 2)
     a = admin(broker.bootstrap)
     m = Member(broker.bootstrap, "gadmin", topic)
     try:
-        read_all(m, all_offsets(2, 5))
+        read_all(m, produced)
         m.consumer.commit(asynchronous=False)
         listed = result(a.list_consumer_groups(request_timeout=TIMEOUT_S))
         ids = {g.group_id for g in listed.valid}
@@ -376,14 +394,16 @@ def test_admin_client_group_operations(broker, topic):
         res = result(fs["gadmin"])
         return {tp.partition: tp.offset for tp in res.topic_partitions if tp.topic == topic}
 
-    assert offsets() == {0: 5, 1: 5}
-    # Reset to the beginning (the group is empty now, as Kafka requires).
+    assert offsets() == {0: end[0], 1: end[1]}
+    # Reset partition 0 to the beginning, 1 to its third message (the group is empty now,
+    # as Kafka requires).
+    third = sorted(o for p, o in produced if p == 1)[2]
     fs = a.alter_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions("gadmin", [TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 2)])],
+        [ConsumerGroupTopicPartitions("gadmin", [TopicPartition(topic, 0, 0), TopicPartition(topic, 1, third)])],
         request_timeout=TIMEOUT_S,
     )
     result(fs["gadmin"])
-    assert offsets() == {0: 0, 1: 2}
+    assert offsets() == {0: 0, 1: third}
 
     fs = a.delete_consumer_groups(["gadmin"], request_timeout=TIMEOUT_S)
     result(fs["gadmin"])

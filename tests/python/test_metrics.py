@@ -15,10 +15,12 @@ import kafka_wire
 import prom_text
 from kafka_util import (
     TIMEOUT_S,
+    assert_contiguous,
     assert_delivered,
     client_conf,
     create_topic,
     make_producer,
+    next_offset,
     produce_all,
     wait_until,
 )
@@ -80,9 +82,13 @@ def test_metrics_follow_produce_consume_and_commit(broker, topic):
 
     values = [f"message-{i:04d}".encode() * 8 for i in range(50)]
     producer = make_producer(broker.bootstrap, acks="all")
+    start = next_offset(broker.bootstrap, topic, 0)
     reports = produce_all(producer, topic, [{"value": v, "partition": 0} for v in values])
     assert_delivered(reports)
     produced_bytes = sum(len(v) for v in values)
+    # The log starts with the first leader's control batch at 0; the messages follow it.
+    assert_contiguous([r.offset for r in reports], start)
+    end = reports[-1].offset + 1
 
     group = f"g-metrics-{topic[-6:]}"
     c = group_consumer(broker, group)
@@ -104,11 +110,11 @@ def test_metrics_follow_produce_consume_and_commit(broker, topic):
         bytes_out = prom_text.value(fams, "strom_topic_bytes_out_total", topic=topic)
         assert bytes_out >= produced_bytes
         part = {"topic": topic, "partition": "0"}
-        assert prom_text.value(fams, "strom_partition_log_end_offset", **part) == 50
-        assert prom_text.value(fams, "strom_partition_high_watermark", **part) == 50
+        assert prom_text.value(fams, "strom_partition_log_end_offset", **part) == end
+        assert prom_text.value(fams, "strom_partition_high_watermark", **part) == end
         assert prom_text.value(fams, "strom_partition_log_start_offset", **part) == 0
         lag = {"group": group, **part}
-        assert prom_text.value(fams, "strom_consumer_group_committed_offset", **lag) == 50
+        assert prom_text.value(fams, "strom_consumer_group_committed_offset", **lag) == end
         assert prom_text.value(fams, "strom_consumer_group_lag", **lag) == 0
         delivered = prom_text.value(
             fams, "strom_consumer_group_delivery_latency_seconds_count", group=group
@@ -120,7 +126,7 @@ def test_metrics_follow_produce_consume_and_commit(broker, topic):
         assert_delivered(produce_all(producer, topic, [{"value": b"x", "partition": 0}] * 7))
         fams = scrape(broker)
         assert prom_text.value(fams, "strom_consumer_group_lag", **lag) == 7
-        assert prom_text.value(fams, "strom_partition_log_end_offset", **part) == 57
+        assert prom_text.value(fams, "strom_partition_log_end_offset", **part) == end + 7
 
         # Consuming and committing them brings it back to zero.
         c.commit(message=consume_n(c, 7)[-1], asynchronous=False)

@@ -8,7 +8,15 @@ import time
 
 import pytest
 
-from kafka_util import assert_delivered, consume, create_topic, make_producer, produce_all, watermarks
+from kafka_util import (
+    assert_contiguous,
+    assert_delivered,
+    consume,
+    create_topic,
+    make_producer,
+    produce_all,
+    watermarks,
+)
 
 RETENTION_MS = 3000
 SEGMENT_MS = 200
@@ -24,25 +32,29 @@ def test_retention_ms_expires_old_records_and_keeps_new_ones(broker, topic):
     p = make_producer(broker.bootstrap, linger_ms=0)
     old = [{"value": f"old-{i}".encode()} for i in range(20)]
     t_old = time.time()
-    assert_delivered(produce_all(p, topic, old))
-    n_old = len(old)
+    reports = produce_all(p, topic, old)
+    assert_delivered(reports)
+    old_offsets = [r.offset for r in reports]
+    # (The log starts with the first leader's control batch, so these do not start at 0.)
+    assert_contiguous(old_offsets)
+    first_new = old_offsets[-1] + 1  # the fresh records follow on directly
 
     # Keep writing fresh records (each append may roll a segment, since segment.ms is
     # short) until the old ones are gone.
-    produced_at: list[float] = []  # wall time of each fresh record, by offset - n_old
+    produced_at: list[float] = []  # wall time of each fresh record, by offset - first_new
     deadline = time.monotonic() + RETENTION_MS / 1000 + 20
     low = 0
     while time.monotonic() < deadline:
         reports = produce_all(p, topic, [{"value": f"new-{len(produced_at)}".encode()}])
         assert_delivered(reports)
-        assert reports[0].offset == n_old + len(produced_at)
+        assert reports[0].offset == first_new + len(produced_at)
         produced_at.append(time.time())
         low, high = watermarks(broker.bootstrap, topic)
-        assert high == n_old + len(produced_at)
-        if low > 0:
-            # Nothing went before it expired (a little slack for clock reads).
+        assert high == first_new + len(produced_at)
+        if low > old_offsets[0]:
+            # No old record went before it expired (a little slack for clock reads).
             assert time.time() - t_old >= RETENTION_MS / 1000 - 0.2, "old records deleted too early"
-        if low >= n_old:
+        if low >= first_new:
             break
         time.sleep(0.1)
     else:
@@ -52,7 +64,7 @@ def test_retention_ms_expires_old_records_and_keeps_new_ones(broker, topic):
     # interval and segment granularity) are still there. (Retention keeps running, so
     # the earliest offset may move on while we read.)
     now = time.time()
-    young = [n_old + i for i, t in enumerate(produced_at) if now - t < RETENTION_MS / 1000 - 1.0]
+    young = [first_new + i for i, t in enumerate(produced_at) if now - t < RETENTION_MS / 1000 - 1.0]
     assert young, "no fresh records to check"
     got = consume(broker.bootstrap, topic, 0)
     low, high = watermarks(broker.bootstrap, topic)
@@ -60,5 +72,5 @@ def test_retention_ms_expires_old_records_and_keeps_new_ones(broker, topic):
     first = got[0].offset
     assert first <= young[0], f"earliest consumed offset {first} is past young record {young[0]}"
     assert [g.offset for g in got] == list(range(first, high))
-    assert [g.value for g in got] == [f"new-{o - n_old}".encode() for o in range(first, high)]
+    assert [g.value for g in got] == [f"new-{o - first_new}".encode() for o in range(first, high)]
     assert low <= young[0]
