@@ -1,0 +1,392 @@
+"""Three-node Strom clusters under faults: leader crashes during idempotent acks=all
+production, an isolated leader (peer traffic cut by proxies), whole-cluster crashes, a
+follower's downtime, and how CreateTopics spreads leaders.
+
+Each test starts its own cluster (cluster_util.Cluster) in its tmp dir; the fixture stops
+it (SIGTERM, panics are errors) whatever happens, and a failing test's report carries the
+tail of every node's log.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+import kafka_wire
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from cluster_util import (
+    Cluster,
+    assert_all_acked,
+    assert_exactly_once_in_order,
+    consume_values,
+    number_of,
+    produce_numbered,
+    value_of,
+    wait_until,
+)
+
+MAX_ELECTION_S = 10.0
+
+
+class _ClusterLogs:
+    """Attaches every node's log tail to a failing test's report."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        clusters = getattr(item, "_strom_clusters", None)
+        if clusters and report.failed:
+            for c in clusters:
+                for i, n in c.nodes.items():
+                    report.sections.append((f"node {i} log ({n.log_path})", n.log_tail(150)))
+                for i, p in c.proxies.items():
+                    report.sections.append(
+                        (f"proxy {i}", f"blocked {sorted(p.blocked)} swallowed connections {p.swallowed} forwarded {p.forwarded}")
+                    )
+
+
+@pytest.fixture
+def make_cluster(request, tmp_path):
+    pm = request.config.pluginmanager
+    if not pm.has_plugin("strom-cluster-logs"):
+        pm.register(_ClusterLogs(), "strom-cluster-logs")
+    clusters: list[Cluster] = []
+    request.node._strom_clusters = clusters
+
+    def make(proxies: bool = False, args: list[str] | None = None) -> Cluster:
+        c = Cluster(tmp_path / f"cluster{len(clusters)}", proxies=proxies, args=args)
+        clusters.append(c)
+        c.start_all()
+        return c
+
+    yield make
+    gc.collect()  # destroy the test's clients while the brokers still run
+    problems = []
+    for c in clusters:
+        problems += c.shutdown()
+    assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def topic(request) -> str:
+    name = re.sub(r"[^a-zA-Z0-9._-]", "_", request.node.name)[:100]
+    return f"c.{name}.{os.urandom(3).hex()}"
+
+
+def say(capsys, line: str):
+    """Prints a measurement into the run's output even when the test passes."""
+    with capsys.disabled():
+        print(f"\n[cluster] {line}", flush=True)
+
+
+NOT_LEADER_OR_FOLLOWER = 6
+REQUEST_TIMED_OUT = 7
+
+
+def produce_direct(node, topic: str, partition: int, value: bytes, timeout_ms: int = 5000) -> int | None:
+    """One acks=all Produce (v3) of one record sent to `node` itself; its error code, or None
+    if no answer came within the request's timeout plus 5 s."""
+    body = kafka_wire.produce_v3_body(
+        topic, partition, kafka_wire.record_batch([(None, value)]), acks=-1, timeout_ms=timeout_ms
+    )
+    try:
+        with kafka_wire.Conn(node.bootstrap, timeout=timeout_ms / 1000 + 5) as conn:
+            (res,) = kafka_wire.parse_produce_v3(conn.call(0, 3, body))
+            return res.error_code
+    except (socket.timeout, TimeoutError):
+        return None
+
+
+def wait_new_leader(c: Cluster, topic: str, partition: int, old: int, via: list[int],
+                    timeout: float = 30.0) -> int:
+    """Polls Metadata from the nodes `via` until one names a leader other than `old`."""
+
+    def new_leader():
+        for i in via:
+            l = c.leader_of(topic, partition, via=i)
+            if l >= 0 and l != old:
+                return l
+        return None
+
+    return wait_until(new_leader, timeout, f"a leader of {topic}-{partition} other than {old}", interval=0.05)
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_sigkill_leader_during_idempotent_acks_all_production(make_cluster, topic, partitions, capsys):
+    c = make_cluster()
+    c.create_topic(topic, partitions)
+    leader = c.wait_leaders(topic, partitions)[0]
+    survivors = [i for i in c.ids if i != leader]
+
+    n = 30000
+    rate = 5000.0  # messages per second: production spans the kill and the election
+    reports: dict[int, tuple] = {}
+    client_errors: list[KafkaError] = []
+    producer = Producer({
+        "bootstrap.servers": c.bootstrap(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": 90000,
+        "socket.timeout.ms": 10000,
+        "error_cb": lambda e: client_errors.append(e),
+    })
+
+    def cb(err, msg):
+        reports[number_of(msg.value())] = (err, msg.partition(), msg.offset())
+
+    left = []
+
+    def produce():
+        start = time.monotonic()
+        for i in range(n):
+            while True:
+                try:
+                    producer.produce(topic, value=value_of(i), partition=i % partitions, on_delivery=cb)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            if i % 100 == 0:
+                producer.poll(0)
+                ahead = start + i / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+        left.append(producer.flush(75))
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    wait_until(lambda: len(reports) >= n // 3, 30, f"{n // 3} acknowledgements before the kill")
+    acked_before_kill = len(reports)
+    c.kill(leader)
+    killed_at = time.monotonic()
+    new = wait_new_leader(c, topic, 0, leader, survivors, timeout=30)
+    election = time.monotonic() - killed_at
+    say(capsys, f"{partitions} partition(s): SIGKILL of leader {leader} after {acked_before_kill} acks; "
+                f"node {new} leads after {election:.2f}s")
+    assert election < MAX_ELECTION_S, f"election took {election:.2f}s"
+
+    t.join(80)
+    assert not t.is_alive(), "production did not finish"
+    assert left == [0], f"{left} messages still undelivered"
+    fatal = [e for e in client_errors if e.fatal()]
+    assert not fatal, f"fatal producer errors: {fatal}"
+    assert len(reports) == n
+    assert_all_acked(reports)
+    assert len(reports) > acked_before_kill
+    for p in range(partitions):
+        offs = [reports[i][2] for i in range(p, n, partitions)]
+        assert offs == sorted(offs) and len(set(offs)) == len(offs), \
+            f"partition {p}: acknowledged offsets do not grow in production order"
+
+    c.start(leader)
+    consumed = consume_values(c.bootstrap(), topic, list(range(partitions)), timeout=60, expect=n)
+    assert_exactly_once_in_order(consumed, reports)
+    c.wait_logs_identical(topic, range(partitions), timeout=60)
+
+
+def test_isolated_leader_stops_acknowledging_and_majority_elects(make_cluster, topic, capsys):
+    c = make_cluster(proxies=True)
+    c.create_topic(topic, 1)
+    old = c.wait_leaders(topic, 1)[0]
+    majority = [i for i in c.ids if i != old]
+
+    reports = produce_numbered(c.bootstrap(), topic, range(0, 2000))
+    assert_all_acked(reports)
+
+    c.isolate(old)
+    isolated_at = time.monotonic()
+    # Straight at the isolated leader (raw Produce, so no client can follow Metadata to the
+    # new leader), first while it may still believe it leads, again after the election:
+    # acks=all must not be answered with success, as it cannot reach a majority.
+    early: list = []
+
+    def produce_early():
+        t0 = time.monotonic()
+        early.append(produce_direct(c[old], topic, 0, b"isolated-early"))
+        early.append(time.monotonic() - t0)
+
+    t = threading.Thread(target=produce_early, daemon=True)
+    t.start()
+
+    new = wait_new_leader(c, topic, 0, old, majority, timeout=30)
+    election = time.monotonic() - isolated_at
+    say(capsys, f"isolated leader {old}: node {new} leads after {election:.2f}s")
+    assert new in majority
+    assert election < MAX_ELECTION_S, f"election took {election:.2f}s"
+    wait_until(lambda: c.agreed_leader(topic, 0, majority) == new, 15,
+               f"nodes {majority} to agree on leader {new}")
+
+    try:
+        during = produce_numbered(c.bootstrap(majority), topic, range(2000, 4000))
+        assert_all_acked(during)
+    except AssertionError as e:
+        raise AssertionError(
+            f"acks=all production through nodes {majority} failed: {e}; "
+            f"the leader as each node reports it: {c.views(topic)}"
+        ) from None
+    reports.update(during)
+
+    late = produce_direct(c[old], topic, 0, b"isolated-late")
+    t.join(30)
+    assert early, "the first produce to the isolated leader did not finish"
+    say(capsys, f"acks=all Produce to isolated leader {old}: at once {early[0]} "
+                f"(answered after {early[1]:.2f}s), after the election {late}")
+    for when, res in (("right after isolating it", early[0]), ("after the election", late)):
+        assert res != 0, f"acks=all produce to the isolated leader {old} {when} was acknowledged"
+        assert res in (None, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT), (
+            f"acks=all produce to the isolated leader {old} {when}: unexpected error code {res}"
+        )
+
+    c.heal()
+    # The old leader rejoins as a follower of the leader the majority elected.
+    leader_after = wait_until(lambda: c.agreed_leader(topic, 0), 30,
+                              "all three nodes to agree on a leader after healing")
+    assert leader_after != old, f"old leader {old} leads again after healing"
+    c.wait_logs_identical(topic, 0, timeout=60)
+
+    consumed = consume_values(c.bootstrap(), topic, [0], timeout=60, expect=len(reports))
+    values = [v for _, v in consumed[0]]
+    assert b"isolated-early" not in values and b"isolated-late" not in values, \
+        "a message only the isolated leader had (never acknowledged) was committed"
+    assert_exactly_once_in_order(consumed, reports)
+
+
+def test_whole_cluster_restart(make_cluster, topic):
+    c = make_cluster(args=["--group-initial-rebalance-delay-ms", "0"])
+    partitions = 3
+    c.create_topic(topic, partitions)
+    reports = produce_numbered(c.bootstrap(), topic, range(6000), partitions=partitions)
+    assert_all_acked(reports)
+
+    group = f"g-{os.urandom(4).hex()}"
+    gc_conf = {
+        "bootstrap.servers": c.bootstrap(),
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "socket.timeout.ms": 10000,
+    }
+    consumer = Consumer(gc_conf)
+    try:
+        consumer.subscribe([topic])
+        got = 0
+        deadline = time.monotonic() + 45
+        while got < 3000:
+            assert time.monotonic() < deadline, f"group consumer got {got} messages in 45s"
+            for m in consumer.consume(500, 0.5):
+                if m.error():
+                    raise KafkaException(m.error())
+                got += 1
+        committed = consumer.commit(asynchronous=False)
+        expected = {tp.partition: tp.offset for tp in committed}
+        assert all(tp.error is None for tp in committed), committed
+        assert any(o > 0 for o in expected.values()), f"nothing committed: {committed}"
+        expected = {p: expected.get(p, OFFSET_INVALID) for p in range(partitions)}
+        before = {tp.partition: tp.offset for tp in
+                  consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)}
+        assert before == expected, f"committed {expected}, but the group reads back {before}"
+    finally:
+        consumer.close()
+
+    c.kill_all()
+    c.restart_all()
+    c.wait_leaders(topic, partitions, timeout=30)
+
+    consumed = consume_values(c.bootstrap(), topic, list(range(partitions)), timeout=60, expect=len(reports))
+    assert_exactly_once_in_order(consumed, reports)
+
+    check = Consumer(gc_conf)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+
+        def committed_now():
+            try:
+                res = check.committed(tps, timeout=5)
+            except KafkaException:
+                return None
+            return {tp.partition: tp.offset for tp in res if tp.error is None}
+
+        last = wait_until(lambda: (lambda r: r if r and len(r) == partitions else None)(committed_now()),
+                          30, "committed offsets after the restart")
+        assert last == expected, f"committed offsets before the crash {expected}, after {last}"
+    finally:
+        check.close()
+    for p in range(partitions):
+        c.wait_logs_identical(topic, p, timeout=60)
+
+
+def test_follower_catches_up_after_downtime(make_cluster, topic, capsys):
+    # Small segments: the follower's catch-up rolls segments too.
+    c = make_cluster(args=["--segment-bytes", "1048576"])
+    c.create_topic(topic, 1)
+    leader = c.wait_leaders(topic, 1)[0]
+    follower = next(i for i in c.ids if i != leader)
+    first = produce_numbered(c.bootstrap(), topic, range(1000))
+    assert_all_acked(first)
+    c.wait_logs_identical(topic, 0, timeout=30)
+
+    rc = c.stop(follower)
+    assert rc == 0, f"node {follower} exited with {rc} after SIGTERM"
+    up = [i for i in c.ids if i != follower]
+    more = produce_numbered(c.bootstrap(up), topic, range(1000, 41000), pad=200)
+    assert_all_acked(more)
+    sizes = c.log_sizes(topic, 0)
+    assert sizes[follower] < sizes[leader], f"the stopped follower's log grew: {sizes}"
+
+    c.start(follower)
+    started = time.monotonic()
+    c.wait_logs_identical(topic, 0, timeout=60)
+    say(capsys, f"node {follower} caught up {sizes[leader] - sizes[follower]} bytes in "
+                f"{time.monotonic() - started:.2f}s")
+    first.update(more)
+    consumed = consume_values(c.bootstrap(), topic, [0], timeout=60, expect=len(first))
+    assert_exactly_once_in_order(consumed, first)
+
+
+def test_create_topic_spreads_leaders(make_cluster, topic, capsys):
+    c = make_cluster()
+    partitions = 6
+    c.create_topic(topic, partitions)
+
+    for via in c.ids:
+        md = c.metadata(via, topic)
+        t = md.topics[topic]
+        assert t.error is None, f"node {via}: {t.error}"
+        assert sorted(t.partitions) == list(range(partitions)), f"node {via}: partitions {sorted(t.partitions)}"
+        for p, pm in t.partitions.items():
+            assert sorted(pm.replicas) == c.ids, f"node {via}: partition {p} replicas {pm.replicas}"
+
+    def spread():
+        leaders = {}
+        for p in range(partitions):
+            l = c.agreed_leader(topic, p)
+            if l is None:
+                return None
+            leaders[p] = l
+        return leaders if set(leaders.values()) == set(c.ids) else None
+
+    try:
+        leaders = wait_until(spread, 15, "every node to lead at least one partition", interval=0.3)
+    except AssertionError:
+        now = {p: c.leader_of(topic, p) for p in range(partitions)}
+        raise AssertionError(f"leaders of {partitions} partitions are not spread over {c.ids}: {now}")
+    say(capsys, f"leaders of the 6 partitions: {leaders}")
+
+    reports: dict[int, tuple] = {}
+    for k, via in enumerate(c.ids):
+        # One node's address only: the client must follow Metadata to each leader.
+        r = produce_numbered(c[via].bootstrap, topic, range(k * 600, (k + 1) * 600), partitions=partitions)
+        assert_all_acked(r)
+        reports.update(r)
+    for via in c.ids:
+        consumed = consume_values(c[via].bootstrap, topic, list(range(partitions)), timeout=60,
+                                  expect=len(reports))
+        assert_exactly_once_in_order(consumed, reports, what=f"via node {via}: ")
