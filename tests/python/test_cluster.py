@@ -390,3 +390,50 @@ def test_create_topic_spreads_leaders(make_cluster, topic, capsys):
         consumed = consume_values(c[via].bootstrap, topic, list(range(partitions)), timeout=60,
                                   expect=len(reports))
         assert_exactly_once_in_order(consumed, reports, what=f"via node {via}: ")
+
+
+def test_follower_behind_the_leaders_log_start_restarts_from_it(make_cluster, topic, capsys):
+    """A follower that was down while retention deleted the entries it lacks cannot be sent
+    them: it gets a (data-less) snapshot, throws its log away and continues from the
+    leader's log start offset (ADR 0001), then follows normally and can lead."""
+    c = make_cluster(args=["--retention-check-ms", "200"])
+    c.create_topic(topic, 1, config={"segment.bytes": "100000", "retention.bytes": "300000"})
+    leader = c.wait_leaders(topic, 1)[0]
+    follower = next(i for i in c.ids if i != leader)
+    assert_all_acked(produce_numbered(c.bootstrap(), topic, range(500), pad=200))
+    c.wait_logs_identical(topic, 0, timeout=30)
+
+    c.kill(follower)
+    up = [i for i in c.ids if i != follower]
+    acked = produce_numbered(c.bootstrap(up), topic, range(500, 20500), pad=200)
+    assert_all_acked(acked)
+    # Retention on the leader moves its log start past everything the follower has.
+    old_follower_log = c[follower].partition_log(topic, 0)
+    wait_until(lambda: len(c[leader].partition_log(topic, 0)) < 2_000_000, 30,
+               "retention on the leader")
+
+    c.start(follower)
+    started = time.monotonic()
+
+    def follower_caught_up():
+        lead, foll = c[leader].partition_log(topic, 0), c[follower].partition_log(topic, 0)
+        # Retention runs on each node by itself, so compare what both still hold.
+        n = min(len(lead), len(foll))
+        return n > 0 and lead[-n:] == foll[-n:] and len(foll) < len(old_follower_log) + len(lead)
+
+    wait_until(follower_caught_up, 60, "the follower restarting from the leader's log start")
+    say(capsys, f"node {follower} restarted from the leader's log start in "
+                f"{time.monotonic() - started:.2f}s")
+    assert not c[follower].partition_log(topic, 0).startswith(old_follower_log[:1000]), \
+        "the follower kept its old head instead of restarting at the leader's log start"
+
+    # The restarted follower is a full replica: with the leader gone it can lead, and the
+    # newest records are all there.
+    c.kill(leader)
+    rest = [i for i in c.ids if i != leader]
+    wait_new_leader(c, topic, 0, leader, rest)
+    more = produce_numbered(c.bootstrap(rest), topic, range(20500, 21000), pad=200)
+    assert_all_acked(more)
+    consumed = consume_values(c.bootstrap(rest), topic, [0], timeout=60)
+    values = [v for _, v in consumed[0]]
+    assert values[-500:] == [value_of(i, 200) for i in range(20500, 21000)], values[-3:]
