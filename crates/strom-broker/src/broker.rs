@@ -7,7 +7,7 @@
 //! commit index). Topic changes are commands in the metadata group (`cluster.rs`),
 //! applied on every node.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -38,6 +38,11 @@ use crate::topics::{
 /// state when this node becomes a partition's leader (or first writes after a restart).
 const PRODUCER_STATE_SEGMENTS: usize = 2;
 
+/// Bytes a partition's leader accepts beyond its high watermark before it answers
+/// produce requests with a retriable error: a leader whose followers (or disk) cannot
+/// keep up says so instead of queueing without bound.
+const MAX_UNCOMMITTED_BYTES: u64 = 256 << 20;
+
 /// How long a metadata change may take to be committed and applied.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -66,6 +71,8 @@ pub(crate) struct Partition {
     /// rebuilds it from the log.
     producers: Mutex<Option<ProducerStates>>,
     status: watch::Sender<PartitionStatus>,
+    /// Appended but not yet committed: (end offset, bytes) per append, and their sum.
+    uncommitted: Mutex<(VecDeque<(i64, u64)>, u64)>,
 }
 
 /// What an append did.
@@ -173,15 +180,17 @@ impl Broker {
         manager.max_open_logs = config.max_open_logs;
         manager.retention_check_interval = config.retention_check;
         let logs = LogManager::open(manager)?;
-        let transport: Arc<dyn Transport> = if config.peers.len() > 1 {
+        let peer_transport = (config.peers.len() > 1).then(|| {
             let peers: HashMap<u64, String> = config
                 .peers
                 .iter()
                 .map(|(id, a)| (*id as u64, a.clone()))
                 .collect();
             PeerTransport::start(config.node_id as u64, &peers)
-        } else {
-            Arc::new(NoPeers)
+        });
+        let transport: Arc<dyn Transport> = match &peer_transport {
+            Some(t) => t.clone(),
+            None => Arc::new(NoPeers),
         };
         let raft_config = ReplicaConfig {
             election_tick: config.raft_election_ticks,
@@ -195,6 +204,14 @@ impl Broker {
             raft_config,
             config.raft_tick,
         );
+        if let Some(t) = &peer_transport {
+            let weak = Arc::downgrade(&raft);
+            t.on_unreachable(Arc::new(move |peer| {
+                if let Some(raft) = weak.upgrade() {
+                    raft.report_unreachable(peer);
+                }
+            }));
+        }
         let groups = Groups::new(config.group.clone());
         let metrics = Arc::new(Metrics::new());
         logs.group_commit().observe_fsyncs(metrics.fsync_observer());
@@ -348,6 +365,7 @@ impl Broker {
                     group,
                     producers: Mutex::new(None),
                     status: watch::channel(PartitionStatus::default()).0,
+                    uncommitted: Mutex::new((VecDeque::new(), 0)),
                 }),
             );
             let voters: Vec<u64> = replicas.iter().map(|&r| r as u64).collect();
@@ -747,6 +765,16 @@ impl Broker {
                 ),
             ));
         }
+        let pending = partition.uncommitted.lock().unwrap().1;
+        if pending > MAX_UNCOMMITTED_BYTES {
+            return Err(Failure::new(
+                ErrorCode::RequestTimedOut,
+                format!(
+                    "{} has {pending} bytes not yet replicated to a majority; retry",
+                    tp.dir_name()
+                ),
+            ));
+        }
         let idempotent = first.has_producer_id();
         if idempotent && batches.len() > 1 {
             return Err(Failure::new(
@@ -805,6 +833,11 @@ impl Broker {
                 ),
                 other => raft_failure(other),
             })?;
+        {
+            let mut u = partition.uncommitted.lock().unwrap();
+            u.0.push_back((proposed.last_offset + 1, records.len() as u64));
+            u.1 += records.len() as u64;
+        }
         if idempotent && let Some(states) = guard.as_mut() {
             states.record(
                 first.producer_id,
@@ -862,6 +895,7 @@ impl Broker {
         if status.is_leader != was_leader {
             self.metrics.leader_changed();
             *p.producers.lock().unwrap() = None;
+            *p.uncommitted.lock().unwrap() = (VecDeque::new(), 0);
             if tp.topic == OFFSETS_TOPIC {
                 self.groups
                     .partition_leadership(self, tp.partition, status.is_leader);
@@ -875,6 +909,11 @@ impl Broker {
         if let Some(p) = self.partition(tp) {
             p.status
                 .send_modify(|s| s.high_watermark = s.high_watermark.max(hw));
+            let mut u = p.uncommitted.lock().unwrap();
+            while u.0.front().is_some_and(|&(end, _)| end <= hw) {
+                let (_, bytes) = u.0.pop_front().unwrap();
+                u.1 -= bytes;
+            }
         }
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }

@@ -313,6 +313,18 @@ impl RaftNode {
         }
     }
 
+    /// Messages to `peer` were lost: every group stops assuming they arrived (a leader
+    /// probes the peer again instead of waiting for answers that will not come).
+    pub fn report_unreachable(&self, peer: u64) {
+        let slots: Vec<Arc<Slot>> = self.groups.read().unwrap().values().cloned().collect();
+        for slot in slots {
+            let _ = self.drive(&slot, |r, _| {
+                r.report_unreachable(peer);
+                Ok(())
+            });
+        }
+    }
+
     /// Stops the tick thread and fails every waiter.
     pub fn shutdown(&self) {
         {

@@ -33,7 +33,10 @@ pub struct ReplicaConfig {
     pub heartbeat_tick: usize,
     pub max_size_per_msg: u64,
     pub max_inflight_msgs: usize,
-    /// Uncommitted bytes a leader accepts before refusing proposals (back pressure).
+    /// Uncommitted bytes a leader accepts before refusing proposals. raft-rs counts
+    /// them down from the committed entries it hands out, which a partition group reads
+    /// back without data, so for those it must stay unlimited (`u64::MAX`): the broker
+    /// keeps its own count (see `Broker::append`).
     pub max_uncommitted_size: u64,
     /// Randomised election timeout range; `None` = raft's default `[election, 2*election)`.
     pub election_range: Option<(usize, usize)>,
@@ -46,7 +49,7 @@ impl Default for ReplicaConfig {
             heartbeat_tick: 2,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
-            max_uncommitted_size: 256 << 20,
+            max_uncommitted_size: u64::MAX,
             election_range: None,
         }
     }

@@ -10,7 +10,7 @@
 //! retransmits) and is redialled with backoff.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -32,11 +32,24 @@ const FRAME_TARGET: usize = 4 << 20;
 /// Where inbound messages go: (group, message).
 pub type Inbound = Arc<dyn Fn(u64, Message) + Send + Sync>;
 
+/// Told that messages to a peer were lost (it could not be reached or the connection
+/// broke), so Raft stops assuming they arrived.
+pub type Unreachable = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// The node's connections to its peers.
-#[derive(Debug)]
 pub struct PeerTransport {
     id: u64,
     queues: HashMap<u64, mpsc::UnboundedSender<(u64, Message)>>,
+    unreachable: Arc<OnceLock<Unreachable>>,
+}
+
+impl std::fmt::Debug for PeerTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTransport")
+            .field("id", &self.id)
+            .field("peers", &self.queues.len())
+            .finish()
+    }
 }
 
 impl PeerTransport {
@@ -44,15 +57,25 @@ impl PeerTransport {
     /// on the current tokio runtime.
     pub fn start(id: u64, peers: &HashMap<u64, String>) -> Arc<PeerTransport> {
         let mut queues = HashMap::new();
+        let unreachable: Arc<OnceLock<Unreachable>> = Arc::new(OnceLock::new());
         for (&peer, addr) in peers {
             if peer == id {
                 continue;
             }
             let (tx, rx) = mpsc::unbounded_channel();
             queues.insert(peer, tx);
-            tokio::spawn(dial_loop(id, peer, addr.clone(), rx));
+            tokio::spawn(dial_loop(id, peer, addr.clone(), rx, unreachable.clone()));
         }
-        Arc::new(PeerTransport { id, queues })
+        Arc::new(PeerTransport {
+            id,
+            queues,
+            unreachable,
+        })
+    }
+
+    /// Sets who hears about lost messages (the node driver, once it exists).
+    pub fn on_unreachable(&self, f: Unreachable) {
+        let _ = self.unreachable.set(f);
     }
 
     pub fn id(&self) -> u64 {
@@ -167,14 +190,20 @@ async fn dial_loop(
     peer: u64,
     addr: String,
     mut rx: mpsc::UnboundedReceiver<(u64, Message)>,
+    unreachable: Arc<OnceLock<Unreachable>>,
 ) {
+    let report = |lost: bool| {
+        if lost && let Some(f) = unreachable.get() {
+            f(peer);
+        }
+    };
     let mut backoff = Duration::from_millis(50);
     loop {
         let mut stream = match TcpStream::connect(&addr).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(peer, %addr, error = %e, "cannot reach peer");
-                drain(&mut rx);
+                report(drain(&mut rx));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
@@ -205,15 +234,21 @@ async fn dial_loop(
             }
             if let Err(e) = stream.write_all(&encode_frame(&batch)).await {
                 tracing::info!(peer, %addr, error = %e, "peer connection lost");
+                report(true);
                 break;
             }
         }
     }
 }
 
-/// Throws away what queued while the peer was unreachable: Raft resends what matters.
-fn drain(rx: &mut mpsc::UnboundedReceiver<(u64, Message)>) {
-    while rx.try_recv().is_ok() {}
+/// Throws away what queued while the peer was unreachable (Raft resends what matters);
+/// true when anything was.
+fn drain(rx: &mut mpsc::UnboundedReceiver<(u64, Message)>) -> bool {
+    let mut any = false;
+    while rx.try_recv().is_ok() {
+        any = true;
+    }
+    any
 }
 
 #[cfg(test)]

@@ -255,6 +255,7 @@ mod tests {
         ("TOPIC_ALREADY_EXISTS", 36),
         ("INVALID_PARTITIONS", 37),
         ("INVALID_REPLICATION_FACTOR", 38),
+        ("INVALID_REPLICA_ASSIGNMENT", 39),
         ("INVALID_CONFIG", 40),
         ("INVALID_REQUEST", 42),
         ("POLICY_VIOLATION", 44),
