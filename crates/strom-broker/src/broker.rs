@@ -27,6 +27,7 @@ use crate::cluster::{
 use crate::config::BrokerConfig;
 use crate::errors::{Failure, batch_error_code};
 use crate::groups::{Groups, OFFSETS_TOPIC};
+use crate::leaders::{self, GOSSIP_GROUP, Led, RemoteLeaders};
 use crate::metrics::Metrics;
 use crate::node::NodeState;
 use crate::producers::{ProducerStates, SequenceCheck};
@@ -123,6 +124,10 @@ pub struct Broker {
     meta_version: watch::Sender<u64>,
     /// Counters and histograms the request path and storage record (`metrics/`).
     pub metrics: Arc<Metrics>,
+    /// The connections to the other nodes (`None` on a single node).
+    peer_transport: Option<Arc<PeerTransport>>,
+    /// Leaders of partitions this node holds no replica of, as their leaders report.
+    remote_leaders: RemoteLeaders,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped whenever a high watermark moves, so long-polling fetches re-check.
     appended: watch::Sender<u64>,
@@ -225,6 +230,8 @@ impl Broker {
             meta: RwLock::new(MetaState::default()),
             meta_version: watch::channel(0).0,
             metrics,
+            peer_transport,
+            remote_leaders: RemoteLeaders::default(),
             partitions: RwLock::new(HashMap::new()),
             appended: watch::channel(0).0,
             stopping: watch::channel(false).0,
@@ -412,16 +419,62 @@ impl Broker {
     /// The leader of any partition of the cluster as this node knows it: from the local
     /// replica, else `None`.
     pub fn leader_of(&self, tp: &TopicPartition) -> Option<(i32, i32)> {
-        let s = self.partition_status(tp)?;
-        s.leader.map(|l| (l, s.leader_epoch()))
+        match self.partition_status(tp) {
+            Some(s) => s.leader.map(|l| (l, s.leader_epoch())),
+            None => {
+                let group = self.topics.get(&tp.topic)?.group(tp.partition)?;
+                let (leader, term, _) = self.remote_leaders.get(group)?;
+                Some((leader, term as i32))
+            }
+        }
     }
 
-    /// The replicas in sync with the leader, when this node leads the partition.
+    /// The replicas in sync with the leader: from the local group when this node leads
+    /// the partition, else from the leader's last report.
     pub fn in_sync_replicas(&self, tp: &TopicPartition) -> Option<Vec<i32>> {
-        let group = self.partition(tp)?.group;
-        let s = self.raft.status(group)?;
-        s.is_leader
-            .then(|| s.in_sync.iter().map(|&n| n as i32).collect())
+        let group = self.topics.get(&tp.topic)?.group(tp.partition)?;
+        if let Some(s) = self.raft.status(group)
+            && s.is_leader
+        {
+            return Some(s.in_sync.iter().map(|&n| n as i32).collect());
+        }
+        self.remote_leaders.get(group).map(|(_, _, isr)| isr)
+    }
+
+    /// Tells every peer which partitions this node leads (`leaders.rs`).
+    pub fn report_leadership(&self) {
+        let Some(t) = &self.peer_transport else {
+            return;
+        };
+        let groups: Vec<u64> = self
+            .partitions
+            .read()
+            .unwrap()
+            .values()
+            .map(|p| p.group)
+            .collect();
+        let led: Vec<Led> = groups
+            .into_iter()
+            .filter_map(|g| {
+                let s = self.raft.status(g)?;
+                s.is_leader.then(|| Led {
+                    group: g,
+                    term: s.term,
+                    in_sync: s.in_sync.iter().map(|&n| n as i32).collect(),
+                })
+            })
+            .collect();
+        let me = self.config.node_id;
+        for &peer in self.config.peers.keys().filter(|&&p| p != me) {
+            t.send(peer as u64, GOSSIP_GROUP, leaders::encode(me as u64, &led));
+        }
+    }
+
+    /// A peer's leadership report arrived.
+    pub fn leadership_reported(&self, msg: &strom_raft::Message) {
+        if let Some(led) = leaders::decode(msg) {
+            self.remote_leaders.record(msg.from as i32, led);
+        }
     }
 
     /// OffsetForLeaderEpoch: the largest epoch at most `epoch` that this partition's log

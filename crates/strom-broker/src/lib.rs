@@ -13,6 +13,7 @@ mod connection;
 pub mod errors;
 pub mod groups;
 mod handlers;
+mod leaders;
 pub mod metrics;
 pub mod node;
 pub mod producers;

@@ -47,11 +47,26 @@ pub async fn run_with_metrics(
                 )
             })?;
             tracing::info!(listen = %addr, "listening for peer nodes");
-            let raft = broker.raft.clone();
-            Some(tokio::spawn(strom_raft::serve_peers(
+            let to = broker.clone();
+            let peer_server = tokio::spawn(strom_raft::serve_peers(
                 peer_listener,
-                Arc::new(move |group, msg| raft.step(group, msg)),
-            )))
+                Arc::new(move |group, msg| {
+                    if group == crate::leaders::GOSSIP_GROUP {
+                        to.leadership_reported(&msg);
+                    } else {
+                        to.raft.step(group, msg);
+                    }
+                }),
+            ));
+            let from = broker.clone();
+            let gossip = tokio::spawn(async move {
+                let mut every = tokio::time::interval(crate::leaders::INTERVAL);
+                loop {
+                    every.tick().await;
+                    from.report_leadership();
+                }
+            });
+            Some((peer_server, gossip))
         }
         None => None,
     };
@@ -106,8 +121,9 @@ pub async fn run_with_metrics(
     }
     broker.begin_shutdown();
     let _ = ticker.await;
-    if let Some(p) = peers {
-        p.abort();
+    if let Some((server, gossip)) = peers {
+        server.abort();
+        gossip.abort();
     }
     broker.groups.shutdown();
     let _ = notify.send(());

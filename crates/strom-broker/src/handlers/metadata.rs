@@ -157,8 +157,12 @@ fn describe_topic(broker: &Broker, meta: &TopicMeta) -> MetadataResponseTopic {
                     .with_error_code(ErrorCode::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))
                     .with_leader_epoch(-1),
-                // No replica here, so no view of its group: name the preferred leader;
-                // a wrong guess answers NOT_LEADER_OR_FOLLOWER and the client asks again.
+                // No replica here and no fresh report from a leader (leaders.rs): in a
+                // cluster that means none is known; a single node holds every replica.
+                None if broker.node_ids().len() > 1 => base
+                    .with_error_code(ErrorCode::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(-1),
                 None => base
                     .with_leader_id(BrokerId(meta.replicas_of(p).first().copied().unwrap_or(-1)))
                     .with_leader_epoch(-1),
