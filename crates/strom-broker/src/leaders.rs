@@ -84,10 +84,11 @@ pub fn encode(from: u64, led: &[Led]) -> Message {
             b.put_i32(r);
         }
     }
-    let mut m = Message::default();
-    m.from = from;
-    m.context = b.freeze();
-    m
+    Message {
+        from,
+        context: b.freeze(),
+        ..Message::default()
+    }
 }
 
 /// The report in a gossip message; `None` when it is malformed.
