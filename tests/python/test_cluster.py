@@ -437,3 +437,36 @@ def test_follower_behind_the_leaders_log_start_restarts_from_it(make_cluster, to
     consumed = consume_values(c.bootstrap(rest), topic, [0], timeout=60)
     values = [v for _, v in consumed[0]]
     assert values[-500:] == [value_of(i, 200) for i in range(20500, 21000)], values[-3:]
+
+
+def test_every_node_names_the_leaders_of_partitions_it_holds_no_replica_of(make_cluster, topic):
+    """Nodes report the groups they lead to each other (leaders.rs): a node without a
+    replica of a partition still names its current leader and ISR in Metadata, and once
+    the only replica is gone it says LEADER_NOT_AVAILABLE instead of a stale leader."""
+    c = make_cluster()
+    c.create_topic(topic, 3, rf=1)
+
+    def every_node_agrees():
+        views = [c.metadata(i, topic).topics[topic] for i in c.ids]
+        wanted = {p: (pm.replicas, pm.replicas) for p, pm in views[0].partitions.items()}
+        for v in views:
+            for p, pm in v.partitions.items():
+                if pm.error is not None or [pm.leader] != pm.replicas or \
+                        (pm.replicas, pm.isrs) != wanted[p]:
+                    return False
+        return True
+
+    wait_until(every_node_agrees, 15, "every node naming each single replica as leader and ISR")
+    md = c.metadata(c.ids[0], topic).topics[topic]
+    victim_partition, victim = next((p, pm.leader) for p, pm in md.partitions.items())
+    c.kill(victim)
+    others = [i for i in c.ids if i != victim]
+
+    def offline_everywhere():
+        for i in others:
+            pm = c.metadata(i, topic).topics[topic].partitions[victim_partition]
+            if pm.leader != -1 or pm.error is None or pm.error.code() != KafkaError.LEADER_NOT_AVAILABLE:
+                return False
+        return True
+
+    wait_until(offline_everywhere, 10, f"partition {victim_partition} reported leaderless once node {victim} died")

@@ -153,18 +153,11 @@ fn describe_topic(broker: &Broker, meta: &TopicMeta) -> MetadataResponseTopic {
                 Some((leader, epoch)) => base
                     .with_leader_id(BrokerId(leader))
                     .with_leader_epoch(epoch),
-                None if broker.partition_status(&tp).is_some() => base
-                    .with_error_code(ErrorCode::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_leader_epoch(-1),
-                // No replica here and no fresh report from a leader (leaders.rs): in a
-                // cluster that means none is known; a single node holds every replica.
-                None if broker.node_ids().len() > 1 => base
-                    .with_error_code(ErrorCode::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_leader_epoch(-1),
+                // Neither the local replica nor a fresh report from a leader (leaders.rs)
+                // knows one: an election is under way or no majority is up.
                 None => base
-                    .with_leader_id(BrokerId(meta.replicas_of(p).first().copied().unwrap_or(-1)))
+                    .with_error_code(ErrorCode::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
                     .with_leader_epoch(-1),
             }
         })
