@@ -19,6 +19,8 @@ pub mod node;
 pub mod producers;
 mod sendfile;
 pub mod server;
+#[cfg(test)]
+mod test_broker;
 pub mod topics;
 
 pub use broker::Broker;

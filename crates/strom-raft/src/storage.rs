@@ -198,11 +198,10 @@ impl LogStorage {
         if index > last {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        let (start, start_epoch) = self.log.with(|l| l.raft_start()).map_err(store_err)?;
         if index + 1 == first {
+            let (_, start_epoch) = self.log.with(|l| l.raft_start()).map_err(store_err)?;
             return Ok(start_epoch.max(0) as u64);
         }
-        let _ = start;
         let epoch = self
             .log
             .with(|l| l.epoch_at(offset_of(index)))

@@ -155,18 +155,15 @@ mod tests {
     /// A broker whose `__consumer_offsets` partitions are compacted at every tick once
     /// they pass 16 KiB.
     fn open(dir: &std::path::Path) -> Arc<Broker> {
-        let mut raw = crate::config::RawSettings::default();
-        for (key, value) in [
-            ("data_dir", dir.display().to_string()),
-            ("offsets_topic_partitions", PARTITIONS.to_string()),
-            ("offsets_compaction_check_ms", "0".into()),
-            ("offsets_compaction_min_bytes", "16384".into()),
-        ] {
-            raw.set(key, value, "test").unwrap();
-        }
-        let broker = Broker::open(raw.build().unwrap()).unwrap();
-        assert!(broker.wait_ready(std::time::Duration::from_secs(10)));
-        broker
+        let partitions = PARTITIONS.to_string();
+        crate::test_broker::open(
+            dir,
+            &[
+                ("offsets_topic_partitions", &partitions),
+                ("offsets_compaction_check_ms", "0"),
+                ("offsets_compaction_min_bytes", "16384"),
+            ],
+        )
     }
 
     fn commit(broker: &Arc<Broker>, group: &str, offsets: &[(i32, i64)]) {
@@ -213,11 +210,7 @@ mod tests {
     #[test]
     fn compaction_moves_the_log_start_and_a_restart_keeps_the_latest_offsets() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::test_broker::runtime();
         let _guard = rt.enter();
         let broker = open(dir.path());
         let groups = ["alpha", "beta", "gamma", "delta"];

@@ -319,13 +319,7 @@ mod tests {
     use super::*;
 
     fn open(dir: &std::path::Path) -> Arc<Broker> {
-        let mut raw = crate::config::RawSettings::default();
-        raw.set("data_dir", dir.display().to_string(), "test")
-            .unwrap();
-        raw.set("offsets_topic_partitions", "3", "test").unwrap();
-        let broker = Broker::open(raw.build().unwrap()).unwrap();
-        assert!(broker.wait_ready(std::time::Duration::from_secs(10)));
-        broker
+        crate::test_broker::open(dir, &[("offsets_topic_partitions", "3")])
     }
 
     fn commit(broker: &Arc<Broker>, group: &str, topic: &str, offsets: &[(i32, i64)]) {
@@ -422,11 +416,7 @@ mod tests {
     #[test]
     fn lag_reports_committed_end_and_lag_and_commits_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::test_broker::runtime();
         let _guard = rt.enter();
         let broker = open(dir.path());
         assert_eq!(broker.topics.get(OFFSETS_TOPIC).unwrap().partitions, 3);

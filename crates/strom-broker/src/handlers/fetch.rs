@@ -226,10 +226,7 @@ mod tests {
     #[test]
     fn long_poll_over_a_deleted_topic_reports_it_unknown() {
         let dir = tempfile::tempdir().unwrap();
-        let mut raw = crate::config::RawSettings::default();
-        raw.set("data_dir", dir.path().display().to_string(), "test")
-            .unwrap();
-        let broker = Broker::open(raw.build().unwrap()).unwrap();
+        let broker = crate::test_broker::open(dir.path(), &[]);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

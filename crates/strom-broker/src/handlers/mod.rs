@@ -188,11 +188,7 @@ mod tests {
     #[test]
     fn every_advertised_api_has_a_handler() {
         let dir = tempfile::tempdir().unwrap();
-        let mut raw = crate::config::RawSettings::default();
-        raw.set("data_dir", dir.path().display().to_string(), "test")
-            .unwrap();
-        let broker = Broker::open(raw.build().unwrap()).unwrap();
-        assert!(broker.wait_ready(std::time::Duration::from_secs(10)));
+        let broker = crate::test_broker::open(dir.path(), &[]);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -204,18 +204,9 @@ mod tests {
     #[test]
     fn commits_that_move_forward_observe_the_age_of_their_last_record() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::test_broker::runtime();
         let _guard = rt.enter();
-        let mut raw = crate::config::RawSettings::default();
-        raw.set("data_dir", dir.path().display().to_string(), "test")
-            .unwrap();
-        raw.set("offsets_topic_partitions", "1", "test").unwrap();
-        let broker = Broker::open(raw.build().unwrap()).unwrap();
-        assert!(broker.wait_ready(std::time::Duration::from_secs(10)));
+        let broker = crate::test_broker::open(dir.path(), &[("offsets_topic_partitions", "1")]);
         rt.block_on(broker.create_topic("t", 2, -1, None, Default::default(), false))
             .unwrap();
         // Offset 0 is the first leader's control batch; offsets 1-3 produced 60 s ago,
