@@ -5,6 +5,7 @@
 //! that apply entries) committed entries.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -45,6 +46,9 @@ struct Slot {
     group: u64,
     tp: TopicPartition,
     replica: Mutex<Replica>,
+    /// Set (under the replica's lock) when the group is removed: a tick or a message
+    /// that picked the slot up before must not touch raft, whose log may be gone.
+    removed: AtomicBool,
     listener: Option<Arc<dyn GroupListener>>,
 }
 
@@ -134,6 +138,7 @@ impl RaftNode {
             group,
             tp,
             replica: Mutex::new(replica),
+            removed: AtomicBool::new(false),
             listener,
         });
         self.groups.write().unwrap().insert(group, slot.clone());
@@ -151,7 +156,9 @@ impl RaftNode {
     /// Removes a group (its log stays; the caller deletes it). Waiters fail.
     pub fn remove_group(&self, group: u64) {
         if let Some(slot) = self.groups.write().unwrap().remove(&group) {
-            slot.replica.lock().unwrap().fail_waiters();
+            let mut r = slot.replica.lock().unwrap();
+            slot.removed.store(true, Ordering::Release);
+            r.fail_waiters();
         }
     }
 
@@ -242,6 +249,9 @@ impl RaftNode {
         let mut out = Outbox::default();
         let (result, before, after) = {
             let mut r = slot.replica.lock().unwrap();
+            if slot.removed.load(Ordering::Acquire) {
+                return Err(RaftError::NotLeader { leader: None });
+            }
             let before = (r.high_watermark(), r.leader(), r.term(), r.is_leader());
             let result = f(&mut r, &mut out);
             if let Err(e) = r.advance(now_ms(), &mut out) {
