@@ -34,4 +34,7 @@ pub use header::{
     BATCH_HEADER_LEN, BatchError, Compression, LOG_OVERHEAD, RecordBatchHeader, TimestampType,
 };
 pub use iter::{BatchIter, split_batches};
-pub use record::{Record, RecordBatchBuilder, decode_record_bytes, decode_records};
+pub use record::{
+    Record, RecordBatchBuilder, RecordView, RecordViews, decode_record_bytes, decode_records,
+    record_views,
+};

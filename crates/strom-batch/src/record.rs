@@ -33,7 +33,8 @@ pub struct Record {
 /// Builds an uncompressed v2 batch.
 #[derive(Debug, Clone)]
 pub struct RecordBatchBuilder {
-    records: Vec<u8>,
+    /// Room for the batch header (filled in by `finish`), then the encoded records.
+    buf: Vec<u8>,
     count: i32,
     base_timestamp: Option<i64>,
     max_timestamp: i64,
@@ -58,6 +59,17 @@ fn put_varint(out: &mut Vec<u8>, v: i64) {
     out.push(z as u8);
 }
 
+/// Bytes `put_varint` writes for `v`.
+fn varint_len(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - z.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes `put_bytes` writes for `b`.
+fn bytes_len(b: Option<&[u8]>) -> usize {
+    b.map_or(1, |b| varint_len(b.len() as i64) + b.len())
+}
+
 fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
         Some(b) => {
@@ -70,8 +82,15 @@ fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
 
 impl RecordBatchBuilder {
     pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// A builder whose buffer holds a batch of `bytes` without growing.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(BATCH_HEADER_LEN));
+        buf.resize(BATCH_HEADER_LEN, 0);
         RecordBatchBuilder {
-            records: Vec::new(),
+            buf,
             count: 0,
             base_timestamp: None,
             max_timestamp: -1,
@@ -112,7 +131,7 @@ impl RecordBatchBuilder {
 
     /// Bytes the batch would occupy if built now.
     pub fn size(&self) -> usize {
-        BATCH_HEADER_LEN + self.records.len()
+        self.buf.len()
     }
 
     /// Adds a record; its offset is the next in the batch.
@@ -125,32 +144,53 @@ impl RecordBatchBuilder {
     ) {
         let base = *self.base_timestamp.get_or_insert(timestamp);
         self.max_timestamp = self.max_timestamp.max(timestamp);
-        let mut body =
-            Vec::with_capacity(16 + key.map_or(0, |k| k.len()) + value.map_or(0, |v| v.len()));
-        body.push(0);
-        put_varint(&mut body, timestamp.wrapping_sub(base));
-        put_varint(&mut body, self.count as i64);
-        put_bytes(&mut body, key);
-        put_bytes(&mut body, value);
-        put_varint(&mut body, headers.len() as i64);
+        let ts_delta = timestamp.wrapping_sub(base);
+        let headers_len: usize = headers
+            .iter()
+            .map(|(k, v)| bytes_len(Some(k.as_bytes())) + bytes_len(*v))
+            .sum();
+        let body_len = 1
+            + varint_len(ts_delta)
+            + varint_len(self.count as i64)
+            + bytes_len(key)
+            + bytes_len(value)
+            + varint_len(headers.len() as i64)
+            + headers_len;
+        let out = &mut self.buf;
+        out.reserve(varint_len(body_len as i64) + body_len);
+        put_varint(out, body_len as i64);
+        out.push(0);
+        put_varint(out, ts_delta);
+        put_varint(out, self.count as i64);
+        put_bytes(out, key);
+        put_bytes(out, value);
+        put_varint(out, headers.len() as i64);
         for (k, v) in headers {
-            put_bytes(&mut body, Some(k.as_bytes()));
-            put_bytes(&mut body, *v);
+            put_bytes(out, Some(k.as_bytes()));
+            put_bytes(out, *v);
         }
-        put_varint(&mut self.records, body.len() as i64);
-        self.records.extend_from_slice(&body);
         self.count += 1;
     }
 
     /// Encodes the batch with base offset 0 and a valid CRC-32C.
     pub fn build(&self) -> Vec<u8> {
-        self.encode(self.attributes, &self.records)
+        self.encode(self.attributes, self.records_bytes())
+    }
+
+    /// Like [`RecordBatchBuilder::build`], but in the builder's own buffer: the records
+    /// are not copied.
+    pub fn finish(mut self) -> Vec<u8> {
+        let header = self.header(self.attributes, self.buf.len());
+        self.buf[..BATCH_HEADER_LEN].copy_from_slice(&header);
+        let crc = crc32c::crc32c(&self.buf[21..]);
+        self.buf[17..21].copy_from_slice(&crc.to_be_bytes());
+        self.buf
     }
 
     /// The encoded records, uncompressed: what a codec compresses for
     /// [`RecordBatchBuilder::build_compressed`].
     pub fn records_bytes(&self) -> &[u8] {
-        &self.records
+        &self.buf[BATCH_HEADER_LEN..]
     }
 
     /// Encodes the batch with `compressed_records` (the output of `codec` over
@@ -171,6 +211,16 @@ impl RecordBatchBuilder {
     fn encode(&self, attributes: i16, records: &[u8]) -> Vec<u8> {
         let total = BATCH_HEADER_LEN + records.len();
         let mut b = Vec::with_capacity(total);
+        b.extend_from_slice(&self.header(attributes, total));
+        b.extend_from_slice(records);
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// The header of a batch of `total` bytes, its CRC left 0.
+    fn header(&self, attributes: i16, total: usize) -> [u8; BATCH_HEADER_LEN] {
+        let mut b = Vec::with_capacity(BATCH_HEADER_LEN);
         b.extend_from_slice(&0i64.to_be_bytes());
         b.extend_from_slice(&((total - LOG_OVERHEAD) as i32).to_be_bytes());
         b.extend_from_slice(&(-1i32).to_be_bytes());
@@ -185,20 +235,18 @@ impl RecordBatchBuilder {
         b.extend_from_slice(&self.producer_epoch.to_be_bytes());
         b.extend_from_slice(&self.base_sequence.to_be_bytes());
         b.extend_from_slice(&self.count.to_be_bytes());
-        b.extend_from_slice(records);
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
+        b.try_into().expect("the header is 61 bytes")
     }
 }
 
+#[derive(Debug, Clone)]
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     at: usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     fn err(&self) -> BatchError {
         BatchError::Truncated {
             at: self.at + self.pos,
@@ -220,7 +268,7 @@ impl Cursor<'_> {
         Err(self.err())
     }
 
-    fn bytes(&mut self) -> Result<Option<Vec<u8>>, BatchError> {
+    fn slice(&mut self) -> Result<Option<&'a [u8]>, BatchError> {
         let len = self.varint()?;
         if len < 0 {
             return Ok(None);
@@ -230,9 +278,142 @@ impl Cursor<'_> {
             .checked_add(len as usize)
             .filter(|&e| e <= self.buf.len())
             .ok_or_else(|| self.err())?;
-        let v = self.buf[self.pos..end].to_vec();
+        let v = &self.buf[self.pos..end];
         self.pos = end;
         Ok(Some(v))
+    }
+}
+
+/// One record read in place from a batch's record bytes: nothing is copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// The batch's base offset + the record's offset delta.
+    pub offset: i64,
+    /// The batch's base timestamp + the record's timestamp delta.
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    header_count: i64,
+    /// The encoded headers (key/value pairs as on the wire).
+    headers: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    /// The record's headers, decoded (keys are UTF-8 on the wire; invalid bytes are
+    /// replaced).
+    pub fn headers(&self) -> Vec<(String, Option<&'a [u8]>)> {
+        let mut c = Cursor {
+            buf: self.headers,
+            pos: 0,
+            at: 0,
+        };
+        // Already walked once by the iterator, so these reads cannot fail.
+        (0..self.header_count)
+            .map_while(|_| {
+                let k = c.slice().ok()?.unwrap_or_default();
+                let v = c.slice().ok()?;
+                Some((String::from_utf8_lossy(k).into_owned(), v))
+            })
+            .collect()
+    }
+
+    /// The record as an owned [`Record`].
+    pub fn to_record(&self) -> Record {
+        Record {
+            timestamp: self.timestamp,
+            key: self.key.map(<[u8]>::to_vec),
+            value: self.value.map(<[u8]>::to_vec),
+            headers: self
+                .headers()
+                .into_iter()
+                .map(|(k, v)| (k, v.map(<[u8]>::to_vec)))
+                .collect(),
+            offset: self.offset,
+        }
+    }
+}
+
+/// The records of a batch read in place, in order; see [`record_views`].
+#[derive(Debug, Clone)]
+pub struct RecordViews<'a> {
+    header: RecordBatchHeader,
+    cursor: Cursor<'a>,
+    left: i32,
+}
+
+/// Reads the records of a batch in place from its record bytes: the bytes after the
+/// header of an uncompressed batch, or a compressed batch's records once the caller
+/// decompressed them. Offsets and timestamps are taken relative to `header`. A
+/// malformed record ends the iteration with an error.
+pub fn record_views<'a>(header: &RecordBatchHeader, records: &'a [u8]) -> RecordViews<'a> {
+    RecordViews {
+        header: *header,
+        cursor: Cursor {
+            buf: records,
+            pos: 0,
+            at: BATCH_HEADER_LEN,
+        },
+        left: header.records_count.max(0),
+    }
+}
+
+impl<'a> RecordViews<'a> {
+    fn read_one(&mut self) -> Result<RecordView<'a>, BatchError> {
+        let header = &self.header;
+        let c = &mut self.cursor;
+        let len = c.varint()?;
+        let start = c.pos;
+        c.pos += 1; // attributes
+        let ts_delta = c.varint()?;
+        let offset_delta = c.varint()?;
+        let key = c.slice()?;
+        let value = c.slice()?;
+        let header_count = c.varint()?;
+        let headers_start = c.pos.min(c.buf.len());
+        for _ in 0..header_count.max(0) {
+            c.slice()?;
+            c.slice()?;
+        }
+        if c.pos - start != len as usize {
+            return Err(BatchError::Truncated {
+                at: BATCH_HEADER_LEN + start,
+                needed: len as usize,
+                available: c.pos - start,
+            });
+        }
+        let overflow = || BatchError::InvalidRecordCount {
+            at: BATCH_HEADER_LEN + start,
+            records_count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        };
+        Ok(RecordView {
+            offset: header
+                .base_offset
+                .checked_add(offset_delta)
+                .ok_or_else(overflow)?,
+            timestamp: header
+                .base_timestamp
+                .checked_add(ts_delta)
+                .ok_or_else(overflow)?,
+            key,
+            value,
+            header_count: header_count.max(0),
+            headers: &c.buf[headers_start..c.pos],
+        })
+    }
+}
+
+impl<'a> Iterator for RecordViews<'a> {
+    type Item = Result<RecordView<'a>, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let r = self.read_one();
+        // After an error the rest of the batch cannot be found.
+        self.left = if r.is_ok() { self.left - 1 } else { 0 };
+        Some(r)
     }
 }
 
@@ -256,54 +437,11 @@ pub fn decode_record_bytes(
     header: &RecordBatchHeader,
     records: &[u8],
 ) -> Result<Vec<Record>, BatchError> {
-    let mut c = Cursor {
-        buf: records,
-        pos: 0,
-        at: BATCH_HEADER_LEN,
-    };
     // The count comes from the input: never reserve more than the bytes could hold (a
     // record takes at least 7 bytes).
-    let mut out = Vec::with_capacity((header.records_count as usize).min(c.buf.len() / 7));
-    for _ in 0..header.records_count {
-        let len = c.varint()?;
-        let start = c.pos;
-        c.pos += 1; // attributes
-        let ts_delta = c.varint()?;
-        let offset_delta = c.varint()?;
-        let key = c.bytes()?;
-        let value = c.bytes()?;
-        let n = c.varint()?;
-        let mut headers = Vec::new();
-        for _ in 0..n.max(0) {
-            let k = c.bytes()?.unwrap_or_default();
-            let v = c.bytes()?;
-            headers.push((String::from_utf8_lossy(&k).into_owned(), v));
-        }
-        if c.pos - start != len as usize {
-            return Err(BatchError::Truncated {
-                at: BATCH_HEADER_LEN + start,
-                needed: len as usize,
-                available: c.pos - start,
-            });
-        }
-        let overflow = || BatchError::InvalidRecordCount {
-            at: BATCH_HEADER_LEN + start,
-            records_count: header.records_count,
-            last_offset_delta: header.last_offset_delta,
-        };
-        out.push(Record {
-            timestamp: header
-                .base_timestamp
-                .checked_add(ts_delta)
-                .ok_or_else(overflow)?,
-            key,
-            value,
-            headers,
-            offset: header
-                .base_offset
-                .checked_add(offset_delta)
-                .ok_or_else(overflow)?,
-        });
+    let mut out = Vec::with_capacity((header.records_count.max(0) as usize).min(records.len() / 7));
+    for view in record_views(header, records) {
+        out.push(view?.to_record());
     }
     Ok(out)
 }
@@ -360,6 +498,44 @@ mod tests {
     }
 
     #[test]
+    fn record_views_borrow_the_batch_and_stop_at_a_malformed_record() {
+        let mut b = RecordBatchBuilder::new();
+        b.push(
+            10,
+            Some(b"k"),
+            Some(b"value"),
+            &[("h", Some(b"x")), ("n", None)],
+        );
+        b.push(12, None, None, &[]);
+        let bytes = b.build();
+        let h = RecordBatchHeader::validate(&bytes, 0).unwrap();
+        let body = &bytes[BATCH_HEADER_LEN..];
+        let views: Vec<RecordView<'_>> = record_views(&h, body).map(Result::unwrap).collect();
+        assert_eq!(views.len(), 2);
+        assert_eq!(views[0].value, Some(&b"value"[..]));
+        assert_eq!(views[0].key, Some(&b"k"[..]));
+        assert_eq!(
+            views[0].headers(),
+            vec![("h".to_string(), Some(&b"x"[..])), ("n".to_string(), None)]
+        );
+        assert_eq!((views[1].offset, views[1].timestamp), (1, 12));
+        assert_eq!(views[1].value, None);
+        // Cut inside the first record: one error, then nothing.
+        let mut it = record_views(&h, &body[..9]);
+        assert!(it.next().unwrap().is_err());
+        assert!(it.next().is_none());
+    }
+
+    #[test]
+    fn finish_builds_the_same_batch_in_place() {
+        let mut b = RecordBatchBuilder::with_capacity(4096);
+        b.push(1000, Some(b"k1"), Some(&[7u8; 300]), &[("h", Some(b"x")), ("n", None)]);
+        b.push(1001, None, None, &[]);
+        let built = b.build();
+        assert_eq!(b.finish(), built);
+    }
+
+    #[test]
     fn varints_round_trip() {
         for v in [
             0i64,
@@ -375,6 +551,7 @@ mod tests {
         ] {
             let mut out = Vec::new();
             put_varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
             let mut c = Cursor {
                 buf: &out,
                 pos: 0,

@@ -427,7 +427,7 @@ impl Client {
         }
     }
 
-    async fn backoff(&self, attempt: u32) {
+    pub(crate) async fn backoff(&self, attempt: u32) {
         let pause = self.inner.config.retry_backoff * 2u32.pow(attempt.min(6));
         tokio::time::sleep(pause.min(Duration::from_secs(5))).await;
     }

@@ -69,6 +69,52 @@ pub enum ClientError {
     Invalid(String),
 }
 
+/// One failure can be the answer of many partitions (a broken connection fails every
+/// batch it carried), so errors are cloned; an io error keeps its kind and message,
+/// a wire error its message.
+impl Clone for ClientError {
+    fn clone(&self) -> Self {
+        match self {
+            ClientError::Connect { addr, cause } => ClientError::Connect {
+                addr: addr.clone(),
+                cause: std::io::Error::new(cause.kind(), cause.to_string()),
+            },
+            ClientError::Disconnected { addr, reason } => ClientError::Disconnected {
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            ClientError::Wire(e) => ClientError::Protocol(e.to_string()),
+            ClientError::Kafka {
+                context,
+                code,
+                message,
+            } => ClientError::Kafka {
+                context: context.clone(),
+                code: *code,
+                message: message.clone(),
+            },
+            ClientError::UnsupportedApi {
+                api,
+                broker_min,
+                broker_max,
+            } => ClientError::UnsupportedApi {
+                api,
+                broker_min: *broker_min,
+                broker_max: *broker_max,
+            },
+            ClientError::UnknownTopic(t) => ClientError::UnknownTopic(t.clone()),
+            ClientError::UnknownPartition { topic, partition } => ClientError::UnknownPartition {
+                topic: topic.clone(),
+                partition: *partition,
+            },
+            ClientError::Timeout(d, what) => ClientError::Timeout(*d, what.clone()),
+            ClientError::Records(m) => ClientError::Records(m.clone()),
+            ClientError::Protocol(m) => ClientError::Protocol(m.clone()),
+            ClientError::Invalid(m) => ClientError::Invalid(m.clone()),
+        }
+    }
+}
+
 impl ClientError {
     /// A Kafka error for a non-zero `code`, `None` for 0.
     pub fn check(

@@ -32,6 +32,21 @@ impl Default for FetchOptions {
     }
 }
 
+/// What one partition returned, its record batches as the broker sent them (see
+/// [`Client::fetch_raw`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedBatches {
+    pub partition: i32,
+    /// 0, or the Kafka error code for this partition.
+    pub error_code: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// The offset asked for: batches may start before it.
+    pub fetch_offset: i64,
+    /// Whole record batches, the last one possibly cut off by the size limit.
+    pub batches: bytes::Bytes,
+}
+
 /// What one partition returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedPartition {
@@ -54,6 +69,31 @@ impl Client {
         positions: &[(i32, i64)],
         opts: FetchOptions,
     ) -> Result<Vec<FetchedPartition>, ClientError> {
+        let mut out = Vec::new();
+        for p in self.fetch_raw(topic, positions, opts).await? {
+            let records = match p.error_code {
+                0 => decode_batches(&p.batches, p.fetch_offset)?,
+                _ => Vec::new(),
+            };
+            out.push(FetchedPartition {
+                partition: p.partition,
+                error_code: p.error_code,
+                high_watermark: p.high_watermark,
+                log_start_offset: p.log_start_offset,
+                records,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Like [`Client::fetch`], but hands back the record batches undecoded, for a
+    /// caller that reads them in place (`strom bench`).
+    pub async fn fetch_raw(
+        &self,
+        topic: &str,
+        positions: &[(i32, i64)],
+        opts: FetchOptions,
+    ) -> Result<Vec<FetchedBatches>, ClientError> {
         let (_, topic_id) = self.topic_info(topic).await?;
         let partitions: Vec<i32> = positions.iter().map(|(p, _)| *p).collect();
         let mut by_leader: HashMap<i32, Vec<(i32, i64)>> = HashMap::new();
@@ -94,7 +134,7 @@ impl Client {
         topic_id: uuid::Uuid,
         positions: &[(i32, i64)],
         opts: FetchOptions,
-    ) -> Result<Vec<FetchedPartition>, ClientError> {
+    ) -> Result<Vec<FetchedBatches>, ClientError> {
         let conn = self.broker(leader).await?;
         let version = conn.version::<FetchRequest>()?;
         let req = FetchRequest::default()
@@ -121,20 +161,17 @@ impl Client {
         let mut out = Vec::new();
         for t in resp.responses {
             for p in t.partitions {
-                let from = positions
+                let fetch_offset = positions
                     .iter()
                     .find(|(q, _)| *q == p.partition_index)
                     .map_or(0, |(_, o)| *o);
-                let records = match (&p.records, p.error_code) {
-                    (Some(bytes), 0) => decode_batches(bytes, from)?,
-                    _ => Vec::new(),
-                };
-                out.push(FetchedPartition {
+                out.push(FetchedBatches {
                     partition: p.partition_index,
                     error_code: p.error_code,
                     high_watermark: p.high_watermark,
                     log_start_offset: p.log_start_offset,
-                    records,
+                    fetch_offset,
+                    batches: p.records.unwrap_or_default(),
                 });
             }
         }

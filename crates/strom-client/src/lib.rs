@@ -44,7 +44,7 @@ pub use consumer_protocol::{
     encode_subscription, range_assign,
 };
 pub use error::{ClientError, error_name, is_retriable_code};
-pub use fetch::{FetchOptions, FetchedPartition};
+pub use fetch::{FetchOptions, FetchedBatches, FetchedPartition};
 pub use groups::{GroupDescription, GroupListing, GroupMember};
 pub use metadata::{BrokerInfo, Metadata, PartitionInfo, TopicInfo};
 pub use offsets::OffsetSpec;

@@ -1,6 +1,7 @@
 //! `strom`: a thin `main` that parses the command line and calls the library crates:
 //! `strom serve` runs a broker; the other commands are clients (strom-client).
 
+mod bench;
 mod cli;
 mod cluster;
 mod consume;
@@ -28,6 +29,9 @@ enum ClientCommand {
     /// Show the cluster's brokers and partition leadership
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Measure throughput and latency of a produce/consume workload, or the machine's
+    /// raw limits (`strom bench baseline`)
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         ClientCommand::Consume(a) => consume::run(a),
         ClientCommand::Group(c) => group::run(c),
         ClientCommand::Cluster(c) => cluster::run(c),
+        ClientCommand::Bench(a) => bench::run(a),
     };
     if let Err(e) = result {
         // One line: the error and its causes, no backtrace.
