@@ -16,48 +16,20 @@ NEW_BIN=${NEW_BIN:-$ROOT/target/release/strom}
 COUNT=${COUNT:-300000}
 RUNS=${RUNS:-5}
 SIZE=${SIZE:-100}
-SRC=$(BUILD_ONLY=1 scripts/librdkafka-tests.sh)
-PERF=$SRC/examples/rdkafka_performance
-[ -x "$PERF" ] || make -C "$SRC/examples" rdkafka_performance >/dev/null
 WORK=$(mktemp -d)
-BROKER=
-trap 'if [ -n "$BROKER" ]; then kill "$BROKER" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
+source "$ROOT/scripts/lib/bench.sh"
+trap 'stop_nodes; rm -rf "$WORK"' EXIT
+ensure_rdkafka_performance
 
-# The last row of rdkafka_performance's -u table that has a number in its messages per
-# second column ("dr_m/s" when producing, "m/s" when consuming).
-msgs_per_s() {
-  awk -F'|' '
-    /m\/s/ && !col { for (i = 1; i <= NF; i++) if ($i ~ /m\/s/) col = i; n = NF; next }
-    col && NF == n && $2 ~ /[0-9]/ { v = $col }
-    END { gsub(/ /, "", v); print (v == "" ? "0" : v) }'
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-run_one() {  # $1 = binary, $2 = label
-  local port data
-  port=$(free_port)
-  data=$WORK/data-$2-$RANDOM
-  local extra=()
-  if "$1" serve --help | grep -q -- --metrics-listen; then
-    # Metrics are recorded either way; the endpoint just needs a port of its own.
-    extra=(--metrics-listen "127.0.0.1:$(free_port)")
-  fi
-  "$1" serve --listen "127.0.0.1:$port" --data-dir "$data" "${extra[@]}" >"$WORK/$2.log" 2>&1 &
-  BROKER=$!
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+run_one() {  # $1 = binary, $2 = label; prints "produce consume" in msgs/s
   local p c
-  p=$("$PERF" -P -t bench -p 0 -s "$SIZE" -c "$COUNT" -b "127.0.0.1:$port" -a 1 \
-    -X linger.ms=0 -u 2>&1 | msgs_per_s)
-  c=$("$PERF" -C -t bench -p 0 -o beginning -c "$COUNT" -b "127.0.0.1:$port" -u 2>&1 | msgs_per_s)
-  kill "$BROKER"; wait "$BROKER" 2>/dev/null || true; BROKER=
-  rm -rf "$data"
+  STROM=$1 start_nodes 1 "$WORK/data-$2-$RANDOM"
+  p=$("$PERF" -P -t bench -p 0 -s "$SIZE" -c "$COUNT" -b "$BOOT" -a 1 -X linger.ms=0 -u 2>&1 | perf_column 'dr_m/s')
+  c=$("$PERF" -C -t bench -p 0 -o beginning -c "$COUNT" -b "$BOOT" -u 2>&1 | perf_column '^m/s')
+  stop_nodes
   echo "$p $c"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -a BP BC NP NC
 for run in $(seq "$RUNS"); do
   read -r p c < <(run_one "$BASE_BIN" base); BP+=("$p"); BC+=("$c")

@@ -140,7 +140,7 @@ if [ ! -f "$SRC/.strom-built" ] || [ ! -x "$SRC/tests/test-runner" ]; then
   log "librdkafka built in $((SECONDS - start))s"
 fi
 
-# Other scripts (bench-rdkafka.sh) only need the build: print where it is and stop.
+# Other scripts (the benchmarks) only need the build: print where it is and stop.
 if [ "${BUILD_ONLY:-0}" = 1 ]; then
   echo "$SRC"
   exit 0
