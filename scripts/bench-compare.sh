@@ -37,7 +37,10 @@ RESULTS=$OUT/results.jsonl
 echo "results: $OUT" >&2
 
 # Appends one result line: $1 = round, $2 = name, $3 = JSON value.
-record() { printf '{"round": %s, "name": "%s", "data": %s}\n' "$1" "$2" "$3" >>"$RESULTS"; }
+record() {
+  if [ -z "$3" ] || [ "$3" = 0 ]; then echo "measurement $2 of round $1 failed" >&2; exit 1; fi
+  printf '{"round": %s, "name": "%s", "data": %s}\n' "$1" "$2" "$3" >>"$RESULTS"
+}
 
 # strom bench against BOOT with the standard message size; prints its JSON.
 sbench() { "$STROM" bench --bootstrap "$BOOT" --message-size 1024 --output json "$@"; }
