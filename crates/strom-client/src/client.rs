@@ -325,24 +325,18 @@ impl Client {
         F: FnMut(Arc<Connection>) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        let mut attempt = 0;
-        loop {
-            let result = async {
+        self.retrying(
+            || async move {
                 let leader = self.leader(topic, partition).await?;
-                let conn = self.broker(leader).await?;
-                op(conn).await
-            }
-            .await;
-            match result {
-                Err(e) if e.is_retriable() && attempt < self.inner.config.retries => {
-                    tracing::debug!(topic, partition, error = %e, attempt, "retrying on a new leader");
-                    self.invalidate_topic(topic);
-                    self.backoff(attempt).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+                self.broker(leader).await
+            },
+            &mut op,
+            |e, attempt| {
+                tracing::debug!(topic, partition, error = %e, attempt, "retrying on a new leader");
+                self.invalidate_topic(topic);
+            },
+        )
+        .await
     }
 
     /// The coordinator of `group`, from the cache or FindCoordinator.
@@ -412,15 +406,43 @@ impl Client {
         F: FnMut(Arc<Connection>) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        let mut attempt = 0;
+        self.retrying(
+            || self.coordinator(group),
+            &mut op,
+            |e, attempt| {
+                tracing::debug!(group, error = %e, attempt, "retrying on a new coordinator");
+                self.inner.cache.lock().unwrap().coordinators.remove(group);
+            },
+        )
+        .await
+    }
+
+    /// Runs `op` on the connection `find` gives until it succeeds, fails for good, or
+    /// the retries run out; before each retry `forget` drops what the failure showed to
+    /// be stale, then a backoff.
+    async fn retrying<T, Find, FindFut, Op, OpFut>(
+        &self,
+        mut find: Find,
+        op: &mut Op,
+        forget: impl Fn(&ClientError, u32),
+    ) -> Result<T, ClientError>
+    where
+        Find: FnMut() -> FindFut,
+        FindFut: Future<Output = Result<Arc<Connection>, ClientError>>,
+        Op: FnMut(Arc<Connection>) -> OpFut,
+        OpFut: Future<Output = Result<T, ClientError>>,
+    {
+        let mut tries = 0;
         loop {
-            let result = async { op(self.coordinator(group).await?).await }.await;
+            let result = match find().await {
+                Ok(conn) => op(conn).await,
+                Err(e) => Err(e),
+            };
             match result {
-                Err(e) if e.is_retriable() && attempt < self.inner.config.retries => {
-                    tracing::debug!(group, error = %e, attempt, "retrying on a new coordinator");
-                    self.inner.cache.lock().unwrap().coordinators.remove(group);
-                    self.backoff(attempt).await;
-                    attempt += 1;
+                Err(e) if e.is_retriable() && tries < self.inner.config.retries => {
+                    forget(&e, tries);
+                    self.backoff(tries).await;
+                    tries += 1;
                 }
                 other => return other,
             }
