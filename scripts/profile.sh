@@ -29,7 +29,7 @@ NODES=1
 [ -n "${CLUSTER:-}" ] && NODES=3
 start_nodes "$NODES" "$WORK/data"
 "$STROM" bench --bootstrap "$BOOT" --topic profile --duration 1s >/dev/null  # create, warm up
-perf record -e cpu-clock -F 999 --call-graph dwarf,16384 -o "$OUT/perf.data" -p "${PIDS[0]}" \
+perf record -e cpu-clock -F 499 --call-graph dwarf,8192 -o "$OUT/perf.data" -p "${PIDS[0]}" \
   2>"$OUT/perf-record.log" &
 RECORDER=$!
 sleep 0.5
