@@ -305,6 +305,28 @@ impl LogStorage {
         self.persist_state()
     }
 
+    /// Entries `[low, high)` as index and term only, from the term cache, without
+    /// touching the log; `None` when the cache does not reach back to `low`.
+    ///
+    /// For entries nobody reads: a group that applies nothing is still handed every
+    /// committed entry, and raft-rs looks at no more of them than the index (to track
+    /// what it handed out), the entry type (pending configuration changes, which
+    /// partition groups never have) and the data's length (for an uncommitted-size limit
+    /// partition groups do not set). Reading them back from the segment, as
+    /// `read_entries` does, cost a read of every committed byte from the page cache and
+    /// an allocation per continuation; this costs one binary search per entry.
+    fn placeholders(&self, low: u64, high: u64) -> Option<Vec<Entry>> {
+        let terms = self.terms.borrow();
+        let mut out = Vec::with_capacity(high.saturating_sub(low) as usize);
+        for index in low..high {
+            let mut e = Entry::default();
+            e.index = index;
+            e.term = terms.get(index)?;
+            out.push(e);
+        }
+        Some(out)
+    }
+
     /// Reads entries `[low, high)` from the log.
     fn read_entries(
         &self,
@@ -397,6 +419,9 @@ impl raft::Storage for LogStorage {
         // Entries are wanted with their data to send them (the only async-capable
         // context) or by a group that applies them.
         let with_data = context.can_async() || self.full_entries_on_apply;
+        if !with_data && let Some(entries) = self.placeholders(low, high) {
+            return Ok(entries);
+        }
         self.read_entries(low, high, max_size.into(), with_data)
             .map_err(store_err)
     }
