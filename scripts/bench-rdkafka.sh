@@ -5,6 +5,9 @@
 #
 #   scripts/bench-rdkafka.sh              # 200k messages per run, 3 runs, medians
 #   COUNT=1000000 RUNS=5 scripts/bench-rdkafka.sh
+#   STROM_BIN=/path/to/strom scripts/bench-rdkafka.sh   # measure that binary, build nothing
+#
+# The broker is built into (and scratch files go under) $CARGO_TARGET_DIR, default target/.
 #
 # Machines here are shared and noisy: compare the ratios, not the absolute figures.
 set -euo pipefail
@@ -13,7 +16,9 @@ ROOT=$PWD
 COUNT=${COUNT:-200000}
 RUNS=${RUNS:-3}
 SIZE=1024
-WORK=$(mktemp -d "$ROOT/target/bench-rdkafka.XXXXXX")
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+mkdir -p "$TARGET"
+WORK=$(mktemp -d "$TARGET/bench-rdkafka.XXXXXX")
 trap 'kill "${BROKER:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 SRC=$(BUILD_ONLY=1 scripts/librdkafka-tests.sh)
@@ -21,7 +26,10 @@ PERF=$SRC/examples/rdkafka_performance
 if [ ! -x "$PERF" ]; then
   make -C "$SRC/examples" rdkafka_performance >"$WORK/perf-build.log" 2>&1 || { tail -20 "$WORK/perf-build.log"; exit 1; }
 fi
-cargo build --release --quiet -p strom
+if [ -z "${STROM_BIN:-}" ]; then
+  cargo build --release --quiet -p strom
+  STROM_BIN=$TARGET/release/strom
+fi
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN {printf "%.1f", b/1048576/s}'; }
@@ -62,7 +70,7 @@ PY
 # --- Strom ----------------------------------------------------------------------------
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # Metrics are recorded as always; the endpoint gets no fixed port that another broker may hold.
-"$ROOT/target/release/strom" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" --default-partitions 1 \
+"$STROM_BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" --default-partitions 1 \
   --metrics-listen '' >"$WORK/strom.log" 2>&1 &
 BROKER=$!
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
