@@ -386,12 +386,43 @@ impl PartitionLog {
     /// Appends batches that already carry their offsets (a Raft follower copying its
     /// leader): they must be valid and continue exactly at the log end offset.
     pub fn append_replicated(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_stamped(batches, now_ms, true)
+    }
+
+    /// Like [`append_replicated`](Self::append_replicated), for batches whose CRC-32C
+    /// the caller has already checked on these very bytes (a Raft leader writing the
+    /// batches it validated when they were produced and has since stamped, which touches
+    /// only fields outside the CRC). Lengths, magic and offsets are still checked; the
+    /// CRC, a pass over every byte, is not checked a second time.
+    pub fn append_prevalidated(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_stamped(batches, now_ms, false)
+    }
+
+    fn append_stamped(
+        &mut self,
+        batches: &[u8],
+        now_ms: i64,
+        check_crc: bool,
+    ) -> Result<AppendInfo> {
         self.check_open()?;
         let mut headers = Vec::new();
         let mut pos = 0;
         let mut expected = self.log_end_offset();
         while pos < batches.len() {
-            let header = RecordBatchHeader::validate(&batches[pos..], pos)?;
+            let header = if check_crc {
+                RecordBatchHeader::validate(&batches[pos..], pos)?
+            } else {
+                let h = RecordBatchHeader::parse(&batches[pos..], pos)?;
+                if batches.len() - pos < h.total_size() {
+                    return Err(strom_batch::BatchError::Truncated {
+                        at: pos,
+                        needed: h.total_size(),
+                        available: batches.len() - pos,
+                    }
+                    .into());
+                }
+                h
+            };
             if header.base_offset != expected {
                 return Err(LogError::NonContiguous {
                     expected,

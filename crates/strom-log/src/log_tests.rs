@@ -431,6 +431,51 @@ fn lost_index_files_are_rebuilt() {
 }
 
 #[test]
+fn prevalidated_appends_skip_only_the_crc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(dir.path(), small_config());
+    let mut b = batch(3, 10, 1);
+    RecordBatchHeader::stamp_base_offset(&mut b, 0);
+    // A flipped bit inside the CRC's range: append_replicated refuses it; the caller of
+    // append_prevalidated vouches for the CRC, so only the framing is checked.
+    let mut corrupt = b.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    assert!(matches!(
+        log.append_replicated(&corrupt, 0),
+        Err(LogError::InvalidBatch(
+            strom_batch::BatchError::CrcMismatch { .. }
+        ))
+    ));
+    assert!(matches!(
+        log.append_prevalidated(&b[..b.len() - 1], 0),
+        Err(LogError::InvalidBatch(
+            strom_batch::BatchError::Truncated { .. }
+        ))
+    ));
+    let mut later = b.clone();
+    RecordBatchHeader::stamp_base_offset(&mut later, 5);
+    assert!(matches!(
+        log.append_prevalidated(&later, 0),
+        Err(LogError::NonContiguous {
+            expected: 0,
+            got: 5
+        })
+    ));
+    let info = log.append_prevalidated(&b, 0).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (0, 2));
+    assert_eq!(
+        log.read(0, 1 << 20, None)
+            .unwrap()
+            .slice
+            .unwrap()
+            .read_to_vec()
+            .unwrap(),
+        b
+    );
+}
+
+#[test]
 fn replicated_appends_must_be_contiguous() {
     let dir = tempfile::tempdir().unwrap();
     let (mut leader, _) = open(&dir.path().join("a"), small_config());

@@ -86,8 +86,25 @@ pub fn batch_entries(batch: Bytes, first_index: u64, term: u64, out: &mut Vec<En
     e.term = term;
     e.data = batch;
     out.push(e);
-    for index in first_index + 1..=last_index {
-        out.push(continuation(index, term, last_index));
+    push_continuations(first_index + 1, term, last_index, out);
+}
+
+/// Pushes the continuations `from..=last_index` of the batch ending at `last_index`.
+/// They all carry the same context, so they share one buffer: a 1 MiB batch of 1 KiB
+/// records has about a thousand of them, and an allocation each was a measurable part
+/// of the produce path.
+fn push_continuations(from: u64, term: u64, last_index: u64, out: &mut Vec<Entry>) {
+    if from > last_index {
+        return;
+    }
+    out.reserve((last_index - from + 1) as usize);
+    let context = Bytes::copy_from_slice(&last_index.to_be_bytes());
+    for index in from..=last_index {
+        let mut e = Entry::default();
+        e.index = index;
+        e.term = term;
+        e.context = context.clone();
+        out.push(e);
     }
 }
 
@@ -121,8 +138,10 @@ pub fn complete_last_batch(msg: &mut Message) {
     };
     let (index, term) = (last.index, last.term);
     let end = batch_last_index(last);
-    for i in index + 1..=end {
-        msg.entries.push(continuation(i, term, end));
+    let mut added = Vec::new();
+    push_continuations(index + 1, term, end, &mut added);
+    for e in added {
+        msg.entries.push(e);
     }
 }
 

@@ -215,8 +215,9 @@ impl Replica {
         self.node.store()
     }
 
-    /// Proposes producer batches (each already validated): stamps each with its offset
-    /// and the current term, and appends them as entries. Answers where they landed;
+    /// Proposes producer batches (each already validated, CRC-32C included: the log
+    /// does not check these bytes again): stamps each with its offset and the current
+    /// term, and appends them as entries. Answers where they landed;
     /// `on_commit` is called when they commit (or cannot).
     pub fn propose(
         &mut self,
@@ -256,6 +257,9 @@ impl Replica {
                 reason: format!("raft placed the proposal ending at {last_index} elsewhere"),
             });
         }
+        self.node
+            .mut_store()
+            .note_proposed(first_index, last_index, term);
         if let Some(w) = on_commit {
             self.leading_term = Some(term);
             self.waiters.insert(last_index, (term, w));

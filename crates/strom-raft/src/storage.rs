@@ -3,6 +3,7 @@
 //! segment files; terms come from the batches' leader epochs, with the recent ones
 //! cached as runs of equal terms.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -87,6 +88,22 @@ pub struct LogStorage {
     /// reads).
     full_entries_on_apply: bool,
     terms: RefCell<TermRuns>,
+    /// The entries this node just proposed as leader (see `note_proposed`).
+    proposed: Option<ProposedRange>,
+}
+
+/// Entries `first..=last` of `term`, proposed by this node.
+#[derive(Debug, Clone, Copy)]
+struct ProposedRange {
+    first: u64,
+    last: u64,
+    term: u64,
+}
+
+impl ProposedRange {
+    fn contains(&self, index: u64, term: u64) -> bool {
+        term == self.term && (self.first..=self.last).contains(&index)
+    }
 }
 
 fn store_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> raft::Error {
@@ -145,6 +162,7 @@ impl LogStorage {
             state_file,
             full_entries_on_apply,
             terms: RefCell::new(terms),
+            proposed: None,
         })
     }
 
@@ -240,7 +258,13 @@ impl LogStorage {
                 reason: format!("a gap after the last index {last_index}"),
             });
         }
-        let mut buf: Vec<u8> = Vec::new();
+        // What to write, batch by batch: borrowed from the entries where they can be
+        // written as they are, so the usual Ready (one batch) is written without a copy.
+        let mut parts: Vec<Cow<'_, [u8]>> = Vec::new();
+        let proposed = self.proposed.take();
+        // Whether every batch is one this node proposed and so validated (the CRC is
+        // then not checked a second time); raft's empty entries are built here.
+        let mut all_validated = true;
         let mut covered = first.index - 1;
         let terms = self.terms.get_mut();
         for e in entries {
@@ -254,15 +278,18 @@ impl LogStorage {
                         return Err(bad(format!("a batch after index {covered}")));
                     }
                     let h = RecordBatchHeader::parse(&e.data, 0).map_err(|x| bad(x.to_string()))?;
-                    let at = buf.len();
-                    buf.extend_from_slice(&e.data);
+                    all_validated &= proposed.is_some_and(|p| p.contains(e.index, e.term));
                     if h.base_offset != offset_of(e.index)
                         || h.partition_leader_epoch as u64 != e.term
                     {
                         // A command forwarded by a follower travels unstamped: offset
                         // and epoch follow from the entry on every replica alike.
-                        RecordBatchHeader::stamp_base_offset(&mut buf[at..], offset_of(e.index));
-                        RecordBatchHeader::stamp_leader_epoch(&mut buf[at..], e.term as i32);
+                        let mut b = e.data.to_vec();
+                        RecordBatchHeader::stamp_base_offset(&mut b, offset_of(e.index));
+                        RecordBatchHeader::stamp_leader_epoch(&mut b, e.term as i32);
+                        parts.push(Cow::Owned(b));
+                    } else {
+                        parts.push(Cow::Borrowed(&e.data[..]));
                     }
                     covered = last_index;
                 }
@@ -276,17 +303,32 @@ impl LogStorage {
                     if e.index != covered + 1 {
                         return Err(bad(format!("an empty entry after index {covered}")));
                     }
-                    buf.extend_from_slice(&leader_change_batch(offset_of(e.index), e.term));
+                    parts.push(Cow::Owned(leader_change_batch(offset_of(e.index), e.term)));
                     covered = e.index;
                 }
                 None => return Err(bad("not a partition entry".into())),
             }
             terms.record(e.index, e.term);
         }
-        if !buf.is_empty() {
-            self.log.with(|l| l.append_replicated(&buf, now_ms))??;
-        }
+        let bytes = match parts.len() {
+            0 => return Ok(()),
+            1 => parts.pop().unwrap(),
+            _ => Cow::Owned(parts.concat()),
+        };
+        match all_validated {
+            true => self.log.with(|l| l.append_prevalidated(&bytes, now_ms))??,
+            false => self.log.with(|l| l.append_replicated(&bytes, now_ms))??,
+        };
         Ok(())
+    }
+
+    /// Notes that the entries `first..=last` of `term` are batches this node proposed
+    /// as leader, validated (CRC included) by whoever handed them to
+    /// [`Replica::propose`](crate::Replica::propose). Good for the next `append` only,
+    /// which is the one that writes them: the proposal and the Ready that carries it are
+    /// handled under one lock of the replica.
+    pub fn note_proposed(&mut self, first: u64, last: u64, term: u64) {
+        self.proposed = Some(ProposedRange { first, last, term });
     }
 
     /// Restarts the log after a snapshot from the leader: the follower was behind the
@@ -303,6 +345,28 @@ impl LogStorage {
             self.voters = voters;
         }
         self.persist_state()
+    }
+
+    /// Entries `[low, high)` as index and term only, from the term cache, without
+    /// touching the log; `None` when the cache does not reach back to `low`.
+    ///
+    /// For entries nobody reads: a group that applies nothing is still handed every
+    /// committed entry, and raft-rs looks at no more of them than the index (to track
+    /// what it handed out), the entry type (pending configuration changes, which
+    /// partition groups never have) and the data's length (for an uncommitted-size limit
+    /// partition groups do not set). Reading them back from the segment, as
+    /// `read_entries` does, cost a read of every committed byte from the page cache and
+    /// an allocation per continuation; this costs one binary search per entry.
+    fn placeholders(&self, low: u64, high: u64) -> Option<Vec<Entry>> {
+        let terms = self.terms.borrow();
+        let mut out = Vec::with_capacity(high.saturating_sub(low) as usize);
+        for index in low..high {
+            let mut e = Entry::default();
+            e.index = index;
+            e.term = terms.get(index)?;
+            out.push(e);
+        }
+        Some(out)
     }
 
     /// Reads entries `[low, high)` from the log.
@@ -397,6 +461,9 @@ impl raft::Storage for LogStorage {
         // Entries are wanted with their data to send them (the only async-capable
         // context) or by a group that applies them.
         let with_data = context.can_async() || self.full_entries_on_apply;
+        if !with_data && let Some(entries) = self.placeholders(low, high) {
+            return Ok(entries);
+        }
         self.read_entries(low, high, max_size.into(), with_data)
             .map_err(store_err)
     }
