@@ -116,7 +116,7 @@ impl LogStorage {
                     voters: voters.to_vec(),
                     ..PersistedState::default()
                 };
-                state_file.write(&s)?;
+                state_file.write_initial(&s)?;
                 s
             }
         };
