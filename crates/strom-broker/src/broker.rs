@@ -182,7 +182,7 @@ impl Broker {
         let node = NodeState::open(&config.data_dir).map_err(storage)?;
         let mut manager = ManagerConfig::new(&config.data_dir);
         manager.default_log = config.log.clone();
-        manager.max_open_logs = config.max_open_logs;
+        manager.max_open_logs = open_log_budget(config.max_open_logs, config.max_connections);
         manager.retention_check_interval = config.retention_check;
         let logs = LogManager::open(manager)?;
         let peer_transport = (config.peers.len() > 1).then(|| {
@@ -1102,6 +1102,43 @@ impl Broker {
         self.raft.shutdown();
         self.logs.close().map_err(Failure::from)
     }
+}
+
+/// Descriptors a log with open files may hold: its active segment, and a sealed one
+/// being read.
+const FDS_PER_OPEN_LOG: usize = 2;
+
+/// The number of logs allowed to hold open files: `configured`, lowered if the process's
+/// open-file limit could not hold that many beside `max_connections` client sockets (and
+/// some for peers, listeners and files opened in passing). A log that would go beyond
+/// the limit fails with "Too many open files"; a budget keeps the least recently used
+/// logs closed instead.
+fn open_log_budget(configured: usize, max_connections: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return configured;
+    }
+    let limit = lim.rlim_cur as usize;
+    let reserved = 64 + max_connections.min(limit / 2);
+    let fit = (limit.saturating_sub(reserved) / FDS_PER_OPEN_LOG).max(16);
+    if fit < configured {
+        tracing::warn!(
+            max_open_logs = configured,
+            open_file_limit = limit,
+            max_connections,
+            budget = fit,
+            "the open-file limit cannot hold max_open_logs open logs beside max_connections \
+             connections; fewer logs keep their files open (raise `ulimit -n` to avoid reopening)"
+        );
+        return fit;
+    }
+    configured
 }
 
 fn raft_failure(e: RaftError) -> Failure {
