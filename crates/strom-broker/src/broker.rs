@@ -556,7 +556,7 @@ impl Broker {
         assignments: Option<Vec<Vec<i32>>>,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<TopicMeta, TopicError> {
+    ) -> Result<Arc<TopicMeta>, TopicError> {
         validate_topic_name(name)?;
         validate_configs(&configs)?;
         let nodes = self.node_ids();
@@ -627,7 +627,7 @@ impl Broker {
             ));
         }
         if validate_only {
-            return Ok(meta);
+            return Ok(Arc::new(meta));
         }
         let id = meta.id;
         let created = self
@@ -677,7 +677,7 @@ impl Broker {
     }
 
     /// Auto-creation on Metadata: the default partition count and broker defaults.
-    pub async fn auto_create_topic(&self, name: &str) -> Result<TopicMeta, TopicError> {
+    pub async fn auto_create_topic(&self, name: &str) -> Result<Arc<TopicMeta>, TopicError> {
         match self
             .create_topic(name, -1, -1, None, BTreeMap::new(), false)
             .await
@@ -687,7 +687,7 @@ impl Broker {
         }
     }
 
-    pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, TopicError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, TopicError> {
         if name == OFFSETS_TOPIC {
             return Err(TopicError::new(
                 ErrorCode::InvalidTopicException,
@@ -715,7 +715,7 @@ impl Broker {
         name: &str,
         count: i32,
         validate_only: bool,
-    ) -> Result<TopicMeta, TopicError> {
+    ) -> Result<Arc<TopicMeta>, TopicError> {
         let current = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
         if count <= current.partitions {
             return Err(TopicError::new(
@@ -736,10 +736,10 @@ impl Broker {
             seed,
         );
         if validate_only {
-            return Ok(TopicMeta {
+            return Ok(Arc::new(TopicMeta {
                 partitions: count,
-                ..current
-            });
+                ..(*current).clone()
+            }));
         }
         self.change_metadata(
             Command::AddPartitions {
@@ -761,11 +761,14 @@ impl Broker {
         name: &str,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<TopicMeta, TopicError> {
+    ) -> Result<Arc<TopicMeta>, TopicError> {
         validate_configs(&configs)?;
         let current = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
         if validate_only {
-            return Ok(TopicMeta { configs, ..current });
+            return Ok(Arc::new(TopicMeta {
+                configs,
+                ..(*current).clone()
+            }));
         }
         let want = configs.clone();
         self.change_metadata(
