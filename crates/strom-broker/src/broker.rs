@@ -44,8 +44,16 @@ const PRODUCER_STATE_SEGMENTS: usize = 2;
 /// keep up says so instead of queueing without bound.
 const MAX_UNCOMMITTED_BYTES: u64 = 256 << 20;
 
+/// Threads that start a topic's local partitions (logs and Raft groups) at once.
+const PARTITION_START_THREADS: usize = 8;
+
 /// How long a metadata change may take to be committed and applied.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Extra time a metadata change may take per partition it starts on a node: applying a
+/// topic creates each local partition's files and Raft group (about 2 ms each on a
+/// small VM), so a 10,000-partition topic legitimately takes longer than a small one.
+const METADATA_TIMEOUT_PER_PARTITION: Duration = Duration::from_millis(5);
 
 /// A partition's replication state as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -349,48 +357,93 @@ impl Broker {
     }
 
     /// Opens (creating) the log and starts the Raft group of every partition of `meta`
-    /// with a replica on this node, and applies the topic's settings to them.
+    /// with a replica on this node, and applies the topic's settings to them. Starting a
+    /// group waits for the disk (its first term is fsynced before it leads), so a topic
+    /// of many partitions is started by several threads at once: the disk takes
+    /// concurrent fsyncs of different files about as fast as one, and a 10,000-partition
+    /// topic is then created in seconds rather than minutes.
     fn ensure_local_partitions(self: &Arc<Self>, meta: &TopicMeta) -> Result<(), Failure> {
         let config = log_config(&self.config, &meta.configs);
         let me = self.config.node_id;
-        for p in 0..meta.partitions {
-            let replicas = meta.replicas_of(p);
-            let Some(group) = meta.group(p) else { continue };
-            if !replicas.contains(&me) {
-                continue;
-            }
-            let tp = TopicPartition::new(meta.name.clone(), p);
-            self.logs.create(&tp, Some(config.clone()))?;
-            self.logs
-                .with_log(&tp, |log| log.set_config(config.clone()));
-            if self.raft.has_group(group) {
-                continue;
-            }
-            self.partitions.write().unwrap().insert(
-                tp.clone(),
-                Arc::new(Partition {
-                    group,
-                    producers: Mutex::new(None),
-                    status: watch::channel(PartitionStatus::default()).0,
-                    uncommitted: Mutex::new((VecDeque::new(), 0)),
-                }),
-            );
-            let voters: Vec<u64> = replicas.iter().map(|&r| r as u64).collect();
-            let listener = Arc::new(PartitionListener {
-                broker: Arc::downgrade(self),
-                tp: tp.clone(),
-            });
-            self.raft
-                .add_group(group, tp, &voters, false, Some(listener))
-                .map_err(raft_failure)?;
-            // A new group's preferred leader stands at once rather than after an
-            // election timeout, so the topic is usable sooner and leaders spread.
-            if replicas.len() > 1
-                && replicas[0] == me
-                && self.raft.status(group).is_some_and(|s| s.term == 0)
-            {
-                let _ = self.raft.campaign(group);
-            }
+        let local: Vec<i32> = (0..meta.partitions)
+            .filter(|&p| meta.group(p).is_some() && meta.replicas_of(p).contains(&me))
+            .collect();
+        let threads = PARTITION_START_THREADS.min(local.len().div_ceil(64)).max(1);
+        if threads == 1 {
+            return local
+                .iter()
+                .try_for_each(|&p| self.ensure_local_partition(meta, p, &config));
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| -> Result<(), Failure> {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&p) = local.get(i) else {
+                                return Ok(());
+                            };
+                            if let Err(f) = self.ensure_local_partition(meta, p, &config) {
+                                // The others stop at their next partition.
+                                next.store(local.len(), Ordering::Relaxed);
+                                return Err(f);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a partition start thread panicked"))
+                .collect::<Result<Vec<()>, Failure>>()
+                .map(|_| ())
+        })
+    }
+
+    /// Opens (creating) one partition's log and starts its Raft group.
+    fn ensure_local_partition(
+        self: &Arc<Self>,
+        meta: &TopicMeta,
+        p: i32,
+        config: &LogConfig,
+    ) -> Result<(), Failure> {
+        let replicas = meta.replicas_of(p);
+        let Some(group) = meta.group(p) else {
+            return Ok(());
+        };
+        let me = self.config.node_id;
+        let tp = TopicPartition::new(meta.name.clone(), p);
+        self.logs.create(&tp, Some(config.clone()))?;
+        self.logs
+            .with_log(&tp, |log| log.set_config(config.clone()));
+        if self.raft.has_group(group) {
+            return Ok(());
+        }
+        self.partitions.write().unwrap().insert(
+            tp.clone(),
+            Arc::new(Partition {
+                group,
+                producers: Mutex::new(None),
+                status: watch::channel(PartitionStatus::default()).0,
+                uncommitted: Mutex::new((VecDeque::new(), 0)),
+            }),
+        );
+        let voters: Vec<u64> = replicas.iter().map(|&r| r as u64).collect();
+        let listener = Arc::new(PartitionListener {
+            broker: Arc::downgrade(self),
+            tp: tp.clone(),
+        });
+        self.raft
+            .add_group(group, tp, &voters, false, Some(listener))
+            .map_err(raft_failure)?;
+        // A new group's preferred leader stands at once rather than after an
+        // election timeout, so the topic is usable sooner and leaders spread.
+        if replicas.len() > 1
+            && replicas[0] == me
+            && self.raft.status(group).is_some_and(|s| s.term == 0)
+        {
+            let _ = self.raft.campaign(group);
         }
         Ok(())
     }
@@ -519,8 +572,15 @@ impl Broker {
         mut done: impl FnMut(&Broker) -> Option<Result<T, TopicError>>,
     ) -> Result<T, TopicError> {
         let mut rx = self.meta_version.subscribe();
+        let new_partitions = match &cmd {
+            Command::CreateTopic { meta } => meta.replicas.len(),
+            Command::AddPartitions { replicas, .. } => replicas.len(),
+            _ => 0,
+        };
         let batch = encode_command(&cmd, now_ms());
-        let deadline = tokio::time::Instant::now() + METADATA_TIMEOUT;
+        let deadline = tokio::time::Instant::now()
+            + METADATA_TIMEOUT
+            + METADATA_TIMEOUT_PER_PARTITION * new_partitions as u32;
         let mut next_try = tokio::time::Instant::now();
         loop {
             if let Some(r) = done(self) {
@@ -657,12 +717,18 @@ impl Broker {
     /// majority up is still created, and clients see LEADER_NOT_AVAILABLE meanwhile.
     async fn await_local_leaders(&self, meta: &TopicMeta, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Partitions found with a leader are not looked at again: a topic of thousands
+        // of partitions is checked once over, not once per wait.
+        let mut next = 0;
         loop {
-            let pending = (0..meta.partitions).any(|p| {
-                self.partition_status(&TopicPartition::new(meta.name.clone(), p))
+            while next < meta.partitions
+                && !self
+                    .partition_status(&TopicPartition::new(meta.name.clone(), next))
                     .is_some_and(|s| s.leader.is_none())
-            });
-            if !pending || tokio::time::Instant::now() >= deadline {
+            {
+                next += 1;
+            }
+            if next == meta.partitions || tokio::time::Instant::now() >= deadline {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
