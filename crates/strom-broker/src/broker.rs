@@ -722,9 +722,9 @@ impl Broker {
         let mut next = 0;
         loop {
             while next < meta.partitions
-                && !self
+                && self
                     .partition_status(&TopicPartition::new(meta.name.clone(), next))
-                    .is_some_and(|s| s.leader.is_none())
+                    .is_none_or(|s| s.leader.is_some())
             {
                 next += 1;
             }
