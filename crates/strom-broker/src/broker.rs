@@ -1256,3 +1256,47 @@ impl GroupListener for PartitionListener {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_batch::RecordBatchBuilder;
+
+    /// A topic of hundreds of partitions is started by several threads (see
+    /// `ensure_local_partitions`); every partition leads at once and takes writes, even
+    /// though the tick thread skips groups of one (`Replica::needs_ticks`).
+    #[test]
+    fn a_topic_of_many_partitions_starts_in_parallel_and_takes_writes() {
+        const PARTITIONS: i32 = 300;
+        let dir = tempfile::tempdir().unwrap();
+        let rt = crate::test_broker::runtime();
+        let _guard = rt.enter();
+        let broker = crate::test_broker::open(dir.path(), &[("offsets_topic_partitions", "1")]);
+        let meta = rt
+            .block_on(broker.create_topic("many", PARTITIONS, -1, None, BTreeMap::new(), false))
+            .unwrap();
+        assert_eq!(meta.partitions, PARTITIONS);
+        for p in 0..PARTITIONS {
+            let tp = TopicPartition::new("many", p);
+            assert_eq!(broker.leader_of(&tp).map(|(l, _)| l), Some(1), "{p}");
+            assert_eq!(broker.in_sync_replicas(&tp), Some(vec![1]), "{p}");
+        }
+        for p in [0, PARTITIONS / 2, PARTITIONS - 1] {
+            let tp = TopicPartition::new("many", p);
+            let mut b = RecordBatchBuilder::new();
+            b.push(now_ms(), None, Some(b"v"), &[]);
+            let appended = broker.append(&tp, &b.build()).unwrap();
+            rt.block_on(broker.wait_committed(
+                &tp,
+                appended.last_offset + 1,
+                appended.term,
+                Duration::from_secs(5),
+            ))
+            .unwrap();
+        }
+        // Only the logs in use hold files, within the budget.
+        let open_logs = broker.logs.open_log_count();
+        assert!(open_logs <= broker.config.max_open_logs, "{open_logs}");
+        broker.close().unwrap();
+    }
+}

@@ -163,4 +163,32 @@ mod tests {
         let (_, got) = StateFile::open(dir.path()).unwrap();
         assert_eq!(got, Some(b));
     }
+
+    #[test]
+    fn a_first_state_is_readable_and_no_file_is_held_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut f, none) = StateFile::open(dir.path()).unwrap();
+        assert_eq!(none, None);
+        assert!(
+            !dir.path().join(STATE_FILE).exists(),
+            "reading creates nothing"
+        );
+        let s = PersistedState {
+            voters: vec![1],
+            ..PersistedState::default()
+        };
+        f.write_initial(&s).unwrap();
+        // Removing the directory's file while the handle lives must not matter: the
+        // next write opens it again (a handle held open would write to the unlinked
+        // inode and the state would be lost).
+        std::fs::remove_file(dir.path().join(STATE_FILE)).unwrap();
+        let t = PersistedState {
+            term: 1,
+            vote: 1,
+            ..s
+        };
+        f.write(&t).unwrap();
+        let (_, got) = StateFile::open(dir.path()).unwrap();
+        assert_eq!(got, Some(t));
+    }
 }
