@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use strom_log::LogConfig;
@@ -279,7 +279,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
 /// This node's view of the topics, kept by applying the metadata log.
 #[derive(Debug, Default)]
 pub struct TopicStore {
-    topics: RwLock<BTreeMap<String, TopicMeta>>,
+    /// Shared, not copied, with every request that looks a topic up: a topic of 10,000
+    /// partitions carries 10,000 replica lists, and copying them per Produce or per
+    /// partition of a Metadata answer made those linear (or quadratic) in its size.
+    topics: RwLock<BTreeMap<String, Arc<TopicMeta>>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -316,11 +319,11 @@ pub fn retire_legacy_topics(data_dir: &Path) -> std::io::Result<()> {
 }
 
 impl TopicStore {
-    pub fn get(&self, name: &str) -> Option<TopicMeta> {
+    pub fn get(&self, name: &str) -> Option<Arc<TopicMeta>> {
         self.topics.read().unwrap().get(name).cloned()
     }
 
-    pub fn by_id(&self, id: uuid::Uuid) -> Option<TopicMeta> {
+    pub fn by_id(&self, id: uuid::Uuid) -> Option<Arc<TopicMeta>> {
         self.topics
             .read()
             .unwrap()
@@ -329,7 +332,7 @@ impl TopicStore {
             .cloned()
     }
 
-    pub fn list(&self) -> Vec<TopicMeta> {
+    pub fn list(&self) -> Vec<Arc<TopicMeta>> {
         self.topics.read().unwrap().values().cloned().collect()
     }
 
@@ -339,10 +342,13 @@ impl TopicStore {
 
     /// Sets (inserts or replaces) a topic as the metadata log says it now is.
     pub fn set(&self, meta: TopicMeta) {
-        self.topics.write().unwrap().insert(meta.name.clone(), meta);
+        self.topics
+            .write()
+            .unwrap()
+            .insert(meta.name.clone(), Arc::new(meta));
     }
 
-    pub fn remove(&self, name: &str) -> Option<TopicMeta> {
+    pub fn remove(&self, name: &str) -> Option<Arc<TopicMeta>> {
         self.topics.write().unwrap().remove(name)
     }
 }

@@ -34,8 +34,9 @@ pub enum LogError {
         position: u64,
         reason: String,
     },
-    /// An underlying file operation failed (full disk, permissions, ...).
-    #[error("i/o error on {path}: {source}")]
+    /// An underlying file operation failed (full disk, permissions, no descriptors
+    /// left, ...).
+    #[error("i/o error on {path}: {source}{}", out_of_files_hint(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -63,6 +64,20 @@ impl LogError {
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;
+
+/// What an operator should do when a file could not be opened because the process (or
+/// the system) has no descriptors left; empty for any other error. A node with many
+/// partitions meets this first when its open-file limit is low.
+pub fn out_of_files_hint(e: &std::io::Error) -> &'static str {
+    // EMFILE and ENFILE, the same on every Linux architecture.
+    match e.raw_os_error() {
+        Some(24) | Some(23) => {
+            " (out of file descriptors: raise the open-file limit, `ulimit -n`, \
+             or lower max_open_logs)"
+        }
+        _ => "",
+    }
+}
 
 /// Attaches a path to `std::io::Result`s.
 pub(crate) trait IoContext<T> {

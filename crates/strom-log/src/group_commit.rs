@@ -157,9 +157,29 @@ type SyncSlot = Mutex<Option<Result<(), Arc<LogError>>>>;
 
 type Pending = HashMap<usize, (SharedLog, Vec<(i64, DurableCallback)>)>;
 
-/// One round: plan under each log's lock, fsync without locks in parallel, then finish
-/// and answer. Waiters whose offset the round did not reach are handed back.
+/// Logs flushed at once within a round. Each plan holds its segment file open until it
+/// is finished, so a round over 10,000 logs is run in parts: it would otherwise need
+/// 10,000 descriptors at one moment, beyond a common open-file limit.
+const LOGS_PER_PART: usize = 256;
+
+/// One round, in parts of at most [`LOGS_PER_PART`] logs. Waiters whose offset the
+/// round did not reach are handed back.
 fn run_round(batch: Pending, parallelism: usize, observer: Option<&FsyncObserver>) -> Pending {
+    let mut batch: Vec<_> = batch.into_iter().collect();
+    let mut leftovers = Pending::new();
+    while !batch.is_empty() {
+        let rest = batch.split_off(batch.len().min(LOGS_PER_PART));
+        leftovers.extend(run_part(batch, parallelism, observer));
+        batch = rest;
+    }
+    leftovers
+}
+
+type Part = Vec<(usize, (SharedLog, Vec<(i64, DurableCallback)>))>;
+
+/// Part of a round: plan under each log's lock, fsync without locks in parallel, then
+/// finish and answer.
+fn run_part(batch: Part, parallelism: usize, observer: Option<&FsyncObserver>) -> Pending {
     let mut work = Vec::with_capacity(batch.len());
     for (key, (log, waiters)) in batch {
         let plan = log.lock().unwrap().begin_flush().map_err(Arc::new);

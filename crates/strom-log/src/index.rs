@@ -18,11 +18,11 @@
 //! and including the one starting at `base + relative_offset` has timestamps <=
 //! `max_timestamp`", and timestamps grow strictly from entry to entry.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use memmap2::MmapMut;
+use memmap2::{Advice, MmapMut};
 
 use crate::error::{IoContext, Result};
 
@@ -83,11 +83,12 @@ impl IndexEntry for TimeEntry {
     }
 }
 
-/// A memory-mapped index file of `E` entries.
+/// A memory-mapped index file of `E` entries. The mapping keeps the file alive, so no
+/// descriptor is held: with thousands of partitions, a log with open files costs one
+/// descriptor (its segment) instead of three.
 #[derive(Debug)]
 pub(crate) struct IndexFile<E: IndexEntry> {
     path: PathBuf,
-    file: File,
     mmap: MmapMut,
     /// Valid entries; the mapping may be longer (preallocated) than `len * E::SIZE`.
     len: usize,
@@ -121,9 +122,15 @@ impl<E: IndexEntry> IndexFile<E> {
         // SAFETY: index files are private to this process (one log owner per directory)
         // and never shrunk while mapped except through `trim`, which remaps.
         let mmap = unsafe { MmapMut::map_mut(&file) }.at(path)?;
+        // Entries are appended one page at a time and looked up by binary search, so
+        // readahead only costs: a first touch of a preallocated (sparse) file would
+        // otherwise read and zero a large folio of holes, which made creating a
+        // partition take milliseconds and its index pages cost memory.
+        if !mmap.is_empty() {
+            mmap.advise(Advice::Random).at(path)?;
+        }
         Ok(IndexFile {
             path: path.to_path_buf(),
-            file,
             mmap,
             len,
             _entry: PhantomData,
@@ -187,10 +194,9 @@ impl<E: IndexEntry> IndexFile<E> {
     pub fn trim(self) -> Result<()> {
         self.mmap.flush().at(&self.path)?;
         let exact = (self.len * E::SIZE) as u64;
-        let IndexFile {
-            path, file, mmap, ..
-        } = self;
+        let IndexFile { path, mmap, .. } = self;
         drop(mmap);
+        let file = OpenOptions::new().write(true).open(&path).at(&path)?;
         file.set_len(exact).at(&path)?;
         file.sync_all().at(&path)
     }

@@ -23,7 +23,7 @@ mod slice;
 
 pub use config::{FlushPolicy, LogConfig};
 pub use deleter::Deleter;
-pub use error::{LogError, Result};
+pub use error::{LogError, Result, out_of_files_hint};
 pub use group_commit::{DurableCallback, FsyncObserver, GroupCommit};
 pub use log::{
     AppendInfo, FlushPlan, PartitionLog, RecoveryReport, RetentionOutcome, TimestampOffset,

@@ -918,9 +918,16 @@ impl PartitionLog {
             .iter()
             .map(|(f, p, _)| (f.clone(), p.clone()))
             .collect();
+        // A log whose files the open-file budget closed keeps them closed: the plan's
+        // own handle is enough, and it goes when the plan does. A round over thousands
+        // of idle-but-written logs would otherwise leave every one of them open.
+        let had_handles = self.has_open_handles();
         let active = self.active();
         let (base, size) = (active.base_offset, active.size);
         files.push((active.file()?, active.path(LOG_SUFFIX)));
+        if !had_handles {
+            self.release_handles();
+        }
         Ok(Some(FlushPlan {
             files,
             target_offset: end,

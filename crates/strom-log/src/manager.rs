@@ -89,7 +89,9 @@ pub struct LogManager {
     deleter: Deleter,
     group_commit: GroupCommit,
     clock: AtomicU64,
-    open_logs: AtomicUsize,
+    /// Logs counted as holding open files; shared with the flush callbacks, which count
+    /// the logs a flush reopened.
+    open_logs: Arc<AtomicUsize>,
     background: Mutex<Option<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
 }
@@ -137,7 +139,7 @@ impl LogManager {
             logs: RwLock::new(logs),
             deleter,
             clock: AtomicU64::new(1),
-            open_logs: AtomicUsize::new(0),
+            open_logs: Arc::new(AtomicUsize::new(0)),
             background: Mutex::new(None),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
         });
@@ -258,21 +260,44 @@ impl LogManager {
             .ok_or_else(|| LogError::Closed {
                 path: self.config.data_dir.join(tp.dir_name()),
             })??;
-        if flush_due && let Some(log) = self.log(tp) {
-            self.group_commit
-                .request(&log, info.last_offset + 1, Box::new(|_| {}));
+        if flush_due && let Some(entry) = self.entry(tp) {
+            self.request_flush(&entry, info.last_offset + 1, Box::new(|_| {}));
         }
         Ok(info)
     }
 
     /// Calls `done` once the partition is durable below `offset` (group commit).
     pub fn when_durable(&self, tp: &TopicPartition, offset: i64, done: DurableCallback) {
-        match self.log(tp) {
-            Some(log) => self.group_commit.request(&log, offset, done),
+        match self.entry(tp) {
+            Some(entry) => self.request_flush(&entry, offset, done),
             None => done(Err(Arc::new(LogError::Closed {
                 path: self.config.data_dir.join(tp.dir_name()),
             }))),
         }
+    }
+
+    fn entry(&self, tp: &TopicPartition) -> Option<Arc<Entry>> {
+        self.logs.read().unwrap().get(tp).cloned()
+    }
+
+    /// Asks the group commit to flush a log. A flush reopens the files of a log whose
+    /// files the budget closed since it was written, outside `with_log`: it is counted
+    /// as open afterwards, or the budget would never close those files again and a node
+    /// of thousands of partitions would run out of descriptors.
+    fn request_flush(&self, entry: &Arc<Entry>, offset: i64, done: DurableCallback) {
+        let counted = entry.clone();
+        let open_logs = self.open_logs.clone();
+        self.group_commit.request(
+            &entry.log,
+            offset,
+            Box::new(move |r| {
+                let open = counted.log.lock().unwrap().has_open_handles();
+                if open && !counted.counted_open.swap(true, Ordering::Relaxed) {
+                    open_logs.fetch_add(1, Ordering::Relaxed);
+                }
+                done(r)
+            }),
+        );
     }
 
     /// Applies retention to every log now.
@@ -308,7 +333,7 @@ impl LogManager {
             };
             if due {
                 let end = entry.log.lock().unwrap().log_end_offset();
-                self.group_commit.request(&entry.log, end, Box::new(|_| {}));
+                self.request_flush(&entry, end, Box::new(|_| {}));
             }
         }
     }

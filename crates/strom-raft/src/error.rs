@@ -6,7 +6,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum RaftError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", strom_log::out_of_files_hint(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -133,7 +133,7 @@ impl LogStorage {
                     voters: voters.to_vec(),
                     ..PersistedState::default()
                 };
-                state_file.write(&s)?;
+                state_file.write_initial(&s)?;
                 s
             }
         };

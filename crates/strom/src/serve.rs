@@ -138,19 +138,34 @@ fn fail_stop_on_panic() {
     }));
 }
 
-/// Partition logs and client connections both need descriptors: use all the process may.
+/// Partition logs and client connections both need descriptors (a node with 10,000
+/// partitions needs thousands): raise the soft open-file limit to the hard limit, as
+/// Kafka and Redpanda advise operators to, and say what the broker got.
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                tracing::warn!("could not raise the open-file limit");
-            }
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-file limit");
+        return;
+    }
+    let soft = lim.rlim_cur;
+    if soft < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            tracing::warn!(
+                soft,
+                hard = lim.rlim_max,
+                error = %std::io::Error::last_os_error(),
+                "could not raise the open-file limit"
+            );
+            return;
         }
+        tracing::info!(from = soft, to = lim.rlim_max, "raised the open-file limit");
+    } else {
+        tracing::info!(limit = soft, "open-file limit");
     }
 }

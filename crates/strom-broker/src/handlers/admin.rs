@@ -58,7 +58,7 @@ async fn create_one(
     broker: &Broker,
     t: &CreatableTopic,
     validate_only: bool,
-) -> Result<TopicMeta, TopicError> {
+) -> Result<Arc<TopicMeta>, TopicError> {
     let assignments = if t.assignments.is_empty() {
         None
     } else {
@@ -139,7 +139,7 @@ pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> Reply {
     Reply::Later(Box::pin(async move {
         let mut responses = Vec::with_capacity(targets.len());
         for (name, id) in targets {
-            let name = name.or_else(|| broker.topics.by_id(id).map(|m| m.name));
+            let name = name.or_else(|| broker.topics.by_id(id).map(|m| m.name.clone()));
             let base = DeletableTopicResult::default().with_topic_id(id);
             let Some(name) = name else {
                 responses.push(
