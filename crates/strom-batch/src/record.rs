@@ -529,7 +529,12 @@ mod tests {
     #[test]
     fn finish_builds_the_same_batch_in_place() {
         let mut b = RecordBatchBuilder::with_capacity(4096);
-        b.push(1000, Some(b"k1"), Some(&[7u8; 300]), &[("h", Some(b"x")), ("n", None)]);
+        b.push(
+            1000,
+            Some(b"k1"),
+            Some(&[7u8; 300]),
+            &[("h", Some(b"x")), ("n", None)],
+        );
         b.push(1001, None, None, &[]);
         let built = b.build();
         assert_eq!(b.finish(), built);
