@@ -70,8 +70,8 @@ struct Inner {
 #[derive(Debug, Default)]
 struct Cache {
     brokers: BTreeMap<i32, BrokerInfo>,
-    /// Leader node of each known partition.
-    leaders: HashMap<(String, i32), i32>,
+    /// Leader node of each known partition, by topic.
+    leaders: HashMap<String, HashMap<i32, i32>>,
     /// Partition count and topic id of each known topic.
     topics: HashMap<String, (usize, uuid::Uuid)>,
     coordinators: HashMap<String, i32>,
@@ -202,7 +202,7 @@ impl Client {
             .map(|b| (b.node_id, b.clone()))
             .collect();
         for t in &meta.topics {
-            cache.leaders.retain(|(name, _), _| name != &t.name);
+            cache.leaders.remove(&t.name);
             if t.error_code != 0 {
                 cache.topics.remove(&t.name);
                 continue;
@@ -210,13 +210,13 @@ impl Client {
             cache
                 .topics
                 .insert(t.name.clone(), (t.partitions.len(), t.topic_id));
-            for p in &t.partitions {
-                if p.leader >= 0 {
-                    cache
-                        .leaders
-                        .insert((t.name.clone(), p.partition), p.leader);
-                }
-            }
+            let leaders = t
+                .partitions
+                .iter()
+                .filter(|p| p.leader >= 0)
+                .map(|p| (p.partition, p.leader))
+                .collect();
+            cache.leaders.insert(t.name.clone(), leaders);
         }
     }
 
@@ -244,8 +244,7 @@ impl Client {
 
     /// The node leading `topic`/`partition`, from the cache or a metadata request.
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32, ClientError> {
-        let key = (topic.to_owned(), partition);
-        if let Some(&l) = self.inner.cache.lock().unwrap().leaders.get(&key) {
+        if let Some(l) = self.cached_leader(topic, partition) {
             return Ok(l);
         }
         let meta = self.metadata(Some(&[topic]), false).await?;
@@ -285,7 +284,19 @@ impl Client {
         loop {
             let mut out: HashMap<i32, Vec<i32>> = HashMap::new();
             let mut failed = None;
-            for &p in partitions {
+            // Known leaders in one pass under the cache's lock; the rest one by one.
+            let mut unknown = Vec::new();
+            {
+                let cache = self.inner.cache.lock().unwrap();
+                let known = cache.leaders.get(topic);
+                for &p in partitions {
+                    match known.and_then(|m| m.get(&p)) {
+                        Some(&l) => out.entry(l).or_default().push(p),
+                        None => unknown.push(p),
+                    }
+                }
+            }
+            for p in unknown {
                 match self.leader(topic, p).await {
                     Ok(l) => out.entry(l).or_default().push(p),
                     Err(e) => {
@@ -306,10 +317,15 @@ impl Client {
         }
     }
 
+    fn cached_leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        let cache = self.inner.cache.lock().unwrap();
+        cache.leaders.get(topic)?.get(&partition).copied()
+    }
+
     /// Forgets what is known about `topic`'s leaders, so the next lookup asks again.
     pub fn invalidate_topic(&self, topic: &str) {
         let mut cache = self.inner.cache.lock().unwrap();
-        cache.leaders.retain(|(t, _), _| t != topic);
+        cache.leaders.remove(topic);
         cache.topics.remove(topic);
     }
 

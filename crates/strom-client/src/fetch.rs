@@ -96,10 +96,10 @@ impl Client {
     ) -> Result<Vec<FetchedBatches>, ClientError> {
         let (_, topic_id) = self.topic_info(topic).await?;
         let partitions: Vec<i32> = positions.iter().map(|(p, _)| *p).collect();
+        let offsets: HashMap<i32, i64> = positions.iter().copied().collect();
         let mut by_leader: HashMap<i32, Vec<(i32, i64)>> = HashMap::new();
         for (leader, ps) in self.partitions_by_leader(topic, &partitions).await? {
-            let entry = by_leader.entry(leader).or_default();
-            entry.extend(positions.iter().copied().filter(|(p, _)| ps.contains(p)));
+            by_leader.insert(leader, ps.iter().map(|p| (*p, offsets[p])).collect());
         }
         let mut tasks = tokio::task::JoinSet::new();
         for (leader, ps) in by_leader {
@@ -158,13 +158,11 @@ impl Client {
             ]);
         let resp = conn.send(&req, version).await?;
         ClientError::check(resp.error_code, None, || format!("fetch from {topic}"))?;
+        let offsets: HashMap<i32, i64> = positions.iter().copied().collect();
         let mut out = Vec::new();
         for t in resp.responses {
             for p in t.partitions {
-                let fetch_offset = positions
-                    .iter()
-                    .find(|(q, _)| *q == p.partition_index)
-                    .map_or(0, |(_, o)| *o);
+                let fetch_offset = offsets.get(&p.partition_index).copied().unwrap_or(0);
                 out.push(FetchedBatches {
                     partition: p.partition_index,
                     error_code: p.error_code,

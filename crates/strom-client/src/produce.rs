@@ -2,6 +2,7 @@
 //! `RecordBatchBuilder` and compressed on the client. Each call is its own future, so a
 //! producer (or a benchmark) can keep many batches in flight on one connection.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -164,13 +165,21 @@ impl Client {
             Ok(m) => m,
             Err(e) => return all_fail(e),
         };
+        let leader_of: HashMap<i32, i32> = by_leader
+            .iter()
+            .flat_map(|(leader, ps)| ps.iter().map(move |p| (*p, *leader)))
+            .collect();
+        let mut per_leader: HashMap<i32, Vec<(i32, Bytes)>> = HashMap::new();
+        for (p, batch) in batches {
+            if let Some(leader) = leader_of.get(p) {
+                per_leader
+                    .entry(*leader)
+                    .or_default()
+                    .push((*p, batch.clone()));
+            }
+        }
         let mut tasks = tokio::task::JoinSet::new();
-        for (leader, ps) in by_leader {
-            let data: Vec<(i32, Bytes)> = batches
-                .iter()
-                .filter(|(p, _)| ps.contains(p))
-                .cloned()
-                .collect();
+        for (leader, data) in per_leader {
             let client = self.clone();
             let topic = topic.to_owned();
             tasks.spawn(async move {
@@ -180,7 +189,7 @@ impl Client {
                 (data, result)
             });
         }
-        let mut by_partition = std::collections::HashMap::new();
+        let mut by_partition = HashMap::new();
         while let Some(joined) = tasks.join_next().await {
             let (data, result) = match joined {
                 Ok(x) => x,

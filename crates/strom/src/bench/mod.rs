@@ -146,6 +146,11 @@ async fn bench(work: Arc<Workload>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long creating a topic of `partitions` may take: 30 s, and 10 ms per partition.
+fn creation_time(partitions: i32) -> Duration {
+    Duration::from_secs(30) + Duration::from_millis(10) * partitions.max(0) as u32
+}
+
 /// A client of its own for a producer or consumer, as separate applications have.
 async fn own_client(a: &args::WorkloadArgs) -> anyhow::Result<Client> {
     let mut config = ClientConfig::new(&a.common.bootstrap);
@@ -166,12 +171,19 @@ async fn ensure_topic(client: &Client, work: &Workload) -> anyhow::Result<Vec<i3
                 replication_factor: a.replication_factor,
                 configs: Vec::new(),
             };
-            match client.create_topic(&topic).await {
+            // A broker creates thousands of partitions in tens of seconds: the request
+            // may wait that long, and the wait below covers a slower one.
+            let mut config = ClientConfig::new(&a.common.bootstrap);
+            config.request_timeout = creation_time(a.partitions);
+            let creator = Client::connect(config).await?;
+            let code = |e: &ClientError| e.kafka_code();
+            match creator.create_topic(&topic).await {
                 Ok(()) => {}
                 // Another bench created it at the same moment.
-                Err(e)
-                    if e.kafka_code() == Some(strom_wire::ErrorCode::TopicAlreadyExists.code()) => {
-                }
+                Err(e) if code(&e) == Some(strom_wire::ErrorCode::TopicAlreadyExists.code()) => {}
+                // Still being created: the wait for leaders below tells.
+                Err(ClientError::Timeout(..)) => {}
+                Err(e) if code(&e) == Some(strom_wire::ErrorCode::RequestTimedOut.code()) => {}
                 Err(e) => {
                     return Err(e).with_context(|| format!("cannot create topic {}", a.topic));
                 }
@@ -179,7 +191,7 @@ async fn ensure_topic(client: &Client, work: &Workload) -> anyhow::Result<Vec<i3
         }
         Err(e) => return Err(e.into()),
     }
-    let give_up = Instant::now() + Duration::from_secs(60);
+    let give_up = Instant::now() + creation_time(a.partitions) * 2;
     loop {
         client.invalidate_topic(&a.topic);
         let partitions = match client.partitions(&a.topic).await {

@@ -52,11 +52,15 @@ pub fn spawn_progress(stats: Arc<Stats>, work: Arc<Workload>) -> Progress {
             let (acked, acked_bytes) = stats.acked.get();
             let (consumed, _) = stats.consumed.get();
             let (ack_p99, e2e_p99) = stats.take_interval_p99();
+            if acked < last.0 || consumed < last.2 {
+                // The warm-up ended: the totals started again from zero.
+                last = (0, 0, 0);
+            }
             let line = progress_line(
                 stats.elapsed(),
-                acked - last.0.min(acked),
-                acked_bytes - last.1.min(acked_bytes),
-                consumed - last.2.min(consumed),
+                acked - last.0,
+                acked_bytes.saturating_sub(last.1),
+                consumed - last.2,
                 acked,
                 consumed,
                 ack_p99,
