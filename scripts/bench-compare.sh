@@ -77,10 +77,13 @@ single_node() {
   "$STROM" topic create rdk1-$r --partitions 1 --bootstrap "$BOOT" >/dev/null
   record "$r" single.rdkafka_acks_1 "$(rdk -P -t rdk1-$r -p 0 -c "$RDK_COUNT" -X acks=1 -X linger.ms=5 -X batch.size=1048576)"
   drop_topic rdk1-$r
-  # The same load spread over few and over many partitions.
+  # The same load spread over few and over many partitions: with Kafka's default
+  # (sticky) partitioner, and with every message to the next partition in turn.
   for n in "$PARTITIONS_FEW" "$PARTITIONS_MANY"; do
     record "$r" "single.spread_$n" "$(sbench --topic spread$n-$r --partitions "$n" --acks "$SPREAD_ACKS" \
       --duration "$DURATION" --warmup "$WARMUP")"
+    record "$r" "single.rrspread_$n" "$(sbench --topic spread$n-$r --acks "$SPREAD_ACKS" \
+      --partitioner round-robin --duration "$DURATION" --warmup "$WARMUP")"
     drop_topic spread$n-$r
   done
   stop_nodes

@@ -54,6 +54,8 @@ RATIOS = [
      ("cluster.acks_all", PRODUCE_MB), ("single.acks_all", PRODUCE_MB), 0.35),
     ("spread over many partitions / the same load on few (single node)",
      ("single.spread_many", PRODUCE_MB), ("single.spread_few", PRODUCE_MB), 0.5),
+    ("the same, round-robin partitioner (each message to the next partition)",
+     ("single.rrspread_many", PRODUCE_MB), ("single.rrspread_few", PRODUCE_MB), 0.5),
 ]
 RDKAFKA = [
     ("rdkafka_performance acks=all / raw write + fdatasync per 1 MiB",
@@ -71,14 +73,15 @@ LATENCY = [
 ]
 
 
-def spread_names(data: dict) -> tuple[str | None, str | None]:
-    ns = sorted(int(k.split("_")[1]) for k in data if k.startswith("single.spread_"))
-    return (f"single.spread_{ns[0]}", f"single.spread_{ns[-1]}") if len(ns) >= 2 else (None, None)
+def spread_names(data: dict, kind: str = "spread") -> tuple[str | None, str | None]:
+    ns = sorted(int(k.split("_")[1]) for k in data if k.startswith(f"single.{kind}_"))
+    return (f"single.{kind}_{ns[0]}", f"single.{kind}_{ns[-1]}") if len(ns) >= 2 else (None, None)
 
 
 def value(data: dict, name: str, path: tuple) -> float | None:
-    if name in ("single.spread_few", "single.spread_many"):
-        few, many = spread_names(data)
+    kind = name.removeprefix("single.").split("_")[0]
+    if name.endswith(("_few", "_many")) and kind in ("spread", "rrspread"):
+        few, many = spread_names(data, kind)
         name = few if name.endswith("few") else many
         if name is None:
             return None
@@ -124,7 +127,7 @@ def report(rounds: dict) -> str:
         rs = ratios(rounds, num, den)
         m = med(rs)
         label = what
-        if "spread" in what and few and many:
+        if "spread over" in what and few and many:
             label = f"{what}: {many.split('_')[1]} vs {few.split('_')[1]} partitions"
         met = "–" if m is None else ("yes" if m >= target else "**no**")
         lines.append(f"| {label} | {'–' if m is None else f'**{m:.2f}**'} | {fmt(rs)} | ≥ {target} | {met} |")
@@ -155,7 +158,9 @@ def report(rounds: dict) -> str:
     ]
     for name in (few, many):
         if name:
-            rows.append((f"strom bench {name.split('_')[1]} partitions", name, PRODUCE_MB))
+            count = name.split("_")[1]
+            rows.append((f"strom bench {count} partitions, sticky partitioner", name, PRODUCE_MB))
+            rows.append((f"strom bench {count} partitions, round-robin", f"single.rrspread_{count}", PRODUCE_MB))
     rows += [
         ("strom bench acks=all, 3 nodes RF 3", "cluster.acks_all", PRODUCE_MB),
         ("rdkafka_performance acks=all, 3 nodes RF 3", "cluster.rdkafka_acks_all", ()),

@@ -54,6 +54,18 @@ def test_produced_messages_are_all_acknowledged_and_consumed_once(broker, topic)
         assert len(out.split()) == 20000
 
 
+@pytest.mark.parametrize("partitioner", ["sticky", "round-robin"])
+def test_both_partitioners_reach_every_partition(broker, topic, partitioner):
+    r = bench(broker, "--topic", topic, "--partitions", "4", "--count", "8000", "--partitioner", partitioner,
+              "--batch-size", "8KiB", "--acks", "1")
+    assert (r["produce"]["messages"], r["produce"]["failed"]) == (8000, 0)
+    assert r["workload"]["partitioner"] == partitioner
+    d = strom(broker, "topic", "describe", topic, "--output", "json")
+    filled = [p["latest_offset"] - p["earliest_offset"] for p in json.loads(d.stdout)["partitions"]]
+    # Every partition got a share (its control batch aside).
+    assert all(n > 500 for n in filled), filled
+
+
 @pytest.mark.parametrize("codec", ["zstd", "lz4"])
 def test_compressed_workloads_round_trip(broker, topic, codec):
     r = bench(broker, "--topic", topic, "--count", "5000", "--consumers", "1", "--compression", codec,
@@ -93,6 +105,7 @@ def test_bad_flags_are_refused(broker, topic):
     proc = strom(broker, "bench", "--message-size", "lots", check=False)
     assert proc.returncode == 2 and "size" in proc.stderr
     assert_one_line_error(strom(broker, "bench", "--producers", "0", check=False), contains="nothing to do")
+    assert_one_line_error(strom(broker, "bench", "--partitioner", "random", check=False), contains="--partitioner")
 
 
 def test_baseline_measures_the_machine(tmp_path):

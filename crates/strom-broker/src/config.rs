@@ -99,8 +99,8 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "max_open_logs",
-        default: "4096",
-        help: "partition logs that keep files open at once (least recently used ones are closed)",
+        default: "0",
+        help: "partition logs that keep files open at once (least recently used ones are closed); 0: as many as the open-file limit allows beside max_connections",
     },
     Setting {
         key: "segment_bytes",

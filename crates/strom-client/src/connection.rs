@@ -256,6 +256,18 @@ impl Connection {
     }
 }
 
+/// Reads exactly `len` bytes.
+async fn read_frame(read: &mut BufReader<OwnedReadHalf>, len: usize) -> std::io::Result<Bytes> {
+    let mut frame = BytesMut::with_capacity(len);
+    while frame.len() < len {
+        let want = len - frame.len();
+        if read.read_buf(&mut (&mut frame).limit(want)).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(frame.freeze())
+}
+
 /// Reads response frames until the socket closes, handing each to its waiter. When it
 /// stops, every waiting request fails with the reason.
 async fn read_responses(read: OwnedReadHalf, addr: String, pending: Arc<Mutex<Pending>>) {
@@ -271,11 +283,12 @@ async fn read_responses(read: OwnedReadHalf, addr: String, pending: Arc<Mutex<Pe
         if len < 4 || len as usize > MAX_RESPONSE_SIZE {
             break format!("invalid response frame length {len}");
         }
-        let mut frame = vec![0u8; len as usize];
-        if let Err(e) = read.read_exact(&mut frame).await {
-            break e.to_string();
-        }
-        let frame = Bytes::from(frame);
+        // Read straight into uninitialized capacity: zeroing a 1 MiB fetch answer first
+        // cost a tenth of a consumer's time.
+        let frame = match read_frame(&mut read, len as usize).await {
+            Ok(f) => f,
+            Err(e) => break e.to_string(),
+        };
         let correlation_id = (&frame[..4]).get_i32();
         let waiter = pending.lock().unwrap().waiters.remove(&correlation_id);
         match waiter {

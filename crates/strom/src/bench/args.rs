@@ -47,6 +47,11 @@ pub struct WorkloadArgs {
     /// 0, 1 or all
     #[arg(long, default_value = "all")]
     pub acks: String,
+    /// How messages (which have no keys) pick partitions: sticky (Kafka's default: one
+    /// partition until its batch is sent, then the next) or round-robin (each message
+    /// to the next partition)
+    #[arg(long, default_value = "sticky")]
+    pub partitioner: String,
     /// Bytes per batch (per partition) at most
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     pub batch_size: u64,
@@ -107,6 +112,8 @@ pub struct Workload {
     pub acks: Acks,
     pub codec: Codec,
     pub start_at: StartAt,
+    /// The sticky partitioner (else round-robin).
+    pub sticky: bool,
 }
 
 impl WorkloadArgs {
@@ -118,6 +125,11 @@ impl WorkloadArgs {
             None | Some("beginning") => StartAt::Beginning,
             Some("end") => StartAt::End,
             Some(other) => anyhow::bail!("--from must be end or beginning, not {other:?}"),
+        };
+        let sticky = match self.partitioner.as_str() {
+            "sticky" => true,
+            "round-robin" => false,
+            other => anyhow::bail!("--partitioner must be sticky or round-robin, not {other:?}"),
         };
         anyhow::ensure!(
             self.producers + self.consumers > 0,
@@ -138,6 +150,7 @@ impl WorkloadArgs {
             acks,
             codec,
             start_at,
+            sticky,
         })
     }
 }

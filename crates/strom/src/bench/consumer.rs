@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use strom_batch::{BATCH_HEADER_LEN, Compression, LOG_OVERHEAD, RecordBatchHeader, record_views};
-use strom_client::{Client, FetchOptions, decompress, is_retriable_code};
+use strom_client::{
+    Client, ClientError, FetchOptions, FetchedBatches, decompress, is_retriable_code,
+};
 use strom_wire::ErrorCode;
 
 use super::args::Workload;
@@ -48,29 +50,44 @@ pub async fn run(
     };
     let mut drain_deadline = None;
     let mut e2e = Vec::new();
+    // One fetch is always in flight while the previous answer is read: the next
+    // positions come from the batch headers alone, before the records are checked.
+    let mut next = spawn_fetch(&client, topic, &plan.positions, opts);
     loop {
         if finished(&plan, &stats, &work, &mut drain_deadline) {
+            next.abort();
             return Ok(());
         }
-        let positions: Vec<(i32, i64)> = plan.positions.iter().map(|(p, o)| (*p, *o)).collect();
-        let fetched = match client.fetch_raw(topic, &positions, opts).await {
+        let answer = (&mut next).await.context("fetch task")?;
+        let fetched = match answer {
             Ok(f) => f,
-            Err(e) if e.is_retriable() => continue,
+            Err(e) if e.is_retriable() => {
+                next = spawn_fetch(&client, topic, &plan.positions, opts);
+                continue;
+            }
             Err(e) => return Err(e).context("fetch"),
         };
+        for part in &fetched {
+            if part.error_code == ErrorCode::OffsetOutOfRange.code() {
+                plan.positions.insert(part.partition, part.log_start_offset);
+            } else if part.error_code == 0
+                && let Some(after) = end_of_whole_batches(&part.batches)?
+            {
+                plan.positions.insert(part.partition, after);
+            }
+        }
+        next = spawn_fetch(&client, topic, &plan.positions, opts);
         let at = Instant::now();
         let now_us = wall_micros();
         let (mut messages, mut bytes) = (0u64, 0u64);
         e2e.clear();
         for part in fetched {
-            if part.error_code == ErrorCode::OffsetOutOfRange.code() {
-                plan.positions.insert(part.partition, part.log_start_offset);
+            if part.error_code == ErrorCode::OffsetOutOfRange.code()
+                || is_retriable_code(part.error_code)
+            {
                 continue;
             }
-            if is_retriable_code(part.error_code) {
-                continue;
-            }
-            strom_client::ClientError::check(part.error_code, None, || {
+            ClientError::check(part.error_code, None, || {
                 format!("fetch {topic}/{}", part.partition)
             })?;
             let read = read_batches(
@@ -83,12 +100,40 @@ pub async fn run(
             .with_context(|| format!("records of {topic}/{}", part.partition))?;
             messages += read.messages;
             bytes += read.bytes;
-            if let Some(next) = read.next_offset {
-                plan.positions.insert(part.partition, next);
-            }
         }
         stats.record_consumed(at, messages, bytes, &e2e);
     }
+}
+
+type FetchTask = tokio::task::JoinHandle<Result<Vec<FetchedBatches>, ClientError>>;
+
+/// Starts a fetch of `positions` (partition → next offset).
+fn spawn_fetch(
+    client: &Client,
+    topic: &str,
+    positions: &BTreeMap<i32, i64>,
+    opts: FetchOptions,
+) -> FetchTask {
+    let client = client.clone();
+    let topic = topic.to_owned();
+    let positions: Vec<(i32, i64)> = positions.iter().map(|(p, o)| (*p, *o)).collect();
+    tokio::spawn(async move { client.fetch_raw(&topic, &positions, opts).await })
+}
+
+/// The offset after the last whole batch in `buf`, from the headers alone (the CRCs
+/// are checked when the records are read).
+fn end_of_whole_batches(buf: &[u8]) -> anyhow::Result<Option<i64>> {
+    let mut at = 0;
+    let mut end = None;
+    while buf.len() - at >= BATCH_HEADER_LEN {
+        let size = RecordBatchHeader::frame_size(&buf[at..], at)?;
+        if size < LOG_OVERHEAD || buf.len() - at < size {
+            break;
+        }
+        end = Some(RecordBatchHeader::parse(&buf[at..at + size], 0)?.last_offset() + 1);
+        at += size;
+    }
+    Ok(end)
 }
 
 fn finished(

@@ -1,5 +1,6 @@
 //! One bench producer: it makes messages (at a fixed rate or as fast as it may),
-//! spreads them over the topic's partitions in turn, collects them into one batch per
+//! spreads them over the topic's partitions in turn (each message to the next
+//! partition, or with the sticky partitioner each batch), collects them into one batch per
 //! partition, and sends the batches that are full or have waited `linger` in Produce
 //! requests of at most `max_request_size`, with at most `max_in_flight` requests
 //! unanswered, as a Kafka producer does.
@@ -82,6 +83,9 @@ struct Producer {
     /// Bytes in open batches and unanswered requests.
     buffered: Arc<std::sync::atomic::AtomicU64>,
     next_partition: usize,
+    /// With the sticky partitioner: the partition being filled and its batch's generation.
+    stuck: Option<(usize, u64)>,
+    sticky: bool,
     opts: ProduceOptions,
     /// Bytes a new batch reserves: a whole batch, unless the partitions' batches
     /// together would then exceed the buffer memory.
@@ -102,6 +106,8 @@ pub async fn run(client: Client, work: Arc<Workload>, stats: Arc<Stats>, plan: P
         buffered: Arc::default(),
         // Producers start at different partitions so they do not move in step.
         next_partition: plan.index * n / work.args.producers.max(1) % n.max(1),
+        stuck: None,
+        sticky: work.sticky,
         batch_capacity: work
             .args
             .batch_size
@@ -218,8 +224,7 @@ impl Producer {
 
     /// Adds one message, made at `born`, to the next partition's batch.
     fn add_message(&mut self, born: Instant, clock: &Clock) {
-        let i = self.next_partition;
-        self.next_partition = (i + 1) % self.open.len();
+        let i = self.pick_partition();
         if self.payload.len() >= 8 {
             let waited = clock.now.saturating_duration_since(born).as_micros() as u64;
             let sent = clock.wall_us.saturating_sub(waited);
@@ -244,6 +249,23 @@ impl Producer {
             let taken = self.take(i, generation).expect("the batch just filled");
             self.full.push_back(taken);
         }
+    }
+
+    /// The partition of the next message. Round-robin: the next one for every message.
+    /// Sticky (Kafka's default for keyless messages): the same one until its batch is
+    /// sent (full or lingered), then the next.
+    fn pick_partition(&mut self) -> usize {
+        if let Some((i, generation)) = self.stuck
+            && self.open[i].generation == generation
+        {
+            return i;
+        }
+        let i = self.next_partition;
+        self.next_partition = (i + 1) % self.open.len();
+        if self.sticky {
+            self.stuck = Some((i, self.open[i].generation));
+        }
+        i
     }
 
     /// When the oldest open batch has waited `linger`.

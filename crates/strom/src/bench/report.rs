@@ -139,6 +139,7 @@ pub fn summary(work: &Workload, partitions: usize, stats: &Stats) {
                 "consumers": a.consumers,
                 "message_size": a.message_size,
                 "acks": a.acks,
+                "partitioner": a.partitioner,
                 "batch_size": a.batch_size,
                 "linger_ms": a.linger_ms,
                 "max_in_flight": a.max_in_flight,
