@@ -111,12 +111,12 @@ def med(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
-def report(rounds: dict) -> str:
+def report(rounds: dict, run: str = "") -> str:
     n = len(rounds)
     first = next(iter(rounds.values()), {})
     few, many = spread_names(first)
     lines = [
-        f"Measured by `scripts/bench-compare.sh` ({n} rounds). Ratio = median over the rounds",
+        f"Run `{run}`: measured by `scripts/bench-compare.sh` ({n} rounds). Ratio = median over the rounds",
         "of each round's own ratio (Strom and its baseline measured minutes apart in the same",
         "round); MB/s = 10^6 bytes of message payload per second.",
         "",
@@ -195,7 +195,8 @@ def main() -> None:
     args = sys.argv[1:]
     if not args:
         sys.exit(__doc__)
-    text = report(load(Path(args[0])))
+    results = Path(args[0])
+    text = report(load(results), results.resolve().parent.name)
     if len(args) == 3 and args[1] == "--into":
         doc = Path(args[2])
         old = doc.read_text()
