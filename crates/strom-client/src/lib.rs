@@ -49,5 +49,5 @@ pub use groups::{GroupDescription, GroupListing, GroupMember};
 pub use metadata::{BrokerInfo, Metadata, PartitionInfo, TopicInfo};
 pub use offsets::OffsetSpec;
 pub use produce::{Acks, ProduceOptions, Produced, now_ms};
-pub use records::{ProduceRecord, build_batch, decode_batches};
+pub use records::{ProduceRecord, build_batch, decode_batches, for_each_record};
 pub use strom_batch::Record;

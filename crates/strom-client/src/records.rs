@@ -2,7 +2,10 @@
 //! request (with compression), and reading the batches of a Fetch answer back into
 //! records (decompressing, skipping control batches and a truncated tail).
 
-use strom_batch::{BATCH_HEADER_LEN, LOG_OVERHEAD, Record, RecordBatchBuilder, RecordBatchHeader};
+use strom_batch::{
+    BATCH_HEADER_LEN, LOG_OVERHEAD, Record, RecordBatchBuilder, RecordBatchHeader, RecordView,
+    record_views,
+};
 
 use crate::compression::{Codec, compress, decompress};
 use crate::error::ClientError;
@@ -50,29 +53,51 @@ pub fn build_batch(
 /// control batches (transaction markers) are skipped.
 pub fn decode_batches(buf: &[u8], from_offset: i64) -> Result<Vec<Record>, ClientError> {
     let mut out = Vec::new();
+    for_each_record(buf, from_offset, |r| out.push(r.to_record()))?;
+    Ok(out)
+}
+
+/// Calls `each` with every record in `buf` at or after `from_offset`, read in place:
+/// whole batches only (one cut off by the fetch size limit is left for the next fetch),
+/// every CRC checked, control batches skipped, compressed batches decompressed. Returns
+/// the offset after the last whole batch, if there was one.
+pub fn for_each_record(
+    buf: &[u8],
+    from_offset: i64,
+    mut each: impl FnMut(&RecordView<'_>),
+) -> Result<Option<i64>, ClientError> {
+    let bad = |e: strom_batch::BatchError| ClientError::Records(e.to_string());
+    let mut next_offset = None;
     let mut at = 0;
     while buf.len() - at >= BATCH_HEADER_LEN {
-        let size = RecordBatchHeader::frame_size(&buf[at..], at)
-            .map_err(|e| ClientError::Records(e.to_string()))?;
+        let size = RecordBatchHeader::frame_size(&buf[at..], at).map_err(bad)?;
         if size < LOG_OVERHEAD || buf.len() - at < size {
             break;
         }
         let batch = &buf[at..at + size];
-        let header = RecordBatchHeader::validate(batch, 0)
-            .map_err(|e| ClientError::Records(e.to_string()))?;
+        let header = RecordBatchHeader::validate(batch, 0).map_err(bad)?;
         at += size;
+        next_offset = Some(header.last_offset() + 1);
         if header.is_control() || header.last_offset() < from_offset {
             continue;
         }
         let body = &batch[BATCH_HEADER_LEN..];
+        let decompressed;
         let records = match header.compression() {
-            strom_batch::Compression::None => strom_batch::decode_record_bytes(&header, body),
-            c => strom_batch::decode_record_bytes(&header, &decompress(c, body)?),
+            strom_batch::Compression::None => body,
+            c => {
+                decompressed = decompress(c, body)?;
+                &decompressed[..]
+            }
+        };
+        for r in record_views(&header, records) {
+            let r = r.map_err(bad)?;
+            if r.offset >= from_offset {
+                each(&r);
+            }
         }
-        .map_err(|e| ClientError::Records(e.to_string()))?;
-        out.extend(records.into_iter().filter(|r| r.offset >= from_offset));
     }
-    Ok(out)
+    Ok(next_offset)
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use strom_batch::{BATCH_HEADER_LEN, Compression, LOG_OVERHEAD, RecordBatchHeader, record_views};
+use strom_batch::BatchIter;
 use strom_client::{
-    Client, ClientError, FetchOptions, FetchedBatches, decompress, is_retriable_code,
+    Client, ClientError, FetchOptions, FetchedBatches, for_each_record, is_retriable_code,
 };
 use strom_wire::ErrorCode;
 
@@ -71,7 +71,7 @@ pub async fn run(
             if part.error_code == ErrorCode::OffsetOutOfRange.code() {
                 plan.positions.insert(part.partition, part.log_start_offset);
             } else if part.error_code == 0
-                && let Some(after) = end_of_whole_batches(&part.batches)?
+                && let Some(after) = end_of_whole_batches(&part.batches)
             {
                 plan.positions.insert(part.partition, after);
             }
@@ -121,19 +121,12 @@ fn spawn_fetch(
 }
 
 /// The offset after the last whole batch in `buf`, from the headers alone (the CRCs
-/// are checked when the records are read).
-fn end_of_whole_batches(buf: &[u8]) -> anyhow::Result<Option<i64>> {
-    let mut at = 0;
-    let mut end = None;
-    while buf.len() - at >= BATCH_HEADER_LEN {
-        let size = RecordBatchHeader::frame_size(&buf[at..], at)?;
-        if size < LOG_OVERHEAD || buf.len() - at < size {
-            break;
-        }
-        end = Some(RecordBatchHeader::parse(&buf[at..at + size], 0)?.last_offset() + 1);
-        at += size;
-    }
-    Ok(end)
+/// are checked when the records are read; a batch cut off at the end is not whole).
+fn end_of_whole_batches(buf: &[u8]) -> Option<i64> {
+    BatchIter::new(buf)
+        .map_while(Result::ok)
+        .last()
+        .map(|(h, _)| h.last_offset() + 1)
 }
 
 fn finished(
@@ -166,14 +159,11 @@ struct Read {
     messages: u64,
     /// Key and value bytes.
     bytes: u64,
-    /// The offset after the last whole batch, if there was one.
-    next_offset: Option<i64>,
 }
 
-/// Reads whole batches from `buf` (a fetched partition's records) at or after
-/// `from`; a batch cut off at the end is left for the next fetch. Messages whose
-/// first 8 bytes hold a send time at or after `run_started_us` add their latency to
-/// `e2e`.
+/// Counts the records of `buf` (a fetched partition's records) at or after `from`.
+/// Messages whose first 8 bytes hold a send time at or after `run_started_us` add their
+/// latency to `e2e`.
 fn read_batches(
     buf: &[u8],
     from: i64,
@@ -182,51 +172,24 @@ fn read_batches(
     e2e: &mut Vec<u64>,
 ) -> anyhow::Result<Read> {
     let mut read = Read::default();
-    let mut at = 0;
-    while buf.len() - at >= BATCH_HEADER_LEN {
-        let size = RecordBatchHeader::frame_size(&buf[at..], at)?;
-        if size < LOG_OVERHEAD || buf.len() - at < size {
-            break;
-        }
-        let batch = &buf[at..at + size];
-        at += size;
-        let header = RecordBatchHeader::validate(batch, 0)?;
-        read.next_offset = Some(header.last_offset() + 1);
-        if header.is_control() || header.last_offset() < from {
-            continue;
-        }
-        let body = &batch[BATCH_HEADER_LEN..];
-        let decompressed;
-        let records = match header.compression() {
-            Compression::None => body,
-            c => {
-                decompressed = decompress(c, body)?;
-                &decompressed[..]
-            }
-        };
-        for r in record_views(&header, records) {
-            let r = r?;
-            if r.offset < from {
-                continue;
-            }
-            read.messages += 1;
-            let value = r.value.unwrap_or_default();
-            read.bytes += (r.key.map_or(0, <[u8]>::len) + value.len()) as u64;
-            if let Some(stamp) = value.get(..8) {
-                let sent = u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
-                if sent >= run_started_us && sent <= now_us {
-                    e2e.push(now_us - sent);
-                }
+    for_each_record(buf, from, |r| {
+        read.messages += 1;
+        let value = r.value.unwrap_or_default();
+        read.bytes += (r.key.map_or(0, <[u8]>::len) + value.len()) as u64;
+        if let Some(stamp) = value.get(..8) {
+            let sent = u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
+            if sent >= run_started_us && sent <= now_us {
+                e2e.push(now_us - sent);
             }
         }
-    }
+    })?;
     Ok(read)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strom_batch::RecordBatchBuilder;
+    use strom_batch::{RecordBatchBuilder, RecordBatchHeader};
 
     #[test]
     fn batches_are_counted_from_the_fetch_offset_and_a_cut_batch_waits() {
@@ -247,10 +210,10 @@ mod tests {
             read,
             Read {
                 messages: 2,
-                bytes: 64,
-                next_offset: Some(3)
+                bytes: 64
             }
         );
+        assert_eq!(end_of_whole_batches(&buf), Some(3));
         assert_eq!(e2e, vec![2_500, 2_500]);
         // Sent before the run: no latency.
         e2e.clear();
