@@ -243,7 +243,6 @@ impl Producer {
         let full = b.size() + self.payload.len() + 16 > batch_size;
         self.buffered
             .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-        self.stats.enqueued.add(1, size);
         if full {
             let generation = o.generation;
             let taken = self.take(i, generation).expect("the batch just filled");

@@ -121,7 +121,6 @@ pub struct Stats {
     last_consumed: AtomicU64,
     /// First consumed message, nanoseconds after `epoch` (u64::MAX until then).
     first_consumed: AtomicU64,
-    pub enqueued: Counter,
     pub acked: Counter,
     pub failed: Counter,
     pub consumed: Counter,
@@ -141,7 +140,6 @@ impl Stats {
             last_ack: AtomicU64::new(0),
             last_consumed: AtomicU64::new(0),
             first_consumed: AtomicU64::new(u64::MAX),
-            enqueued: Counter::default(),
             acked: Counter::default(),
             failed: Counter::default(),
             consumed: Counter::default(),
@@ -160,7 +158,7 @@ impl Stats {
     pub fn begin_measurement(&self) {
         self.measure_from
             .store(self.since_epoch(Instant::now()), Ordering::Relaxed);
-        for c in [&self.enqueued, &self.acked, &self.failed, &self.consumed] {
+        for c in [&self.acked, &self.failed, &self.consumed] {
             c.rebase();
         }
         for l in [&self.ack_latency, &self.e2e_latency] {
