@@ -12,7 +12,9 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
         LogError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         LogError::NonContiguous { .. } => ErrorCode::UnknownServerError,
-        LogError::Corrupt { .. } | LogError::Io { .. } => ErrorCode::KafkaStorageError,
+        LogError::Corrupt { .. } | LogError::Io { .. } | LogError::Offline { .. } => {
+            ErrorCode::KafkaStorageError
+        }
         LogError::Closed { .. } => ErrorCode::UnknownTopicOrPartition,
     }
 }

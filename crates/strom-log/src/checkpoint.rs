@@ -22,8 +22,6 @@
 //! after the data they vouch for was fsynced, so losing one only means a longer
 //! recovery scan. Clean-shutdown and log-start changes are fsynced.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
@@ -112,16 +110,11 @@ impl CheckpointFile {
     pub fn write(&mut self, cp: &Checkpoint, sync: bool) -> Result<()> {
         self.sequence += 1;
         let slot = (self.sequence % 2) * SLOT as u64;
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&self.path)
-            .at(&self.path)?;
-        file.write_all_at(&cp.encode(self.sequence), slot)
+        let file = crate::disk::open_or_create(&self.path).at(&self.path)?;
+        crate::disk::write_all_at(&file, &cp.encode(self.sequence), slot, &self.path)
             .at(&self.path)?;
         if sync {
-            file.sync_data().at(&self.path)?;
+            crate::disk::sync_data(&file, &self.path).at(&self.path)?;
         }
         Ok(())
     }

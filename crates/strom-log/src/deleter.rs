@@ -78,17 +78,30 @@ impl Deleter {
         }
     }
 
-    /// Renames each existing file to `<name>.deleted` now and unlinks it later.
+    /// Renames each existing file to `<name>.deleted` now, fsyncs the directories that
+    /// changed (so a power loss cannot bring back a segment recovery would mistake for
+    /// live data) and unlinks the files later.
     pub fn delete_files(&self, paths: impl IntoIterator<Item = PathBuf>) -> std::io::Result<()> {
         let mut renamed = Vec::new();
+        let mut dirs: Vec<PathBuf> = Vec::new();
         for p in paths {
             let mut target = p.clone().into_os_string();
             target.push(DELETED_SUFFIX);
-            match std::fs::rename(&p, &target) {
-                Ok(()) => renamed.push(PathBuf::from(target)),
+            match crate::disk::rename_unsynced(&p, std::path::Path::new(&target)) {
+                Ok(()) => {
+                    if let Some(d) = p.parent()
+                        && !dirs.iter().any(|x| x == d)
+                    {
+                        dirs.push(d.to_path_buf());
+                    }
+                    renamed.push(PathBuf::from(target));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+        }
+        for d in &dirs {
+            crate::disk::sync_dir(d)?;
         }
         self.send(Job::Files(renamed));
         Ok(())

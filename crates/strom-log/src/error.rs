@@ -44,6 +44,11 @@ pub enum LogError {
     /// The log was closed or deleted while a caller still held it.
     #[error("log {path} is closed")]
     Closed { path: PathBuf },
+    /// An earlier write or fsync of this log failed: nothing more is written, flushed
+    /// or read until it is recovered (cut back to what was durable and reopened), so no
+    /// acknowledgement can cover data the disk may have dropped.
+    #[error("log {path} is offline after a storage error: {cause}")]
+    Offline { path: PathBuf, cause: String },
 }
 
 impl LogError {
@@ -58,7 +63,10 @@ impl LogError {
     pub fn is_storage_error(&self) -> bool {
         matches!(
             self,
-            LogError::Io { .. } | LogError::Corrupt { .. } | LogError::Closed { .. }
+            LogError::Io { .. }
+                | LogError::Corrupt { .. }
+                | LogError::Closed { .. }
+                | LogError::Offline { .. }
         )
     }
 }

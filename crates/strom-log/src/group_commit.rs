@@ -226,7 +226,12 @@ fn run_part(batch: Part, parallelism: usize, observer: Option<&FsyncObserver>) -
         let outcome: Result<i64, Arc<LogError>> = match (plan, result.into_inner().unwrap()) {
             (Err(e), _) => Err(e),
             (Ok(None), _) => Ok(log.lock().unwrap().durable_offset()),
-            (Ok(Some(_)), Some(Err(e))) => Err(e),
+            (Ok(Some(_)), Some(Err(e))) => {
+                // Never retried: the log goes offline, so no later round can move its
+                // durable offset past data this fsync may have lost.
+                log.lock().unwrap().fail_flush(&e);
+                Err(e)
+            }
             (Ok(Some(plan)), _) => log.lock().unwrap().finish_flush(plan).map_err(Arc::new),
         };
         match outcome {

@@ -13,6 +13,7 @@
 mod checkpoint;
 mod config;
 mod deleter;
+pub mod disk;
 mod error;
 mod group_commit;
 mod index;

@@ -64,6 +64,11 @@ pub struct RecoveryReport {
 #[derive(Debug)]
 pub struct FlushPlan {
     files: Vec<(Arc<File>, PathBuf)>,
+    /// The log's directory, when segments were created in it since its last fsync:
+    /// their directory entries are part of what this flush makes durable.
+    dir: Option<PathBuf>,
+    /// The log's count of directory changes when the plan was made.
+    dir_changes: u64,
     target_offset: i64,
     segment_base: i64,
     segment_bytes: u64,
@@ -75,6 +80,9 @@ impl FlushPlan {
     pub fn execute(&self) -> Result<()> {
         for (file, path) in &self.files {
             Segment::sync_file(file, path)?;
+        }
+        if let Some(dir) = &self.dir {
+            crate::disk::sync_dir(dir).at(dir)?;
         }
         Ok(())
     }
@@ -109,6 +117,12 @@ pub struct PartitionLog {
     checkpoint: CheckpointFile,
     deleter: Deleter,
     closed: bool,
+    /// Why the log is offline, after a write or fsync failed (see [`LogError::Offline`]).
+    failed: Option<String>,
+    /// Files created in the directory so far, and how many of those creations a
+    /// directory fsync has covered: a new segment's entry is synced with the next flush.
+    dir_changes: u64,
+    dir_synced_changes: u64,
 }
 
 impl PartitionLog {
@@ -119,7 +133,7 @@ impl PartitionLog {
         config: LogConfig,
         deleter: Deleter,
     ) -> Result<(PartitionLog, RecoveryReport)> {
-        std::fs::create_dir_all(dir).at(dir)?;
+        crate::disk::create_dir_all(dir).at(dir)?;
         let (checkpoint, saved) = CheckpointFile::load(dir)?;
         let mut bases = Vec::new();
         let mut leftovers = Vec::new();
@@ -154,6 +168,11 @@ impl PartitionLog {
             // Stays closed until loading succeeds, so a failed open does not "close"
             // (and write a clean checkpoint for) a half-loaded log on drop.
             closed: true,
+            failed: None,
+            // A new log's files, or files a recovery rewrote, are not known to be in the
+            // directory durably until its first flush syncs it.
+            dir_changes: u64::from(bases.is_empty() || saved.is_none_or(|c| !c.clean)),
+            dir_synced_changes: 0,
         };
         let mut report = log.load_segments(&bases, saved)?;
         if let Some(c) = saved
@@ -357,6 +376,70 @@ impl PartitionLog {
                 path: self.dir.clone(),
             });
         }
+        if let Some(cause) = &self.failed {
+            return Err(LogError::Offline {
+                path: self.dir.clone(),
+                cause: cause.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Why the log is offline, if a write or fsync failed.
+    pub fn offline_cause(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Takes the log offline when `r` is a failure of the disk: after a failed write or
+    /// fsync nothing more may be written or acknowledged ("fsyncgate": a later fsync
+    /// that succeeds proves nothing about pages the kernel dropped after the failed
+    /// one). Errors about the caller's input leave the log as it is.
+    fn guard<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && matches!(e, LogError::Io { .. } | LogError::Corrupt { .. })
+            && self.failed.is_none()
+        {
+            tracing::error!(dir = %self.dir.display(), error = %e, "storage error: the log goes offline until it is recovered");
+            self.failed = Some(e.to_string());
+        }
+        r
+    }
+
+    /// Marks the log offline because a flush of it failed (called by whoever ran the
+    /// plan's fsyncs outside the lock).
+    pub fn fail_flush(&mut self, error: &LogError) {
+        if self.failed.is_none() {
+            tracing::error!(dir = %self.dir.display(), error = %error, "fsync failed: the log goes offline until it is recovered");
+            self.failed = Some(error.to_string());
+        }
+    }
+
+    /// Brings an offline log back: everything after the last successful fsync is cut
+    /// off (it may never have reached the disk, and nothing acknowledged depends on it:
+    /// acknowledgements wait for the fsync), the cut is made durable, and the log is
+    /// reopened from its files as at start-up. Fails, leaving the log offline, while
+    /// the disk still fails; the caller tries again later.
+    pub fn recover_after_fault(&mut self) -> Result<()> {
+        if self.failed.is_none() || self.closed {
+            return Ok(());
+        }
+        let durable = self.durable_offset.max(self.log_start_offset);
+        let cause = self.failed.take();
+        let cut = self.truncate_inner(durable).and_then(|()| {
+            crate::disk::sync_dir(&self.dir).at(&self.dir)?;
+            self.write_checkpoint(true)
+        });
+        if let Err(e) = cut {
+            self.failed = cause;
+            return Err(e);
+        }
+        self.release_handles();
+        let (fresh, report) =
+            PartitionLog::open(&self.dir, self.config.clone(), self.deleter.clone())?;
+        tracing::info!(dir = %self.dir.display(), end = fresh.log_end_offset(), ?report, "log recovered after a storage error");
+        // The old value must not write a clean checkpoint as it goes.
+        self.closed = true;
+        *self = fresh;
         Ok(())
     }
 
@@ -464,6 +547,16 @@ impl PartitionLog {
         headers: &[(RecordBatchHeader, std::ops::Range<usize>)],
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        let r = self.write_inner(bytes, headers, now_ms);
+        self.guard(r)
+    }
+
+    fn write_inner(
+        &mut self,
+        bytes: &[u8],
+        headers: &[(RecordBatchHeader, std::ops::Range<usize>)],
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         let base_offset = headers[0].0.base_offset;
         let last_offset = headers.last().unwrap().0.last_offset();
         let seg_bytes = self.config.segment_bytes;
@@ -501,6 +594,11 @@ impl PartitionLog {
     /// trimmed) and queued for fsync by the next flush.
     pub fn roll(&mut self) -> Result<()> {
         self.check_open()?;
+        let r = self.roll_inner();
+        self.guard(r)
+    }
+
+    fn roll_inner(&mut self) -> Result<()> {
         let next = self.log_end_offset();
         let active = self.active();
         if active.is_empty() {
@@ -519,6 +617,7 @@ impl PartitionLog {
             self.config.index_interval_bytes,
         )?;
         self.segments.push_back(seg);
+        self.dir_changes += 1;
         tracing::debug!(dir = %self.dir.display(), base = next, "rolled segment");
         Ok(())
     }
@@ -692,6 +791,11 @@ impl PartitionLog {
     /// entries are).
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
         self.check_open()?;
+        let r = self.truncate_inner(offset);
+        self.guard(r)
+    }
+
+    fn truncate_inner(&mut self, offset: i64) -> Result<()> {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
@@ -864,6 +968,11 @@ impl PartitionLog {
     /// log start restarts from there. Durable when it returns.
     pub fn reset_to(&mut self, offset: i64, epoch: i32) -> Result<()> {
         self.check_open()?;
+        let r = self.reset_inner(offset, epoch);
+        self.guard(r)
+    }
+
+    fn reset_inner(&mut self, offset: i64, epoch: i32) -> Result<()> {
         if offset < 0 {
             return Err(LogError::OffsetOutOfRange {
                 requested: offset,
@@ -900,6 +1009,8 @@ impl PartitionLog {
         self.unflushed_bytes = 0;
         self.first_unflushed_ms = None;
         self.write_checkpoint(true)?;
+        crate::disk::sync_dir(&self.dir).at(&self.dir)?;
+        self.dir_synced_changes = self.dir_changes;
         Ok(())
     }
 
@@ -910,7 +1021,8 @@ impl PartitionLog {
     pub fn begin_flush(&mut self) -> Result<Option<FlushPlan>> {
         self.check_open()?;
         let end = self.log_end_offset();
-        if end == self.durable_offset && self.unsynced_sealed.is_empty() {
+        let dir_unsynced = self.dir_changes > self.dir_synced_changes;
+        if end == self.durable_offset && self.unsynced_sealed.is_empty() && !dir_unsynced {
             return Ok(None);
         }
         let mut files: Vec<(Arc<File>, PathBuf)> = self
@@ -930,6 +1042,8 @@ impl PartitionLog {
         }
         Ok(Some(FlushPlan {
             files,
+            dir: dir_unsynced.then(|| self.dir.clone()),
+            dir_changes: self.dir_changes,
             target_offset: end,
             segment_base: base,
             segment_bytes: size,
@@ -940,6 +1054,15 @@ impl PartitionLog {
     /// Records that a plan ran: advances the durable offset and writes a (non-synced)
     /// checkpoint so a crash recovery can start from here.
     pub fn finish_flush(&mut self, plan: FlushPlan) -> Result<i64> {
+        self.check_open()?;
+        let r = self.finish_inner(plan);
+        self.guard(r)
+    }
+
+    fn finish_inner(&mut self, plan: FlushPlan) -> Result<i64> {
+        if plan.dir.is_some() {
+            self.dir_synced_changes = self.dir_synced_changes.max(plan.dir_changes);
+        }
         if plan.truncations != self.truncations {
             // The log was truncated while the plan ran; what it synced may be gone.
             return Ok(self.durable_offset);
@@ -976,7 +1099,10 @@ impl PartitionLog {
     pub fn flush(&mut self) -> Result<i64> {
         match self.begin_flush()? {
             Some(plan) => {
-                plan.execute()?;
+                if let Err(e) = plan.execute() {
+                    self.fail_flush(&e);
+                    return Err(e);
+                }
                 self.finish_flush(plan)
             }
             None => Ok(self.durable_offset),
@@ -1080,7 +1206,7 @@ impl PartitionLog {
         let mut target = self.dir.clone().into_os_string();
         target.push(format!(".{}{DELETED_SUFFIX}", std::process::id()));
         let target = PathBuf::from(target);
-        std::fs::rename(&self.dir, &target).at(&self.dir)?;
+        crate::disk::rename(&self.dir, &target).at(&self.dir)?;
         self.deleter.delete_dir(target);
         Ok(())
     }

@@ -100,7 +100,7 @@ impl LogManager {
     /// Opens every log under the data directory (recovering any left by a crash) and
     /// starts the background threads (deletion, group commit, retention and flushing).
     pub fn open(config: ManagerConfig) -> Result<Arc<LogManager>> {
-        std::fs::create_dir_all(&config.data_dir).at(&config.data_dir)?;
+        crate::disk::create_dir_all(&config.data_dir).at(&config.data_dir)?;
         let deleter = Deleter::start();
         let mut logs = HashMap::new();
         for entry in std::fs::read_dir(&config.data_dir).at(&config.data_dir)? {
@@ -261,7 +261,7 @@ impl LogManager {
                 path: self.config.data_dir.join(tp.dir_name()),
             })??;
         if flush_due && let Some(entry) = self.entry(tp) {
-            self.request_flush(&entry, info.last_offset + 1, Box::new(|_| {}));
+            self.request_flush(&entry, info.last_offset + 1, report_flush_error(tp.clone()));
         }
         Ok(info)
     }
@@ -300,6 +300,44 @@ impl LogManager {
         );
     }
 
+    /// Brings a log that went offline after a storage error back (see
+    /// [`PartitionLog::recover_after_fault`]). `Ok(false)` when it was not offline.
+    pub fn recover(&self, tp: &TopicPartition) -> Result<bool> {
+        let Some(entry) = self.entry(tp) else {
+            return Err(LogError::Closed {
+                path: self.config.data_dir.join(tp.dir_name()),
+            });
+        };
+        let mut log = entry.log.lock().unwrap();
+        if log.offline_cause().is_none() {
+            return Ok(false);
+        }
+        log.recover_after_fault()?;
+        // The reopened log holds no counted files yet.
+        if !log.has_open_handles() && entry.counted_open.swap(false, Ordering::Relaxed) {
+            self.open_logs.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(true)
+    }
+
+    /// The partitions whose logs are offline after a storage error, with the cause.
+    pub fn offline(&self) -> Vec<(TopicPartition, String)> {
+        let entries: Vec<_> = self
+            .logs
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(tp, e)| (tp.clone(), e.clone()))
+            .collect();
+        entries
+            .into_iter()
+            .filter_map(|(tp, e)| {
+                let cause = e.log.lock().unwrap().offline_cause().map(str::to_string);
+                cause.map(|c| (tp, c))
+            })
+            .collect()
+    }
+
     /// Applies retention to every log now.
     pub fn run_retention(&self, now_ms: i64) -> RetentionOutcome {
         let mut total = RetentionOutcome::default();
@@ -332,8 +370,16 @@ impl LogManager {
                 }
             };
             if due {
-                let end = entry.log.lock().unwrap().log_end_offset();
-                self.request_flush(&entry, end, Box::new(|_| {}));
+                let (end, dir) = {
+                    let log = entry.log.lock().unwrap();
+                    (log.log_end_offset(), log.dir().to_path_buf())
+                };
+                let tp = dir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(TopicPartition::from_dir_name)
+                    .unwrap_or_else(|| TopicPartition::new(dir.display().to_string(), 0));
+                self.request_flush(&entry, end, report_flush_error(tp));
             }
         }
     }
@@ -394,6 +440,16 @@ impl LogManager {
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }
+}
+
+/// The callback of a flush nobody waits for (interval and size policies): its failure
+/// has taken the log offline; say so, since no request will.
+fn report_flush_error(tp: TopicPartition) -> DurableCallback {
+    Box::new(move |r| {
+        if let Err(e) = r {
+            tracing::error!(partition = %tp.dir_name(), error = %e, "background flush failed; the log is offline");
+        }
+    })
 }
 
 fn now_ms() -> i64 {

@@ -107,12 +107,9 @@ impl Segment {
             }
         }
         let log = seg.path(LOG_SUFFIX);
-        OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&log)
-            .at(&log)?;
+        // Its directory entry becomes durable with the log's next flush, which syncs the
+        // directory after a segment was created (see `PartitionLog::begin_flush`).
+        crate::disk::create_empty(&log).at(&log)?;
         seg.open_handles()?;
         Ok(seg)
     }
@@ -512,11 +509,12 @@ impl Segment {
         debug_assert!(self.active);
         let start = self.size;
         let file = self.file()?;
-        if let Err(e) = file.write_all_at(bytes, start) {
+        let path = self.path(LOG_SUFFIX);
+        if let Err(e) = crate::disk::write_all_at(&file, bytes, start, &path) {
             // A short write (full disk) may have left part of the batch behind: cut it so
             // the file holds whole batches only, then report the failure.
-            let _ = file.set_len(start);
-            return Err(LogError::io(self.path(LOG_SUFFIX), e));
+            let _ = crate::disk::set_len(&file, start, &path);
+            return Err(LogError::io(path, e));
         }
         if self.rolling_base_ms.is_none() {
             self.rolling_base_ms = Some(now_ms);
@@ -647,8 +645,8 @@ impl Segment {
         };
         let path = self.path(LOG_SUFFIX);
         let file = self.file()?;
-        file.set_len(cut).at(&path)?;
-        file.sync_data().at(&path)?;
+        crate::disk::set_len(&file, cut, &path).at(&path)?;
+        crate::disk::sync_data(&file, &path).at(&path)?;
         // Rebuild the indexes for what is left: simpler than editing them and
         // truncation is rare (leader changes in Raft).
         self.rebuild_indexes(cut, interval)?;
@@ -759,8 +757,8 @@ impl Segment {
             path = %path.display(), position = bad, discarded = file_len - bad, %reason,
             "cutting torn tail of segment"
         );
-        file.set_len(bad).at(&path)?;
-        file.sync_data().at(&path)?;
+        crate::disk::set_len(&file, bad, &path).at(&path)?;
+        crate::disk::sync_data(&file, &path).at(&path)?;
         Ok(ScanOutcome {
             valid_bytes: bad,
             truncated_bytes: file_len - bad,
@@ -880,7 +878,7 @@ impl Segment {
 
     /// fsyncs the log file (data only: its size is already covered by the write).
     pub fn sync_file(file: &File, path: &Path) -> Result<()> {
-        file.sync_data().at(path)
+        crate::disk::sync_data(file, path).at(path)
     }
 
     /// Offset-index sanity after an unclean shutdown: keys increase and every position
