@@ -64,6 +64,9 @@ pub struct PartitionStatus {
     pub term: u64,
     pub leader: Option<i32>,
     pub is_leader: bool,
+    /// This node's replica stopped after a storage error and is being recovered:
+    /// requests for it answer KAFKA_STORAGE_ERROR.
+    pub offline: bool,
 }
 
 impl PartitionStatus {
@@ -156,6 +159,16 @@ fn not_leader(tp: &TopicPartition) -> Failure {
     Failure::new(
         ErrorCode::NotLeaderOrFollower,
         format!("this broker is not the leader of {}", tp.dir_name()),
+    )
+}
+
+fn offline(tp: &TopicPartition) -> Failure {
+    Failure::new(
+        ErrorCode::KafkaStorageError,
+        format!(
+            "the replica of {} on this broker is offline after a storage error and is being recovered",
+            tp.dir_name()
+        ),
     )
 }
 
@@ -859,6 +872,9 @@ impl Broker {
     pub fn append(&self, tp: &TopicPartition, records: &[u8]) -> Result<Appended, Failure> {
         let partition = self.partition(tp).ok_or_else(|| unknown_partition(tp))?;
         let status = *partition.status.borrow();
+        if status.offline {
+            return Err(offline(tp));
+        }
         if !status.is_leader {
             return Err(not_leader(tp));
         }
@@ -1013,6 +1029,8 @@ impl Broker {
             s.term = status.term;
             s.leader = status.leader;
             s.is_leader = status.is_leader;
+            // Only a running replica reports leadership: a recovered one is back.
+            s.offline = false;
         });
         if status.is_leader != was_leader {
             self.metrics.leader_changed();
@@ -1023,6 +1041,27 @@ impl Broker {
                     .partition_leadership(self, tp.partition, status.is_leader);
             }
             tracing::info!(partition = %tp.dir_name(), term = status.term, leader = ?status.leader, "leadership changed");
+        }
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// This node's replica of a partition stopped after a storage error (see
+    /// `RaftNode::fail_group`): it leads nothing until it is recovered.
+    fn partition_offline(self: &Arc<Self>, tp: &TopicPartition) {
+        let Some(p) = self.partition(tp) else { return };
+        let was_leader = p.status.borrow().is_leader;
+        p.status.send_modify(|s| {
+            s.offline = true;
+            s.is_leader = false;
+            s.leader = None;
+        });
+        *p.producers.lock().unwrap() = None;
+        *p.uncommitted.lock().unwrap() = (VecDeque::new(), 0);
+        if was_leader {
+            self.metrics.leader_changed();
+            if tp.topic == OFFSETS_TOPIC {
+                self.groups.partition_leadership(self, tp.partition, false);
+            }
         }
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -1058,6 +1097,9 @@ impl Broker {
         let wait = async {
             loop {
                 let s = *rx.borrow_and_update();
+                if s.offline {
+                    return Err(offline(tp));
+                }
                 if s.term != term || !s.is_leader {
                     return Err(not_leader(tp));
                 }
@@ -1078,6 +1120,47 @@ impl Broker {
         }
     }
 
+    /// Resolves once this node's copy of a partition is on disk below `offset` (acks=1):
+    /// fsynced when the log fsyncs every append (the default), written otherwise (the
+    /// operator chose to fsync later). A failed write or fsync answers
+    /// KAFKA_STORAGE_ERROR, so acks=1 is never answered for data a failing disk may drop.
+    pub async fn wait_local_durable(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        let per_append = self
+            .logs
+            .with_log(tp, |l| {
+                l.config().flush == strom_log::FlushPolicy::EveryAppend
+            })
+            .ok_or_else(|| unknown_partition(tp))?;
+        if !per_append {
+            return Ok(());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.logs.when_durable(
+            tp,
+            offset,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(Failure::new(
+                ErrorCode::KafkaStorageError,
+                format!("{} could not be made durable: {e}", tp.dir_name()),
+            )),
+            Ok(Err(_)) => Err(offline(tp)),
+            Err(_) => Err(Failure::new(
+                ErrorCode::RequestTimedOut,
+                format!("{} was not written to disk in time", tp.dir_name()),
+            )),
+        }
+    }
+
     /// Reads whole committed batches from `offset` of a partition this node leads, at
     /// most about `max_bytes` (at least one batch), as a slice of the segment file: the
     /// records are not copied. Nothing at or above the high watermark is returned.
@@ -1090,6 +1173,9 @@ impl Broker {
         let status = self
             .partition_status(tp)
             .ok_or_else(|| unknown_partition(tp))?;
+        if status.offline {
+            return Err(offline(tp));
+        }
         if !status.is_leader {
             return Err(not_leader(tp));
         }
@@ -1259,8 +1345,15 @@ impl GroupListener for PartitionListener {
                 term,
                 leader: leader.map(|l| l as i32),
                 is_leader,
+                offline: false,
             };
             b.partition_leadership(&self.tp, status);
+        }
+    }
+
+    fn storage_failed(&self, _group: u64, _cause: &str) {
+        if let Some(b) = self.broker.upgrade() {
+            b.partition_offline(&self.tp);
         }
     }
 }

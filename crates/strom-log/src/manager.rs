@@ -356,7 +356,7 @@ impl LogManager {
         total
     }
 
-    /// Starts flushes for logs whose interval policy is due.
+    /// Starts flushes for logs whose interval or size policy is due.
     fn flush_due_logs(&self, now_ms: i64) {
         let entries: Vec<_> = self.logs.read().unwrap().values().cloned().collect();
         for entry in entries {
@@ -366,6 +366,9 @@ impl LogManager {
                     (FlushPolicy::Interval(d), (_, Some(first))) => {
                         now_ms - first >= d.as_millis() as i64
                     }
+                    // Replicated appends do not come through `append`: their size
+                    // policy is checked here, at most one tick late.
+                    (FlushPolicy::Bytes(n), (unflushed, _)) => unflushed >= n,
                     _ => false,
                 }
             };

@@ -27,6 +27,10 @@ pub enum RaftError {
     LogGone(String),
     #[error("entry {index} does not fit the log: {reason}")]
     BadEntry { index: u64, reason: String },
+    /// The group's replica on this node stopped after a storage error and is being
+    /// recovered (its log cut back to what was durable and the group restarted).
+    #[error("the replica of {tp} is offline after a storage error: {cause}")]
+    Offline { tp: String, cause: String },
 }
 
 impl RaftError {

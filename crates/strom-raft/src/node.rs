@@ -5,9 +5,9 @@
 //! that apply entries) committed entries.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use raft::eraftpb::{Entry, Message};
 use strom_log::{FlushPolicy, LogManager, TopicPartition};
@@ -29,6 +29,9 @@ pub trait GroupListener: Send + Sync {
     fn leadership(&self, _group: u64, _leader: Option<u64>, _term: u64, _is_leader: bool) {}
     /// Committed entries, in order (only for groups created with `apply_entries`).
     fn apply(&self, _group: u64, _entries: Vec<Entry>) {}
+    /// The replica stopped after a storage error: it leads nothing and answers nothing
+    /// until it is recovered, which is then told through `leadership` and `committed`.
+    fn storage_failed(&self, _group: u64, _cause: &str) {}
 }
 
 /// What a group looks like from outside.
@@ -50,7 +53,26 @@ struct Slot {
     /// that picked the slot up before must not touch raft, whose log may be gone.
     removed: AtomicBool,
     listener: Option<Arc<dyn GroupListener>>,
+    /// How the group was added, to add it again after a storage error.
+    voters: Vec<u64>,
+    apply_entries: bool,
 }
+
+/// A group taken out of service by a storage error, waiting to be recovered.
+struct FailedGroup {
+    tp: TopicPartition,
+    voters: Vec<u64>,
+    apply_entries: bool,
+    listener: Option<Arc<dyn GroupListener>>,
+    cause: String,
+    attempts: u32,
+    next_attempt: Instant,
+}
+
+/// First wait before recovering a failed group, doubled per failed attempt up to
+/// [`RECOVERY_BACKOFF_MAX`] (a full disk may take a while to get space back).
+const RECOVERY_BACKOFF: Duration = Duration::from_millis(100);
+const RECOVERY_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// All Raft groups of a node.
 pub struct RaftNode {
@@ -59,6 +81,10 @@ pub struct RaftNode {
     transport: Arc<dyn Transport>,
     config: ReplicaConfig,
     groups: RwLock<HashMap<u64, Arc<Slot>>>,
+    /// Groups stopped by a storage error; the tick thread recovers them.
+    failed: Mutex<HashMap<u64, FailedGroup>>,
+    /// Storage errors that stopped a group, since start (a metric).
+    storage_failures: AtomicU64,
     this: Weak<RaftNode>,
     stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
     ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -94,6 +120,8 @@ impl RaftNode {
             transport,
             config,
             groups: RwLock::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+            storage_failures: AtomicU64::new(0),
             this: this.clone(),
             stop: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
             ticker: Mutex::new(None),
@@ -125,7 +153,7 @@ impl RaftNode {
         apply_entries: bool,
         listener: Option<Arc<dyn GroupListener>>,
     ) -> Result<()> {
-        if self.groups.read().unwrap().contains_key(&group) {
+        if self.has_group(group) {
             return Ok(());
         }
         let log = LogRef {
@@ -140,6 +168,8 @@ impl RaftNode {
             replica: Mutex::new(replica),
             removed: AtomicBool::new(false),
             listener,
+            voters: voters.to_vec(),
+            apply_entries,
         });
         self.groups.write().unwrap().insert(group, slot.clone());
         if let Some(l) = &slot.listener {
@@ -155,6 +185,7 @@ impl RaftNode {
 
     /// Removes a group (its log stays; the caller deletes it). Waiters fail.
     pub fn remove_group(&self, group: u64) {
+        self.failed.lock().unwrap().remove(&group);
         if let Some(slot) = self.groups.write().unwrap().remove(&group) {
             let mut r = slot.replica.lock().unwrap();
             slot.removed.store(true, Ordering::Release);
@@ -162,8 +193,25 @@ impl RaftNode {
         }
     }
 
+    /// Whether the group runs here (or is being recovered after a storage error).
     pub fn has_group(&self, group: u64) -> bool {
         self.groups.read().unwrap().contains_key(&group)
+            || self.failed.lock().unwrap().contains_key(&group)
+    }
+
+    /// Groups stopped by a storage error right now, with the cause.
+    pub fn offline_groups(&self) -> Vec<(u64, TopicPartition, String)> {
+        self.failed
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(g, f)| (*g, f.tp.clone(), f.cause.clone()))
+            .collect()
+    }
+
+    /// Storage errors that stopped a group since the node started.
+    pub fn storage_failures(&self) -> u64 {
+        self.storage_failures.load(Ordering::Relaxed)
     }
 
     pub fn groups(&self) -> Vec<u64> {
@@ -171,12 +219,16 @@ impl RaftNode {
     }
 
     fn slot(&self, group: u64) -> Result<Arc<Slot>> {
-        self.groups
-            .read()
-            .unwrap()
-            .get(&group)
-            .cloned()
-            .ok_or(RaftError::NotLeader { leader: None })
+        if let Some(slot) = self.groups.read().unwrap().get(&group) {
+            return Ok(slot.clone());
+        }
+        match self.failed.lock().unwrap().get(&group) {
+            Some(f) => Err(RaftError::Offline {
+                tp: f.tp.dir_name(),
+                cause: f.cause.clone(),
+            }),
+            None => Err(RaftError::NotLeader { leader: None }),
+        }
     }
 
     pub fn status(&self, group: u64) -> Option<GroupStatus> {
@@ -247,19 +299,28 @@ impl RaftNode {
         f: impl FnOnce(&mut Replica, &mut Outbox) -> Result<R>,
     ) -> Result<R> {
         let mut out = Outbox::default();
-        let (result, before, after) = {
+        let (result, before, after, failure) = {
             let mut r = slot.replica.lock().unwrap();
             if slot.removed.load(Ordering::Acquire) {
                 return Err(RaftError::NotLeader { leader: None });
             }
             let before = (r.high_watermark(), r.leader(), r.term(), r.is_leader());
             let result = f(&mut r, &mut out);
-            if let Err(e) = r.advance(now_ms(), &mut out) {
-                tracing::error!(group = slot.group, error = %e, "raft group failed to advance");
-            }
+            // A failure here comes from the group's storage (raft's own logic does not
+            // fail): raft's memory and the log may now disagree, so the group stops
+            // and is rebuilt from its log, never driven on.
+            let failure = r.advance(now_ms(), &mut out).err();
             let after = (r.high_watermark(), r.leader(), r.term(), r.is_leader());
-            (result, before, after)
+            (result, before, after, failure)
         };
+        if let Some(e) = failure {
+            let cause = e.to_string();
+            self.fail_group(slot, cause.clone());
+            return Err(RaftError::Offline {
+                tp: slot.tp.dir_name(),
+                cause,
+            });
+        }
         for (group, m) in out.messages {
             self.transport.send(m.to, group, m);
         }
@@ -303,17 +364,114 @@ impl RaftNode {
                 };
                 match r {
                     Ok(durable) => {
-                        let _ = node.drive(&slot, |rep, out| rep.on_durable(durable, now_ms(), out));
+                        let _ =
+                            node.drive(&slot, |rep, out| rep.on_durable(durable, now_ms(), out));
                     }
-                    Err(e) => {
-                        tracing::error!(group = slot.group, error = %e, "fsync failed; the group stops acknowledging");
-                    }
+                    Err(e) => node.fail_group(&slot, format!("fsync failed: {e}")),
                 }
             }),
         );
     }
 
+    /// Takes a group out of service after a storage error: its waiters fail, its
+    /// listener hears it, and the tick thread recovers it (log cut back to what was
+    /// durable, group restarted from it) with backoff. Until then proposals get
+    /// [`RaftError::Offline`]; in a cluster the other replicas elect a new leader, as
+    /// after a crash of this node.
+    fn fail_group(&self, slot: &Arc<Slot>, cause: String) {
+        {
+            let mut groups = self.groups.write().unwrap();
+            match groups.get(&slot.group) {
+                Some(s) if Arc::ptr_eq(s, slot) => {
+                    groups.remove(&slot.group);
+                }
+                _ => return, // already failed or removed
+            }
+        }
+        {
+            let mut r = slot.replica.lock().unwrap();
+            slot.removed.store(true, Ordering::Release);
+            r.fail_waiters();
+        }
+        self.storage_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(group = slot.group, partition = %slot.tp.dir_name(), %cause, "storage error: the replica stops until it is recovered");
+        self.failed.lock().unwrap().insert(
+            slot.group,
+            FailedGroup {
+                tp: slot.tp.clone(),
+                voters: slot.voters.clone(),
+                apply_entries: slot.apply_entries,
+                listener: slot.listener.clone(),
+                cause: cause.clone(),
+                attempts: 0,
+                next_attempt: Instant::now() + RECOVERY_BACKOFF,
+            },
+        );
+        if let Some(l) = &slot.listener {
+            l.storage_failed(slot.group, &cause);
+        }
+    }
+
+    /// Recovers the failed groups whose backoff is over.
+    fn recover_failed(&self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .failed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, f)| f.next_attempt <= now)
+            .map(|(g, _)| *g)
+            .collect();
+        for group in due {
+            let Some(mut f) = self.failed.lock().unwrap().remove(&group) else {
+                continue;
+            };
+            if !self.manager.contains(&f.tp) {
+                continue; // deleted meanwhile
+            }
+            let result = self
+                .manager
+                .recover(&f.tp)
+                .map_err(RaftError::from)
+                .and_then(|_| {
+                    self.add_group(
+                        group,
+                        f.tp.clone(),
+                        &f.voters,
+                        f.apply_entries,
+                        f.listener.clone(),
+                    )
+                });
+            match result {
+                Ok(()) => {
+                    tracing::info!(group, partition = %f.tp.dir_name(), attempts = f.attempts + 1, "replica recovered after a storage error");
+                    // A group of one leads again at once rather than after an election
+                    // timeout: nobody else can.
+                    if self
+                        .status(group)
+                        .is_some_and(|s| s.voters == [self.id] && !s.is_leader)
+                    {
+                        let _ = self.campaign(group);
+                    }
+                }
+                Err(e) => {
+                    f.attempts += 1;
+                    let wait = RECOVERY_BACKOFF
+                        .saturating_mul(1 << f.attempts.min(8))
+                        .min(RECOVERY_BACKOFF_MAX);
+                    f.next_attempt = Instant::now() + wait;
+                    tracing::warn!(group, partition = %f.tp.dir_name(), error = %e, retry_in = ?wait, "recovery after a storage error failed; will retry");
+                    self.failed.lock().unwrap().insert(group, f);
+                }
+            }
+        }
+    }
+
     fn tick_all(&self) {
+        if !self.failed.lock().unwrap().is_empty() {
+            self.recover_failed();
+        }
         let slots: Vec<Arc<Slot>> = self.groups.read().unwrap().values().cloned().collect();
         for slot in slots {
             // Driving a group looks at its log (raft asks the storage for its bounds);

@@ -9,9 +9,9 @@
 //! Writes are rare, so the file is opened for each one rather than held open: a node
 //! with 10,000 partitions would otherwise spend 10,000 descriptors on these files.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use strom_log::disk;
 
 use crate::error::{RaftError, Result};
 
@@ -36,6 +36,10 @@ pub struct PersistedState {
 pub struct StateFile {
     path: PathBuf,
     sequence: u64,
+    /// Whether the file's directory entry is known durable (it existed when opened, or
+    /// its directory was fsynced after it was created): a term or vote in a file a power
+    /// loss could unlink would let the node vote twice in one term.
+    entry_durable: bool,
 }
 
 impl PersistedState {
@@ -95,7 +99,15 @@ impl StateFile {
             .filter_map(PersistedState::decode)
             .max_by_key(|(seq, _)| *seq);
         let sequence = best.as_ref().map_or(0, |(s, _)| *s);
-        Ok((StateFile { path, sequence }, best.map(|(_, s)| s)))
+        let entry_durable = !bytes.is_empty();
+        Ok((
+            StateFile {
+                path,
+                sequence,
+                entry_durable,
+            },
+            best.map(|(_, s)| s),
+        ))
     }
 
     /// Writes `state` into the older slot and fsyncs.
@@ -118,14 +130,19 @@ impl StateFile {
         }
         self.sequence += 1;
         let slot = (self.sequence % 2) * SLOT as u64;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.path)
-            .map_err(|e| RaftError::io(&self.path, e))?;
-        file.write_all_at(&state.encode(self.sequence), slot)
-            .and_then(|_| if sync { file.sync_data() } else { Ok(()) })
+        let file = disk::open_or_create(&self.path).map_err(|e| RaftError::io(&self.path, e))?;
+        disk::write_all_at(&file, &state.encode(self.sequence), slot, &self.path)
+            .and_then(|_| {
+                if !sync {
+                    return Ok(());
+                }
+                disk::sync_data(&file, &self.path)?;
+                if !self.entry_durable {
+                    disk::sync_parent(&self.path)?;
+                    self.entry_durable = true;
+                }
+                Ok(())
+            })
             .map_err(|e| RaftError::io(&self.path, e))
     }
 }
@@ -157,8 +174,11 @@ mod tests {
         // A torn write of the next slot leaves the previous state readable.
         f.sequence += 1;
         let slot = (f.sequence % 2) * SLOT as u64;
-        let file = OpenOptions::new().write(true).open(&f.path).unwrap();
-        file.write_all_at(&[0xff; 20], slot).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&f.path)
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[0xff; 20], slot).unwrap();
         drop(f);
         let (_, got) = StateFile::open(dir.path()).unwrap();
         assert_eq!(got, Some(b));

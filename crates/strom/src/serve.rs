@@ -63,6 +63,16 @@ pub fn run(m: &ArgMatches) -> anyhow::Result<()> {
     }
     let config = raw.build()?;
     raise_fd_limit();
+    // Storage fault injection for fault tests of a whole broker (docs/fuzzing.md);
+    // never set in production.
+    let faults =
+        strom_log::disk::faults::from_env().map_err(|e| anyhow::anyhow!("STROM_FAULTS: {e}"))?;
+    if faults > 0 {
+        tracing::warn!(
+            rules = faults,
+            "STROM_FAULTS is set: storage operations will fail on purpose (testing only)"
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

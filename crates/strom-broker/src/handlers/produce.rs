@@ -1,5 +1,6 @@
-//! Produce: validate and append each partition's batches; answer at once for acks=1,
-//! after the group-commit fsync for acks=all, and not at all for acks=0.
+//! Produce: validate and append each partition's batches; answer acks=1 once the
+//! leader's copy is fsynced (written, under a flush policy that fsyncs later), acks=all
+//! once committed on a majority, and acks=0 not at all.
 
 use std::sync::Arc;
 
@@ -75,13 +76,27 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
         }
         return Reply::Nothing;
     }
-    if acks == 1 {
-        return Reply::now(Response::Kind(ResponseKind::Produce(response(
-            results, version,
-        ))));
-    }
     let broker = broker.clone();
     let timeout = std::time::Duration::from_millis(timeout_ms.max(1) as u64);
+    if acks == 1 {
+        // Answered once the leader's own copy is on disk (see `wait_local_durable`),
+        // not at proposal: a write or fsync that fails must not have been acknowledged.
+        return Reply::Later(Box::pin(async move {
+            for (_, parts) in results.iter_mut() {
+                for r in parts.iter_mut() {
+                    if let Ok(a) = &r.outcome
+                        && let Err(f) = broker
+                            .wait_local_durable(&r.tp, a.last_offset + 1, timeout)
+                            .await
+                    {
+                        tracing::info!(partition = %r.tp.dir_name(), error = %f.message, "acks=1 not durable");
+                        r.outcome = Err(f);
+                    }
+                }
+            }
+            Response::Kind(ResponseKind::Produce(response(results, version)))
+        }));
+    }
     Reply::Later(Box::pin(async move {
         for (_, parts) in results.iter_mut() {
             for r in parts.iter_mut() {

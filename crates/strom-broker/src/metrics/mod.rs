@@ -207,6 +207,26 @@ impl Metrics {
             &[],
             &self.fsync.snapshot(),
         );
+        e.family(
+            "strom_storage_errors_total",
+            Kind::Counter,
+            "Failed writes or fsyncs that took a partition replica offline (each is then recovered by cutting its log back to what was durable).",
+        );
+        e.sample(
+            "strom_storage_errors_total",
+            &[],
+            broker.raft.storage_failures() as i64,
+        );
+        e.family(
+            "strom_offline_partitions",
+            Kind::Gauge,
+            "Partition replicas on this node offline after a storage error, not yet recovered.",
+        );
+        e.sample(
+            "strom_offline_partitions",
+            &[],
+            broker.raft.offline_groups().len() as i64,
+        );
         e.finish()
     }
 
