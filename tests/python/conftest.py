@@ -44,8 +44,17 @@ def free_port() -> int:
 class StromBroker:
     """One strom process; restartable on the same data dir and port."""
 
-    def __init__(self, data_dir: Path, log_path: Path, args: list[str], log_filter: str | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        args: list[str],
+        log_filter: str | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.data_dir = data_dir
+        # Extra environment, e.g. STROM_FAULTS for storage fault tests.
+        self.env = dict(env or {})
         self.log_path = log_path
         self.args = list(args)
         self.log_filter = log_filter or os.environ.get("STROM_TEST_LOG", "info,strom_broker=debug")
@@ -89,6 +98,7 @@ class StromBroker:
         env.setdefault("RUST_BACKTRACE", "1")
         env["NO_COLOR"] = "1"
         env["STROM_LOG"] = self.log_filter
+        env.update(self.env)
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"==== start #{self.starts}: {' '.join(self.command())}\n".encode())

@@ -1055,8 +1055,8 @@ impl Broker {
             s.is_leader = false;
             s.leader = None;
         });
-        *p.producers.lock().unwrap() = None;
-        *p.uncommitted.lock().unwrap() = (VecDeque::new(), 0);
+        // Producer state and the uncommitted count are reset when the recovered replica
+        // reports leadership again (`partition_leadership`).
         if was_leader {
             self.metrics.leader_changed();
             if tp.topic == OFFSETS_TOPIC {

@@ -65,6 +65,8 @@ struct FailedGroup {
     apply_entries: bool,
     listener: Option<Arc<dyn GroupListener>>,
     cause: String,
+    /// Whether the listener has been told (from the tick thread, see `fail_group`).
+    notified: bool,
     attempts: u32,
     next_attempt: Instant,
 }
@@ -402,25 +404,52 @@ impl RaftNode {
                 voters: slot.voters.clone(),
                 apply_entries: slot.apply_entries,
                 listener: slot.listener.clone(),
-                cause: cause.clone(),
+                cause,
+                notified: false,
                 attempts: 0,
                 next_attempt: Instant::now() + RECOVERY_BACKOFF,
             },
         );
-        if let Some(l) = &slot.listener {
-            l.storage_failed(slot.group, &cause);
+        // The listener hears of it from the tick thread, not here: the failing call may
+        // come from a proposer that holds its own locks (a producer's state, the group
+        // coordinator), which the listener takes too.
+        self.wake_ticker();
+    }
+
+    fn wake_ticker(&self) {
+        self.stop.1.notify_all();
+    }
+
+    /// Tells listeners about groups that failed since the last tick.
+    fn notify_failed(&self) {
+        let pending: Vec<(u64, Option<Arc<dyn GroupListener>>, String)> = self
+            .failed
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|(_, f)| !f.notified)
+            .map(|(g, f)| {
+                f.notified = true;
+                (*g, f.listener.clone(), f.cause.clone())
+            })
+            .collect();
+        for (group, listener, cause) in pending {
+            if let Some(l) = listener {
+                l.storage_failed(group, &cause);
+            }
         }
     }
 
     /// Recovers the failed groups whose backoff is over.
     fn recover_failed(&self) {
+        self.notify_failed();
         let now = Instant::now();
         let due: Vec<u64> = self
             .failed
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, f)| f.next_attempt <= now)
+            .filter(|(_, f)| f.notified && f.next_attempt <= now)
             .map(|(g, _)| *g)
             .collect();
         for group in due {

@@ -1,0 +1,165 @@
+"""Storage faults under a real broker and a real client: an fsync that fails (injected
+with STROM_FAULTS) and a disk that fills up (a real, small tmpfs). Producers at acks=1
+and acks=all must get KAFKA_STORAGE_ERROR promptly for what could not be made durable,
+never an acknowledgement for it; the partition must come back by itself; and after a
+SIGKILL and restart every acknowledged record must be there, exactly once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import KafkaError
+
+from conftest import STROM_BIN, StromBroker
+from kafka_util import (
+    TIMEOUT_S,
+    consume,
+    create_topic,
+    make_producer,
+    wait_until,
+)
+
+
+def produce_one(producer, topic: str, value: bytes) -> tuple[KafkaError | None, int, float]:
+    """Produces one record and waits for its report: (error, offset, seconds taken)."""
+    out = {}
+
+    def cb(err, msg):
+        out["r"] = (err, msg.offset())
+
+    started = time.monotonic()
+    producer.produce(topic, value=value, partition=0, on_delivery=cb)
+    producer.flush(TIMEOUT_S)
+    err, offset = out["r"]
+    return err, offset, time.monotonic() - started
+
+
+def metric(broker: StromBroker, name: str) -> float:
+    _, _, body = broker.http_get("/metrics")
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"metric {name} missing")
+
+
+def start_broker(tmp_path, data_dir, env=None) -> StromBroker:
+    if not STROM_BIN.exists():
+        pytest.fail(f"{STROM_BIN} is missing: run `cargo build --release -p strom`")
+    b = StromBroker(
+        data_dir, tmp_path / "strom.stderr", ["--default-partitions", "1"], env=env
+    )
+    b.start()
+    return b
+
+
+def check_acknowledged_survive(broker: StromBroker, topic: str, acked: dict[int, bytes]) -> None:
+    """SIGKILL, restart, and read everything back: every acknowledged record is at its
+    offset, and no value appears twice."""
+    broker.kill()
+    broker.env.pop("STROM_FAULTS", None)
+    broker.start()
+    got = consume(broker.bootstrap, topic, 0)
+    by_offset = {g.offset: g.value for g in got}
+    for offset, value in acked.items():
+        assert by_offset.get(offset) == value, f"acknowledged record at {offset} lost or changed"
+    values = [g.value for g in got]
+    assert len(values) == len(set(values)), "a record was stored twice"
+
+
+@pytest.mark.parametrize("acks", ["all", "1"])
+def test_a_failed_fsync_is_never_acknowledged_and_the_partition_recovers(tmp_path, acks):
+    topic = f"fsyncfail{acks}"
+    # The 16th fsync of this partition's files fails once; the next would succeed, which
+    # is exactly when a broker that retries fsync would acknowledge lost data.
+    env = {"STROM_FAULTS": f"sync:EIO:path={topic}-0:skip=15:times=1"}
+    broker = start_broker(tmp_path, tmp_path / "data", env)
+    try:
+        create_topic(broker.bootstrap, topic, 1)
+        producer = make_producer(broker.bootstrap, acks=acks, retries=0, linger_ms=0)
+        acked: dict[int, bytes] = {}
+        failures = []
+        for i in range(60):
+            value = f"record-{i}".encode()
+            err, offset, took = produce_one(producer, topic, value)
+            if err is None:
+                acked[offset] = value
+            else:
+                failures.append((i, err, took))
+                if len(failures) > 20:
+                    break
+                time.sleep(0.2)
+        assert failures, "the injected fsync failure was never reported to the producer"
+        first = failures[0]
+        assert first[1].code() == KafkaError.KAFKA_STORAGE_ERROR, failures
+        assert first[2] < 10, f"the storage error took {first[2]:.1f}s (a timeout, not an answer)"
+        # It came back by itself: records after the failure were acknowledged.
+        assert max(i for i in range(60) if f"record-{i}".encode() in acked.values()) > first[0]
+        assert metric(broker, "strom_storage_errors_total") >= 1
+        assert metric(broker, "strom_offline_partitions") == 0
+        assert "fsync failed" in broker.log_text()
+        check_acknowledged_survive(broker, topic, acked)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 48 MiB tmpfs for the data directory (needs root; skipped elsewhere)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_answers_storage_errors_and_recovers_when_space_returns(tmp_path, small_disk):
+    topic = "fulldisk"
+    broker = start_broker(tmp_path, small_disk / "data")
+    try:
+        create_topic(broker.bootstrap, topic, 1)
+        # Leave about 6 MiB free.
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        filler = small_disk / "filler"
+        with open(filler, "wb") as f:
+            f.write(b"\0" * max(0, free - 6 * 1024 * 1024))
+        producer = make_producer(broker.bootstrap, acks="all", retries=0, linger_ms=0)
+        acked: dict[int, bytes] = {}
+        first_error = None
+        for i in range(400):
+            value = f"{i:06d}".encode() + os.urandom(64 * 1024)
+            err, offset, took = produce_one(producer, topic, value)
+            if err is None:
+                acked[offset] = value
+            else:
+                first_error = (err, took)
+                break
+        assert first_error is not None, "the disk never filled up"
+        assert first_error[0].code() == KafkaError.KAFKA_STORAGE_ERROR, first_error
+        assert first_error[1] < 10, f"the full disk took {first_error[1]:.1f}s to be reported"
+        # Still full: still refused, promptly.
+        err, _, took = produce_one(producer, topic, b"x" * 65536)
+        assert err is not None and took < 10
+
+        filler.unlink()
+
+        def accepted():
+            err, offset, _ = produce_one(producer, topic, b"after-space-returned")
+            if err is None:
+                acked[offset] = b"after-space-returned"
+                return True
+            time.sleep(0.3)
+            return False
+
+        wait_until(accepted, 30, what="the partition to recover once space returned")
+        check_acknowledged_survive(broker, topic, acked)
+    finally:
+        broker.stop()
