@@ -263,6 +263,8 @@ class Node:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.args: list[str] = []
+        # Extra environment for this node (e.g. STROM_FAULTS).
+        self.env: dict[str, str] = {}
 
     @property
     def bootstrap(self) -> str:
@@ -282,6 +284,7 @@ class Node:
         env.setdefault("RUST_BACKTRACE", "1")
         env["NO_COLOR"] = "1"
         env["STROM_LOG"] = log_filter
+        env.update(self.env)
         cmd = [str(STROM_BIN), "serve", *self.args]
         self.starts += 1
         # The lead may be rebuilding the binary: wait for it briefly.

@@ -470,3 +470,48 @@ def test_every_node_names_the_leaders_of_partitions_it_holds_no_replica_of(make_
         return True
 
     wait_until(offline_everywhere, 10, f"partition {victim_partition} reported leaderless once node {victim} died")
+
+
+def test_a_leader_whose_disk_fails_hands_over_and_nothing_acknowledged_is_lost(request, make_cluster, tmp_path, capsys):
+    """Node i's fsyncs of partitions of topics named faulty{i}* fail for good after a
+    while (STROM_FAULTS). When such a node leads, its replica must go offline at the first
+    failed fsync and acknowledge nothing more, the other two must elect a leader, and an
+    idempotent acks=all producer must lose nothing and write nothing twice. Restarted
+    without the fault, the node catches up."""
+    c = Cluster(tmp_path / "faulty", args=None)
+    for i, n in c.nodes.items():
+        n.env["STROM_FAULTS"] = f"sync:EIO:path=faulty{i}.:skip=10"
+    request.node._strom_clusters.append(c)  # the fixture reports its logs and stops it
+    c.start_all()
+    chosen = None
+    for k in range(8):
+        for i in c.ids:
+            t = f"faulty{i}.{k}"
+            c.create_topic(t, 1)
+            if c.wait_leaders(t, 1)[0] == i:
+                chosen = (t, i)
+                break
+        if chosen:
+            break
+    assert chosen, "no faulty topic was led by the node whose disk fails it"
+    topic, bad = chosen
+    # In chunks, so the leader runs many fsync rounds and meets the failing ones.
+    n, chunk = 3000, 100
+    reports = {}
+    for start in range(0, n, chunk):
+        reports.update(produce_numbered(
+            c.bootstrap(), topic, range(start, start + chunk), timeout=120,
+            **{"enable.idempotence": True, "linger.ms": 2, "message.timeout.ms": 110000},
+        ))
+    assert_all_acked(reports)
+    new = c.leader_of(topic, 0, via=[i for i in c.ids if i != bad][0])
+    say(capsys, f"{topic}: node {bad} lost its disk; node {new} leads")
+    assert new != bad and new > 0
+    assert "storage error" in c[bad].log_text()
+    consumed = consume_values(c.bootstrap(), topic, [0], timeout=60, expect=n)
+    assert_exactly_once_in_order(consumed, reports)
+    # Back without the fault: it recovers its log and catches up.
+    c.kill(bad)
+    c[bad].env.pop("STROM_FAULTS")
+    c.start(bad)
+    c.wait_logs_identical(topic, [0], timeout=60)

@@ -486,8 +486,9 @@ impl Broker {
     /// replica, else `None`.
     pub fn leader_of(&self, tp: &TopicPartition) -> Option<(i32, i32)> {
         match self.partition_status(tp) {
-            Some(s) => s.leader.map(|l| (l, s.leader_epoch())),
-            None => {
+            // An offline replica knows no leader of its own; the leader's reports do.
+            Some(s) if !s.offline => s.leader.map(|l| (l, s.leader_epoch())),
+            _ => {
                 let group = self.topics.get(&tp.topic)?.group(tp.partition)?;
                 let (leader, term, _) = self.remote_leaders.get(group)?;
                 Some((leader, term as i32))

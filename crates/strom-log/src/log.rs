@@ -424,18 +424,22 @@ impl PartitionLog {
             return Ok(());
         }
         let durable = self.durable_offset.max(self.log_start_offset);
-        let cause = self.failed.take();
-        let cut = self.truncate_inner(durable).and_then(|()| {
-            crate::disk::sync_dir(&self.dir).at(&self.dir)?;
-            self.write_checkpoint(true)
+        // Every attempt starts again from the files: a failed attempt may have changed
+        // them (a cut made, its fsync failed) behind this value's in-memory state.
+        self.release_handles();
+        let (mut fresh, report) =
+            PartitionLog::open(&self.dir, self.config.clone(), self.deleter.clone())?;
+        let cut = fresh.truncate_inner(durable).and_then(|()| {
+            crate::disk::sync_dir(&fresh.dir).at(&fresh.dir)?;
+            fresh.write_checkpoint(true)
         });
         if let Err(e) = cut {
-            self.failed = cause;
+            // Dropped as it is: no clean checkpoint for a log that is not recovered.
+            fresh.release_handles();
+            fresh.closed = true;
             return Err(e);
         }
-        self.release_handles();
-        let (fresh, report) =
-            PartitionLog::open(&self.dir, self.config.clone(), self.deleter.clone())?;
+        fresh.dir_synced_changes = fresh.dir_changes;
         tracing::info!(dir = %self.dir.display(), end = fresh.log_end_offset(), ?report, "log recovered after a storage error");
         // The old value must not write a clean checkpoint as it goes.
         self.closed = true;
@@ -1177,6 +1181,14 @@ impl PartitionLog {
     /// synced clean checkpoint so the next open does not rescan.
     pub fn close(&mut self) -> Result<()> {
         if self.closed {
+            return Ok(());
+        }
+        if let Some(cause) = &self.failed {
+            // Nothing of an offline log can be trusted to be flushed: no clean
+            // checkpoint, and the next start recovers it like after a crash.
+            tracing::warn!(dir = %self.dir.display(), %cause, "closing an offline log without flushing it");
+            self.release_handles();
+            self.closed = true;
             return Ok(());
         }
         self.flush()?;

@@ -255,3 +255,29 @@ fn fault_specs_parse() {
     assert!(disk::faults::parse("fsync:EIO").is_err());
     assert!(disk::faults::parse("sync:EIO:color=red").is_err());
 }
+
+#[test]
+fn recovery_attempts_that_fail_leave_nothing_behind_for_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("retryrecover-0");
+    let mut log = open(&dir);
+    for _ in 0..4 {
+        append_next(&mut log, 13).unwrap();
+    }
+    let durable = log.flush().unwrap();
+    for _ in 0..4 {
+        append_next(&mut log, 13).unwrap();
+    }
+    // The flush fails, and so do the fsyncs of the next two recovery attempts (each
+    // cuts the file, then cannot make the cut durable).
+    disk::faults::inject(Rule::new(Op::Sync, "retryrecover-0", EIO).times(3));
+    assert!(log.flush().is_err());
+    assert!(log.recover_after_fault().is_err());
+    assert!(log.recover_after_fault().is_err());
+    log.recover_after_fault().unwrap();
+    assert_eq!(log.log_end_offset(), durable);
+    let last = append_next(&mut log, 13).unwrap();
+    assert_eq!(log.flush().unwrap(), last + 1);
+    assert_eq!(read_all(&mut log), last + 1);
+    disk::faults::clear("retryrecover-0");
+}

@@ -422,7 +422,8 @@ impl RaftNode {
 
     /// Tells listeners about groups that failed since the last tick.
     fn notify_failed(&self) {
-        let pending: Vec<(u64, Option<Arc<dyn GroupListener>>, String)> = self
+        type Pending = (u64, Option<Arc<dyn GroupListener>>, String);
+        let pending: Vec<Pending> = self
             .failed
             .lock()
             .unwrap()
