@@ -5,6 +5,13 @@
 //! frame does not fit simply is not read from until it does: the client waits (TCP back
 //! pressure), it is not disconnected.
 //!
+//! Decoding costs more than the frame: kafka-protocol turns a 3-byte topic name into a
+//! 72-byte struct, and the answer has one entry per name. Once a frame is read, and
+//! before it is decoded, its lease grows to what decoding and answering it is reckoned to
+//! hold ([`strom_wire::decoded_cost`]), so the budget bounds memory, not just frame
+//! bytes. Growing while holding is where waits could go round in a circle, so one request
+//! at a time grows (the `growing` slot) and it grows its connection's share first.
+//!
 //! Charging the claimed length up front, as Kafka's memory pool does, means a frame once
 //! started can always be completed (no two half-read frames wait on each other's bytes);
 //! a client that claims a large frame and then stalls is closed by the request read
@@ -18,6 +25,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug, Clone)]
 pub struct Budget {
     global: Arc<Semaphore>,
+    /// One permit: the request whose lease is growing.
+    growing: Arc<Semaphore>,
     total: usize,
     per_connection: usize,
 }
@@ -29,21 +38,27 @@ pub struct ConnectionBudget {
     own: Arc<Semaphore>,
     cap: usize,
     global: Arc<Semaphore>,
+    growing: Arc<Semaphore>,
+    total: usize,
 }
 
 /// Bytes of one frame held in the budget; dropping it gives them back.
 #[derive(Debug)]
 pub struct Lease {
-    _own: Option<OwnedSemaphorePermit>,
-    _global: Option<OwnedSemaphorePermit>,
+    own: Option<OwnedSemaphorePermit>,
+    global: Option<OwnedSemaphorePermit>,
+    /// Bytes held in the broker's budget.
+    bytes: usize,
 }
 
 impl Budget {
     /// `total` bytes for all connections, `per_connection` for each.
     pub fn new(total: usize, per_connection: usize) -> Budget {
-        let total = total.clamp(1, Semaphore::MAX_PERMITS);
+        // Permits are taken in u32 counts: a budget beyond 4 GiB is 4 GiB.
+        let total = total.clamp(1, (u32::MAX as usize).min(Semaphore::MAX_PERMITS));
         Budget {
             global: Arc::new(Semaphore::new(total)),
+            growing: Arc::new(Semaphore::new(1)),
             total,
             per_connection: per_connection.clamp(1, total),
         }
@@ -54,6 +69,8 @@ impl Budget {
             own: Arc::new(Semaphore::new(self.per_connection)),
             cap: self.per_connection,
             global: self.global.clone(),
+            growing: self.growing.clone(),
+            total: self.total,
         }
     }
 
@@ -75,8 +92,9 @@ impl ConnectionBudget {
     pub async fn acquire(&self, len: usize) -> Lease {
         if len == 0 {
             return Lease {
-                _own: None,
-                _global: None,
+                own: None,
+                global: None,
+                bytes: 0,
             };
         }
         let own = u32::try_from(len.min(self.cap)).unwrap_or(u32::MAX);
@@ -85,9 +103,46 @@ impl ConnectionBudget {
         let own = self.own.clone().acquire_many_owned(own).await.ok();
         let global = self.global.clone().acquire_many_owned(global).await.ok();
         Lease {
-            _own: own,
-            _global: global,
+            own,
+            global,
+            bytes: len,
         }
+    }
+
+    /// Grows `lease` by `extra` bytes (what decoding its frame will hold), waiting like
+    /// [`acquire`](Self::acquire). `false` when the lease could never grow that much: the
+    /// request alone would exceed the broker's whole budget.
+    pub async fn grow(&self, lease: &mut Lease, extra: usize) -> bool {
+        if extra == 0 {
+            return true;
+        }
+        if lease.bytes.saturating_add(extra) > self.total {
+            return false;
+        }
+        // The connection's share first (it waits only for this connection's earlier
+        // answers), at most the whole share for one request.
+        let held_own = lease.own.as_ref().map_or(0, |p| p.num_permits());
+        let own = extra.min(self.cap - held_own.min(self.cap));
+        if own > 0
+            && let Ok(p) = self.own.clone().acquire_many_owned(own as u32).await
+        {
+            match &mut lease.own {
+                Some(held) => held.merge(p),
+                None => lease.own = Some(p),
+            }
+        }
+        let Ok(_slot) = self.growing.acquire().await else {
+            return false;
+        };
+        let Ok(p) = self.global.clone().acquire_many_owned(extra as u32).await else {
+            return false;
+        };
+        match &mut lease.global {
+            Some(held) => held.merge(p),
+            None => lease.global = Some(p),
+        }
+        lease.bytes += extra;
+        true
     }
 
     /// True while any frame of this connection is read and not yet answered.
@@ -130,6 +185,25 @@ mod tests {
             .expect("room again once an answer is written");
         drop((second, third));
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lease_grows_within_the_budget_and_gives_everything_back() {
+        let budget = Budget::new(100, 30);
+        let c = budget.connection();
+        let mut lease = c.acquire(10).await;
+        assert!(c.grow(&mut lease, 50).await);
+        assert_eq!(budget.in_use(), 60);
+        assert!(!c.grow(&mut lease, 41).await, "beyond the whole budget");
+        let other = budget.connection();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), other.acquire(41))
+                .await
+                .is_err()
+        );
+        drop(lease);
+        assert_eq!(budget.in_use(), 0);
+        assert!(!c.busy());
     }
 
     #[tokio::test]

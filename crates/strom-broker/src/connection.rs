@@ -137,8 +137,23 @@ pub async fn serve(
                 break;
             }
         };
+        // Decoding holds more than the frame (see budget.rs): take that too, first.
+        let mut lease = frame.lease;
+        let extra = strom_wire::decoded_cost(&frame.body)
+            .unwrap_or(0)
+            .saturating_sub(frame.body.len());
+        if !frames.budget().grow(&mut lease, extra).await {
+            tracing::warn!(
+                %peer,
+                bytes = frame.body.len(),
+                decoded = extra,
+                budget = config.queued_max_request_bytes,
+                "closing connection: the request would hold more than the whole request budget"
+            );
+            break;
+        }
         let in_flight = InFlight {
-            _lease: frame.lease,
+            _lease: lease,
             answer: None,
             state: state.clone(),
         };

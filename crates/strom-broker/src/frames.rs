@@ -88,6 +88,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The connection's share of the budget.
+    pub fn budget(&self) -> &ConnectionBudget {
+        &self.budget
+    }
+
     /// The next frame; `Ok(None)` when the client closed the connection between frames.
     /// `state` learns of the frame (pending from its length prefix on) and tells how long
     /// the connection has been idle.

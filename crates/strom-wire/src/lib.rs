@@ -52,7 +52,9 @@ pub use header::{
     encode_response_header, peek_request_prefix, request_header_version, response_header_version,
 };
 pub use records::{ProducedBatch, produced_batches};
-pub use request::{Request, decode_request};
+pub use request::{
+    DECODED_BYTES_PER_STRING, DECODED_BYTES_PER_STRUCT, Request, decode_request, decoded_cost,
+};
 pub use response::{encode_response, unsupported_version_reply};
 pub use versions::{
     ApiRange, PRODUCE_MIN_USABLE_VERSION, SUPPORTED_APIS, advertised_range, api_versions_fallback,
