@@ -93,7 +93,9 @@ pub async fn serve(
         budget.connection(),
     );
     // Encoded answers waiting for a client that does not read: bounded like requests.
-    let answer_bytes = config.max_request_bytes_per_connection.max(1);
+    let answer_bytes = config
+        .max_request_bytes_per_connection
+        .clamp(1, u32::MAX as usize);
     let answers = Arc::new(Semaphore::new(answer_bytes));
     let (tx, rx) = mpsc::channel::<(Outgoing, Done)>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_loop(
