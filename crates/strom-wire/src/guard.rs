@@ -57,6 +57,8 @@ pub(crate) struct Elements {
     pub strings: u64,
     /// INT32s in arrays of them.
     pub ints: u64,
+    /// Tagged fields the decoder does not know: each an entry in a map of them.
+    pub unknown_tags: u64,
 }
 
 /// [`check`], counting the array elements on the way.
@@ -154,6 +156,7 @@ impl Walk<'_> {
                 }
                 None => {
                     self.r.take(size as usize).map_err(short)?;
+                    self.elements.unknown_tags += 1;
                 }
             }
         }
@@ -522,8 +525,7 @@ mod tests {
             e,
             Elements {
                 structs: 5,
-                strings: 0,
-                ints: 0
+                ..Elements::default()
             }
         );
     }

@@ -131,7 +131,8 @@ pub fn decode_request(frame: Bytes) -> Result<Request, WireError> {
 /// in Metadata decodes to a 72-byte struct: this is where large frames of small elements
 /// cost tens of times their size.
 pub const DECODED_BYTES_PER_STRUCT: usize = 256;
-/// The same for an element of an array of strings (a `StrBytes` and its answer).
+/// The same for an element of an array of strings (a `StrBytes` and its answer), and for
+/// an unknown tagged field (an entry of a map of them, kept to re-encode).
 pub const DECODED_BYTES_PER_STRING: usize = 64;
 
 /// What decoding and answering `frame` will hold in memory beyond the frame itself, by
@@ -149,7 +150,8 @@ pub fn decoded_cost(frame: &Bytes) -> Option<usize> {
     let e = guard::count(api_key, version, &body).ok()?;
     let cost = e.structs as u128 * DECODED_BYTES_PER_STRUCT as u128
         + e.strings as u128 * DECODED_BYTES_PER_STRING as u128
-        + e.ints as u128 * 4;
+        + e.ints as u128 * 4
+        + e.unknown_tags as u128 * DECODED_BYTES_PER_STRING as u128;
     Some(usize::try_from(cost).unwrap_or(usize::MAX))
 }
 
@@ -429,6 +431,16 @@ pub(crate) mod tests {
         }
         let f = frame(ApiKey::Metadata, 1, 7, &body);
         assert_eq!(decoded_cost(&f), Some(1000 * DECODED_BYTES_PER_STRUCT));
+        // ApiVersions v3 (flexible): two strings, then 1000 unknown tagged fields of 0 bytes.
+        let mut body = BytesMut::new();
+        body.put_slice(&[1, 1]); // client software name and version: empty
+        body.put_slice(&[0xe8, 0x07]); // 1000 tagged fields
+        for tag in 0..1000u32 {
+            let tag = tag + 100;
+            body.put_slice(&[0x80 | (tag & 0x7f) as u8, (tag >> 7) as u8, 0]);
+        }
+        let f = frame(ApiKey::ApiVersions, 3, 7, &body);
+        assert_eq!(decoded_cost(&f), Some(1000 * DECODED_BYTES_PER_STRING));
         assert_eq!(decoded_cost(&f.slice(..f.len() - 1)), None, "truncated");
         assert_eq!(
             decoded_cost(&frame(ApiKey::ApiVersions, 0, 1, &[])),
