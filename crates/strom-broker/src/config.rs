@@ -110,7 +110,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "connections_max_idle_ms",
         default: "600000",
-        help: "close a connection that has sent no request and has no answer pending for this long (Kafka: connections.max.idle.ms)",
+        help: "close a connection that has sent no request and has no answer pending for this long, or whose answer could not be written for this long (Kafka: connections.max.idle.ms)",
     },
     Setting {
         key: "request_read_timeout_ms",

@@ -98,12 +98,16 @@ pub async fn serve(
         .clamp(1, u32::MAX as usize);
     let answers = Arc::new(Semaphore::new(answer_bytes));
     let (tx, rx) = mpsc::channel::<(Outgoing, Done)>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_loop(
+    let mut writer = tokio::spawn(write_loop(
         BufWriter::with_capacity(64 * 1024, wr),
         rx,
         peer,
         broker.metrics.clone(),
+        config.connections_max_idle,
     ));
+    // Set once the writer gave up (the client stopped reading, or the socket failed):
+    // then reading stops too, and nothing more is handled for nobody.
+    let mut writer_gone = false;
 
     loop {
         let frame = tokio::select! {
@@ -114,6 +118,10 @@ pub async fn serve(
             }
             _ = state.close_requested() => {
                 broker.metrics.connection_closed(Closed::Evicted);
+                break;
+            }
+            _ = &mut writer => {
+                writer_gone = true;
                 break;
             }
         };
@@ -144,7 +152,11 @@ pub async fn serve(
         let extra = strom_wire::decoded_cost(&frame.body)
             .unwrap_or(0)
             .saturating_sub(frame.body.len());
-        if !frames.budget().grow(&mut lease, extra).await {
+        let grown = tokio::select! {
+            grown = frames.budget().grow(&mut lease, extra) => grown,
+            _ = shutdown.recv() => break,
+        };
+        if !grown {
             tracing::warn!(
                 %peer,
                 bytes = frame.body.len(),
@@ -164,7 +176,10 @@ pub async fn serve(
                 if let Outgoing::Ready(b) = &out {
                     // Wait (not reading) while earlier answers fill the share.
                     let n = b.len().clamp(1, answer_bytes) as u32;
-                    done._in_flight.answer = answers.clone().acquire_many_owned(n).await.ok();
+                    done._in_flight.answer = tokio::select! {
+                        p = answers.clone().acquire_many_owned(n) => p.ok(),
+                        _ = shutdown.recv() => break,
+                    };
                 }
                 if tx.send((out, done)).await.is_err() {
                     break;
@@ -178,7 +193,9 @@ pub async fn serve(
         }
     }
     drop(tx);
-    let _ = writer.await;
+    if !writer_gone {
+        let _ = writer.await;
+    }
 }
 
 /// Decodes and dispatches one frame, read at `started`. `Ok(None)`: nothing to send
@@ -295,15 +312,28 @@ async fn write_loop(
     mut rx: mpsc::Receiver<(Outgoing, Done)>,
     peer: SocketAddr,
     metrics: Arc<Metrics>,
+    idle: std::time::Duration,
 ) {
+    // An answer that cannot be written for `connections_max_idle_ms` means the client
+    // stopped reading: close rather than hold its requests' budget forever.
+    let stalled = |_| {
+        metrics.connection_closed(Closed::Idle);
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer written for {} ms", idle.as_millis()),
+        )
+    };
     while let Some((item, mut done)) = rx.recv().await {
         let result = match item {
-            Outgoing::Ready(b) => write_frame(&mut out, &b).await,
+            Outgoing::Ready(b) => tokio::time::timeout(idle, write_frame(&mut out, &b))
+                .await
+                .unwrap_or_else(|e| Err(stalled(e))),
             Outgoing::Fetch {
                 out: fetch,
                 correlation_id,
                 version,
-            } => {
+            } => tokio::time::timeout(
+                idle,
                 write_fetch(
                     &mut out,
                     fetch,
@@ -311,15 +341,17 @@ async fn write_loop(
                     version,
                     &mut done,
                     &metrics,
-                )
-                .await
-            }
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| Err(stalled(e))),
             Outgoing::Pending {
                 response,
                 correlation_id,
                 version,
             } => match response.await {
-                Response::Fetch(fetch) => {
+                Response::Fetch(fetch) => tokio::time::timeout(
+                    idle,
                     write_fetch(
                         &mut out,
                         fetch,
@@ -327,13 +359,16 @@ async fn write_loop(
                         version,
                         &mut done,
                         &metrics,
-                    )
-                    .await
-                }
+                    ),
+                )
+                .await
+                .unwrap_or_else(|e| Err(stalled(e))),
                 Response::Kind(kind) => {
                     done.outcome = Some(response_error(&kind));
                     match encode_response(correlation_id, version, &kind) {
-                        Ok(b) => write_frame(&mut out, &b).await,
+                        Ok(b) => tokio::time::timeout(idle, write_frame(&mut out, &b))
+                            .await
+                            .unwrap_or_else(|e| Err(stalled(e))),
                         Err(e) => Err(std::io::Error::other(format!("encoding response: {e}"))),
                     }
                 }
@@ -346,13 +381,15 @@ async fn write_loop(
         let outcome = done.outcome.unwrap_or(0);
         finish(&metrics, done, Outcome::Code(outcome));
         if rx.is_empty()
-            && let Err(e) = out.flush().await
+            && let Err(e) = tokio::time::timeout(idle, out.flush())
+                .await
+                .unwrap_or_else(|e| Err(stalled(e)))
         {
             tracing::debug!(%peer, error = %e, "connection flush failed");
             return;
         }
     }
-    let _ = out.flush().await;
+    let _ = tokio::time::timeout(idle, out.flush()).await;
 }
 
 async fn write_frame(out: &mut BufWriter<OwnedWriteHalf>, body: &[u8]) -> std::io::Result<()> {

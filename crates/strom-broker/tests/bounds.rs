@@ -247,3 +247,56 @@ async fn connections_per_address_are_limited() {
     drop(open);
     server.stop().await;
 }
+
+/// A client that pipelines requests and never reads its answers: once an answer cannot
+/// be written for connections_max_idle_ms, the connection is closed and its requests'
+/// share of the budget given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_closed_after_the_idle_time() {
+    let server = start(&[
+        ("connections_max_idle_ms", "500"),
+        ("auto_create_topics", "false"),
+    ])
+    .await;
+    let names: Vec<MetadataRequestTopic> = (0..50_000)
+        .map(|i| MetadataRequestTopic::default().with_name(Some(name(&format!("none-{i:08}")))))
+        .collect();
+    let req = MetadataRequest::default()
+        .with_topics(Some(names))
+        .with_allow_auto_topic_creation(false);
+    let wire = common::frame(ApiKey::Metadata, 4, 1, &req);
+    let s = TcpStream::connect(server.addr).await.unwrap();
+    let (_rd, mut wr) = s.into_split();
+    // Each answer is about 1.5 MB; 30 of them fill every socket buffer on the way.
+    let send = tokio::spawn(async move {
+        for _ in 0..30 {
+            if wr.write_all(&wire).await.is_err() {
+                break;
+            }
+        }
+        wr
+    });
+    let mut closed = false;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let m = server.broker.metrics.render(&server.broker);
+        if m.contains("strom_connections_closed_total{reason=\"idle\"} 1\n") {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the stalled connection was closed");
+    let mut released = false;
+    for _ in 0..100 {
+        let m = server.broker.metrics.render(&server.broker);
+        if m.contains("strom_request_bytes_in_flight 0\n") {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(released, "its requests gave their budget back");
+    drop(send);
+    assert!(answers(server.addr).await);
+    server.stop().await;
+}
