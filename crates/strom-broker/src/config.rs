@@ -100,7 +100,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "queued_max_request_bytes",
         default: "536870912",
-        help: "memory budget for requests in flight on all connections together: a frame's bytes are taken from it before its body is read and given back once its answer is written; a connection whose next frame does not fit waits, unread (Kafka: queued.max.request.bytes); at least max_frame_bytes",
+        help: "memory budget for requests in flight on all connections together: a frame's bytes are taken from it before its body is read, and what decoding it is reckoned to hold before it is decoded, and given back once its answer is written (a request that alone needs more closes its connection); a connection whose next frame does not fit waits, unread (Kafka: queued.max.request.bytes); at least max_frame_bytes",
     },
     Setting {
         key: "max_request_bytes_per_connection",
