@@ -654,6 +654,7 @@ impl Broker {
                         "each partition needs 1 to 8 distinct brokers",
                     ));
                 }
+                crate::limits::check_topic_partitions(&self.config, name, a.len() as i64)?;
                 a
             }
             None => {
@@ -668,6 +669,8 @@ impl Broker {
                         format!("number of partitions must be at least 1, got {partitions}"),
                     ));
                 }
+                // Before the assignment below, whose size is the partition count.
+                crate::limits::check_topic_partitions(&self.config, name, partitions.into())?;
                 let rf = match replication_factor {
                     -1 => self.default_replication_factor(),
                     rf => rf,
@@ -685,6 +688,7 @@ impl Broker {
                 assign_replicas(&nodes, 0, partitions, rf as usize, seed)
             }
         };
+        crate::limits::check_node_partitions(&self.config, &self.topics.list(), &replicas)?;
         let meta = TopicMeta {
             name: name.to_string(),
             id: uuid::Uuid::new_v4(),
@@ -806,6 +810,8 @@ impl Broker {
                 ),
             ));
         }
+        // Before the assignment below, whose size is the partition count.
+        crate::limits::check_topic_partitions(&self.config, name, count.into())?;
         let rf = current.replicas.first().map_or(1, |r| r.len());
         let seed = name.bytes().map(usize::from).sum::<usize>();
         let replicas = assign_replicas(
@@ -815,6 +821,7 @@ impl Broker {
             rf,
             seed,
         );
+        crate::limits::check_node_partitions(&self.config, &self.topics.list(), &replicas)?;
         if validate_only {
             return Ok(Arc::new(TopicMeta {
                 partitions: count,

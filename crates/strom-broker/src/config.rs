@@ -90,12 +90,52 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "max_connections",
         default: "4096",
-        help: "client connections accepted at once; more wait in the accept queue",
+        help: "client connections open at once; a new one past it closes the longest-idle connection (idle at least 1 s), or waits in the accept queue when none is",
     },
     Setting {
         key: "max_frame_bytes",
         default: "104857600",
         help: "largest request frame; a larger one closes the connection",
+    },
+    Setting {
+        key: "queued_max_request_bytes",
+        default: "536870912",
+        help: "memory budget for requests in flight on all connections together: a frame's bytes are taken from it before its body is read, and what decoding it is reckoned to hold before it is decoded, and given back once its answer is written (a request that alone needs more closes its connection); a connection whose next frame does not fit waits, unread (Kafka: queued.max.request.bytes); at least max_frame_bytes",
+    },
+    Setting {
+        key: "max_request_bytes_per_connection",
+        default: "104857600",
+        help: "bytes of requests one connection may have read but not yet answered; beyond this the broker stops reading from it until answers are written (a single frame up to max_frame_bytes always fits)",
+    },
+    Setting {
+        key: "connections_max_idle_ms",
+        default: "600000",
+        help: "close a connection that has sent no request and has no answer pending for this long, or whose answer could not be written for this long (Kafka: connections.max.idle.ms)",
+    },
+    Setting {
+        key: "request_read_timeout_ms",
+        default: "30000",
+        help: "close a connection whose request frame has not arrived whole this long after its first byte",
+    },
+    Setting {
+        key: "max_connections_per_ip",
+        default: "2147483647",
+        help: "client connections accepted at once from one address; more are closed right away (Kafka: max.connections.per.ip)",
+    },
+    Setting {
+        key: "max_connections_per_ip_overrides",
+        default: "",
+        help: "per-address exceptions to max_connections_per_ip, as ip:count,... (Kafka: max.connections.per.ip.overrides)",
+    },
+    Setting {
+        key: "max_partitions_per_topic",
+        default: "10000",
+        help: "largest partition count of one topic; CreateTopics and CreatePartitions asking for more get INVALID_PARTITIONS",
+    },
+    Setting {
+        key: "max_partitions_per_node",
+        default: "20000",
+        help: "partition replicas one node may hold; topic changes that would exceed it get POLICY_VIOLATION",
     },
     Setting {
         key: "max_open_logs",
@@ -197,6 +237,18 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     pub max_connections: usize,
     pub max_frame_bytes: usize,
+    /// Bytes of request frames read and not yet answered, all connections together.
+    pub queued_max_request_bytes: usize,
+    /// The same, per connection (a single frame of up to `max_frame_bytes` always fits).
+    pub max_request_bytes_per_connection: usize,
+    /// A connection with nothing pending and no request for this long is closed.
+    pub connections_max_idle: Duration,
+    /// A request frame must arrive whole within this long of its first byte.
+    pub request_read_timeout: Duration,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
+    pub max_partitions_per_topic: i32,
+    pub max_partitions_per_node: u64,
     pub max_open_logs: usize,
     pub log: LogConfig,
     pub retention_check: Duration,
@@ -408,6 +460,24 @@ impl RawSettings {
         if rf == 0 || rf < -1 {
             return Err(self.invalid("default_replication_factor", "must be -1 or at least 1"));
         }
+        let max_frame_bytes: usize = self.parse("max_frame_bytes")?;
+        let queued_max_request_bytes: usize = self.parse("queued_max_request_bytes")?;
+        if queued_max_request_bytes < max_frame_bytes {
+            return Err(self.invalid(
+                "queued_max_request_bytes",
+                "must be at least max_frame_bytes, or the largest frame could never be read",
+            ));
+        }
+        let max_partitions_per_topic: i32 = self.parse("max_partitions_per_topic")?;
+        if max_partitions_per_topic < 1 {
+            return Err(self.invalid("max_partitions_per_topic", "must be at least 1"));
+        }
+        if group.offsets_topic_partitions > max_partitions_per_topic {
+            return Err(self.invalid(
+                "offsets_topic_partitions",
+                "must not exceed max_partitions_per_topic",
+            ));
+        }
         let election: usize = self.parse("raft_election_ticks")?;
         let heartbeat: usize = self.parse("raft_heartbeat_ticks")?;
         if heartbeat < 1 || election <= heartbeat {
@@ -425,7 +495,15 @@ impl RawSettings {
             default_partitions,
             auto_create_topics: self.parse("auto_create_topics")?,
             max_connections: self.parse("max_connections")?,
-            max_frame_bytes: self.parse("max_frame_bytes")?,
+            max_frame_bytes,
+            queued_max_request_bytes,
+            max_request_bytes_per_connection: self.parse("max_request_bytes_per_connection")?,
+            connections_max_idle: Duration::from_millis(self.parse("connections_max_idle_ms")?),
+            request_read_timeout: Duration::from_millis(self.parse("request_read_timeout_ms")?),
+            max_connections_per_ip: self.parse("max_connections_per_ip")?,
+            max_connections_per_ip_overrides: self.per_ip_overrides()?,
+            max_partitions_per_topic,
+            max_partitions_per_node: self.parse("max_partitions_per_node")?,
             max_open_logs: self.parse("max_open_logs")?,
             log: LogConfig {
                 segment_bytes: self.parse("segment_bytes")?,
@@ -492,6 +570,29 @@ impl RawSettings {
                 reason: "expected host:port".into(),
             })?;
         Ok((peers, Some(parsed)))
+    }
+
+    /// `max_connections_per_ip_overrides`: `ip:count,...` (an IPv6 address may be
+    /// bracketed; the count is after the last colon).
+    fn per_ip_overrides(&self) -> Result<BTreeMap<std::net::IpAddr, usize>, ConfigError> {
+        let key = "max_connections_per_ip_overrides";
+        let (v, _) = self.get(key);
+        let mut out = BTreeMap::new();
+        for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (ip, n) = part
+                .rsplit_once(':')
+                .ok_or_else(|| self.invalid(key, "expected ip:count,..."))?;
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            let ip = ip
+                .parse()
+                .map_err(|_| self.invalid(key, "not an IP address"))?;
+            let n = n
+                .trim()
+                .parse()
+                .map_err(|_| self.invalid(key, "the count is a number"))?;
+            out.insert(ip, n);
+        }
+        Ok(out)
     }
 
     fn group_config(&self) -> Result<strom_group::GroupConfig, ConfigError> {
@@ -652,6 +753,39 @@ mod tests {
             "docs/configuration.md is out of date with SETTINGS; regenerate it with\n  \
              STROM_BLESS=1 cargo test -p strom-broker configuration_reference"
         );
+    }
+
+    #[test]
+    fn request_bounds_are_parsed_and_checked() {
+        let c = BrokerConfig::defaults();
+        assert_eq!(c.connections_max_idle, Duration::from_secs(600));
+        assert!(c.queued_max_request_bytes >= c.max_frame_bytes);
+        let mut raw = RawSettings::default();
+        raw.set(
+            "max_connections_per_ip_overrides",
+            "127.0.0.1:5, [::1]:7",
+            "flag",
+        )
+        .unwrap();
+        let c = raw.build().unwrap();
+        assert_eq!(
+            c.max_connections_per_ip_overrides[&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()],
+            5
+        );
+        assert_eq!(
+            c.max_connections_per_ip_overrides[&"::1".parse::<std::net::IpAddr>().unwrap()],
+            7
+        );
+        raw.set("max_connections_per_ip_overrides", "localhost:5", "flag")
+            .unwrap();
+        assert!(raw.build().is_err());
+        raw = RawSettings::default();
+        raw.set("queued_max_request_bytes", "1000", "flag").unwrap();
+        assert!(raw.build().is_err(), "a budget below max_frame_bytes");
+        raw.set("max_frame_bytes", "1000", "flag").unwrap();
+        assert!(raw.build().is_ok());
+        raw.set("max_partitions_per_topic", "4", "flag").unwrap();
+        assert!(raw.build().is_err(), "__consumer_offsets would not fit");
     }
 
     #[test]

@@ -8,22 +8,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use strom_wire::{
-    FetchPart, FrameCodec, WireError, decode_request, encode_fetch_response, encode_response,
+    FetchPart, WireError, decode_request, encode_fetch_response, encode_response,
     unsupported_version_reply,
 };
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{broadcast, mpsc};
-use tokio_util::codec::FramedRead;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tracing::Instrument;
 
 use crate::broker::Broker;
+use crate::budget::{Budget, Lease};
+use crate::frames::{FrameReader, ReadError};
 use crate::handlers::{FetchOut, Pending, Reply, Response, dispatch};
 use crate::metrics::outcome::{fetch_error, response_error};
-use crate::metrics::{Metrics, Outcome, RequestTimer};
+use crate::metrics::{Closed, Metrics, Outcome, RequestTimer};
+use crate::registry::ConnState;
 use crate::sendfile::sendfile_all;
 
 /// Requests handled but not yet answered, per connection: back pressure on a client
@@ -48,53 +49,139 @@ enum Outgoing {
 /// What is needed to account for a request once its answer is written: its timer (for
 /// `strom_requests_total` and the latency histogram), its outcome when known before the
 /// answer was encoded, and its span, so the "answered" event carries the request fields.
+/// Dropping it (answer written, or the connection gone) gives the request's bytes back
+/// to the budget and tells the connection's state it is answered.
 struct Done {
     timer: Option<RequestTimer>,
     outcome: Option<i16>,
     span: tracing::Span,
+    _in_flight: InFlight,
 }
 
-/// Serves one connection until the client closes it, it misbehaves, or shutdown.
+/// A request between reading its frame and writing its answer.
+struct InFlight {
+    _lease: Lease,
+    /// An encoded answer's bytes, in the connection's share for queued answers.
+    answer: Option<OwnedSemaphorePermit>,
+    state: Arc<ConnState>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.state.request_answered();
+    }
+}
+
+/// Serves one connection until the client closes it, it misbehaves, it is idle too long
+/// or asked to close (to make room for a new one), or shutdown.
 pub async fn serve(
     broker: Arc<Broker>,
     socket: TcpStream,
     peer: SocketAddr,
+    state: Arc<ConnState>,
+    budget: &Budget,
     mut shutdown: broadcast::Receiver<()>,
 ) {
     let _ = socket.set_nodelay(true);
     let (rd, wr) = socket.into_split();
-    let mut frames = FramedRead::new(rd, FrameCodec::new(broker.config.max_frame_bytes));
+    let config = &broker.config;
+    let mut frames = FrameReader::new(
+        rd,
+        config.max_frame_bytes,
+        config.connections_max_idle,
+        config.request_read_timeout,
+        budget.connection(),
+    );
+    // Encoded answers waiting for a client that does not read: bounded like requests.
+    let answer_bytes = config
+        .max_request_bytes_per_connection
+        .clamp(1, u32::MAX as usize);
+    let answers = Arc::new(Semaphore::new(answer_bytes));
     let (tx, rx) = mpsc::channel::<(Outgoing, Done)>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_loop(
+    let mut writer = tokio::spawn(write_loop(
         BufWriter::with_capacity(64 * 1024, wr),
         rx,
         peer,
         broker.metrics.clone(),
+        config.connections_max_idle,
     ));
+    // Set once the writer gave up (the client stopped reading, or the socket failed):
+    // then reading stops too, and nothing more is handled for nobody.
+    let mut writer_gone = false;
 
     loop {
         let frame = tokio::select! {
-            frame = frames.next() => frame,
+            frame = frames.next(&state) => frame,
             _ = shutdown.recv() => {
                 tracing::debug!(%peer, "closing connection for shutdown");
                 break;
             }
+            _ = state.close_requested() => {
+                broker.metrics.connection_closed(Closed::Evicted);
+                break;
+            }
+            _ = &mut writer => {
+                writer_gone = true;
+                break;
+            }
         };
         let frame = match frame {
-            None => break,
-            Some(Ok(frame)) => (frame.freeze(), Instant::now()),
-            Some(Err(WireError::Io(e))) => {
+            Ok(None) => break,
+            Ok(Some(frame)) => frame,
+            Err(e @ (ReadError::Io(_) | ReadError::Truncated)) => {
                 tracing::debug!(%peer, error = %e, "connection read failed");
                 break;
             }
-            Some(Err(e)) => {
+            Err(e @ ReadError::Idle(_)) => {
+                tracing::debug!(%peer, reason = %e, "closing idle connection");
+                broker.metrics.connection_closed(Closed::Idle);
+                break;
+            }
+            Err(e @ ReadError::Timeout(_)) => {
+                tracing::info!(%peer, reason = %e, "closing connection");
+                broker.metrics.connection_closed(Closed::RequestTimeout);
+                break;
+            }
+            Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");
                 break;
             }
         };
-        match handle_frame(&broker, frame.0, frame.1, peer) {
-            Ok(Some(out)) => {
-                if tx.send(out).await.is_err() {
+        // Decoding holds more than the frame (see budget.rs): take that too, first.
+        let mut lease = frame.lease;
+        let extra = strom_wire::decoded_cost(&frame.body)
+            .unwrap_or(0)
+            .saturating_sub(frame.body.len());
+        let grown = tokio::select! {
+            grown = frames.budget().grow(&mut lease, extra) => grown,
+            _ = shutdown.recv() => break,
+        };
+        if !grown {
+            tracing::warn!(
+                %peer,
+                bytes = frame.body.len(),
+                decoded = extra,
+                budget = config.queued_max_request_bytes,
+                "closing connection: the request would hold more than the whole request budget"
+            );
+            break;
+        }
+        let in_flight = InFlight {
+            _lease: lease,
+            answer: None,
+            state: state.clone(),
+        };
+        match handle_frame(&broker, frame.body, Instant::now(), peer, in_flight) {
+            Ok(Some((out, mut done))) => {
+                if let Outgoing::Ready(b) = &out {
+                    // Wait (not reading) while earlier answers fill the share.
+                    let n = b.len().clamp(1, answer_bytes) as u32;
+                    done._in_flight.answer = tokio::select! {
+                        p = answers.clone().acquire_many_owned(n) => p.ok(),
+                        _ = shutdown.recv() => break,
+                    };
+                }
+                if tx.send((out, done)).await.is_err() {
                     break;
                 }
             }
@@ -106,7 +193,9 @@ pub async fn serve(
         }
     }
     drop(tx);
-    let _ = writer.await;
+    if !writer_gone {
+        let _ = writer.await;
+    }
 }
 
 /// Decodes and dispatches one frame, read at `started`. `Ok(None)`: nothing to send
@@ -116,6 +205,7 @@ fn handle_frame(
     frame: Bytes,
     started: Instant,
     peer: SocketAddr,
+    in_flight: InFlight,
 ) -> Result<Option<(Outgoing, Done)>, String> {
     let request = match decode_request(frame.clone()) {
         Ok(r) => r,
@@ -129,6 +219,7 @@ fn handle_frame(
                         timer: broker.metrics.start(api_key, started),
                         outcome: Some(strom_wire::ErrorCode::UnsupportedVersion.code()),
                         span: tracing::Span::none(),
+                        _in_flight: in_flight,
                     };
                     Ok(Some((Outgoing::Ready(reply), done)))
                 }
@@ -156,6 +247,7 @@ fn handle_frame(
         timer: broker.metrics.start(api as i16, started),
         outcome: None,
         span: span.clone(),
+        _in_flight: in_flight,
     };
     match dispatch(broker, request, peer) {
         Reply::Now(r) => match *r {
@@ -220,15 +312,28 @@ async fn write_loop(
     mut rx: mpsc::Receiver<(Outgoing, Done)>,
     peer: SocketAddr,
     metrics: Arc<Metrics>,
+    idle: std::time::Duration,
 ) {
+    // An answer that cannot be written for `connections_max_idle_ms` means the client
+    // stopped reading: close rather than hold its requests' budget forever.
+    let stalled = |_| {
+        metrics.connection_closed(Closed::Idle);
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer written for {} ms", idle.as_millis()),
+        )
+    };
     while let Some((item, mut done)) = rx.recv().await {
         let result = match item {
-            Outgoing::Ready(b) => write_frame(&mut out, &b).await,
+            Outgoing::Ready(b) => tokio::time::timeout(idle, write_frame(&mut out, &b))
+                .await
+                .unwrap_or_else(|e| Err(stalled(e))),
             Outgoing::Fetch {
                 out: fetch,
                 correlation_id,
                 version,
-            } => {
+            } => tokio::time::timeout(
+                idle,
                 write_fetch(
                     &mut out,
                     fetch,
@@ -236,15 +341,17 @@ async fn write_loop(
                     version,
                     &mut done,
                     &metrics,
-                )
-                .await
-            }
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| Err(stalled(e))),
             Outgoing::Pending {
                 response,
                 correlation_id,
                 version,
             } => match response.await {
-                Response::Fetch(fetch) => {
+                Response::Fetch(fetch) => tokio::time::timeout(
+                    idle,
                     write_fetch(
                         &mut out,
                         fetch,
@@ -252,13 +359,16 @@ async fn write_loop(
                         version,
                         &mut done,
                         &metrics,
-                    )
-                    .await
-                }
+                    ),
+                )
+                .await
+                .unwrap_or_else(|e| Err(stalled(e))),
                 Response::Kind(kind) => {
                     done.outcome = Some(response_error(&kind));
                     match encode_response(correlation_id, version, &kind) {
-                        Ok(b) => write_frame(&mut out, &b).await,
+                        Ok(b) => tokio::time::timeout(idle, write_frame(&mut out, &b))
+                            .await
+                            .unwrap_or_else(|e| Err(stalled(e))),
                         Err(e) => Err(std::io::Error::other(format!("encoding response: {e}"))),
                     }
                 }
@@ -271,13 +381,15 @@ async fn write_loop(
         let outcome = done.outcome.unwrap_or(0);
         finish(&metrics, done, Outcome::Code(outcome));
         if rx.is_empty()
-            && let Err(e) = out.flush().await
+            && let Err(e) = tokio::time::timeout(idle, out.flush())
+                .await
+                .unwrap_or_else(|e| Err(stalled(e)))
         {
             tracing::debug!(%peer, error = %e, "connection flush failed");
             return;
         }
     }
-    let _ = out.flush().await;
+    let _ = tokio::time::timeout(idle, out.flush()).await;
 }
 
 async fn write_frame(out: &mut BufWriter<OwnedWriteHalf>, body: &[u8]) -> std::io::Result<()> {

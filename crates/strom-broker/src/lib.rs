@@ -7,16 +7,20 @@
 
 mod bootstrap;
 pub mod broker;
+mod budget;
 pub mod cluster;
 pub mod config;
 mod connection;
 pub mod errors;
+mod frames;
 pub mod groups;
 mod handlers;
 mod leaders;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod producers;
+mod registry;
 mod sendfile;
 pub mod server;
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The accept loop: a connection limit, one task per connection, and graceful shutdown
-//! (stop accepting, let connections finish what they are doing, flush the logs).
+//! The accept loop: connection limits (in all, and per source address), one task per
+//! connection, the memory budget they share, and graceful shutdown (stop accepting, let
+//! connections finish what they are doing, flush the logs).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,7 +9,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
 use crate::broker::Broker;
+use crate::budget::Budget;
 use crate::connection;
+use crate::metrics::Closed;
+use crate::registry::Registry;
+
+/// A connection idle at least this long may be closed to admit a new one when the
+/// connection limit is reached (younger ones are probably about to send a request).
+const EVICTABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::errors::Failure;
 use crate::metrics::http::MetricsServer;
 
@@ -32,6 +40,15 @@ pub async fn run_with_metrics(
     shutdown: impl Future,
 ) -> Result<(), Failure> {
     let limit = Arc::new(Semaphore::new(broker.config.max_connections.max(1)));
+    let registry = Arc::new(Registry::new(
+        broker.config.max_connections_per_ip,
+        broker.config.max_connections_per_ip_overrides.clone(),
+    ));
+    let budget = Budget::new(
+        broker.config.queued_max_request_bytes,
+        broker.config.max_request_bytes_per_connection,
+    );
+    broker.metrics.set_budget(budget.clone());
     let (notify, _) = broadcast::channel::<()>(1);
     // Every connection task holds a clone; when all are dropped, `recv` returns None.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -86,10 +103,6 @@ pub async fn run_with_metrics(
     }
     let accept = async {
         loop {
-            let permit = match limit.clone().acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => return,
-            };
             let (socket, peer) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
@@ -99,13 +112,34 @@ pub async fn run_with_metrics(
                     continue;
                 }
             };
+            let Some(registered) = registry.register(peer.ip()) else {
+                tracing::info!(%peer, "refusing connection: too many from this address");
+                broker.metrics.connection_closed(Closed::PerIpLimit);
+                continue;
+            };
+            // At the limit, make room by closing the longest-idle connection; while no
+            // connection is idle, the new one waits (and the accept queue behind it).
+            let permit = loop {
+                if let Ok(p) = limit.clone().try_acquire_owned() {
+                    break Some(p);
+                }
+                registry.evict_longest_idle(EVICTABLE_AFTER);
+                tokio::select! {
+                    p = limit.clone().acquire_owned() => break p.ok(),
+                    _ = tokio::time::sleep(EVICTABLE_AFTER) => {}
+                }
+            };
+            let Some(permit) = permit else { return };
             tracing::debug!(%peer, "accepted connection");
             let open = broker.metrics.connection_opened();
             let broker = broker.clone();
             let shutdown = notify.subscribe();
             let done = done_tx.clone();
+            let budget = budget.clone();
             tokio::spawn(async move {
-                connection::serve(broker, socket, peer, shutdown).await;
+                let state = registered.state.clone();
+                connection::serve(broker, socket, peer, state, &budget, shutdown).await;
+                drop(registered);
                 drop(open);
                 drop(permit);
                 drop(done);

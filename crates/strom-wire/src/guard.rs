@@ -44,15 +44,36 @@ pub(crate) enum GuardError {
 /// Walks `body` as a request of `key` at `version`. Apis without a schema (none of
 /// Strom's) pass unchecked.
 pub(crate) fn check(key: ApiKey, version: i16, body: &[u8]) -> Result<(), GuardError> {
+    count(key, version, body).map(drop)
+}
+
+/// How many array elements a body holds, by kind: what decoding it will allocate
+/// beyond the frame itself (strings and byte fields are views into the frame).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Elements {
+    /// Elements of arrays of structures: one decoded struct each.
+    pub structs: u64,
+    /// Strings in arrays of strings.
+    pub strings: u64,
+    /// INT32s in arrays of them.
+    pub ints: u64,
+    /// Tagged fields the decoder does not know: each an entry in a map of them.
+    pub unknown_tags: u64,
+}
+
+/// [`check`], counting the array elements on the way.
+pub(crate) fn count(key: ApiKey, version: i16, body: &[u8]) -> Result<Elements, GuardError> {
     let Some(message) = schema::message(key) else {
-        return Ok(());
+        return Ok(Elements::default());
     };
     let mut walk = Walk {
         r: Reader::new(body),
         version,
         flexible: version >= message.flexible_from,
+        elements: Elements::default(),
     };
-    walk.structure(message.body)
+    walk.structure(message.body)?;
+    Ok(walk.elements)
 }
 
 /// The fewest bytes a value of `ty` can occupy at this version.
@@ -99,6 +120,7 @@ struct Walk<'a> {
     r: Reader<'a>,
     version: i16,
     flexible: bool,
+    elements: Elements,
 }
 
 impl Walk<'_> {
@@ -134,6 +156,7 @@ impl Walk<'_> {
                 }
                 None => {
                     self.r.take(size as usize).map_err(short)?;
+                    self.elements.unknown_tags += 1;
                 }
             }
         }
@@ -167,6 +190,7 @@ impl Walk<'_> {
             Ty::Structs(element) => {
                 let min = min_struct_size(element, self.version, self.flexible);
                 let n = self.array_len(s, name, min)?;
+                self.elements.structs += n;
                 for _ in 0..n {
                     self.structure(element)?;
                 }
@@ -174,11 +198,13 @@ impl Walk<'_> {
             }
             Ty::Int32s => {
                 let n = self.array_len(s, name, 4)?;
+                self.elements.ints += n;
                 // array_len has checked that n * 4 bytes are there.
                 self.r.take(n as usize * 4).map(drop).map_err(short)
             }
             Ty::Strs => {
                 let n = self.array_len(s, name, min_size(Ty::Str, self.version, self.flexible))?;
+                self.elements.strings += n;
                 for _ in 0..n {
                     self.value(s, name, Ty::Str)?;
                 }
@@ -476,6 +502,32 @@ mod tests {
         body.put_i32(1);
         body.put_i16(0);
         assert_eq!(check(ApiKey::Metadata, 0, &body), Ok(()));
+    }
+
+    #[test]
+    fn elements_are_counted_at_every_depth() {
+        // Fetch v4: two topics, of one and two partitions.
+        let mut body = BytesMut::new();
+        body.put_i32(-1);
+        body.put_i32(500);
+        body.put_i32(1);
+        body.put_i32(1 << 20);
+        body.put_i8(0);
+        body.put_i32(2);
+        for partitions in [1, 2] {
+            body.put_i16(1);
+            body.put_u8(b't');
+            body.put_i32(partitions);
+            body.put_bytes(0, 16 * partitions as usize);
+        }
+        let e = count(ApiKey::Fetch, 4, &body).unwrap();
+        assert_eq!(
+            e,
+            Elements {
+                structs: 5,
+                ..Elements::default()
+            }
+        );
     }
 
     #[test]

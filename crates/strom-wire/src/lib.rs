@@ -4,8 +4,10 @@
 //!
 //! **Architecture Invariant:** this crate does no I/O. It turns bytes into typed requests
 //! and typed responses into bytes; sockets, files and the tokio runtime belong to
-//! `strom-broker`. (tokio-util's codec traits are used for [`FrameCodec`] so that the
-//! broker can wrap a socket in `Framed`, but nothing here reads or writes one.)
+//! `strom-broker`. (tokio-util's codec traits are used for [`FrameCodec`] so that a caller
+//! can wrap a socket in `Framed`, but nothing here reads or writes one. The broker reads
+//! frames itself, to take a frame's length from its memory budget before the body, and
+//! asks [`decoded_cost`] what decoding a frame will hold before decoding it.)
 //!
 //! **Architecture Invariant:** no input makes it panic or abort. Message bodies are decoded
 //! by the `kafka-protocol` crate, and each body is first walked by an internal guard that
@@ -52,7 +54,9 @@ pub use header::{
     encode_response_header, peek_request_prefix, request_header_version, response_header_version,
 };
 pub use records::{ProducedBatch, produced_batches};
-pub use request::{Request, decode_request};
+pub use request::{
+    DECODED_BYTES_PER_STRING, DECODED_BYTES_PER_STRUCT, Request, decode_request, decoded_cost,
+};
 pub use response::{encode_response, unsupported_version_reply};
 pub use versions::{
     ApiRange, PRODUCE_MIN_USABLE_VERSION, SUPPORTED_APIS, advertised_range, api_versions_fallback,

@@ -125,6 +125,36 @@ pub fn decode_request(frame: Bytes) -> Result<Request, WireError> {
     })
 }
 
+/// Bytes a decoded element is reckoned to cost: kafka-protocol's structs are 50 to 150
+/// bytes (a `StrBytes` alone is 32, a `Vec` 24, the unknown-tagged-fields map 24), and
+/// the answer usually holds one structure per element asked about. One 3-byte topic name
+/// in Metadata decodes to a 72-byte struct: this is where large frames of small elements
+/// cost tens of times their size.
+pub const DECODED_BYTES_PER_STRUCT: usize = 256;
+/// The same for an element of an array of strings (a `StrBytes` and its answer), and for
+/// an unknown tagged field (an entry of a map of them, kept to re-encode).
+pub const DECODED_BYTES_PER_STRING: usize = 64;
+
+/// What decoding and answering `frame` will hold in memory beyond the frame itself, by
+/// the array elements its body declares, without decoding it. `None` when the frame
+/// would not decode (then [`decode_request`] says why).
+pub fn decoded_cost(frame: &Bytes) -> Option<usize> {
+    let prefix = peek_request_prefix(frame).ok()?;
+    let api_key = ApiKey::try_from(prefix.api_key).ok()?;
+    if !is_usable(prefix.api_key, prefix.api_version) {
+        return None;
+    }
+    let version = prefix.api_version;
+    let mut body = frame.clone();
+    decode_request_header(&mut body, request_header_version(api_key, version)).ok()?;
+    let e = guard::count(api_key, version, &body).ok()?;
+    let cost = e.structs as u128 * DECODED_BYTES_PER_STRUCT as u128
+        + e.strings as u128 * DECODED_BYTES_PER_STRING as u128
+        + e.ints as u128 * 4
+        + e.unknown_tags as u128 * DECODED_BYTES_PER_STRING as u128;
+    Some(usize::try_from(cost).unwrap_or(usize::MAX))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -388,6 +418,34 @@ pub(crate) mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn decoded_cost_counts_elements_not_bytes() {
+        // Metadata v1 naming "a" 1000 times: 3 bytes each on the wire.
+        let mut body = BytesMut::new();
+        body.put_i32(1000);
+        for _ in 0..1000 {
+            body.put_i16(1);
+            body.put_u8(b'a');
+        }
+        let f = frame(ApiKey::Metadata, 1, 7, &body);
+        assert_eq!(decoded_cost(&f), Some(1000 * DECODED_BYTES_PER_STRUCT));
+        // ApiVersions v3 (flexible): two strings, then 1000 unknown tagged fields of 0 bytes.
+        let mut body = BytesMut::new();
+        body.put_slice(&[1, 1]); // client software name and version: empty
+        body.put_slice(&[0xe8, 0x07]); // 1000 tagged fields
+        for tag in 0..1000u32 {
+            let tag = tag + 100;
+            body.put_slice(&[0x80 | (tag & 0x7f) as u8, (tag >> 7) as u8, 0]);
+        }
+        let f = frame(ApiKey::ApiVersions, 3, 7, &body);
+        assert_eq!(decoded_cost(&f), Some(1000 * DECODED_BYTES_PER_STRING));
+        assert_eq!(decoded_cost(&f.slice(..f.len() - 1)), None, "truncated");
+        assert_eq!(
+            decoded_cost(&frame(ApiKey::ApiVersions, 0, 1, &[])),
+            Some(0)
+        );
     }
 
     #[test]

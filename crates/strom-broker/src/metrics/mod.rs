@@ -38,6 +38,38 @@ pub enum Outcome {
     Closed,
 }
 
+/// Why the broker closed or refused a client connection, for
+/// `strom_connections_closed_total`'s `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// No request for `connections_max_idle_ms`.
+    Idle,
+    /// A request frame did not arrive whole within `request_read_timeout_ms`.
+    RequestTimeout,
+    /// The longest-idle connection, closed to admit a new one at `max_connections`.
+    Evicted,
+    /// Refused at accept: its address had `max_connections_per_ip` open.
+    PerIpLimit,
+}
+
+impl Closed {
+    const ALL: [Closed; 4] = [
+        Closed::Idle,
+        Closed::RequestTimeout,
+        Closed::Evicted,
+        Closed::PerIpLimit,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Closed::Idle => "idle",
+            Closed::RequestTimeout => "request_timeout",
+            Closed::Evicted => "evicted",
+            Closed::PerIpLimit => "per_ip_limit",
+        }
+    }
+}
+
 /// A request being handled: started by [`Metrics::start`], ended by
 /// [`Metrics::finish`] once its answer is written.
 #[derive(Debug)]
@@ -64,6 +96,10 @@ pub struct Metrics {
     topics: RwLock<HashMap<String, Arc<TopicTraffic>>>,
     connections_open: AtomicI64,
     connections_accepted: AtomicU64,
+    /// By [`Closed`], in `Closed::ALL` order.
+    connections_closed: [AtomicU64; 4],
+    /// The request memory budget, once the server runs.
+    budget: std::sync::OnceLock<crate::budget::Budget>,
     leader_changes: AtomicU64,
     /// Duration of each partition log's fsyncs in a group-commit round.
     fsync: Arc<Histogram>,
@@ -123,6 +159,8 @@ impl Metrics {
             topics: RwLock::new(HashMap::new()),
             connections_open: AtomicI64::new(0),
             connections_accepted: AtomicU64::new(0),
+            connections_closed: Default::default(),
+            budget: std::sync::OnceLock::new(),
             leader_changes: AtomicU64::new(0),
             fsync: Arc::new(Histogram::new(FSYNC_BUCKETS)),
             delivery: Delivery::default(),
@@ -182,6 +220,17 @@ impl Metrics {
         ConnectionGuard {
             metrics: self.clone(),
         }
+    }
+
+    /// The server's request budget, reported as gauges.
+    pub(crate) fn set_budget(&self, budget: crate::budget::Budget) {
+        let _ = self.budget.set(budget);
+    }
+
+    /// The broker closed (or refused) a connection for `why`.
+    pub fn connection_closed(&self, why: Closed) {
+        let i = Closed::ALL.iter().position(|c| *c == why).unwrap_or(0);
+        self.connections_closed[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// What the storage engine calls after each log's fsyncs in a group-commit round.
@@ -287,6 +336,32 @@ impl Metrics {
             &[],
             self.connections_accepted.load(Ordering::Relaxed) as i64,
         );
+        e.family(
+            "strom_connections_closed_total",
+            Kind::Counter,
+            "Kafka client connections the broker closed or refused, by reason: idle (connections_max_idle_ms), request_timeout (a frame not complete within request_read_timeout_ms), evicted (longest-idle, closed at max_connections to admit a new one), per_ip_limit (refused at max_connections_per_ip).",
+        );
+        for (c, n) in Closed::ALL.iter().zip(&self.connections_closed) {
+            e.sample(
+                "strom_connections_closed_total",
+                &[("reason", c.label())],
+                n.load(Ordering::Relaxed) as i64,
+            );
+        }
+        if let Some(b) = self.budget.get() {
+            e.family(
+                "strom_request_bytes_in_flight",
+                Kind::Gauge,
+                "Bytes of request frames read and not yet answered (the memory budget in use).",
+            );
+            e.sample("strom_request_bytes_in_flight", &[], b.in_use() as i64);
+            e.family(
+                "strom_request_bytes_budget",
+                Kind::Gauge,
+                "The memory budget for requests in flight (queued_max_request_bytes).",
+            );
+            e.sample("strom_request_bytes_budget", &[], b.total() as i64);
+        }
     }
 
     /// Traffic per topic and offsets per partition. Returns every partition's log end
