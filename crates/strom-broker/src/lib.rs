@@ -17,6 +17,7 @@ mod leaders;
 pub mod metrics;
 pub mod node;
 pub mod producers;
+pub mod record_check;
 mod sendfile;
 pub mod server;
 #[cfg(test)]

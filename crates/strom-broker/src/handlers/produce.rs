@@ -6,7 +6,7 @@ use std::sync::Arc;
 use strom_log::TopicPartition;
 use strom_wire::ErrorCode;
 use strom_wire::kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use strom_wire::kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
@@ -118,6 +118,7 @@ fn response(
                     match r.outcome {
                         Ok(a) => base
                             .with_base_offset(a.base_offset)
+                            .with_log_append_time_ms(a.log_append_time)
                             .with_log_start_offset(a.log_start_offset),
                         Err(f) => {
                             let resp = base
@@ -125,7 +126,20 @@ fn response(
                                 .with_base_offset(-1)
                                 .with_log_start_offset(-1);
                             if version >= 8 {
+                                // Kafka names the record to blame as well as the batch.
+                                let record_errors = f
+                                    .record_index
+                                    .map(|i| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(i)
+                                            .with_batch_index_error_message(Some(str_bytes(
+                                                f.message.clone(),
+                                            )))
+                                    })
+                                    .into_iter()
+                                    .collect();
                                 resp.with_error_message(Some(str_bytes(f.message)))
+                                    .with_record_errors(record_errors)
                             } else {
                                 resp
                             }
