@@ -97,7 +97,7 @@ impl RecordError {
 }
 
 /// Checks the records of `batch`, a whole batch whose header (`header`) and CRC were
-/// already validated. A compressed batch is decompressed into `scratch` (cleared first,
+/// already validated. A compressed batch is decompressed into `scratch` (overwritten,
 /// and reusable across calls).
 pub fn check_batch(
     batch: &[u8],
@@ -123,9 +123,8 @@ pub fn check_batch(
         codec => {
             // Refused before a byte is decompressed when even the bound cannot hold it.
             check_count(header.records_count, rules.max_decompressed_bytes)?;
-            scratch.clear();
-            decompress_into(codec, body, rules.max_decompressed_bytes, scratch)?;
-            &scratch[..]
+            let n = decompress_into(codec, body, rules.max_decompressed_bytes, scratch)?;
+            &scratch[..n]
         }
     };
     check_count(header.records_count, records.len())?;

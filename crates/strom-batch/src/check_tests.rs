@@ -450,3 +450,39 @@ fn mutated_batches_never_panic() {
         let _ = check(&b);
     }
 }
+
+/// The broker reuses one scratch buffer per thread without zeroing it: bytes left over
+/// from a larger batch must never be read as part of a smaller one.
+#[test]
+fn a_reused_scratch_buffer_leaves_nothing_stale() {
+    let mut scratch = Vec::new();
+    let big: Vec<u8> = (0..50)
+        .flat_map(|i| record(0, i, None, Some(&[7; 100])))
+        .collect();
+    let small = record(0, 0, None, Some(&[1; 20]));
+    for (codec, id) in [
+        (Compression::Gzip, 1),
+        (Compression::Snappy, 2),
+        (Compression::Lz4, 3),
+        (Compression::Zstd, 4),
+    ] {
+        let b = batch(&compress(codec, &big).unwrap(), 50, NOW, id);
+        let h = RecordBatchHeader::validate_produced(&b, 0).unwrap();
+        assert!(
+            check_batch(&b, &h, &RULES, &mut scratch).is_ok(),
+            "{codec:?}"
+        );
+        // Claims two records but holds one: the stale second record of `big` must not
+        // count.
+        let b = batch(&compress(codec, &small).unwrap(), 2, NOW, id);
+        let h = RecordBatchHeader::validate_produced(&b, 0).unwrap();
+        assert_eq!(
+            check_batch(&b, &h, &RULES, &mut scratch),
+            Err(RecordError::CountMismatch {
+                claimed: 2,
+                found: 1
+            }),
+            "{codec:?}"
+        );
+    }
+}

@@ -12,6 +12,8 @@
 //!
 //! Decompression takes a hard bound on its output: a few kilobytes of zstd or gzip can
 //! claim gigabytes, so output beyond the bound is never produced, let alone allocated.
+//! It writes into a caller's buffer that may be reused across batches without being
+//! zeroed again (the broker keeps one per thread).
 
 use std::io::{Read, Write};
 
@@ -69,69 +71,72 @@ pub fn compress(codec: Compression, records: &[u8]) -> Result<Vec<u8>, CodecErro
     }
 }
 
-/// Decompresses a batch's record bytes, appending them to `out`, which must not grow by
-/// more than `limit` bytes: past that the result is [`CodecError::TooLarge`] and `out`
-/// holds at most `limit` + 1 new bytes.
+/// Decompresses a batch's record bytes into `out`, overwriting it from its start, and
+/// returns their length: `out[..n]` are the records. `out` may be left longer than
+/// that (stale bytes past `n`): a buffer reused across batches is written over, not
+/// zeroed again. Output past `limit` bytes is [`CodecError::TooLarge`], and `out` never
+/// grows to more than `limit` + 1 bytes unless it already was.
 pub fn decompress_into(
     compression: Compression,
     data: &[u8],
     limit: usize,
     out: &mut Vec<u8>,
-) -> Result<(), CodecError> {
+) -> Result<usize, CodecError> {
     let err = |e: &dyn std::fmt::Display| CodecError::Corrupt {
         codec: compression,
         message: e.to_string(),
     };
-    let too_large = CodecError::TooLarge {
-        codec: compression,
-        limit,
-    };
-    let start = out.len();
     match compression {
         Compression::None => {
             if data.len() > limit {
-                return Err(too_large);
+                return Err(CodecError::TooLarge {
+                    codec: compression,
+                    limit,
+                });
             }
+            out.clear();
             out.extend_from_slice(data);
+            Ok(data.len())
         }
         Compression::Gzip => read_bounded(
             flate2::read::MultiGzDecoder::new(data),
             compression,
             limit,
             out,
-        )?,
+        ),
         Compression::Snappy if data.starts_with(XERIAL_MAGIC) => {
             let mut rest = data
                 .get(XERIAL_HEADER..)
                 .ok_or_else(|| err(&"short xerial header"))?;
+            let mut filled = 0;
             while !rest.is_empty() {
                 let (len, tail) = rest
                     .split_first_chunk::<4>()
                     .ok_or_else(|| err(&"short xerial block length"))?;
                 let len = u32::from_be_bytes(*len) as usize;
                 let block = tail.get(..len).ok_or_else(|| err(&"short xerial block"))?;
-                snappy_block(block, compression, limit - (out.len() - start), out)?;
+                filled = snappy_block(block, compression, limit, out, filled)?;
                 rest = &tail[len..];
             }
+            Ok(filled)
         }
-        Compression::Snappy => snappy_block(data, compression, limit, out)?,
+        Compression::Snappy => snappy_block(data, compression, limit, out, 0),
         Compression::Lz4 => read_bounded(
             lz4_flex::frame::FrameDecoder::new(data),
             compression,
             limit,
             out,
-        )?,
+        ),
         Compression::Zstd => {
             let mut d = zstd::stream::read::Decoder::new(data).map_err(|e| err(&e))?;
             // The window is memory the decoder allocates up front, sized by the frame.
             let bits = usize::BITS - limit.leading_zeros();
             d.window_log_max(bits.clamp(ZSTD_MIN_WINDOW_LOG, ZSTD_MAX_WINDOW_LOG))
                 .map_err(|e| err(&e))?;
-            read_bounded(d, compression, limit, out)?
+            read_bounded(d, compression, limit, out)
         }
-        Compression::Unknown(id) => return Err(CodecError::Unsupported(id)),
+        Compression::Unknown(id) => Err(CodecError::Unsupported(id)),
     }
-    Ok(())
 }
 
 /// [`decompress_into`] a new buffer.
@@ -141,63 +146,68 @@ pub fn decompress(
     limit: usize,
 ) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::new();
-    decompress_into(compression, data, limit, &mut out)?;
+    let n = decompress_into(compression, data, limit, &mut out)?;
+    out.truncate(n);
     Ok(out)
 }
 
-/// One raw snappy block: its header states the decompressed length, which is checked
-/// before anything is allocated.
+/// Makes `out[..len]` writable, growing `out` (by exactly what is missing) only when it
+/// is shorter.
+fn ensure_len(out: &mut Vec<u8>, len: usize) {
+    if out.len() < len {
+        out.reserve_exact(len - out.len());
+        out.resize(len, 0);
+    }
+}
+
+/// One raw snappy block written at `out[filled..]`: its header states the decompressed
+/// length, which is checked against what is left of the bound before anything is
+/// allocated. Returns the new end.
 fn snappy_block(
     block: &[u8],
     codec: Compression,
     limit: usize,
     out: &mut Vec<u8>,
-) -> Result<(), CodecError> {
+    filled: usize,
+) -> Result<usize, CodecError> {
     let err = |e: &dyn std::fmt::Display| CodecError::Corrupt {
         codec,
         message: e.to_string(),
     };
     let len = snap::raw::decompress_len(block).map_err(|e| err(&e))?;
-    if len > limit {
+    if len > limit - filled {
         return Err(CodecError::TooLarge { codec, limit });
     }
-    let start = out.len();
-    out.resize(start + len, 0);
-    match snap::raw::Decoder::new().decompress(block, &mut out[start..]) {
-        Ok(n) => {
-            out.truncate(start + n);
-            Ok(())
-        }
-        Err(e) => {
-            out.truncate(start);
-            Err(err(&e))
-        }
-    }
+    ensure_len(out, filled + len);
+    let n = snap::raw::Decoder::new()
+        .decompress(block, &mut out[filled..filled + len])
+        .map_err(|e| err(&e))?;
+    Ok(filled + n)
 }
 
-/// Reads a streaming decoder to its end into `out`, growing `out` by exact steps so its
-/// capacity never passes what the bound allows.
+/// Reads a streaming decoder to its end into `out` from its start, growing `out` by
+/// exact steps (doubling from 64 KiB) so its capacity never passes the bound + 1.
+/// Returns the decompressed length.
 fn read_bounded(
     mut reader: impl Read,
     codec: Compression,
     limit: usize,
     out: &mut Vec<u8>,
-) -> Result<(), CodecError> {
+) -> Result<usize, CodecError> {
     const STEP: usize = 64 * 1024;
-    let start = out.len();
+    let mut filled = 0;
     loop {
-        let used = out.len() - start;
-        // One byte past the bound tells a stream that ends exactly at it from a longer one.
-        let room = (limit.saturating_add(1) - used).min(used.max(STEP));
-        let at = out.len();
-        out.reserve_exact(room);
-        out.resize(at + room, 0);
+        if filled == out.len() {
+            // One byte past the bound tells a stream that ends exactly at it from a
+            // longer one.
+            let room = (limit.saturating_add(1) - filled).min(filled.max(STEP));
+            ensure_len(out, filled + room);
+        }
         let n = loop {
-            match reader.read(&mut out[at..]) {
+            match reader.read(&mut out[filled..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    out.truncate(at);
                     return Err(CodecError::Corrupt {
                         codec,
                         message: e.to_string(),
@@ -205,11 +215,11 @@ fn read_bounded(
                 }
             }
         };
-        out.truncate(at + n);
         if n == 0 {
-            return Ok(());
+            return Ok(filled);
         }
-        if out.len() - start > limit {
+        filled += n;
+        if filled > limit {
             return Err(CodecError::TooLarge { codec, limit });
         }
     }

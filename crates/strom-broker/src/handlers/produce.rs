@@ -154,3 +154,36 @@ fn response(
         .collect();
     ProduceResponse::default().with_responses(responses)
 }
+
+#[cfg(test)]
+mod tests {
+    use strom_wire::kafka_protocol::messages::TopicName;
+
+    use super::*;
+
+    fn refused(version: i16) -> PartitionProduceResponse {
+        let mut f = Failure::new(ErrorCode::InvalidRecord, "record 3 is malformed: x");
+        f.record_index = Some(3);
+        let results = vec![(
+            TopicName(str_bytes("t")),
+            vec![PartitionResult {
+                tp: TopicPartition::new("t", 0),
+                outcome: Err(f),
+            }],
+        )];
+        response(results, version).responses[0].partition_responses[0].clone()
+    }
+
+    /// Kafka names the record to blame in `record_errors` from Produce v8 on.
+    #[test]
+    fn record_errors_name_the_record_from_v8() {
+        let p = refused(8);
+        assert_eq!(p.error_code, ErrorCode::InvalidRecord.code());
+        assert_eq!(p.record_errors.len(), 1);
+        assert_eq!(p.record_errors[0].batch_index, 3);
+        assert_eq!(p.error_message.as_deref(), Some("record 3 is malformed: x"));
+        let p = refused(7);
+        assert_eq!(p.error_code, ErrorCode::InvalidRecord.code());
+        assert!(p.record_errors.is_empty() && p.error_message.is_none());
+    }
+}
