@@ -145,8 +145,9 @@ def test_retention_uses_the_records_timestamps(broker, topic):
     """A header claiming maxTimestamp 5 no longer gets fresh records deleted at once."""
     create_topic(broker.bootstrap, topic, config={"retention.ms": "60000", "segment.ms": "100"})
     later = [f"later-{i}".encode() for i in range(8)]
+    now = int(time.time() * 1000)
     with kafka_wire.Conn(broker.bootstrap) as c:
-        assert c.produce(topic, 0, batch(record(0, b"fresh"), 1, NOW, 5)).error_code == 0
+        assert c.produce(topic, 0, batch(record(0, b"fresh"), 1, now, 5)).error_code == 0
         # Later appends roll segments (segment.ms is short), so retention has closed
         # segments to judge while several of its checks run.
         for value in later:

@@ -877,6 +877,19 @@ impl Broker {
                 "transactional batches are not supported yet",
             ));
         }
+        let (max_bytes, log_start_offset) = self
+            .logs
+            .with_log(tp, |l| (l.config().max_message_bytes, l.log_start_offset()))
+            .ok_or_else(|| unknown_partition(tp))?;
+        if let Some((h, _)) = batches.iter().find(|(h, _)| h.total_size() > max_bytes) {
+            return Err(Failure::new(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "a batch of {} bytes exceeds max.message.bytes {max_bytes}",
+                    h.total_size()
+                ),
+            ));
+        }
         // Every record is checked before anything is proposed: a count the bytes cannot
         // hold would otherwise become that many Raft entries (docs/adr/0002).
         let topic = self.topics.get(&tp.topic);
@@ -902,19 +915,6 @@ impl Broker {
                 .collect::<Result<Vec<_>, _>>()
         })?;
         let log_append_time = if policy.log_append_time { now } else { -1 };
-        let (max_bytes, log_start_offset) = self
-            .logs
-            .with_log(tp, |l| (l.config().max_message_bytes, l.log_start_offset()))
-            .ok_or_else(|| unknown_partition(tp))?;
-        if let Some((h, _)) = batches.iter().find(|(h, _)| h.total_size() > max_bytes) {
-            return Err(Failure::new(
-                ErrorCode::MessageTooLarge,
-                format!(
-                    "a batch of {} bytes exceeds max.message.bytes {max_bytes}",
-                    h.total_size()
-                ),
-            ));
-        }
         let pending = partition.uncommitted.lock().unwrap().1;
         if pending > MAX_UNCOMMITTED_BYTES {
             return Err(Failure::new(
