@@ -108,13 +108,9 @@ def test_offsets_for_times(broker, topic, per_batch):
     assert offsets_for_times(broker, topic, times) == expected_offsets(t0, offsets, times)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="broker bug, not fixed: for a compressed batch Strom answers ListOffsets by "
-    "timestamp with the batch's first offset, not the first record with timestamp >= target "
-    "(Kafka decompresses to find it); strom-broker has no codec dependencies to look inside",
-)
 def test_offsets_for_times_compressed_batches(broker, topic):
+    """The broker looks inside compressed batches (ADR 0002) for the first record at or
+    after the target, as Kafka does."""
     create_topic(broker.bootstrap, topic)
     n = 24
     t0, offsets = produce_timed(broker, topic, n, 8, compression="zstd")

@@ -45,7 +45,8 @@ pub enum BatchError {
         stored: u32,
         computed: u32,
     },
-    /// Records of a compressed batch were asked for; the broker carries no codecs.
+    /// Records of a compressed batch were asked for from a reader that takes only
+    /// uncompressed ones (decompress first, see `codec`).
     #[error("batch is compressed with codec {codec}")]
     Compressed { codec: u8 },
     /// `records_count` and `last_offset_delta` disagree, or are negative.
@@ -59,8 +60,7 @@ pub enum BatchError {
     },
 }
 
-/// The compression codec named in a batch's attributes. The broker never decompresses;
-/// it only reports what the producer chose.
+/// The compression codec named in a batch's attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
@@ -266,6 +266,30 @@ impl RecordBatchHeader {
     pub fn stamp_leader_epoch(buf: &mut [u8], epoch: i32) {
         buf[LEADER_EPOCH..LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
     }
+
+    /// Sets the timestamp type bit and `max_timestamp` of the whole batch `buf` and
+    /// recomputes its CRC, as Kafka does when the records disagree with the header or the
+    /// topic stamps append time. Both fields lie inside the CRC, hence the new one.
+    /// Returns false, leaving the batch untouched, when both already hold.
+    pub fn set_max_timestamp(
+        buf: &mut [u8],
+        timestamp_type: TimestampType,
+        max_timestamp: i64,
+    ) -> bool {
+        let old_attributes = be_i16(buf, ATTRIBUTES);
+        let attributes = match timestamp_type {
+            TimestampType::CreateTime => old_attributes & !0x08,
+            TimestampType::LogAppendTime => old_attributes | 0x08,
+        };
+        if attributes == old_attributes && be_i64(buf, MAX_TIMESTAMP) == max_timestamp {
+            return false;
+        }
+        buf[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        buf[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[ATTRIBUTES..]);
+        buf[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        true
+    }
 }
 
 #[cfg(test)]
@@ -357,6 +381,34 @@ pub(crate) mod tests {
             RecordBatchHeader::parse(&d, 0),
             Err(BatchError::UnsupportedMagic { magic: 1, .. })
         ));
+    }
+
+    #[test]
+    fn set_max_timestamp_rewrites_the_crc() {
+        let mut b = make_batch(2, 5, 100);
+        assert!(!RecordBatchHeader::set_max_timestamp(
+            &mut b,
+            TimestampType::CreateTime,
+            100
+        ));
+        assert!(RecordBatchHeader::set_max_timestamp(
+            &mut b,
+            TimestampType::LogAppendTime,
+            777
+        ));
+        let h = RecordBatchHeader::validate(&b, 0).unwrap();
+        assert_eq!(h.max_timestamp, 777);
+        assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
+        assert!(RecordBatchHeader::set_max_timestamp(
+            &mut b,
+            TimestampType::CreateTime,
+            -1
+        ));
+        let h = RecordBatchHeader::validate(&b, 0).unwrap();
+        assert_eq!(
+            (h.max_timestamp, h.timestamp_type()),
+            (-1, TimestampType::CreateTime)
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Kafka RecordBatch v2 as bytes: a zero-copy view of the batch header, CRC-32C
-//! validation, and stamping of the fields that lie outside the CRC.
+//! validation, stamping of the fields that lie outside the CRC, the record-level checks
+//! the broker makes on every produced batch (`check`), and the codecs (`codec`).
 //!
-//! This crate does no I/O and never looks inside the records: the broker stores and
-//! serves batches exactly as producers sent them, so everything it needs to know about a
-//! batch is in the 61-byte header.
+//! This crate does no I/O. The broker stores batches as producers sent them, except for
+//! the base offset and leader epoch (outside the CRC) and, where the records say
+//! otherwise or the topic stamps append time, the timestamp type and max timestamp
+//! (docs/adr/0003-record-validation.md).
 //!
 //! Byte layout of one batch (all integers big-endian):
 //!
@@ -26,9 +28,14 @@
 //!     61     …  records
 //! ```
 
+mod check;
+pub mod codec;
 mod header;
 mod iter;
 mod record;
+
+pub use check::{CheckRules, CheckedBatch, MIN_RECORD_BYTES, RecordError, check_batch};
+pub use codec::CodecError;
 
 pub use header::{
     BATCH_HEADER_LEN, BatchError, Compression, LOG_OVERHEAD, RecordBatchHeader, TimestampType,

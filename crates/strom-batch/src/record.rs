@@ -418,7 +418,8 @@ impl<'a> Iterator for RecordViews<'a> {
 }
 
 /// Decodes the records of one uncompressed batch at the start of `buf`. Compressed
-/// batches are refused (the broker does not carry codecs).
+/// batches are refused: decompress them with [`crate::codec`] and use
+/// [`decode_record_bytes`].
 pub fn decode_records(buf: &[u8]) -> Result<(RecordBatchHeader, Vec<Record>), BatchError> {
     let header = RecordBatchHeader::validate(buf, 0)?;
     if header.attributes & 0x07 != 0 {

@@ -31,6 +31,7 @@ use crate::leaders::{self, GOSSIP_GROUP, Led, RemoteLeaders};
 use crate::metrics::Metrics;
 use crate::node::NodeState;
 use crate::producers::{ProducerStates, SequenceCheck};
+use crate::record_check;
 use crate::topics::{
     TopicError, TopicMeta, TopicStore, log_config, validate_configs, validate_topic_name,
 };
@@ -97,6 +98,8 @@ pub struct Appended {
     pub duplicate: bool,
     /// The term it was appended in (commit waits fail if leadership moves on).
     pub term: u64,
+    /// The broker's clock stamped on the batches (LogAppendTime topics), else -1.
+    pub log_append_time: i64,
 }
 
 /// What a read found.
@@ -911,6 +914,31 @@ impl Broker {
                 ),
             ));
         }
+        // Every record is checked before anything is proposed: a count the bytes cannot
+        // hold would otherwise become that many Raft entries (docs/adr/0002).
+        let topic = self.topics.get(&tp.topic);
+        let no_configs = BTreeMap::new();
+        let policy = record_check::TimestampPolicy::for_topic(
+            &self.config.records,
+            topic.as_deref().map_or(&no_configs, |t| &t.configs),
+        );
+        let now = now_ms();
+        let stamps = record_check::with_scratch(|scratch| {
+            batches
+                .iter()
+                .map(|(h, range)| {
+                    record_check::check(
+                        &records[range.clone()],
+                        h,
+                        &policy,
+                        now,
+                        self.config.records.max_decompressed_batch_bytes,
+                        scratch,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let log_append_time = if policy.log_append_time { now } else { -1 };
         let pending = partition.uncommitted.lock().unwrap().1;
         if pending > MAX_UNCOMMITTED_BYTES {
             return Err(Failure::new(
@@ -951,6 +979,7 @@ impl Broker {
                         log_start_offset,
                         duplicate: true,
                         term: status.term,
+                        log_append_time: -1,
                     });
                 }
                 SequenceCheck::Reject(code) => {
@@ -966,7 +995,12 @@ impl Broker {
         }
         let copies: Vec<Vec<u8>> = batches
             .iter()
-            .map(|(_, range)| records[range.clone()].to_vec())
+            .zip(stamps)
+            .map(|((_, range), stamp)| {
+                let mut copy = records[range.clone()].to_vec();
+                record_check::stamp(&mut copy, stamp);
+                copy
+            })
             .collect();
         let proposed = self
             .raft
@@ -1002,6 +1036,7 @@ impl Broker {
             log_start_offset,
             duplicate: false,
             term: proposed.term,
+            log_append_time,
         })
     }
 

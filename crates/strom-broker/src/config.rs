@@ -168,6 +168,31 @@ pub const SETTINGS: &[Setting] = &[
         help: "default max.message.bytes: largest record batch accepted",
     },
     Setting {
+        key: "message_timestamp_type",
+        default: "CreateTime",
+        help: "default message.timestamp.type: CreateTime keeps the producer's timestamps, LogAppendTime stamps each batch with the broker's clock (Kafka: log.message.timestamp.type)",
+    },
+    Setting {
+        key: "message_timestamp_before_max_ms",
+        default: "9223372036854775807",
+        help: "default message.timestamp.before.max.ms: how far in the past a create time may lie, else INVALID_TIMESTAMP (Kafka: log.message.timestamp.before.max.ms)",
+    },
+    Setting {
+        key: "message_timestamp_after_max_ms",
+        default: "9223372036854775807",
+        help: "default message.timestamp.after.max.ms: how far in the future a create time may lie, else INVALID_TIMESTAMP (Kafka: log.message.timestamp.after.max.ms)",
+    },
+    Setting {
+        key: "message_timestamp_difference_max_ms",
+        default: "9223372036854775807",
+        help: "default message.timestamp.difference.max.ms, deprecated by Kafka: bounds both directions at once",
+    },
+    Setting {
+        key: "max_decompressed_batch_bytes",
+        default: "67108864",
+        help: "largest size a compressed batch may decompress to when its records are checked; a larger one is refused with MESSAGE_TOO_LARGE",
+    },
+    Setting {
         key: "index_interval_bytes",
         default: "4096",
         help: "bytes between offset-index entries",
@@ -251,6 +276,8 @@ pub struct BrokerConfig {
     pub max_partitions_per_node: u64,
     pub max_open_logs: usize,
     pub log: LogConfig,
+    /// Record checks: timestamp type and bounds, the decompression bound.
+    pub records: crate::record_check::RecordDefaults,
     pub retention_check: Duration,
     pub shutdown_timeout: Duration,
     /// The consumer-group coordinator's settings (its `member_id_seed` is set per start
@@ -515,6 +542,7 @@ impl RawSettings {
                 flush,
                 ..LogConfig::default()
             },
+            records: self.record_defaults()?,
             retention_check: Duration::from_millis(self.parse("retention_check_ms")?),
             shutdown_timeout: Duration::from_millis(self.parse("shutdown_timeout_ms")?),
             group,
@@ -528,6 +556,34 @@ impl RawSettings {
             raft_tick: Duration::from_millis(self.parse::<u64>("raft_tick_ms")?.max(1)),
             raft_election_ticks: election,
             raft_heartbeat_ticks: heartbeat,
+        })
+    }
+
+    /// The `message_timestamp_*` settings and the decompression bound.
+    fn record_defaults(&self) -> Result<crate::record_check::RecordDefaults, ConfigError> {
+        let log_append_time = match self.get("message_timestamp_type").0.trim() {
+            "CreateTime" => false,
+            "LogAppendTime" => true,
+            _ => {
+                return Err(self.invalid(
+                    "message_timestamp_type",
+                    "expected CreateTime or LogAppendTime",
+                ));
+            }
+        };
+        let ms = |key: &str| -> Result<i64, ConfigError> {
+            let v: i64 = self.parse(key)?;
+            if v < 0 {
+                return Err(self.invalid(key, "must be at least 0"));
+            }
+            Ok(v)
+        };
+        Ok(crate::record_check::RecordDefaults {
+            log_append_time,
+            before_max_ms: ms("message_timestamp_before_max_ms")?,
+            after_max_ms: ms("message_timestamp_after_max_ms")?,
+            difference_max_ms: ms("message_timestamp_difference_max_ms")?,
+            max_decompressed_batch_bytes: self.parse("max_decompressed_batch_bytes")?,
         })
     }
 

@@ -37,6 +37,8 @@ pub fn batch_error_code(e: &BatchError) -> ErrorCode {
 pub struct Failure {
     pub code: ErrorCode,
     pub message: String,
+    /// The index within its batch of the record to blame, for Produce's `record_errors`.
+    pub record_index: Option<i32>,
 }
 
 impl Failure {
@@ -44,16 +46,14 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            record_index: None,
         }
     }
 }
 
 impl From<&LogError> for Failure {
     fn from(e: &LogError) -> Self {
-        Failure {
-            code: log_error_code(e),
-            message: e.to_string(),
-        }
+        Failure::new(log_error_code(e), e.to_string())
     }
 }
 
@@ -65,9 +65,6 @@ impl From<LogError> for Failure {
 
 impl From<crate::topics::TopicError> for Failure {
     fn from(e: crate::topics::TopicError) -> Self {
-        Failure {
-            code: e.code,
-            message: e.message,
-        }
+        Failure::new(e.code, e.message)
     }
 }

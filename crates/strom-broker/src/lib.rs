@@ -20,6 +20,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod producers;
+pub mod record_check;
 mod registry;
 mod sendfile;
 pub mod server;

@@ -141,8 +141,32 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     },
     TopicConfigDef {
         name: "message.timestamp.type",
-        doc: "record timestamps are the producer's create time",
-        kind: ConfigKind::Choice(&["CreateTime"]),
+        doc: "CreateTime: the producer's timestamps; LogAppendTime: the broker's clock when the batch is appended",
+        kind: ConfigKind::Choice(&["CreateTime", "LogAppendTime"]),
+    },
+    TopicConfigDef {
+        name: "message.timestamp.before.max.ms",
+        doc: "how far before the broker's clock a create time may be (else INVALID_TIMESTAMP)",
+        kind: ConfigKind::Long {
+            min: 0,
+            allow_unlimited: false,
+        },
+    },
+    TopicConfigDef {
+        name: "message.timestamp.after.max.ms",
+        doc: "how far after the broker's clock a create time may be (else INVALID_TIMESTAMP)",
+        kind: ConfigKind::Long {
+            min: 0,
+            allow_unlimited: false,
+        },
+    },
+    TopicConfigDef {
+        name: "message.timestamp.difference.max.ms",
+        doc: "deprecated by Kafka: bounds a create time's distance from the broker's clock both ways",
+        kind: ConfigKind::Long {
+            min: 0,
+            allow_unlimited: false,
+        },
     },
     TopicConfigDef {
         name: "compression.type",
@@ -201,7 +225,15 @@ impl TopicConfigDef {
             "max.message.bytes" => log.max_message_bytes.to_string(),
             "index.interval.bytes" => log.index_interval_bytes.to_string(),
             "cleanup.policy" => "delete".into(),
-            "message.timestamp.type" => "CreateTime".into(),
+            "message.timestamp.type" => if broker.records.log_append_time {
+                "LogAppendTime"
+            } else {
+                "CreateTime"
+            }
+            .into(),
+            "message.timestamp.before.max.ms" => broker.records.before_max_ms.to_string(),
+            "message.timestamp.after.max.ms" => broker.records.after_max_ms.to_string(),
+            "message.timestamp.difference.max.ms" => broker.records.difference_max_ms.to_string(),
             "compression.type" => "producer".into(),
             _ => String::new(),
         }

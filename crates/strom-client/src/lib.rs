@@ -11,7 +11,7 @@
 //!   (list, describe, committed offsets, commit, delete), and `consumer.rs`, a member of
 //!   a consumer group with the range assignor (`consumer_protocol.rs`).
 //! - `records.rs` and `compression.rs`: record batches built with strom-batch's
-//!   `RecordBatchBuilder`, compressed with gzip, snappy, lz4 or zstd.
+//!   `RecordBatchBuilder`, compressed with gzip, snappy, lz4 or zstd (strom-batch's codecs).
 //!
 //! Every failure is a [`ClientError`]; a broker's error code is reported with Kafka's
 //! name for it (`UNKNOWN_TOPIC_OR_PARTITION`).

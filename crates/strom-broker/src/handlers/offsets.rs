@@ -152,10 +152,9 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, 
 }
 
 /// The log answers timestamp lookups per batch; Kafka answers per record. Looks inside
-/// the batch holding `offset` for the first record at or after the log start whose
-/// timestamp is `>= target`: its offset and timestamp. `None` when the batch is
-/// compressed (the broker carries no codecs, so the batch's own answer stands) or
-/// cannot be read.
+/// the batch holding `offset` (decompressing it, under the same bound as a produced
+/// batch) for the first record at or after the log start whose timestamp is
+/// `>= target`: its offset and timestamp. `None` when the batch cannot be read.
 fn first_record_at_or_after(
     broker: &Broker,
     tp: &TopicPartition,
@@ -165,9 +164,19 @@ fn first_record_at_or_after(
 ) -> Option<(i64, i64)> {
     let read = broker.read(tp, offset, 1).ok()?;
     let bytes = read.slice?.read_to_vec().ok()?;
-    let (_, records) = strom_batch::decode_records(&bytes).ok()?;
-    records
-        .into_iter()
+    let header = strom_batch::RecordBatchHeader::validate(&bytes, 0).ok()?;
+    let body = bytes.get(strom_batch::BATCH_HEADER_LEN..header.total_size())?;
+    let decompressed;
+    let records = match header.compression() {
+        strom_batch::Compression::None => body,
+        codec => {
+            let limit = broker.config.records.max_decompressed_batch_bytes;
+            decompressed = strom_batch::codec::decompress(codec, body, limit).ok()?;
+            &decompressed[..]
+        }
+    };
+    strom_batch::record_views(&header, records)
+        .map_while(Result::ok)
         .find(|r| r.offset >= start && r.timestamp >= target)
         .map(|r| (r.offset, r.timestamp))
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use strom_log::TopicPartition;
 use strom_wire::ErrorCode;
 use strom_wire::kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use strom_wire::kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
@@ -133,6 +133,7 @@ fn response(
                     match r.outcome {
                         Ok(a) => base
                             .with_base_offset(a.base_offset)
+                            .with_log_append_time_ms(a.log_append_time)
                             .with_log_start_offset(a.log_start_offset),
                         Err(f) => {
                             let resp = base
@@ -140,7 +141,20 @@ fn response(
                                 .with_base_offset(-1)
                                 .with_log_start_offset(-1);
                             if version >= 8 {
+                                // Kafka names the record to blame as well as the batch.
+                                let record_errors = f
+                                    .record_index
+                                    .map(|i| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(i)
+                                            .with_batch_index_error_message(Some(str_bytes(
+                                                f.message.clone(),
+                                            )))
+                                    })
+                                    .into_iter()
+                                    .collect();
                                 resp.with_error_message(Some(str_bytes(f.message)))
+                                    .with_record_errors(record_errors)
                             } else {
                                 resp
                             }
@@ -154,4 +168,37 @@ fn response(
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_wire::kafka_protocol::messages::TopicName;
+
+    use super::*;
+
+    fn refused(version: i16) -> PartitionProduceResponse {
+        let mut f = Failure::new(ErrorCode::InvalidRecord, "record 3 is malformed: x");
+        f.record_index = Some(3);
+        let results = vec![(
+            TopicName(str_bytes("t")),
+            vec![PartitionResult {
+                tp: TopicPartition::new("t", 0),
+                outcome: Err(f),
+            }],
+        )];
+        response(results, version).responses[0].partition_responses[0].clone()
+    }
+
+    /// Kafka names the record to blame in `record_errors` from Produce v8 on.
+    #[test]
+    fn record_errors_name_the_record_from_v8() {
+        let p = refused(8);
+        assert_eq!(p.error_code, ErrorCode::InvalidRecord.code());
+        assert_eq!(p.record_errors.len(), 1);
+        assert_eq!(p.record_errors[0].batch_index, 3);
+        assert_eq!(p.error_message.as_deref(), Some("record 3 is malformed: x"));
+        let p = refused(7);
+        assert_eq!(p.error_code, ErrorCode::InvalidRecord.code());
+        assert!(p.record_errors.is_empty() && p.error_message.is_none());
+    }
 }

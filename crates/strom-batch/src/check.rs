@@ -1,0 +1,305 @@
+//! Record-level checks of a produced batch, the ones Kafka's LogValidator makes on the
+//! leader before it appends: every record is parsed in place (no allocation per record),
+//! a compressed batch is first decompressed under a hard bound, and the header's record
+//! count must be what the bytes hold. The result is the batch's real maximum timestamp,
+//! which the caller writes into the header when it differs
+//! ([`RecordBatchHeader::set_max_timestamp`]).
+//!
+//! Record layout (varints zigzag-encoded, at most 5 bytes; varlongs at most 10):
+//!
+//! ```text
+//! length          varint   bytes after this field
+//! attributes      int8
+//! timestamp_delta varlong  from the batch's base_timestamp
+//! offset_delta    varint   must be the record's index in the batch
+//! key_length      varint   -1 for a null key, else the key's bytes follow
+//! value_length    varint   -1 for a null value, else the value's bytes follow
+//! header_count    varint   >= 0
+//!   header_key_length varint >= 0, key bytes, header_value_length varint (-1 = null),
+//!   value bytes
+//! ```
+
+use thiserror::Error;
+
+use crate::codec::{CodecError, decompress_into};
+use crate::header::{BATCH_HEADER_LEN, Compression, RecordBatchHeader, TimestampType};
+
+/// The fewest bytes one record can take: a one-byte length and six one-byte fields.
+pub const MIN_RECORD_BYTES: usize = 7;
+/// The fewest bytes after a record's length field.
+const MIN_RECORD_BODY: i32 = 6;
+/// Kafka's "no timestamp", exempt from the timestamp bounds.
+const NO_TIMESTAMP: i64 = -1;
+
+/// What the caller's topic allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckRules {
+    /// Largest records section a compressed batch may decompress to.
+    pub max_decompressed_bytes: usize,
+    /// Inclusive bounds on every record's timestamp (`message.timestamp.before.max.ms` /
+    /// `after.max.ms` around now); `None` where they do not apply (LogAppendTime topics).
+    pub timestamps: Option<(i64, i64)>,
+}
+
+/// What checking found out about a valid batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedBatch {
+    /// The largest record timestamp (-1 when no record has one).
+    pub max_timestamp: i64,
+}
+
+/// Why a batch's records were refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record {index} is malformed: {reason}")]
+    Malformed { index: i32, reason: String },
+    #[error(
+        "the batch header claims {claimed} records, more than {bytes} bytes of records can hold"
+    )]
+    ImpossibleCount { claimed: i32, bytes: usize },
+    #[error("the batch header claims {claimed} records but the batch holds {found}")]
+    CountMismatch { claimed: i32, found: i32 },
+    #[error("{bytes} bytes follow the last of the batch's {count} records")]
+    TrailingBytes { count: i32, bytes: usize },
+    #[error("record {index} has offset delta {delta}; the deltas of a batch must be 0, 1, 2, ...")]
+    OffsetDelta { index: i32, delta: i32 },
+    #[error(
+        "record {index} has timestamp {timestamp}, out of range: it must lie within [{min}, {max}]"
+    )]
+    Timestamp {
+        index: i32,
+        timestamp: i64,
+        min: i64,
+        max: i64,
+    },
+    #[error("producers may not set the LogAppendTime timestamp type")]
+    LogAppendTimeSet,
+    #[error("invalid sequence number {base_sequence} in a batch of producer id {producer_id}")]
+    InvalidSequence {
+        producer_id: i64,
+        base_sequence: i32,
+    },
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+impl RecordError {
+    /// The index of the offending record within its batch, where one record is to blame
+    /// (Produce v8+ reports it in `record_errors`).
+    pub fn record_index(&self) -> Option<i32> {
+        match self {
+            RecordError::Malformed { index, .. }
+            | RecordError::OffsetDelta { index, .. }
+            | RecordError::Timestamp { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+}
+
+/// Checks the records of `batch`, a whole batch whose header (`header`) and CRC were
+/// already validated. A compressed batch is decompressed into `scratch` (overwritten,
+/// and reusable across calls).
+pub fn check_batch(
+    batch: &[u8],
+    header: &RecordBatchHeader,
+    rules: &CheckRules,
+    scratch: &mut Vec<u8>,
+) -> Result<CheckedBatch, RecordError> {
+    if header.timestamp_type() == TimestampType::LogAppendTime {
+        return Err(RecordError::LogAppendTimeSet);
+    }
+    if header.has_producer_id() && header.base_sequence < 0 {
+        return Err(RecordError::InvalidSequence {
+            producer_id: header.producer_id,
+            base_sequence: header.base_sequence,
+        });
+    }
+    let body = batch
+        .get(BATCH_HEADER_LEN..header.total_size())
+        .unwrap_or_default();
+    let records = match header.compression() {
+        Compression::None => body,
+        Compression::Unknown(id) => return Err(CodecError::Unsupported(id).into()),
+        codec => {
+            // Refused before a byte is decompressed when even the bound cannot hold it.
+            check_count(header.records_count, rules.max_decompressed_bytes)?;
+            let n = decompress_into(codec, body, rules.max_decompressed_bytes, scratch)?;
+            &scratch[..n]
+        }
+    };
+    check_count(header.records_count, records.len())?;
+    walk(header, records, rules)
+}
+
+/// Refuses a claimed record count that `bytes` bytes of records cannot hold.
+fn check_count(claimed: i32, bytes: usize) -> Result<(), RecordError> {
+    if claimed < 0 || claimed as usize > bytes / MIN_RECORD_BYTES {
+        return Err(RecordError::ImpossibleCount { claimed, bytes });
+    }
+    Ok(())
+}
+
+fn walk(
+    header: &RecordBatchHeader,
+    records: &[u8],
+    rules: &CheckRules,
+) -> Result<CheckedBatch, RecordError> {
+    let claimed = header.records_count;
+    let mut max_timestamp = NO_TIMESTAMP;
+    let mut pos = 0;
+    for index in 0..claimed {
+        if pos == records.len() {
+            return Err(RecordError::CountMismatch {
+                claimed,
+                found: index,
+            });
+        }
+        let malformed = |reason: String| RecordError::Malformed { index, reason };
+        let mut r = Reader { buf: records, pos };
+        let len = r.varint().map_err(|e| malformed(format!("length: {e}")))?;
+        let left = records.len() - r.pos;
+        if len < MIN_RECORD_BODY || len as usize > left {
+            return Err(malformed(format!(
+                "length {len}, but {left} bytes are left and a record takes at least {MIN_RECORD_BODY}"
+            )));
+        }
+        let end = r.pos + len as usize;
+        let mut r = Reader {
+            buf: &records[..end],
+            pos: r.pos,
+        };
+        let ts_delta = r
+            .byte()
+            .and_then(|_attributes| r.varlong())
+            .map_err(|e| malformed(format!("timestamp delta: {e}")))?;
+        let delta = r
+            .varint()
+            .map_err(|e| malformed(format!("offset delta: {e}")))?;
+        if delta != index {
+            return Err(RecordError::OffsetDelta { index, delta });
+        }
+        r.skip_bytes(true)
+            .map_err(|e| malformed(format!("key: {e}")))?;
+        r.skip_bytes(true)
+            .map_err(|e| malformed(format!("value: {e}")))?;
+        let headers = r
+            .varint()
+            .map_err(|e| malformed(format!("header count: {e}")))?;
+        // A header takes at least two bytes (two empty lengths).
+        if headers < 0 || headers as usize > (end - r.pos) / 2 {
+            return Err(malformed(format!(
+                "header count {headers} does not fit the record"
+            )));
+        }
+        for h in 0..headers {
+            r.skip_bytes(false)
+                .and_then(|()| r.skip_bytes(true))
+                .map_err(|e| malformed(format!("header {h}: {e}")))?;
+        }
+        if r.pos != end {
+            return Err(malformed(format!(
+                "length {len}, but its fields end {} bytes before that",
+                end - r.pos
+            )));
+        }
+        let timestamp = header.base_timestamp.wrapping_add(ts_delta);
+        if let Some((min, max)) = rules.timestamps
+            && timestamp != NO_TIMESTAMP
+            && !(min..=max).contains(&timestamp)
+        {
+            return Err(RecordError::Timestamp {
+                index,
+                timestamp,
+                min,
+                max,
+            });
+        }
+        max_timestamp = max_timestamp.max(timestamp);
+        pos = end;
+    }
+    if pos != records.len() {
+        return Err(RecordError::TrailingBytes {
+            count: claimed,
+            bytes: records.len() - pos,
+        });
+    }
+    Ok(CheckedBatch { max_timestamp })
+}
+
+/// A position in a record's bytes; every read is bounds-checked against `buf`.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+const TRUNCATED: &str = "runs past the end of the record";
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Result<u8, &'static str> {
+        let b = *self.buf.get(self.pos).ok_or(TRUNCATED)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// A zigzag varint of at most 5 bytes whose value fits 32 bits.
+    fn varint(&mut self) -> Result<i32, &'static str> {
+        let mut z: u32 = 0;
+        for i in 0..5 {
+            let b = self.byte()?;
+            if i == 4 {
+                if b & 0x80 != 0 {
+                    return Err("varint longer than 5 bytes");
+                }
+                if b > 0x0f {
+                    return Err("varint exceeds 32 bits");
+                }
+            }
+            z |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        Ok(((z >> 1) as i32) ^ -((z & 1) as i32))
+    }
+
+    /// A zigzag varlong of at most 10 bytes whose value fits 64 bits.
+    fn varlong(&mut self) -> Result<i64, &'static str> {
+        let mut z: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            if i == 9 {
+                if b & 0x80 != 0 {
+                    return Err("varlong longer than 10 bytes");
+                }
+                if b > 0x01 {
+                    return Err("varlong exceeds 64 bits");
+                }
+            }
+            z |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    /// A length-prefixed field: -1 (null, where allowed) or that many bytes.
+    fn skip_bytes(&mut self, nullable: bool) -> Result<(), &'static str> {
+        let len = self.varint()?;
+        if len == -1 && nullable {
+            return Ok(());
+        }
+        if len < 0 {
+            return Err("negative length");
+        }
+        if len as usize > self.buf.len() - self.pos {
+            return Err("length runs past the end of the record");
+        }
+        self.pos += len as usize;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;
