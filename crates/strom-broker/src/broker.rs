@@ -186,6 +186,14 @@ impl Broker {
     /// the topics and start this node's partition replicas. Registration of this node
     /// and the creation of `__consumer_offsets` continue in the background.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, Failure> {
+        // Raft's listeners run on threads of their own and hand the group coordinator
+        // work that ends in tasks: those go to the runtime that opened the broker.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Failure::new(
+                ErrorCode::UnknownServerError,
+                "Broker::open must be called inside a tokio runtime",
+            )
+        })?;
         let storage = |e: std::io::Error| Failure::new(ErrorCode::KafkaStorageError, e.to_string());
         let node = NodeState::open(&config.data_dir).map_err(storage)?;
         let mut manager = ManagerConfig::new(&config.data_dir);
@@ -225,7 +233,7 @@ impl Broker {
                 }
             }));
         }
-        let groups = Groups::new(config.group.clone());
+        let groups = Groups::new(config.group.clone(), runtime);
         let metrics = Arc::new(Metrics::new());
         logs.group_commit().observe_fsyncs(metrics.fsync_observer());
         let broker = Arc::new(Broker {

@@ -226,11 +226,13 @@ mod tests {
     #[test]
     fn long_poll_over_a_deleted_topic_reports_it_unknown() {
         let dir = tempfile::tempdir().unwrap();
-        let broker = crate::test_broker::open(dir.path(), &[]);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
+        // The broker's tasks (group commits) run on the runtime it opens in.
+        let _guard = rt.enter();
+        let broker = crate::test_broker::open(dir.path(), &[]);
         rt.block_on(broker.create_topic("t", 1, -1, None, BTreeMap::new(), false))
             .unwrap();
         let req = FetchRequest::default()
