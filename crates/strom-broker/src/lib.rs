@@ -16,6 +16,7 @@ mod handlers;
 mod leaders;
 pub mod metrics;
 pub mod node;
+mod partition_dirs;
 pub mod producers;
 mod sendfile;
 pub mod server;
