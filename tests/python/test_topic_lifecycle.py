@@ -1,7 +1,7 @@
 """Topic and group metadata that must survive deletes, re-creation and restarts on one
 node: deleting a topic that has committed offsets, a topic deleted and created again
 under its name (a different topic, with a different id) across SIGTERM and SIGKILL,
-and a restart after 1,000 deleted topics, which
+a changed --offsets-topic-partitions, and a restart after 1,000 deleted topics, which
 must be as fast and small as a restart without that history."""
 
 from __future__ import annotations
@@ -119,6 +119,34 @@ def test_recreated_topic_keeps_its_records_across_restarts(broker, topic, how):
         low, end = watermarks(broker.bootstrap, topic)
         assert low == 0 and end > offsets[-1], (low, end)
     assert broker.data_dir.joinpath(f"{topic}-0", "partition.metadata").exists()
+
+
+def coordinator_partitions(broker) -> int:
+    return len(list(broker.data_dir.glob("__consumer_offsets-*")))
+
+
+def test_changed_offsets_topic_partitions_keeps_every_groups_offsets(broker, topic):
+    """Groups are placed by hashing their id over __consumer_offsets' partitions: with the
+    setting changed after the topic exists, the real count must be used (Kafka does), or
+    most groups look for their records in the wrong partition."""
+    create_topic(broker.bootstrap, topic, partitions=1)
+    produce_values(broker.bootstrap, topic, [b"x"] * 3)
+    groups = [f"g-parts-{i}" for i in range(10)]
+    for i, g in enumerate(groups):
+        commit(broker.bootstrap, g, topic, [1 + i % 3])
+    before = coordinator_partitions(broker)
+    assert before == 8, "the broker's default"
+    assert broker.stop() == 0
+    broker.args += ["--offsets-topic-partitions", "5"]
+    broker.start()
+    got = {g: committed(broker.bootstrap, g, topic, 1) for g in groups}
+    assert got == {g: [1 + i % 3] for i, g in enumerate(groups)}
+    assert coordinator_partitions(broker) == before
+    assert "offsets_topic_partitions is ignored" in broker.log_text()
+    # New commits land where they are found again.
+    commit(broker.bootstrap, groups[0], topic, [3])
+    broker.restart()
+    assert committed(broker.bootstrap, groups[0], topic, 1) == [3]
 
 
 def rss_kb(pid: int) -> int:

@@ -414,6 +414,9 @@ impl Broker {
                 match applied {
                     Applied::Nothing | Applied::Broker(_) => {}
                     Applied::TopicCreated(meta) | Applied::TopicChanged(meta) => {
+                        if meta.name == OFFSETS_TOPIC {
+                            self.groups.offsets_topic_exists(meta.partitions);
+                        }
                         // Replicas first: whoever sees the topic finds its partitions.
                         if !*replaying {
                             // Failures are logged per partition.
@@ -875,6 +878,14 @@ impl Broker {
         }
     }
 
+    /// How many partitions `__consumer_offsets` has: the topic's own count once it
+    /// exists (a changed setting does not move groups), the setting before.
+    pub fn offsets_topic_partitions(&self) -> i32 {
+        self.topics
+            .get(OFFSETS_TOPIC)
+            .map_or(self.config.group.offsets_topic_partitions, |t| t.partitions)
+    }
+
     /// Replicas of a topic created without a replication factor.
     pub fn default_replication_factor(&self) -> i32 {
         self.config
@@ -924,6 +935,13 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<TopicMeta>, TopicError> {
         let current = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
+        if name == OFFSETS_TOPIC {
+            // Its partition count decides which partition holds each group's records.
+            return Err(TopicError::new(
+                ErrorCode::InvalidRequest,
+                format!("the partition count of the internal topic '{name}' cannot change"),
+            ));
+        }
         if count <= current.partitions {
             return Err(TopicError::new(
                 ErrorCode::InvalidPartitions,

@@ -165,6 +165,23 @@ impl Groups {
         self.waiters.lock().unwrap().clear();
     }
 
+    /// `__consumer_offsets` exists with `partitions` partitions (applied from the
+    /// metadata log, before any of its partitions is loaded): groups are placed by that
+    /// count, as Kafka does, whatever `offsets_topic_partitions` says now.
+    pub fn offsets_topic_exists(&self, partitions: i32) {
+        let mut inner = self.inner.lock().unwrap();
+        let configured = inner.coordinator.config().offsets_topic_partitions;
+        if configured != partitions {
+            tracing::warn!(
+                configured,
+                actual = partitions,
+                "offsets_topic_partitions is ignored: __consumer_offsets already exists \
+                 with another partition count, which decides where groups are stored"
+            );
+            inner.coordinator.set_offsets_topic_partitions(partitions);
+        }
+    }
+
     /// Forgets committed offsets of deleted topics.
     pub fn topics_deleted(&self, broker: &Arc<Broker>, topics: &[String]) {
         let mut inner = self.inner.lock().unwrap();

@@ -75,6 +75,14 @@ impl GroupCoordinator {
         &self.config
     }
 
+    /// Sets how many partitions `__consumer_offsets` really has, which decides where
+    /// every group lives: once the topic exists its count counts, not the configured
+    /// one (a changed setting must not move groups away from their records). Call it
+    /// before any partition is loaded.
+    pub fn set_offsets_topic_partitions(&mut self, partitions: i32) {
+        self.config.offsets_topic_partitions = partitions.max(1);
+    }
+
     /// The `__consumer_offsets` partition of a group.
     pub fn partition_for(&self, group_id: &str) -> i32 {
         partition_for(group_id, self.config.offsets_topic_partitions)
