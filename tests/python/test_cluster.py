@@ -482,7 +482,8 @@ def test_recreated_topic_survives_restarts_of_every_node(make_cluster, topic):
     c.create_topic(topic, partitions)
     old = produce_numbered(c.bootstrap(), topic, range(300), partitions=partitions)
     assert_all_acked(old)
-    fs = c.admin().delete_topics([topic], operation_timeout=20, request_timeout=30)
+    a = c.admin()  # alive until the answer came
+    fs = a.delete_topics([topic], operation_timeout=20, request_timeout=30)
     fs[topic].result(timeout=30)
     wait_until(lambda: all(topic not in c.metadata(i).topics for i in c.ids), 20, "the delete on every node")
     c.create_topic(topic, partitions)

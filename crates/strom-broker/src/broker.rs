@@ -492,7 +492,7 @@ impl Broker {
             return work();
         }
         std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads).map(|_| s.spawn(&work)).collect();
+            let workers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
             workers
                 .into_iter()
                 .map(|w| w.join().expect("a partition start thread panicked"))
