@@ -687,6 +687,20 @@ mod tests {
     }
 
     #[test]
+    fn the_offsets_topics_real_partition_count_places_groups() {
+        let mut c = GroupCoordinator::new(test_config());
+        let configured = c.config().offsets_topic_partitions;
+        let group = (0..100)
+            .map(|i| format!("g{i}"))
+            .find(|g| partition_for(g, 3) != partition_for(g, configured))
+            .expect("some group moves");
+        c.set_offsets_topic_partitions(3);
+        assert_eq!(c.partition_for(&group), partition_for(&group, 3));
+        c.set_offsets_topic_partitions(0);
+        assert_eq!(c.partition_for(&group), 0, "at least one partition");
+    }
+
+    #[test]
     fn replay_refuses_partitions_that_are_not_loading_and_bad_records() {
         let mut c = GroupCoordinator::new(test_config());
         let key = RecordKey::OffsetCommit {
