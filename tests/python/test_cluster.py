@@ -515,3 +515,41 @@ def test_a_leader_whose_disk_fails_hands_over_and_nothing_acknowledged_is_lost(r
     c[bad].env.pop("STROM_FAULTS")
     c.start(bad)
     c.wait_logs_identical(topic, [0], timeout=60)
+
+
+def test_recreated_topic_survives_restarts_of_every_node(make_cluster, topic):
+    """A topic deleted and created again under its name is a new topic: restarting a node
+    afterwards replayed the old topic's creation and deletion over the new topic's log
+    (the node panicked in a loop, "to_commit ... is out of range"). SIGTERM of each node in
+    turn, then SIGKILL of the whole cluster, must lose nothing acknowledged."""
+    c = make_cluster()
+    partitions = 2
+    c.create_topic(topic, partitions)
+    old = produce_numbered(c.bootstrap(), topic, range(300), partitions=partitions)
+    assert_all_acked(old)
+    a = c.admin()  # alive until the answer came
+    fs = a.delete_topics([topic], operation_timeout=20, request_timeout=30)
+    fs[topic].result(timeout=30)
+    wait_until(lambda: all(topic not in c.metadata(i).topics for i in c.ids), 20, "the delete on every node")
+    c.create_topic(topic, partitions)
+    reports = produce_numbered(c.bootstrap(), topic, range(1000, 1600), partitions=partitions)
+    assert_all_acked(reports)
+    for p in range(partitions):
+        c.wait_logs_identical(topic, p, timeout=60)
+
+    for i in c.ids:
+        assert c.stop(i) == 0, f"node {i} did not stop cleanly"
+        c.start(i)
+        c.wait_formed()
+        c.wait_leaders(topic, partitions, timeout=30)
+        consumed = consume_values(c.bootstrap(), topic, list(range(partitions)), timeout=60, expect=len(reports))
+        assert_exactly_once_in_order(consumed, reports, what=f"after restarting node {i}: ")
+    c.kill_all()
+    c.restart_all()
+    c.wait_leaders(topic, partitions, timeout=30)
+    consumed = consume_values(c.bootstrap(), topic, list(range(partitions)), timeout=60, expect=len(reports))
+    assert_exactly_once_in_order(consumed, reports, what="after SIGKILL of every node: ")
+    for p in range(partitions):
+        c.wait_logs_identical(topic, p, timeout=60)
+    for i in c.ids:
+        assert "out of range" not in c[i].log_text(), f"node {i}"

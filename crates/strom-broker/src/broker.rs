@@ -30,6 +30,7 @@ use crate::groups::{Groups, OFFSETS_TOPIC};
 use crate::leaders::{self, GOSSIP_GROUP, Led, RemoteLeaders};
 use crate::metrics::Metrics;
 use crate::node::NodeState;
+use crate::partition_dirs;
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::record_check;
 use crate::topics::{
@@ -134,6 +135,11 @@ pub struct Broker {
     /// Every Raft group of this node: the metadata group and one per local replica.
     pub raft: Arc<RaftNode>,
     meta: RwLock<MetaState>,
+    /// Held while metadata commands are applied (one applier at a time, whatever thread
+    /// Raft calls from); true while the metadata log is replayed at start-up, when
+    /// commands only rebuild the state and the partitions are started from the end
+    /// result (`finish_replay`).
+    replaying: Mutex<bool>,
     /// Bumped after every applied metadata command.
     meta_version: watch::Sender<u64>,
     /// Counters and histograms the request path and storage record (`metrics/`).
@@ -202,6 +208,14 @@ impl Broker {
     /// the topics and start this node's partition replicas. Registration of this node
     /// and the creation of `__consumer_offsets` continue in the background.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, Failure> {
+        // Raft's listeners run on threads of their own and hand the group coordinator
+        // work that ends in tasks: those go to the runtime that opened the broker.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Failure::new(
+                ErrorCode::UnknownServerError,
+                "Broker::open must be called inside a tokio runtime",
+            )
+        })?;
         let storage = |e: std::io::Error| Failure::new(ErrorCode::KafkaStorageError, e.to_string());
         let node = NodeState::open(&config.data_dir).map_err(storage)?;
         let mut manager = ManagerConfig::new(&config.data_dir);
@@ -241,7 +255,7 @@ impl Broker {
                 }
             }));
         }
-        let groups = Groups::new(config.group.clone());
+        let groups = Groups::new(config.group.clone(), runtime);
         let metrics = Arc::new(Metrics::new());
         logs.group_commit().observe_fsyncs(metrics.fsync_observer());
         let broker = Arc::new(Broker {
@@ -252,6 +266,7 @@ impl Broker {
             groups,
             raft,
             meta: RwLock::new(MetaState::default()),
+            replaying: Mutex::new(true),
             meta_version: watch::channel(0).0,
             metrics,
             peer_transport,
@@ -281,9 +296,70 @@ impl Broker {
         let listener = Arc::new(MetadataListener {
             broker: Arc::downgrade(self),
         });
+        // Raft hands the replica every committed entry of the log before `add_group`
+        // returns (they are durable here, and applying starts from the log's start):
+        // that is the replay. Entries committed later are applied as they come.
         self.raft
             .add_group(METADATA_GROUP, tp, &voters, true, Some(listener))
-            .map_err(raft_failure)
+            .map_err(raft_failure)?;
+        self.finish_replay()
+    }
+
+    /// Ends the start-up replay of the metadata log: the partition directories of
+    /// topics deleted in it are removed, and the local replicas of the topics that
+    /// exist at its end are started, once each, with their settings at its end.
+    ///
+    /// Starting replicas while replaying, as commands came, started every partition of
+    /// every topic ever created, and replaying "delete" then deleted the directory of a
+    /// topic created again later under the same name: acknowledged records were lost
+    /// and a cluster node panicked on a log that no longer held what it had promised.
+    fn finish_replay(self: &Arc<Self>) -> Result<(), Failure> {
+        let mut replaying = self.replaying.lock().unwrap();
+        let mut stale = Vec::new();
+        {
+            let meta = self.meta.read().unwrap();
+            for tp in self.logs.partitions() {
+                if tp.topic == METADATA_LOG {
+                    continue;
+                }
+                let dir = self.logs.data_dir().join(tp.dir_name());
+                if partition_dirs::read(&dir).is_some_and(|id| meta.was_deleted(id)) {
+                    stale.push(tp);
+                }
+            }
+        }
+        for tp in &stale {
+            match self.logs.delete(tp) {
+                Ok(_) => {
+                    tracing::info!(partition = %tp.dir_name(), "removed the log of a deleted topic")
+                }
+                Err(e) => {
+                    tracing::error!(partition = %tp.dir_name(), error = %e, "cannot remove the log of a deleted topic")
+                }
+            }
+        }
+        let topics = self.topics.list();
+        let me = self.config.node_id;
+        let local: Vec<(&TopicMeta, i32)> = topics
+            .iter()
+            .flat_map(|t| {
+                (0..t.partitions)
+                    .filter(move |&p| t.group(p).is_some() && t.replicas_of(p).contains(&me))
+                    .map(move |p| (t.as_ref(), p))
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        // Failures are logged per partition; the node serves the others.
+        let _ = self.start_local_partitions(&local);
+        tracing::info!(
+            topics = topics.len(),
+            partitions = local.len(),
+            removed = stale.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "metadata replayed; local replicas started"
+        );
+        *replaying = false;
+        Ok(())
     }
 
     /// The node ids of the cluster (from `--peers`; just this node when single).
@@ -344,6 +420,7 @@ impl Broker {
 
     /// Applies committed metadata commands (the metadata group's listener).
     fn apply_metadata(self: &Arc<Self>, entries: Vec<strom_raft::raft::eraftpb::Entry>) {
+        let replaying = self.replaying.lock().unwrap();
         for e in entries {
             if e.data.is_empty() {
                 continue;
@@ -353,89 +430,142 @@ impl Broker {
                 match applied {
                     Applied::Nothing | Applied::Broker(_) => {}
                     Applied::TopicCreated(meta) | Applied::TopicChanged(meta) => {
+                        if meta.name == OFFSETS_TOPIC {
+                            self.groups.offsets_topic_exists(meta.partitions);
+                        }
                         // Replicas first: whoever sees the topic finds its partitions.
-                        if let Err(f) = self.ensure_local_partitions(&meta) {
-                            tracing::error!(topic = %meta.name, error = %f.message, "cannot start the topic's local replicas");
+                        if !*replaying {
+                            // Failures are logged per partition.
+                            let _ = self.ensure_local_partitions(&meta);
                         }
                         self.topics.set(meta);
                     }
                     Applied::TopicDeleted(meta) => {
                         self.topics.remove(&meta.name);
+                        if *replaying {
+                            // Its files were removed when the delete was first applied
+                            // (what a crash left is removed by `finish_replay`), and its
+                            // offsets' tombstones are in `__consumer_offsets`.
+                            continue;
+                        }
                         self.remove_local_partitions(&meta);
                         self.groups
                             .topics_deleted(self, std::slice::from_ref(&meta.name));
-                        tracing::info!(topic = %meta.name, "deleted topic");
+                        tracing::info!(topic = %meta.name, id = %meta.id, "deleted topic");
                     }
                 }
             }
         }
+        drop(replaying);
         self.meta_version.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Opens (creating) the log and starts the Raft group of every partition of `meta`
-    /// with a replica on this node, and applies the topic's settings to them. Starting a
-    /// group waits for the disk (its first term is fsynced before it leads), so a topic
-    /// of many partitions is started by several threads at once: the disk takes
-    /// concurrent fsyncs of different files about as fast as one, and a 10,000-partition
-    /// topic is then created in seconds rather than minutes.
+    /// with a replica on this node, and applies the topic's settings to them.
     fn ensure_local_partitions(self: &Arc<Self>, meta: &TopicMeta) -> Result<(), Failure> {
-        let config = log_config(&self.config, &meta.configs);
         let me = self.config.node_id;
-        let local: Vec<i32> = (0..meta.partitions)
+        let local: Vec<(&TopicMeta, i32)> = (0..meta.partitions)
             .filter(|&p| meta.group(p).is_some() && meta.replicas_of(p).contains(&me))
+            .map(|p| (meta, p))
             .collect();
+        self.start_local_partitions(&local)
+    }
+
+    /// Opens (creating) the log and starts the Raft group of each partition, and applies
+    /// its topic's settings to it. Starting a group waits for the disk (its first term
+    /// is fsynced before it leads), so many partitions are started by several threads
+    /// at once: the disk takes concurrent fsyncs of different files about as fast as
+    /// one, and a 10,000-partition topic is then created (or restarted) in seconds
+    /// rather than minutes.
+    fn start_local_partitions(
+        self: &Arc<Self>,
+        local: &[(&TopicMeta, i32)],
+    ) -> Result<(), Failure> {
         let threads = PARTITION_START_THREADS.min(local.len().div_ceil(64)).max(1);
-        if threads == 1 {
-            return local
-                .iter()
-                .try_for_each(|&p| self.ensure_local_partition(meta, p, &config));
-        }
+        // One partition that cannot start (its disk, a foreign directory) must not keep
+        // the others from starting: each failure is logged, the first returned.
+        let start = |meta: &TopicMeta, p: i32| {
+            let r = self.ensure_local_partition(meta, p);
+            if let Err(f) = &r {
+                tracing::error!(topic = %meta.name, partition = p, error = %f.message, "cannot start a local replica");
+            }
+            r
+        };
         let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || -> Result<(), Failure> {
+            let mut first = Ok(());
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(meta, p)) = local.get(i) else {
+                    return first;
+                };
+                if let Err(f) = start(meta, p) {
+                    first = first.and(Err(f));
+                }
+            }
+        };
+        if threads == 1 {
+            return work();
+        }
         std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| -> Result<(), Failure> {
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(&p) = local.get(i) else {
-                                return Ok(());
-                            };
-                            if let Err(f) = self.ensure_local_partition(meta, p, &config) {
-                                // The others stop at their next partition.
-                                next.store(local.len(), Ordering::Relaxed);
-                                return Err(f);
-                            }
-                        }
-                    })
-                })
-                .collect();
+            let workers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
             workers
                 .into_iter()
                 .map(|w| w.join().expect("a partition start thread panicked"))
-                .collect::<Result<Vec<()>, Failure>>()
-                .map(|_| ())
+                .fold(Ok(()), Result::and)
         })
     }
 
-    /// Opens (creating) one partition's log and starts its Raft group.
-    fn ensure_local_partition(
-        self: &Arc<Self>,
-        meta: &TopicMeta,
-        p: i32,
-        config: &LogConfig,
-    ) -> Result<(), Failure> {
+    /// Opens (creating) one partition's log and starts its Raft group. The directory
+    /// `<topic>-<p>` is this topic's only if its `partition.metadata` says so (or says
+    /// nothing: a legacy directory, adopted); one left by a deleted topic of the same
+    /// name is removed first, and one of a topic id this node does not know is left
+    /// alone and the partition not started here.
+    fn ensure_local_partition(self: &Arc<Self>, meta: &TopicMeta, p: i32) -> Result<(), Failure> {
         let replicas = meta.replicas_of(p);
         let Some(group) = meta.group(p) else {
             return Ok(());
         };
+        let config = log_config(&self.config, &meta.configs);
         let me = self.config.node_id;
         let tp = TopicPartition::new(meta.name.clone(), p);
-        self.logs.create(&tp, Some(config.clone()))?;
-        self.logs
-            .with_log(&tp, |log| log.set_config(config.clone()));
         if self.raft.has_group(group) {
+            self.logs.with_log(&tp, |log| log.set_config(config));
             return Ok(());
         }
+        let dir = self.logs.data_dir().join(tp.dir_name());
+        let storage = |e: std::io::Error| {
+            Failure::new(
+                ErrorCode::KafkaStorageError,
+                format!("{}: {e}", dir.display()),
+            )
+        };
+        if self.logs.contains(&tp) {
+            match partition_dirs::read(&dir) {
+                Some(id) if id == meta.id => {}
+                None => partition_dirs::write(&dir, meta.id).map_err(storage)?,
+                Some(other) if self.meta.read().unwrap().was_deleted(other) => {
+                    tracing::info!(partition = %tp.dir_name(), old_id = %other, "removing the log a deleted topic of this name left");
+                    self.logs.delete(&tp)?;
+                }
+                Some(other) => {
+                    return Err(Failure::new(
+                        ErrorCode::KafkaStorageError,
+                        format!(
+                            "{} holds topic id {other}, not {}, and that topic is unknown here: left untouched",
+                            dir.display(),
+                            meta.id
+                        ),
+                    ));
+                }
+            }
+        }
+        if !self.logs.contains(&tp) {
+            // The id first: a log's files never exist without it (but after a crash).
+            partition_dirs::write(&dir, meta.id).map_err(storage)?;
+            self.logs.create(&tp, Some(config.clone()))?;
+        }
+        self.logs.with_log(&tp, |log| log.set_config(config));
         self.partitions.write().unwrap().insert(
             tp.clone(),
             Arc::new(Partition {
@@ -464,11 +594,24 @@ impl Broker {
         Ok(())
     }
 
+    /// Stops the local replicas of a deleted topic and removes their logs, unless a
+    /// directory carries another topic's id (never this topic's files, then).
     fn remove_local_partitions(&self, meta: &TopicMeta) {
         for p in 0..meta.partitions {
             let tp = TopicPartition::new(meta.name.clone(), p);
             if let Some(part) = self.partitions.write().unwrap().remove(&tp) {
                 self.raft.remove_group(part.group);
+            }
+            if !self.logs.contains(&tp) {
+                continue;
+            }
+            let dir = self.logs.data_dir().join(tp.dir_name());
+            match partition_dirs::read(&dir) {
+                Some(id) if id != meta.id => {
+                    tracing::warn!(partition = %tp.dir_name(), id = %id, deleted = %meta.id, "not removing a log of another topic id");
+                    continue;
+                }
+                _ => {}
             }
             if let Err(e) = self.logs.delete(&tp) {
                 tracing::error!(partition = %tp.dir_name(), error = %e, "deleting log failed");
@@ -756,6 +899,14 @@ impl Broker {
         }
     }
 
+    /// How many partitions `__consumer_offsets` has: the topic's own count once it
+    /// exists (a changed setting does not move groups), the setting before.
+    pub fn offsets_topic_partitions(&self) -> i32 {
+        self.topics
+            .get(OFFSETS_TOPIC)
+            .map_or(self.config.group.offsets_topic_partitions, |t| t.partitions)
+    }
+
     /// Replicas of a topic created without a replication factor.
     pub fn default_replication_factor(&self) -> i32 {
         self.config
@@ -786,6 +937,7 @@ impl Broker {
         self.change_metadata(
             Command::DeleteTopic {
                 name: name.to_string(),
+                id: Some(id),
             },
             |b| match b.topics.get(name) {
                 Some(t) if t.id == id => None,
@@ -804,6 +956,13 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<TopicMeta>, TopicError> {
         let current = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
+        if name == OFFSETS_TOPIC {
+            // Its partition count decides which partition holds each group's records.
+            return Err(TopicError::new(
+                ErrorCode::InvalidRequest,
+                format!("the partition count of the internal topic '{name}' cannot change"),
+            ));
+        }
         if count <= current.partitions {
             return Err(TopicError::new(
                 ErrorCode::InvalidPartitions,
@@ -1444,6 +1603,123 @@ mod tests {
             open_logs <= broker.logs.config().max_open_logs,
             "{open_logs}"
         );
+        broker.close().unwrap();
+    }
+
+    fn produce(rt: &tokio::runtime::Runtime, broker: &Broker, tp: &TopicPartition, n: u8) -> i64 {
+        let mut b = RecordBatchBuilder::new();
+        for i in 0..n {
+            b.push(now_ms(), None, Some(&[i]), &[]);
+        }
+        let a = broker.append(tp, &b.build()).unwrap();
+        rt.block_on(broker.wait_committed(tp, a.last_offset + 1, a.term, Duration::from_secs(5)))
+            .unwrap();
+        a.last_offset + 1
+    }
+
+    /// Waits until the local log of `tp` is led here and its high watermark reaches its
+    /// end (after a restart the new leader's own control batch commits shortly).
+    fn settled_end(broker: &Broker, tp: &TopicPartition) -> i64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, end) = broker.local_offsets(tp).unwrap();
+            let hw = broker.partition_status(tp).map_or(-1, |s| s.high_watermark);
+            if hw == end || std::time::Instant::now() > deadline {
+                return hw;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Delete + re-create under the same name, then restarts: replaying the metadata log
+    /// must not apply the old topic's creation and deletion to the new topic's directory
+    /// (it did: the new topic's records were gone after a restart).
+    #[test]
+    fn a_recreated_topic_keeps_its_records_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = crate::test_broker::runtime();
+        let _guard = rt.enter();
+        let settings = [("offsets_topic_partitions", "1")];
+        let broker = crate::test_broker::open(dir.path(), &settings);
+        let tp = TopicPartition::new("t", 0);
+        let old = rt
+            .block_on(broker.create_topic("t", 1, -1, None, BTreeMap::new(), false))
+            .unwrap();
+        produce(&rt, &broker, &tp, 3);
+        rt.block_on(broker.delete_topic("t")).unwrap();
+        let new = rt
+            .block_on(broker.create_topic("t", 1, -1, None, BTreeMap::new(), false))
+            .unwrap();
+        assert_ne!(new.id, old.id);
+        let end = produce(&rt, &broker, &tp, 5);
+        assert_eq!(
+            end, 6,
+            "the new log: its leader's control batch and 5 records"
+        );
+        assert_eq!(
+            partition_dirs::read(&dir.path().join("t-0")),
+            Some(new.id),
+            "the directory carries the topic id"
+        );
+        broker.close().unwrap();
+        drop(broker);
+        for round in 0..2 {
+            let broker = crate::test_broker::open(dir.path(), &settings);
+            assert_eq!(broker.topics.get("t").unwrap().id, new.id, "round {round}");
+            let (start, _) = broker.local_offsets(&tp).unwrap();
+            assert_eq!(start, 0);
+            // Each start adds its leader's control batch, nothing is lost.
+            assert_eq!(settled_end(&broker, &tp), 7 + round, "round {round}");
+            broker.close().unwrap();
+        }
+    }
+
+    /// Partition directories written before topic ids carry none: the live topic of
+    /// their name adopts them (and records its id); a directory a deleted topic left
+    /// behind (a crash before its removal) is removed at start-up, never reused.
+    #[test]
+    fn legacy_directories_are_adopted_and_deleted_topics_leftovers_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = crate::test_broker::runtime();
+        let _guard = rt.enter();
+        let settings = [("offsets_topic_partitions", "1")];
+        let broker = crate::test_broker::open(dir.path(), &settings);
+        let legacy = TopicPartition::new("legacy", 0);
+        let meta = rt
+            .block_on(broker.create_topic("legacy", 1, -1, None, BTreeMap::new(), false))
+            .unwrap();
+        produce(&rt, &broker, &legacy, 4);
+        let gone = rt
+            .block_on(broker.create_topic("gone", 1, -1, None, BTreeMap::new(), false))
+            .unwrap();
+        broker.close().unwrap();
+        drop(broker);
+        // A copy of "gone"'s directory survives its deletion, as after a crash between
+        // committing the delete and renaming the directory.
+        let saved = dir.path().join("saved-gone");
+        std::fs::rename(dir.path().join("gone-0"), &saved).unwrap();
+        std::fs::create_dir(dir.path().join("gone-0")).unwrap();
+        std::fs::remove_file(dir.path().join("legacy-0").join(partition_dirs::FILE)).unwrap();
+        let broker = crate::test_broker::open(dir.path(), &settings);
+        rt.block_on(broker.delete_topic("gone")).unwrap();
+        broker.close().unwrap();
+        drop(broker);
+        std::fs::rename(&saved, dir.path().join("gone-0")).unwrap();
+
+        let broker = crate::test_broker::open(dir.path(), &settings);
+        assert!(broker.topics.get("gone").is_none());
+        assert!(!broker.logs.contains(&TopicPartition::new("gone", 0)));
+        assert!(
+            !dir.path().join("gone-0").exists(),
+            "the leftover is removed"
+        );
+        // Control batches of three starts and 4 records.
+        assert_eq!(settled_end(&broker, &legacy), 7, "adopted with its records");
+        assert_eq!(
+            partition_dirs::read(&dir.path().join("legacy-0")),
+            Some(meta.id)
+        );
+        assert!(broker.meta.read().unwrap().was_deleted(gone.id));
         broker.close().unwrap();
     }
 }

@@ -8,10 +8,11 @@
 //! (a follower's proposal is forwarded to the leader by raft); proposals are written so
 //! that applying one twice or late is harmless (creating an existing topic is a no-op).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use strom_batch::RecordBatchBuilder;
+use uuid::Uuid;
 
 use crate::topics::TopicMeta;
 
@@ -19,6 +20,9 @@ use crate::topics::TopicMeta;
 pub const METADATA_GROUP: u64 = 0;
 /// The directory name (topic part) of the metadata log; not a Kafka topic.
 pub const METADATA_LOG: &str = "__cluster_metadata";
+
+/// The high half of the ids derived for topics created without one (ASCII "STROMLGY").
+const LEGACY_ID_PREFIX: u64 = 0x5354_524f_4d4c_4759;
 
 /// A broker's Kafka listener as clients should reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,11 +42,14 @@ pub enum Command {
         cluster_id: String,
     },
     /// A new topic; `groups` is filled in when it is applied.
-    CreateTopic {
-        meta: TopicMeta,
-    },
+    CreateTopic { meta: TopicMeta },
+    /// Deletes the topic `name` if it is still the creation with id `id` (absent in
+    /// commands written before topic ids): a delete retried after the topic was deleted
+    /// and created again must not delete the new one.
     DeleteTopic {
         name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Uuid>,
     },
     /// More partitions (their assignments appended to `replicas`).
     AddPartitions {
@@ -72,6 +79,10 @@ pub struct MetaState {
     pub brokers: BTreeMap<i32, BrokerAddr>,
     pub topics: BTreeMap<String, TopicMeta>,
     pub next_group: u64,
+    /// Every topic id ever created (live and deleted; 16 bytes each): an id is never
+    /// given to a second topic, even by a creation retried after its topic was deleted,
+    /// and a partition directory carrying a deleted topic's id is known to be garbage.
+    used_ids: BTreeSet<Uuid>,
 }
 
 impl MetaState {
@@ -95,16 +106,27 @@ impl MetaState {
             Command::CreateTopic { mut meta } => {
                 if self.topics.contains_key(&meta.name)
                     || meta.replicas.len() != meta.partitions as usize
+                    || self.used_ids.contains(&meta.id)
                 {
                     return Applied::Nothing;
                 }
+                if meta.id.is_nil() {
+                    // Written without an id (a pre-Raft topics.json): derived from the
+                    // first group id, which no other creation ever gets, so every node
+                    // derives the same unique id.
+                    meta.id = Uuid::from_u64_pair(LEGACY_ID_PREFIX, self.next_group.max(1));
+                }
                 meta.groups = self.allocate_groups(meta.partitions as usize);
+                self.used_ids.insert(meta.id);
                 self.topics.insert(meta.name.clone(), meta.clone());
                 Applied::TopicCreated(meta)
             }
-            Command::DeleteTopic { name } => match self.topics.remove(&name) {
-                Some(meta) => Applied::TopicDeleted(meta),
-                None => Applied::Nothing,
+            Command::DeleteTopic { name, id } => match self.topics.get(&name) {
+                Some(meta) if id.is_none_or(|id| id == meta.id) => {
+                    let meta = self.topics.remove(&name).expect("just found");
+                    Applied::TopicDeleted(meta)
+                }
+                _ => Applied::Nothing,
             },
             Command::AddPartitions { name, replicas } => {
                 let Some(mut meta) = self.topics.get(&name).cloned() else {
@@ -125,6 +147,11 @@ impl MetaState {
                 None => Applied::Nothing,
             },
         }
+    }
+
+    /// Whether `id` is the id of a topic that was created and is gone.
+    pub fn was_deleted(&self, id: Uuid) -> bool {
+        self.used_ids.contains(&id) && !self.topics.values().any(|t| t.id == id)
     }
 
     fn allocate_groups(&mut self, n: usize) -> Vec<u64> {
@@ -215,7 +242,14 @@ mod tests {
                 name: "b".into(),
                 replicas: vec![vec![2, 3, 1]],
             },
-            Command::DeleteTopic { name: "a".into() },
+            Command::DeleteTopic {
+                name: "b".into(),
+                id: Some(Uuid::new_v4()),
+            },
+            Command::DeleteTopic {
+                name: "a".into(),
+                id: None,
+            },
         ];
         let mut x = MetaState::default();
         let mut y = MetaState::default();
@@ -235,6 +269,68 @@ mod tests {
         );
         assert_eq!(b.replicas.len(), 2);
         assert!(!x.topics.contains_key("a"));
+        assert!(
+            x.topics.contains_key("b"),
+            "a delete of another id is no delete"
+        );
+        assert!(
+            !b.id.is_nil(),
+            "an id is derived for a creation without one"
+        );
+    }
+
+    /// A topic deleted and created again under its name is another topic: a new id and
+    /// new Raft groups. A creation retried with the old id (a proposal that arrives after
+    /// the delete) and a delete retried after the re-creation change nothing.
+    #[test]
+    fn a_recreated_topic_is_a_new_topic_and_stale_retries_do_nothing() {
+        let mut m = MetaState::default();
+        let mut first = topic("t", 2);
+        first.id = Uuid::new_v4();
+        let Applied::TopicCreated(old) = m.apply(Command::CreateTopic {
+            meta: first.clone(),
+        }) else {
+            panic!("not created")
+        };
+        let delete_old = Command::DeleteTopic {
+            name: "t".into(),
+            id: Some(old.id),
+        };
+        assert!(matches!(
+            m.apply(delete_old.clone()),
+            Applied::TopicDeleted(_)
+        ));
+        assert!(m.was_deleted(old.id));
+        assert_eq!(
+            m.apply(Command::CreateTopic { meta: first }),
+            Applied::Nothing,
+            "the deleted id is not given out again"
+        );
+        let mut second = topic("t", 2);
+        second.id = Uuid::new_v4();
+        let Applied::TopicCreated(new) = m.apply(Command::CreateTopic { meta: second }) else {
+            panic!("not created")
+        };
+        assert_ne!(new.id, old.id);
+        assert!(new.groups.iter().all(|g| !old.groups.contains(g)));
+        assert_eq!(m.apply(delete_old), Applied::Nothing);
+        assert_eq!(m.topics["t"].id, new.id);
+        assert!(!m.was_deleted(new.id));
+        // Creations without an id get distinct ids that every node derives alike.
+        let mut a = MetaState::default();
+        a.apply(Command::CreateTopic {
+            meta: topic("x", 1),
+        });
+        a.apply(Command::CreateTopic {
+            meta: topic("y", 1),
+        });
+        let (x, y) = (a.topics["x"].id, a.topics["y"].id);
+        assert!(!x.is_nil() && !y.is_nil() && x != y);
+        let mut b = MetaState::default();
+        b.apply(Command::CreateTopic {
+            meta: topic("x", 1),
+        });
+        assert_eq!(b.topics["x"].id, x);
     }
 
     #[test]

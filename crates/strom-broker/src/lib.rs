@@ -19,6 +19,7 @@ mod leaders;
 pub mod limits;
 pub mod metrics;
 pub mod node;
+mod partition_dirs;
 pub mod producers;
 pub mod record_check;
 mod registry;

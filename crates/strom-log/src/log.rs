@@ -1215,8 +1215,16 @@ impl PartitionLog {
     pub fn delete(&mut self) -> Result<()> {
         self.release_handles();
         self.closed = true;
+        // A name no earlier deletion used: the same partition may be deleted again (its
+        // topic created anew) before the last deletion's files are gone, and a rename
+        // onto that directory would fail and leave this log in place.
+        static DELETIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = DELETIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut target = self.dir.clone().into_os_string();
-        target.push(format!(".{}{DELETED_SUFFIX}", std::process::id()));
+        target.push(format!(".{nanos:x}-{n}{DELETED_SUFFIX}"));
         let target = PathBuf::from(target);
         crate::disk::rename(&self.dir, &target).at(&self.dir)?;
         self.deleter.delete_dir(target);

@@ -298,3 +298,28 @@ fn group_commit_tells_the_fsync_observer_each_flush() {
     assert_eq!(seen.load(Ordering::Relaxed), 3);
     manager.close().unwrap();
 }
+
+/// A partition deleted, created again and deleted again before the deletion thread got
+/// to the first directory (a topic re-created under its name, then deleted): every
+/// deletion moves its own directory aside, none fails on the one before, and a new log of
+/// the name starts empty.
+#[test]
+fn a_partition_deleted_twice_in_quick_succession_is_gone_both_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open(ManagerConfig::new(dir.path())).unwrap();
+    let tp = TopicPartition::new("again", 0);
+    for round in 0..3 {
+        manager.create(&tp, Some(small_log())).unwrap();
+        let mut batch = batch_at(round, 0, 0);
+        let info = manager.append(&tp, &mut batch, 0, 0).unwrap();
+        assert_eq!(info.base_offset, 0, "round {round}: a new log starts empty");
+        assert!(manager.delete(&tp).unwrap(), "round {round}");
+        assert!(!dir.path().join(tp.dir_name()).exists(), "round {round}");
+    }
+    manager.close().unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -37,6 +37,11 @@ pub struct Groups {
     inner: Mutex<Inner>,
     waiters: Mutex<HashMap<RequestId, oneshot::Sender<Response>>>,
     next_id: AtomicU64,
+    /// The runtime the tasks that wait for durability run on. Captured when the broker
+    /// opens: the coordinator is also called from threads that are not tokio's (Raft's
+    /// listeners on the group-commit, tick and peer threads: a deleted topic's offsets,
+    /// a partition's leadership), where `tokio::spawn` aborts the process.
+    runtime: tokio::runtime::Handle,
 }
 
 #[derive(Debug)]
@@ -55,8 +60,8 @@ struct Inner {
 }
 
 impl Groups {
-    /// A coordinator serving nothing yet; [`load_all`](Self::load_all) loads it.
-    pub fn new(mut config: GroupConfig) -> Groups {
+    /// A coordinator serving nothing yet, whose tasks run on `runtime`.
+    pub fn new(mut config: GroupConfig, runtime: tokio::runtime::Handle) -> Groups {
         // Member ids must not repeat across starts: mix in this start's time.
         config.member_id_seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -72,6 +77,7 @@ impl Groups {
             }),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            runtime,
         }
     }
 
@@ -157,6 +163,23 @@ impl Groups {
     pub fn shutdown(&self) {
         // A dropped sender is what the handlers answer with that error.
         self.waiters.lock().unwrap().clear();
+    }
+
+    /// `__consumer_offsets` exists with `partitions` partitions (applied from the
+    /// metadata log, before any of its partitions is loaded): groups are placed by that
+    /// count, as Kafka does, whatever `offsets_topic_partitions` says now.
+    pub fn offsets_topic_exists(&self, partitions: i32) {
+        let mut inner = self.inner.lock().unwrap();
+        let configured = inner.coordinator.config().offsets_topic_partitions;
+        if configured != partitions {
+            tracing::warn!(
+                configured,
+                actual = partitions,
+                "offsets_topic_partitions is ignored: __consumer_offsets already exists \
+                 with another partition count, which decides where groups are stored"
+            );
+            inner.coordinator.set_offsets_topic_partitions(partitions);
+        }
     }
 
     /// Forgets committed offsets of deleted topics.
@@ -245,7 +268,7 @@ impl Groups {
         let (done_tx, done_rx) = watch::channel(false);
         let previous = inner.last_sent.replace(done_rx);
         let broker = broker.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             if let Some(mut prev) = previous {
                 // An error means the earlier task ended without signalling: it is gone
                 // either way.
@@ -410,6 +433,40 @@ mod tests {
         assert!(rx.try_recv().is_err());
         broker.groups.shutdown();
         assert!(rx.blocking_recv().is_err(), "the waiter was released");
+        broker.close().unwrap();
+    }
+
+    /// Deleting a topic forgets its committed offsets by appending tombstones; the
+    /// delete is applied by Raft's listener on the group-commit thread, which is no tokio
+    /// thread (a `tokio::spawn` there aborted the broker). Afterwards the node still
+    /// commits: the group-commit thread is alive.
+    #[test]
+    fn deleting_a_topic_with_committed_offsets_forgets_them_and_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = crate::test_broker::runtime();
+        let _guard = rt.enter();
+        let broker = open(dir.path());
+        for t in ["gone", "kept"] {
+            rt.block_on(broker.create_topic(t, 2, -1, None, Default::default(), false))
+                .unwrap();
+        }
+        commit(&broker, "g", "gone", &[(0, 3), (1, 4)]);
+        commit(&broker, "g", "kept", &[(0, 5)]);
+        rt.block_on(broker.delete_topic("gone")).unwrap();
+        let offsets = |topic: &str| {
+            broker
+                .groups
+                .committed_offsets("g", &[(topic.to_string(), 0), (topic.to_string(), 1)])
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while offsets("gone") != [None, None] && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(offsets("gone"), [None, None]);
+        assert_eq!(offsets("kept"), [Some(5), None]);
+        // Commits still become durable (and are answered) after the delete.
+        commit(&broker, "g", "kept", &[(1, 7)]);
+        assert_eq!(offsets("kept"), [Some(5), Some(7)]);
         broker.close().unwrap();
     }
 

@@ -143,7 +143,14 @@ fn read_all(
         let mut slice = None;
         let tp = TopicPartition::new(w.topic.clone(), w.partition);
         let status = broker.partition_status(&tp).filter(|s| s.is_leader);
-        if !w.known || !broker.topics.contains(&w.topic) {
+        // The topic the request named must still be the one it resolved to: a long poll
+        // may outlive it, and a topic of the same name created since is another topic.
+        if !w.known
+            || broker
+                .topics
+                .get(&w.topic)
+                .is_none_or(|t| t.id != w.topic_id)
+        {
             pd.error_code = unknown_topic.code();
             errors = true;
         } else if let Some(code) = match status {
@@ -226,11 +233,13 @@ mod tests {
     #[test]
     fn long_poll_over_a_deleted_topic_reports_it_unknown() {
         let dir = tempfile::tempdir().unwrap();
-        let broker = crate::test_broker::open(dir.path(), &[]);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
+        // The broker's tasks (group commits) run on the runtime it opens in.
+        let _guard = rt.enter();
+        let broker = crate::test_broker::open(dir.path(), &[]);
         rt.block_on(broker.create_topic("t", 1, -1, None, BTreeMap::new(), false))
             .unwrap();
         let req = FetchRequest::default()
@@ -257,6 +266,64 @@ mod tests {
         };
         let p = &out.topics[0].partitions[0];
         assert_eq!(p.error_code, ErrorCode::UnknownTopicOrPartition.code());
+        broker.close().unwrap();
+    }
+
+    fn fetch_by_id(id: uuid::Uuid) -> FetchRequest {
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic_id(id)
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_current_leader_epoch(-1)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ])
+    }
+
+    fn fetch_error(broker: &Arc<Broker>, id: uuid::Uuid) -> (i16, [u8; 16]) {
+        let Reply::Now(reply) = fetch(broker, fetch_by_id(id), 13) else {
+            panic!("an immediate Fetch answer");
+        };
+        let Response::Fetch(out) = *reply else {
+            panic!("a Fetch answer");
+        };
+        let t = &out.topics[0];
+        (t.partitions[0].error_code, t.topic_id)
+    }
+
+    /// Fetch v13+ names topics by id: the id of a topic deleted and created again under
+    /// its name is stale (UNKNOWN_TOPIC_ID), the new id reads the new topic.
+    #[test]
+    fn fetch_by_a_stale_topic_id_is_unknown_topic_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = crate::test_broker::runtime();
+        let _guard = rt.enter();
+        let broker = crate::test_broker::open(dir.path(), &[("offsets_topic_partitions", "1")]);
+        let create = || {
+            rt.block_on(broker.create_topic("t", 1, -1, None, BTreeMap::new(), false))
+                .unwrap()
+        };
+        let old = create();
+        let (code, id) = fetch_error(&broker, old.id);
+        assert_eq!((code, id), (0, *old.id.as_bytes()));
+        rt.block_on(broker.delete_topic("t")).unwrap();
+        let new = create();
+        assert_ne!(new.id, old.id);
+        assert_eq!(
+            fetch_error(&broker, old.id),
+            (ErrorCode::UnknownTopicId.code(), *old.id.as_bytes())
+        );
+        assert_eq!(fetch_error(&broker, new.id), (0, *new.id.as_bytes()));
+        assert_eq!(
+            fetch_error(&broker, uuid::Uuid::nil()).0,
+            ErrorCode::UnknownTopicId.code()
+        );
         broker.close().unwrap();
     }
 }

@@ -219,7 +219,7 @@ pub fn find_coordinator(
     version: i16,
 ) -> FindCoordinatorResponse {
     let brokers = known_brokers(broker);
-    let partitions = broker.config.group.offsets_topic_partitions;
+    let partitions = broker.offsets_topic_partitions();
     let answer = |key_type: i8, key: &str| -> (i32, String, i32, ErrorCode, Option<&'static str>) {
         match key_type {
             KEY_GROUP => {

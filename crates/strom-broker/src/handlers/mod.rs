@@ -188,11 +188,13 @@ mod tests {
     #[test]
     fn every_advertised_api_has_a_handler() {
         let dir = tempfile::tempdir().unwrap();
-        let broker = crate::test_broker::open(dir.path(), &[]);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
+        // The broker's tasks (group commits) run on the runtime it opens in.
+        let _guard = rt.enter();
+        let broker = crate::test_broker::open(dir.path(), &[]);
         for range in strom_wire::SUPPORTED_APIS {
             for version in [range.min.max(3.min(range.max)), range.max] {
                 let request = strom_wire::Request {

@@ -75,6 +75,14 @@ impl GroupCoordinator {
         &self.config
     }
 
+    /// Sets how many partitions `__consumer_offsets` really has, which decides where
+    /// every group lives: once the topic exists its count counts, not the configured
+    /// one (a changed setting must not move groups away from their records). Call it
+    /// before any partition is loaded.
+    pub fn set_offsets_topic_partitions(&mut self, partitions: i32) {
+        self.config.offsets_topic_partitions = partitions.max(1);
+    }
+
     /// The `__consumer_offsets` partition of a group.
     pub fn partition_for(&self, group_id: &str) -> i32 {
         partition_for(group_id, self.config.offsets_topic_partitions)
@@ -676,6 +684,20 @@ mod tests {
         assert!(h.outstanding.is_empty());
         // Nothing of it is left to time out.
         h.advance(3_600_000);
+    }
+
+    #[test]
+    fn the_offsets_topics_real_partition_count_places_groups() {
+        let mut c = GroupCoordinator::new(test_config());
+        let configured = c.config().offsets_topic_partitions;
+        let group = (0..100)
+            .map(|i| format!("g{i}"))
+            .find(|g| partition_for(g, 3) != partition_for(g, configured))
+            .expect("some group moves");
+        c.set_offsets_topic_partitions(3);
+        assert_eq!(c.partition_for(&group), partition_for(&group, 3));
+        c.set_offsets_topic_partitions(0);
+        assert_eq!(c.partition_for(&group), 0, "at least one partition");
     }
 
     #[test]
