@@ -62,6 +62,8 @@ pub struct Broker {
     data_dir: Option<PathBuf>,
     pub log_path: Option<PathBuf>,
     pub watch: Arc<Watch>,
+    /// Topics created by the deep probe so far (names them).
+    pub probes: u32,
 }
 
 /// Output lines that mean the process is going down for a reason worth reporting.
@@ -84,6 +86,7 @@ impl Broker {
                 data_dir: None,
                 log_path: None,
                 watch,
+                probes: 0,
             };
             b.wait_ready(Duration::from_secs(30))?;
             return Ok(b);
@@ -121,6 +124,7 @@ impl Broker {
             data_dir: Some(data_dir),
             log_path: Some(log_path),
             watch,
+            probes: 0,
         };
         if let Err(e) = b.wait_ready(Duration::from_secs(60)) {
             let tail = b.watch.tail_text(20);
@@ -294,6 +298,47 @@ pub fn api_versions_probe(addr: SocketAddr, timeout: Duration) -> anyhow::Result
     let mut corr = [0u8; 4];
     s.read_exact(&mut corr)?;
     anyhow::ensure!(i32::from_be_bytes(corr) == 0x7ead, "wrong correlation id");
+    Ok(())
+}
+
+/// Creates a topic of one partition on a fresh connection and waits for success (or
+/// TOPIC_ALREADY_EXISTS): the deeper liveness check. ApiVersions is answered by the
+/// connection task alone; this one needs the metadata Raft group to commit, so it sees a
+/// broker that still accepts requests but can no longer change anything.
+pub fn create_topic_probe(addr: SocketAddr, name: &str, timeout: Duration) -> anyhow::Result<()> {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+
+    const VERSION: i16 = 5;
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ])
+        .with_timeout_ms(timeout.as_millis() as i32);
+    let msg = crate::message::encode(&req, VERSION, 0x7eae)?;
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout + Duration::from_secs(1)))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut frame = (msg.bytes.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&msg.bytes);
+    s.write_all(&frame)?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    s.read_exact(&mut body)?;
+    // Response header v1: correlation id, then an empty tagged-field section.
+    anyhow::ensure!(body.len() > 5, "short CreateTopics answer");
+    let resp = CreateTopicsResponse::decode(&mut bytes::Bytes::from(body).slice(5..), VERSION)?;
+    let code = resp.topics.first().map_or(-1, |t| t.error_code);
+    // 0: created; 36: TOPIC_ALREADY_EXISTS (a retried probe).
+    anyhow::ensure!(
+        code == 0 || code == 36,
+        "CreateTopics answered error code {code}"
+    );
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::broker::{Broker, api_versions_probe};
+use crate::broker::{Broker, api_versions_probe, create_topic_probe};
 use crate::message::api_name;
 use crate::sequence::Sequence;
 
@@ -22,6 +22,18 @@ pub enum FindingKind {
     Panic,
     /// No answer to ApiVersions on a fresh connection within the hang timeout.
     Hang,
+    /// Alive and answering, but a one-partition topic cannot be created within the hang
+    /// timeout: something (the metadata Raft group) is stuck.
+    Wedged,
+}
+
+impl FindingKind {
+    /// Whether reproducing it needs the same culprit api too. Deaths and panics happen
+    /// while one request is handled; memory growth and stuck groups may only be noticed
+    /// a few requests later, at a point that varies from run to run.
+    pub fn culprit_is_exact(self) -> bool {
+        matches!(self, FindingKind::Died | FindingKind::Panic)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -35,8 +47,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// What two findings must share to count as the same bug: kind and culprit api.
+    /// What two findings must share to count as the same bug: the kind, and for deaths
+    /// and panics the culprit api (the others are noticed at a request that varies).
     pub fn signature(&self) -> String {
+        if !self.kind.culprit_is_exact() {
+            return format!("{:?}", self.kind).to_lowercase();
+        }
         let api = self.api_key.map_or_else(|| "-".to_string(), api_name);
         format!("{:?}-{api}", self.kind).to_lowercase()
     }
@@ -55,8 +71,9 @@ pub struct Limits {
 /// The largest answer read whole; bigger ones are read and thrown away in pieces.
 const READ_CHUNK: usize = 1 << 20;
 
-/// Sends `seq` and returns the first finding, if any.
-pub fn run(broker: &mut Broker, seq: &Sequence, limits: Limits) -> Option<Finding> {
+/// Sends `seq` and returns the first finding, if any. With `deep`, the broker must also
+/// still be able to create a topic at the end (see [`FindingKind::Wedged`]).
+pub fn run(broker: &mut Broker, seq: &Sequence, limits: Limits, deep: bool) -> Option<Finding> {
     let mut conns: Vec<Option<TcpStream>> = Vec::new();
     for (i, step) in seq.steps.iter().enumerate() {
         let c = step.conn as usize;
@@ -117,14 +134,35 @@ pub fn run(broker: &mut Broker, seq: &Sequence, limits: Limits) -> Option<Findin
                 limits.hang_timeout
             ),
         });
-        let last = seq.steps.len().checked_sub(1);
-        return Some(Finding {
-            step: f.step.or(last),
-            api_key: f.api_key.or(last.map(|l| seq.steps[l].api_key)),
-            ..f
-        });
+        return Some(blame_last(seq, f));
+    }
+    if deep {
+        broker.probes += 1;
+        let name = format!("tcpfuzz-probe-{}", broker.probes);
+        if let Err(e) = create_topic_probe(broker.addr, &name, limits.hang_timeout) {
+            let f = check(broker, Duration::from_millis(500)).unwrap_or(Finding {
+                kind: FindingKind::Wedged,
+                step: None,
+                api_key: None,
+                detail: format!(
+                    "cannot create a one-partition topic within {:?}: {e}",
+                    limits.hang_timeout
+                ),
+            });
+            return Some(blame_last(seq, f));
+        }
     }
     None
+}
+
+/// A finding seen only after the sequence: blamed on its last request.
+fn blame_last(seq: &Sequence, f: Finding) -> Finding {
+    let last = seq.steps.len().checked_sub(1);
+    Finding {
+        step: f.step.or(last),
+        api_key: f.api_key.or(last.map(|l| seq.steps[l].api_key)),
+        ..f
+    }
 }
 
 /// The watchers' verdict on the broker right now.

@@ -11,6 +11,12 @@ use crate::exec::{self, Finding, Limits};
 use crate::message::api_name;
 use crate::sequence::{self, Sequence};
 
+/// Sequences sent to one broker before it is replaced by a fresh one.
+const RESTART_EVERY: usize = 32;
+/// Every this many sequences (and before a broker is replaced), the deep check: can it
+/// still create a topic?
+const DEEP_CHECK_EVERY: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub broker: BrokerConfig,
@@ -79,8 +85,8 @@ impl Session {
         self.started
     }
 
-    /// Runs `seq` on a fresh broker; the finding if it matches `like` (same kind, same
-    /// culprit api).
+    /// Runs `seq` on a fresh broker (deep check included); the finding if it is like
+    /// `like`: same kind and, for deaths and panics, the same culprit api.
     pub fn reproduces(
         &mut self,
         seq: &Sequence,
@@ -89,48 +95,83 @@ impl Session {
     ) -> Option<Finding> {
         self.discard();
         let broker = self.broker().ok()?;
-        let got = exec::run(broker, seq, limits);
+        let got = exec::run(broker, seq, limits, true);
         self.discard();
-        got.filter(|f| f.kind == like.kind && f.api_key == like.api_key)
+        got.filter(|f| {
+            f.kind == like.kind && (!f.kind.culprit_is_exact() || f.api_key == like.api_key)
+        })
     }
 }
 
-/// Drops requests from `seq` while the finding still reproduces, within `budget`: first
-/// everything after the culprit, then the culprit alone, then one request at a time.
+/// Drops requests from `seq` while the finding still reproduces on a fresh broker, within
+/// `budget`. Returns the smallest sequence found and the finding it last reproduced.
 pub fn minimise(
     session: &mut Session,
     seq: &Sequence,
     finding: &Finding,
     limits: Limits,
     budget: Duration,
-) -> Sequence {
-    let deadline = Instant::now() + budget;
+) -> (Sequence, Finding) {
+    shrink(seq, finding, Instant::now() + budget, |cand| {
+        session.reproduces(cand, finding, limits)
+    })
+}
+
+/// The minimiser proper, over any `reproduces` check: first the culprit alone, then
+/// everything up to it, then chunks of half the sequence, quarters, ... down to single
+/// requests (delta debugging, simplified); a chunk whose removal keeps the finding stays
+/// removed.
+pub fn shrink(
+    seq: &Sequence,
+    finding: &Finding,
+    deadline: Instant,
+    mut reproduces: impl FnMut(&Sequence) -> Option<Finding>,
+) -> (Sequence, Finding) {
     let mut cur = seq.clone();
-    if let Some(step) = finding.step {
-        cur.steps.truncate(step + 1);
+    let mut last = finding.clone();
+    if let Some(step) = finding.step.filter(|&s| s < cur.steps.len()) {
         let alone = Sequence {
             seed: seq.seed,
             steps: vec![cur.steps[step].clone()],
         };
-        if session.reproduces(&alone, finding, limits).is_some() {
-            return alone;
+        if let Some(f) = reproduces(&alone) {
+            return (alone, f);
+        }
+        let mut upto = cur.clone();
+        upto.steps.truncate(step + 1);
+        if upto.steps.len() < cur.steps.len()
+            && let Some(f) = reproduces(&upto)
+        {
+            cur = upto;
+            last = f;
         }
     }
-    let mut changed = true;
-    while changed && Instant::now() < deadline {
-        changed = false;
-        let mut i = cur.steps.len();
-        while i > 0 && cur.steps.len() > 1 && Instant::now() < deadline {
-            i -= 1;
+    let mut chunk = cur.steps.len().div_ceil(2);
+    while chunk >= 1 && cur.steps.len() > 1 && Instant::now() < deadline {
+        let mut removed = false;
+        let mut i = 0;
+        while i < cur.steps.len() && cur.steps.len() > 1 && Instant::now() < deadline {
+            let end = (i + chunk).min(cur.steps.len());
             let mut cand = cur.clone();
-            cand.steps.remove(i);
-            if session.reproduces(&cand, finding, limits).is_some() {
-                cur = cand;
-                changed = true;
+            cand.steps.drain(i..end);
+            if cand.steps.is_empty() {
+                i = end;
+                continue;
+            }
+            match reproduces(&cand) {
+                Some(f) => {
+                    cur = cand;
+                    last = f;
+                    removed = true;
+                }
+                None => i = end,
             }
         }
+        if !removed {
+            chunk /= 2;
+        }
     }
-    cur
+    (cur, last)
 }
 
 /// The whole run; returns every finding (an empty list is a clean run).
@@ -144,8 +185,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Recorded>> {
     if let Some(dir) = &opts.regressions {
         for path in regression_files(dir)? {
             let seq = Sequence::load(&path)?;
+            session.discard();
             let broker = session.broker()?;
-            match exec::run(broker, &seq, opts.limits) {
+            match exec::run(broker, &seq, opts.limits, true) {
                 None => println!("regression {}: ok", path.display()),
                 Some(f) => {
                     println!(
@@ -175,21 +217,31 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Recorded>> {
         }
     }
 
+    // Time spent confirming and minimising findings is not fuzzing time: it counts
+    // neither against the duration nor in a finding's time to find.
     let start = Instant::now();
+    let mut recording = Duration::ZERO;
+    let fuzzing = |recording: Duration| start.elapsed().saturating_sub(recording);
     let mut last_report = start;
     let mut history: Vec<Sequence> = Vec::new();
     let mut requests = 0u64;
     let mut i = 0u64;
-    while start.elapsed() < opts.duration {
+    while fuzzing(recording) < opts.duration {
         let seed = sequence::iteration_seed(opts.seed, i);
         i += 1;
         let seq = sequence::generate(seed);
         requests += seq.steps.len() as u64;
         let broker = session.broker()?;
-        let result = exec::run(broker, &seq, opts.limits);
         history.push(seq.clone());
-        if history.len() > 16 {
-            history.remove(0);
+        let retire = history.len() >= RESTART_EVERY;
+        let deep = retire || history.len().is_multiple_of(DEEP_CHECK_EVERY);
+        let result = exec::run(broker, &seq, opts.limits, deep);
+        if result.is_none() && retire {
+            // A fresh broker now and then: state piling up (topics with thousands of
+            // partitions) slows everything down, and a finding that needs more history
+            // than this could not be reproduced anyway.
+            session.discard();
+            history.clear();
         }
         if last_report.elapsed() > Duration::from_secs(10) {
             last_report = Instant::now();
@@ -199,12 +251,13 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Recorded>> {
                 .unwrap_or(0);
             println!(
                 "  {:>4}s: {i} sequences, {requests} requests, {} brokers started, broker peak RSS {peak} MiB",
-                start.elapsed().as_secs(),
+                fuzzing(recording).as_secs(),
                 session.restarts()
             );
         }
         let Some(finding) = result else { continue };
-        let after = start.elapsed();
+        let after = fuzzing(recording);
+        let recording_from = Instant::now();
         let tail = session
             .broker()
             .map(|b| b.watch.tail_text(8))
@@ -219,7 +272,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Recorded>> {
         if seen.contains(&sig) {
             println!("  (same signature as an earlier finding; not recorded again)");
         } else {
-            seen.insert(sig.clone());
+            seen.insert(sig);
             let rec = record(
                 &mut session,
                 opts,
@@ -230,8 +283,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Recorded>> {
                 after,
                 &tail,
             )?;
+            // Minimising may name the real culprit (memory growth is noticed late).
+            seen.insert(rec.finding.signature());
             found.push(rec);
         }
+        recording += recording_from.elapsed();
         if !opts.keep_going || !session.can_restart() {
             break;
         }
@@ -240,8 +296,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Vec<Recorded>> {
     }
     session.discard();
     println!(
-        "strom-tcpfuzz: {i} sequences, {requests} requests in {:.0}s, {} findings",
-        start.elapsed().as_secs_f64(),
+        "strom-tcpfuzz: {i} sequences, {requests} requests in {:.0}s of fuzzing, {} findings",
+        fuzzing(recording).as_secs_f64(),
         found.len()
     );
     Ok(found)
@@ -261,34 +317,37 @@ fn record(
     tail: &str,
 ) -> anyhow::Result<Recorded> {
     let mut repro = seq.clone();
+    let mut culprit = finding.clone();
     let mut reproduced = false;
     if session.can_restart() {
-        if session.reproduces(seq, &finding, opts.limits).is_some() {
-            reproduced = true;
-        } else {
-            // It needed state left by earlier sequences on the same broker.
-            let mut all = Sequence {
+        let mut candidates = vec![(seq.clone(), finding.clone())];
+        if history.len() > 1 {
+            // It may need state left by the earlier sequences sent to the same broker.
+            let all = Sequence {
                 seed,
                 steps: history.iter().flat_map(|s| s.steps.clone()).collect(),
             };
             let offset = all.steps.len() - seq.steps.len();
-            repro = all.clone();
             let f = Finding {
                 step: finding.step.map(|s| s + offset),
                 ..finding.clone()
             };
-            if session.reproduces(&all, &f, opts.limits).is_some() {
-                reproduced = true;
-                if !opts.minimise_budget.is_zero() {
-                    all = minimise(session, &all, &f, opts.limits, opts.minimise_budget);
-                }
-                repro = all;
-            }
+            candidates.push((all, f));
         }
-        if reproduced && repro.steps.len() == seq.steps.len() && !opts.minimise_budget.is_zero() {
-            repro = minimise(session, seq, &finding, opts.limits, opts.minimise_budget);
+        for (cand, f) in candidates {
+            if let Some(got) = session.reproduces(&cand, &f, opts.limits) {
+                reproduced = true;
+                (repro, culprit) = if opts.minimise_budget.is_zero() {
+                    (cand, got)
+                } else {
+                    minimise(session, &cand, &got, opts.limits, opts.minimise_budget)
+                };
+                break;
+            }
+            repro = cand;
         }
     }
+    let finding = culprit;
     let path = opts
         .out_dir
         .join(format!("{}-{seed:016x}.seq", finding.signature()));
@@ -316,7 +375,7 @@ fn record(
         path.display(),
         repro.steps.len()
     );
-    for s in &repro.steps {
+    for s in repro.steps.iter().take(12) {
         println!(
             "    conn {} {} ({} bytes){}",
             s.conn,
@@ -328,6 +387,9 @@ fn record(
                 format!(": {}", s.note)
             }
         );
+    }
+    if repro.steps.len() > 12 {
+        println!("    ... ({} more)", repro.steps.len() - 12);
     }
     Ok(Recorded {
         finding,
@@ -352,4 +414,93 @@ pub fn regression_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     };
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::FindingKind;
+    use crate::sequence::Step;
+
+    fn seq(notes: &[&str]) -> Sequence {
+        Sequence {
+            seed: 1,
+            steps: notes
+                .iter()
+                .map(|n| Step {
+                    conn: 0,
+                    api_key: 0,
+                    bytes: vec![],
+                    note: n.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    fn finding(step: usize) -> Finding {
+        Finding {
+            kind: FindingKind::Wedged,
+            step: Some(step),
+            api_key: Some(0),
+            detail: String::new(),
+        }
+    }
+
+    fn notes(s: &Sequence) -> Vec<&str> {
+        s.steps.iter().map(|s| s.note.as_str()).collect()
+    }
+
+    #[test]
+    fn shrink_keeps_exactly_the_requests_the_finding_needs() {
+        // The "bug" needs a create, then later a poison request, in that order.
+        let all: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let mut names: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        names[7] = "create";
+        names[31] = "poison";
+        let s = seq(&names);
+        let mut tries = 0;
+        let (min, _) = shrink(
+            &s,
+            &finding(39),
+            Instant::now() + Duration::from_secs(60),
+            |c| {
+                tries += 1;
+                let n = notes(c);
+                let create = n.iter().position(|x| *x == "create");
+                let poison = n.iter().position(|x| *x == "poison");
+                matches!((create, poison), (Some(a), Some(b)) if a < b).then(|| finding(0))
+            },
+        );
+        assert_eq!(notes(&min), ["create", "poison"]);
+        assert!(tries < 60, "{tries} tries");
+    }
+
+    #[test]
+    fn shrink_tries_the_culprit_alone_first() {
+        let s = seq(&["a", "b", "boom", "c"]);
+        let mut tries = 0;
+        let (min, _) = shrink(
+            &s,
+            &finding(2),
+            Instant::now() + Duration::from_secs(60),
+            |c| {
+                tries += 1;
+                notes(c).contains(&"boom").then(|| finding(0))
+            },
+        );
+        assert_eq!(notes(&min), ["boom"]);
+        assert_eq!(tries, 1);
+    }
+
+    #[test]
+    fn shrink_gives_back_the_input_when_nothing_smaller_reproduces() {
+        let s = seq(&["a", "b", "c"]);
+        let (min, _) = shrink(
+            &s,
+            &finding(2),
+            Instant::now() + Duration::from_secs(60),
+            |c| (c.steps.len() == 3).then(|| finding(2)),
+        );
+        assert_eq!(min, s);
+    }
 }

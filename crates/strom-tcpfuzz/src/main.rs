@@ -177,7 +177,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
     for path in &args.files {
         let seq = Sequence::load(path)?;
         session.discard();
-        let result = exec::run(session.broker()?, &seq, limits);
+        let result = exec::run(session.broker()?, &seq, limits, true);
         match result {
             None => println!(
                 "{}: no finding ({} requests)",
@@ -195,7 +195,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
                     f.detail
                 );
                 if args.minimise {
-                    let min =
+                    let (min, _) =
                         fuzz::minimise(&mut session, &seq, &f, limits, Duration::from_secs(300));
                     let out = path.with_extension("seq.min");
                     std::fs::write(
