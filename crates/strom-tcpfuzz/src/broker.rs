@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,7 +98,16 @@ impl Broker {
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir)?;
         let log_path = cfg.work_dir.join(format!("broker-{n}.log"));
-        let mut child = Command::new(&cfg.binary)
+        let mut cmd = Command::new(&cfg.binary);
+        // SAFETY: prctl(2) is async-signal-safe; it only sets a flag of the new process.
+        // The broker is killed when the fuzzer dies (a CI timeout, ^C), never left behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .arg("serve")
             .args(["--node-id", "1", "--listen", &addr.to_string()])
             .arg("--data-dir")

@@ -317,6 +317,7 @@ fn record(
     tail: &str,
 ) -> anyhow::Result<Recorded> {
     let mut repro = seq.clone();
+    let mut tried = seq.steps.len();
     let mut culprit = finding.clone();
     let mut reproduced = false;
     if session.can_restart() {
@@ -335,6 +336,7 @@ fn record(
             candidates.push((all, f));
         }
         for (cand, f) in candidates {
+            tried = cand.steps.len();
             if let Some(got) = session.reproduces(&cand, &f, opts.limits) {
                 reproduced = true;
                 (repro, culprit) = if opts.minimise_budget.is_zero() {
@@ -362,7 +364,7 @@ fn record(
             "reproduced on a fresh broker: {}; {} of {} requests kept",
             if reproduced { "yes" } else { "NO (flaky?)" },
             repro.steps.len(),
-            seq.steps.len()
+            tried
         ),
     ];
     if !tail.is_empty() {

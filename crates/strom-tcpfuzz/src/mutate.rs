@@ -148,12 +148,16 @@ pub fn long_string(msg: &mut Message, rng: &mut Rng) -> Option<String> {
         return None;
     }
     let f = *rng.pick(&strings);
-    let len = *rng.pick(&[0usize, 250, 256, 1000, 32_767]);
-    let fill = *rng.pick(&[b'a', b'.', 0xff, 0]);
-    let new = vec![fill; len];
     let FieldKind::Bytes(prefix) = f.kind else {
         unreachable!()
     };
+    // An earlier byte-level mutation may have cut or moved the prefix away from its bytes.
+    if !prefix_intact(&msg.bytes, &f, prefix) {
+        return None;
+    }
+    let len = *rng.pick(&[0usize, 250, 256, 1000, 32_767]);
+    let fill = *rng.pick(&[b'a', b'.', 0xff, 0]);
+    let new = vec![fill; len];
     let (prefix_pos, prefix_bytes) = match prefix {
         Prefix::I16 => (f.pos - 2, (len as i16).to_be_bytes().to_vec()),
         Prefix::I32 => (f.pos - 4, (len as i32).to_be_bytes().to_vec()),
@@ -170,10 +174,33 @@ pub fn long_string(msg: &mut Message, rng: &mut Rng) -> Option<String> {
     Some(format!("string @{} = {len} x {fill:#04x}", f.pos))
 }
 
+/// Whether the length prefix in front of `f` still says `f.len`.
+fn prefix_intact(bytes: &[u8], f: &Field, prefix: Prefix) -> bool {
+    match prefix {
+        Prefix::I16 => {
+            f.pos >= 2 && i16::from_be_bytes([bytes[f.pos - 2], bytes[f.pos - 1]]) as usize == f.len
+        }
+        Prefix::I32 => {
+            f.pos >= 4
+                && i32::from_be_bytes(bytes[f.pos - 4..f.pos].try_into().unwrap()) as usize == f.len
+        }
+        Prefix::Compact(n) => {
+            let n = n as usize;
+            f.pos >= n
+                && crate::message::read_uvarint(&bytes[f.pos - n..f.pos])
+                    == Some((f.len as u64 + 1, n))
+        }
+        Prefix::None => false,
+    }
+}
+
 /// The header's api version set to another one: just outside the advertised range, or
 /// another one inside it (the body then no longer matches the version).
 pub fn api_version(msg: &mut Message, rng: &mut Rng) -> Option<String> {
     let range = advertised_range(msg.api_key)?;
+    if msg.bytes.len() < 4 {
+        return None;
+    }
     let v = *rng.pick(&[
         range.min - 1,
         range.max + 1,
@@ -273,6 +300,31 @@ mod tests {
                 .len()
                 > 40
         );
+    }
+
+    /// Mutations stacked on mutations, on every api: whatever earlier ones did to the bytes
+    /// and the field map, later ones must not panic.
+    #[test]
+    fn stacked_mutations_never_panic() {
+        let mut rng = Rng::new(14);
+        for range in strom_wire::SUPPORTED_APIS {
+            let ctx = Ctx::new(&mut rng, 4);
+            let min = range
+                .min
+                .max(if range.key == ApiKey::Produce { 3 } else { 0 });
+            for version in min..=range.max {
+                for _ in 0..30 {
+                    let mut msg = corpus::build(range.key, version, 1, &ctx, &mut rng).unwrap();
+                    let donor = msg.bytes.clone();
+                    for _ in 0..40 {
+                        mutate_once(&mut msg, &mut rng, &donor);
+                        for f in &msg.fields {
+                            assert!(f.pos + f.len <= msg.bytes.len());
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
