@@ -23,6 +23,9 @@ pub struct Ctx {
     /// Larger values are the "array duplicated" mutation: the same topic named many
     /// times in one Metadata request, the same partition produced twice, ...
     pub repeat: usize,
+    /// The request sets the sequence up (its opening CreateTopics): it really creates,
+    /// never only validates.
+    pub setup: bool,
 }
 
 impl Ctx {
@@ -34,6 +37,7 @@ impl Ctx {
             member: String::new(),
             producer_id: rng.range(-1, 3),
             repeat: 1,
+            setup: false,
         }
     }
 }
@@ -261,7 +265,7 @@ pub fn build(
             let req = CreateTopicsRequest::default()
                 .with_topics(rep(ctx, t))
                 .with_timeout_ms(5000)
-                .with_validate_only(rng.chance(20));
+                .with_validate_only(!ctx.setup && rng.chance(20));
             enc(req, version, corr)
         }
         ApiKey::DeleteTopics => {

@@ -32,6 +32,10 @@ pub struct Sequence {
 
 /// How likely a request is to be mutated, in percent.
 const MUTATE_PERCENT: u32 = 40;
+/// The same for the CreateTopics that opens a sequence: most requests after it need the
+/// topic to exist (a CreatePartitions of 2^31-1 only reaches the allocation for an
+/// existing topic), so it is left intact more often.
+const SETUP_MUTATE_PERCENT: u32 = 10;
 
 /// The apis a sequence draws its middle steps from, with weights: the ones that move data
 /// and change state most often.
@@ -99,6 +103,8 @@ pub fn generate(seed: u64) -> Sequence {
             90..=97 => rng.range(2, 20) as usize,
             _ => rng.range(100, 3000) as usize,
         };
+        let setup = i == 0 && api == ApiKey::CreateTopics;
+        ctx.setup = setup;
         if api == ApiKey::JoinGroup && rng.chance(50) {
             ctx.member = format!("m-{}", rng.below(4));
         }
@@ -114,7 +120,11 @@ pub fn generate(seed: u64) -> Sequence {
             continue;
         };
         let mut note = String::new();
-        if rng.chance(MUTATE_PERCENT) {
+        if rng.chance(if setup {
+            SETUP_MUTATE_PERCENT
+        } else {
+            MUTATE_PERCENT
+        }) {
             let donor = if steps.is_empty() {
                 Vec::new()
             } else {
@@ -147,7 +157,11 @@ impl Sequence {
             }
         }
         for step in &self.steps {
-            let hex: String = step.bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let mut hex: String = step.bytes.iter().map(|b| format!("{b:02x}")).collect();
+            if hex.is_empty() {
+                // A request truncated to nothing: an empty frame.
+                hex.push('-');
+            }
             write!(
                 out,
                 "{} {}/{} {hex}",
@@ -184,8 +198,9 @@ impl Sequence {
             else {
                 anyhow::bail!("line {}: want `<conn> <api>/<key> <hex>`", n + 1);
             };
-            let bytes =
-                decode_hex(hex).ok_or_else(|| anyhow::anyhow!("line {}: bad hex", n + 1))?;
+            let hex = if hex == "-" { "" } else { hex };
+            let bytes = decode_hex(hex)
+                .ok_or_else(|| anyhow::anyhow!("line {}: bad hex {hex:?}", n + 1))?;
             // The api the request was built as (a mutation may have changed the key bytes).
             let api_key = api
                 .rsplit_once('/')
@@ -252,6 +267,20 @@ mod tests {
             .filter(|s| s.steps[0].api_key == ApiKey::CreateTopics as i16)
             .count();
         assert!(first_create > 150, "{first_create}");
+        // The opening CreateTopics really creates the topic, and is mostly left intact.
+        let intact: Vec<&Step> = seqs
+            .iter()
+            .map(|s| &s.steps[0])
+            .filter(|st| st.api_key == ApiKey::CreateTopics as i16 && st.note.is_empty())
+            .collect();
+        assert!(intact.len() * 100 > first_create * 80, "{}", intact.len());
+        for st in intact {
+            let req = strom_wire::decode_request(st.bytes.clone().into()).unwrap();
+            let kafka_protocol::messages::RequestKind::CreateTopics(ct) = req.body else {
+                panic!("not CreateTopics");
+            };
+            assert!(!ct.validate_only);
+        }
         let steps: Vec<&Step> = seqs.iter().flat_map(|s| &s.steps).collect();
         let mutated = steps.iter().filter(|s| !s.note.is_empty()).count();
         assert!(mutated * 100 > steps.len() * 25 && mutated * 100 < steps.len() * 55);
