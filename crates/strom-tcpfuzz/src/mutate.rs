@@ -90,9 +90,12 @@ pub fn mutate_once(msg: &mut Message, rng: &mut Rng, donor: &[u8]) -> String {
 }
 
 /// An integer field of the body (header fields one time in ten) set to a boundary value.
+/// Half of the time the field is one holding a small positive value: those are mostly
+/// counts, partition numbers, indexes and array lengths, the numbers a broker sizes
+/// allocations and loops by, rather than timeouts, offsets or ids.
 pub fn int_field(msg: &mut Message, rng: &mut Rng) -> Option<String> {
     let in_header = rng.chance(10);
-    let ints: Vec<Field> = msg
+    let mut ints: Vec<Field> = msg
         .fields
         .iter()
         .filter(|f| matches!(f.kind, FieldKind::Int(_)) && (f.pos < msg.body_start) == in_header)
@@ -101,6 +104,16 @@ pub fn int_field(msg: &mut Message, rng: &mut Rng) -> Option<String> {
     if ints.is_empty() {
         return None;
     }
+    if rng.chance(50) {
+        let small: Vec<Field> = ints
+            .iter()
+            .filter(|f| f.len >= 2 && (1..=1024).contains(&read_int(&msg.bytes, f)))
+            .copied()
+            .collect();
+        if !small.is_empty() {
+            ints = small;
+        }
+    }
     let f = *rng.pick(&ints);
     let FieldKind::Int(w) = f.kind else {
         unreachable!()
@@ -108,6 +121,16 @@ pub fn int_field(msg: &mut Message, rng: &mut Rng) -> Option<String> {
     let v = boundary(w, rng);
     write_int(&mut msg.bytes, &f, v);
     Some(format!("int{} @{} = {v}", w as u32 * 8, f.pos))
+}
+
+fn read_int(bytes: &[u8], f: &Field) -> i64 {
+    let b = &bytes[f.pos..f.pos + f.len];
+    match f.len {
+        1 => b[0] as i8 as i64,
+        2 => i16::from_be_bytes([b[0], b[1]]) as i64,
+        4 => i32::from_be_bytes(b.try_into().unwrap()) as i64,
+        _ => i64::from_be_bytes(b.try_into().unwrap()),
+    }
 }
 
 /// A record batch inside the request (a Produce's records) with one header field changed
