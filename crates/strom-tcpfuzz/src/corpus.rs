@@ -345,7 +345,11 @@ pub fn build(
         ApiKey::CreatePartitions => {
             let t = create_partitions_request::CreatePartitionsTopic::default()
                 .with_name(topic(ctx))
-                .with_count(ctx.partitions + rng.range(1, 2) as i32);
+                .with_count(ctx.partitions + rng.range(1, 2) as i32)
+                // Null, as Kafka's admin clients send when the broker is to place the new
+                // partitions (kafka-protocol's default is an empty list, which a broker
+                // may refuse as not matching the count before looking at the count).
+                .with_assignments(None);
             let req = CreatePartitionsRequest::default()
                 .with_topics(rep(ctx, t))
                 .with_timeout_ms(5000)
@@ -451,6 +455,10 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{:?} v{version}: {e}", range.key));
                 assert_eq!(req.header.request_api_key, range.key as i16);
                 assert_eq!(req.header.correlation_id, 7);
+                if let kafka_protocol::messages::RequestKind::CreatePartitions(cp) = &req.body {
+                    // Like a real admin client: the broker places the new partitions.
+                    assert!(cp.topics.iter().all(|t| t.assignments.is_none()));
+                }
                 assert!(
                     msg.fields.iter().any(|f| f.pos >= msg.body_start)
                         || matches!(
