@@ -75,6 +75,9 @@ const READ_CHUNK: usize = 1 << 20;
 /// still be able to create a topic at the end (see [`FindingKind::Wedged`]).
 pub fn run(broker: &mut Broker, seq: &Sequence, limits: Limits, deep: bool) -> Option<Finding> {
     let mut conns: Vec<Option<TcpStream>> = Vec::new();
+    // The last request that was not answered in time (rather than refused with a closed
+    // connection): the broker may still be working on it.
+    let mut slow: Option<usize> = None;
     for (i, step) in seq.steps.iter().enumerate() {
         let c = step.conn as usize;
         if conns.len() <= c {
@@ -92,8 +95,12 @@ pub fn run(broker: &mut Broker, seq: &Sequence, limits: Limits, deep: bool) -> O
         let t0 = std::time::Instant::now();
         let answered = match conns[c].as_mut() {
             Some(s) => send_and_read(s, &step.bytes),
-            None => false,
+            None => Answer::Failed,
         };
+        if answered == Answer::TimedOut {
+            slow = Some(i);
+        }
+        let answered = answered == Answer::Answered;
         // STROM_TCPFUZZ_TRACE=1: one line per request, to see where a run spends its time.
         if std::env::var_os("STROM_TCPFUZZ_TRACE").is_some() {
             eprintln!(
@@ -124,6 +131,15 @@ pub fn run(broker: &mut Broker, seq: &Sequence, limits: Limits, deep: bool) -> O
         }
     }
     drop(conns);
+    if let Some(i) = slow
+        && let Some(f) = settle(broker, limits.hang_timeout)
+    {
+        return Some(Finding {
+            step: Some(i),
+            api_key: Some(seq.steps[i].api_key),
+            ..f
+        });
+    }
     if let Err(e) = api_versions_probe(broker.addr, limits.hang_timeout) {
         let f = check(broker, Duration::from_millis(500)).unwrap_or(Finding {
             kind: FindingKind::Hang,
@@ -165,6 +181,28 @@ fn blame_last(seq: &Sequence, f: Finding) -> Finding {
     }
 }
 
+/// Waits, up to `limit`, while the broker's peak memory still grows (a request it did not
+/// answer in time may still be allocating), and returns what the watchers see then. Without
+/// this, whether a request that takes the broker past its ceiling after a few seconds is a
+/// finding would depend on what the sequence sends next.
+fn settle(broker: &mut Broker, limit: Duration) -> Option<Finding> {
+    let start = std::time::Instant::now();
+    let mut peak = broker.watch.peak_rss.load(Ordering::Relaxed);
+    let mut grew = start;
+    while start.elapsed() < limit && grew.elapsed() < Duration::from_millis(500) {
+        std::thread::sleep(Duration::from_millis(50));
+        if let Some(f) = check(broker, Duration::ZERO) {
+            return Some(f);
+        }
+        let now = broker.watch.peak_rss.load(Ordering::Relaxed);
+        if now > peak + (1 << 20) {
+            peak = now;
+            grew = std::time::Instant::now();
+        }
+    }
+    check(broker, Duration::ZERO)
+}
+
 /// The watchers' verdict on the broker right now.
 pub fn check(broker: &mut Broker, grace: Duration) -> Option<Finding> {
     let exited = broker.exited_within(grace);
@@ -192,27 +230,39 @@ pub fn check(broker: &mut Broker, grace: Duration) -> Option<Finding> {
     })
 }
 
-/// Writes one frame and reads one answer frame. False when the connection failed, was
-/// closed or did not answer in time.
-fn send_and_read(s: &mut TcpStream, body: &[u8]) -> bool {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Answered,
+    /// No answer within the step timeout.
+    TimedOut,
+    /// Connection refused, closed or broken.
+    Failed,
+}
+
+/// Writes one frame and reads one answer frame.
+fn send_and_read(s: &mut TcpStream, body: &[u8]) -> Answer {
+    let failed = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Answer::TimedOut,
+        _ => Answer::Failed,
+    };
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
     frame.extend_from_slice(body);
-    if s.write_all(&frame).is_err() {
-        return false;
+    if let Err(e) = s.write_all(&frame) {
+        return failed(e);
     }
     let mut len = [0u8; 4];
-    if s.read_exact(&mut len).is_err() {
-        return false;
+    if let Err(e) = s.read_exact(&mut len) {
+        return failed(e);
     }
     let mut left = i32::from_be_bytes(len).max(0) as usize;
     let mut buf = vec![0u8; left.min(READ_CHUNK)];
     while left > 0 {
         let n = left.min(buf.len());
-        if s.read_exact(&mut buf[..n]).is_err() {
-            return false;
+        if let Err(e) = s.read_exact(&mut buf[..n]) {
+            return failed(e);
         }
         left -= n;
     }
-    true
+    Answer::Answered
 }
