@@ -155,9 +155,20 @@ impl Broker {
         }
     }
 
-    /// `Some(description)` when the process has exited (only for a broker we started).
+    /// `Some(description)` when the process has exited (for an attached broker, only when
+    /// its pid was given).
     pub fn exited(&mut self) -> Option<String> {
-        let child = self.child.as_mut()?;
+        let Some(child) = self.child.as_mut() else {
+            // Attached: not our child, so no exit status; only whether it still exists.
+            let pid = self.pid?;
+            // Gone, or a zombie its parent has not reaped yet.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+            let dead = state.is_none_or(|st| {
+                st.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+            });
+            return dead.then(|| format!("process {pid} is gone"));
+        };
         match child.try_wait() {
             Ok(Some(status)) => Some(describe_exit(status)),
             _ => None,
@@ -172,7 +183,7 @@ impl Broker {
             if let Some(e) = self.exited() {
                 return Some(e);
             }
-            if Instant::now() >= deadline || self.child.is_none() {
+            if Instant::now() >= deadline || self.pid.is_none() {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(10));

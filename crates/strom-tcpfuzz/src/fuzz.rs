@@ -362,7 +362,13 @@ fn record(
         ),
         format!(
             "reproduced on a fresh broker: {}; {} of {} requests kept",
-            if reproduced { "yes" } else { "NO (flaky?)" },
+            if reproduced {
+                "yes"
+            } else if session.can_restart() {
+                "NO (flaky, or needs more history)"
+            } else {
+                "not tried (attached broker)"
+            },
             repro.steps.len(),
             tried
         ),
