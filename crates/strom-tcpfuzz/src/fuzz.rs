@@ -500,6 +500,28 @@ mod tests {
         assert_eq!(tries, 1);
     }
 
+    /// The committed reproducers load, and each still holds the request that its name and
+    /// first comment line blame.
+    #[test]
+    fn committed_regressions_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+        let mut files = regression_files(&dir).unwrap();
+        assert!(files.len() >= 3, "{files:?}");
+        files.extend(regression_files(&dir.join("pending")).unwrap());
+        for path in files {
+            let seq = Sequence::load(&path).unwrap();
+            assert!(!seq.steps.is_empty(), "{}", path.display());
+            let name = path.file_name().unwrap().to_string_lossy().to_lowercase();
+            let culprit = seq.steps.last().unwrap().api_key;
+            assert!(
+                name.starts_with(&api_name(culprit).to_lowercase()),
+                "{}: last request is {}",
+                path.display(),
+                api_name(culprit)
+            );
+        }
+    }
+
     #[test]
     fn shrink_gives_back_the_input_when_nothing_smaller_reproduces() {
         let s = seq(&["a", "b", "c"]);
