@@ -747,11 +747,22 @@ impl Segment {
         if bad < durable_bytes {
             return Err(self.corrupt(bad, format!("{reason} (inside data known to be durable)")));
         }
-        if valid_batch_from(&file, &path, bad + 1, file_len)? {
-            return Err(self.corrupt(bad, format!("{reason} (valid batches follow it)")));
-        }
-        if later_data()? {
-            return Err(self.corrupt(bad, format!("{reason} (later segments hold valid batches)")));
+        // Writes that never reached the disk read back as zeros (a hole, or pages the
+        // kernel dropped after a failed fsync), and the disk may have kept later writes
+        // around them: past the durable point that is lost data nobody was told was
+        // stored, not corruption. Anything else followed by valid batches is.
+        let lost_writes = starts_with_zeros(&file, &path, bad, file_len)?;
+        if !lost_writes {
+            if valid_batch_from(&file, &path, bad + 1, file_len)? {
+                return Err(self.corrupt(bad, format!("{reason} (valid batches follow it)")));
+            }
+            if later_data()? {
+                return Err(
+                    self.corrupt(bad, format!("{reason} (later segments hold valid batches)"))
+                );
+            }
+        } else {
+            tracing::warn!(path = %path.display(), position = bad, "zeros where unsynced batches were written: writes lost before they were durable");
         }
         tracing::warn!(
             path = %path.display(), position = bad, discarded = file_len - bad, %reason,
@@ -908,6 +919,15 @@ impl Segment {
             self.path(TIME_INDEX_SUFFIX),
         ]
     }
+}
+
+/// Whether the batch header place at `pos` holds only zeros (at least a batch's length
+/// and offset fields, or up to the end of the file).
+fn starts_with_zeros(file: &File, path: &Path, pos: u64, file_len: u64) -> Result<bool> {
+    let n = (LOG_OVERHEAD as u64).min(file_len - pos) as usize;
+    let mut buf = [0u8; LOG_OVERHEAD];
+    file.read_exact_at(&mut buf[..n], pos).at(path)?;
+    Ok(n > 0 && buf[..n].iter().all(|&b| b == 0))
 }
 
 /// Whether a batch that passes its CRC starts anywhere in `[from, file_len)` of a

@@ -281,3 +281,42 @@ fn recovery_attempts_that_fail_leave_nothing_behind_for_the_next() {
     assert_eq!(read_all(&mut log), last + 1);
     disk::faults::clear("retryrecover-0");
 }
+
+/// A failed fsync may drop a batch's pages while later writes reach the disk: the file
+/// then reads zeros where the dropped batch was, with valid batches after it. Past the
+/// durable point that is lost, unacknowledged data; recovery must cut it there rather
+/// than refuse to open the log.
+#[test]
+fn zeros_from_dropped_writes_past_the_durable_point_are_cut_not_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("droppedpages-0");
+    let mut log = open(&dir);
+    for _ in 0..3 {
+        append_next(&mut log, 17).unwrap();
+    }
+    let durable = log.flush().unwrap();
+    let size_durable = log.size_bytes();
+    for _ in 0..3 {
+        append_next(&mut log, 17).unwrap();
+    }
+    let end = log.log_end_offset();
+    std::mem::forget(log); // a crash: no clean checkpoint
+    let seg = common::segment_files(&dir).pop().unwrap().1;
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let first_unsynced = common::batches_in(&bytes)
+        .into_iter()
+        .find(|(pos, _)| *pos == size_durable)
+        .expect("a batch right after the durable point");
+    let len = first_unsynced.1.total_size();
+    bytes[size_durable as usize..size_durable as usize + len].fill(0);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let (mut log, report) = PartitionLog::open(&dir, config(), Deleter::start()).unwrap();
+    assert_eq!(
+        log.log_end_offset(),
+        durable,
+        "cut at the lost batch (end was {end})"
+    );
+    assert!(report.bytes_truncated > 0);
+    assert_eq!(read_all(&mut log), durable);
+}
