@@ -149,9 +149,21 @@ pub async fn serve(
         };
         // Decoding holds more than the frame (see budget.rs): take that too, first.
         let mut lease = frame.lease;
-        let extra = strom_wire::decoded_cost(&frame.body)
+        let mut extra = strom_wire::decoded_cost(&frame.body)
             .unwrap_or(0)
             .saturating_sub(frame.body.len());
+        if frame.body.get(..2) == Some(&[0, 0][..]) {
+            // Produce (API key 0): proposing copies every batch (it is stamped with its
+            // offset and epoch) and Raft's entries hold the copy until it is written, so
+            // an append holds about three times its frame (docs/limits.md).
+            // Capped so the largest frame the settings allow is still taken.
+            let room = config
+                .queued_max_request_bytes
+                .saturating_sub(frame.body.len());
+            extra = extra
+                .saturating_add(frame.body.len().saturating_mul(2))
+                .min(room);
+        }
         let grown = tokio::select! {
             grown = frames.budget().grow(&mut lease, extra) => grown,
             _ = shutdown.recv() => break,
