@@ -7,19 +7,24 @@ pub const LOG_OVERHEAD: usize = 12;
 /// The fixed part of a v2 batch, up to and including `records_count`.
 pub const BATCH_HEADER_LEN: usize = 61;
 
-const BASE_OFFSET: usize = 0;
-const BATCH_LENGTH: usize = 8;
-const LEADER_EPOCH: usize = 12;
-const MAGIC: usize = 16;
-const CRC: usize = 17;
-const ATTRIBUTES: usize = 21;
-const LAST_OFFSET_DELTA: usize = 23;
-const BASE_TIMESTAMP: usize = 27;
-const MAX_TIMESTAMP: usize = 35;
-const PRODUCER_ID: usize = 43;
-const PRODUCER_EPOCH: usize = 51;
-const BASE_SEQUENCE: usize = 53;
-const RECORDS_COUNT: usize = 57;
+/// Byte offsets of the RecordBatch v2 header's fields (the layout in lib.rs), for code
+/// that reads or edits a header in place (tests and fuzzers mutate them with the CRC fixed).
+pub mod fields {
+    pub const BASE_OFFSET: usize = 0;
+    pub const BATCH_LENGTH: usize = 8;
+    pub const LEADER_EPOCH: usize = 12;
+    pub const MAGIC: usize = 16;
+    pub const CRC: usize = 17;
+    pub const ATTRIBUTES: usize = 21;
+    pub const LAST_OFFSET_DELTA: usize = 23;
+    pub const BASE_TIMESTAMP: usize = 27;
+    pub const MAX_TIMESTAMP: usize = 35;
+    pub const PRODUCER_ID: usize = 43;
+    pub const PRODUCER_EPOCH: usize = 51;
+    pub const BASE_SEQUENCE: usize = 53;
+    pub const RECORDS_COUNT: usize = 57;
+}
+use fields::*;
 
 /// Why a batch was refused. Every variant says where in the input the problem is, so a
 /// caller can report it and, for stored data, name the file position.

@@ -30,7 +30,7 @@
 
 mod check;
 pub mod codec;
-mod header;
+pub mod header;
 mod iter;
 mod record;
 

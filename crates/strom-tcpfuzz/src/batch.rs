@@ -6,18 +6,10 @@ use strom_batch::{BATCH_HEADER_LEN, LOG_OVERHEAD, RecordBatchBuilder};
 
 use crate::rng::Rng;
 
-/// Batch header field offsets (see strom-batch's lib.rs for the layout).
-const BATCH_LENGTH: usize = 8;
-const MAGIC: usize = 16;
-const CRC: usize = 17;
-const ATTRIBUTES: usize = 21;
-const LAST_OFFSET_DELTA: usize = 23;
-const BASE_TIMESTAMP: usize = 27;
-const MAX_TIMESTAMP: usize = 35;
-const PRODUCER_ID: usize = 43;
-const PRODUCER_EPOCH: usize = 51;
-const BASE_SEQUENCE: usize = 53;
-const RECORDS_COUNT: usize = 57;
+use strom_batch::header::fields::{
+    ATTRIBUTES, BASE_SEQUENCE, BASE_TIMESTAMP, BATCH_LENGTH, CRC, LAST_OFFSET_DELTA, MAGIC,
+    MAX_TIMESTAMP, PRODUCER_EPOCH, PRODUCER_ID, RECORDS_COUNT,
+};
 
 /// A fixed clock: generation must not read the wall clock, or a seed would not mean one
 /// sequence. 2026-05-28, recent enough that retention keeps the records for a run.
