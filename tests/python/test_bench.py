@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -60,10 +61,17 @@ def test_both_partitioners_reach_every_partition(broker, topic, partitioner):
               "--batch-size", "8KiB", "--acks", "1")
     assert (r["produce"]["messages"], r["produce"]["failed"]) == (8000, 0)
     assert r["workload"]["partitioner"] == partitioner
-    d = strom(broker, "topic", "describe", topic, "--output", "json")
-    filled = [p["latest_offset"] - p["earliest_offset"] for p in json.loads(d.stdout)["partitions"]]
-    # Every partition got a share (its control batch aside).
-    assert all(n > 500 for n in filled), filled
+
+    def filled():
+        d = strom(broker, "topic", "describe", topic, "--output", "json")
+        return [p["latest_offset"] - p["earliest_offset"] for p in json.loads(d.stdout)["partitions"]]
+
+    # Every partition got a share (its control batch aside). acks=1 is answered before
+    # the high watermark (what `latest_offset` reports) has moved, as in Kafka: wait for it.
+    deadline = time.monotonic() + 15
+    while not all(n > 500 for n in filled()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(n > 500 for n in filled()), filled()
 
 
 @pytest.mark.parametrize("codec", ["zstd", "lz4"])
