@@ -163,3 +163,59 @@ def test_a_full_disk_answers_storage_errors_and_recovers_when_space_returns(tmp_
         check_acknowledged_survive(broker, topic, acked)
     finally:
         broker.stop()
+
+
+def test_a_disk_that_fails_now_and_then_never_loses_an_acknowledged_record(tmp_path):
+    """Issue 12's bar: with writes failing (ENOSPC) and fsyncs failing (EIO) every so
+    often, producers at acks=1 and acks=all (idempotent) keep going; after a SIGKILL and a
+    restart on a healthy disk every acknowledged record is there, and the idempotent
+    producer's exactly once."""
+    topic = "flakydisk"
+    env = {"STROM_FAULTS": f"sync:EIO:path={topic}-:skip=20:every=17;write:ENOSPC:path={topic}-:skip=20:every=29"}
+    broker = start_broker(tmp_path, tmp_path / "data", env)
+    try:
+        create_topic(broker.bootstrap, topic, 2)
+        results: dict[str, dict[bytes, tuple]] = {"1": {}, "all": {}}
+        producers = {
+            "1": make_producer(broker.bootstrap, acks="1", linger_ms=1, message_timeout_ms=60000),
+            "all": make_producer(broker.bootstrap, acks="all", linger_ms=1, enable_idempotence=True,
+                                 message_timeout_ms=60000),
+        }
+
+        def on_delivery(acks):
+            def cb(err, msg):
+                results[acks][msg.value()] = (err, msg.partition(), msg.offset())
+            return cb
+
+        n = 1500
+        for i in range(n):
+            for acks, p in producers.items():
+                value = f"{acks}-{i:05d}".encode()
+                p.produce(topic, value=value, partition=i % 2, on_delivery=on_delivery(acks))
+                p.poll(0)
+            if i % 50 == 0:
+                for p in producers.values():
+                    p.flush(60)
+        for p in producers.values():
+            assert p.flush(90) == 0
+        acked = {v: r for res in results.values() for v, r in res.items() if r[0] is None}
+        errors = [r[0] for res in results.values() for r in res.values() if r[0] is not None]
+        assert len(acked) > n, f"too little got through: {len(acked)} acked, errors {errors[:3]}"
+        assert metric(broker, "strom_storage_errors_total") >= 3, "the faults did not fire"
+        assert all(e.code() == KafkaError.KAFKA_STORAGE_ERROR or e.retriable() or
+                   e.code() == KafkaError._MSG_TIMED_OUT for e in errors), errors[:5]
+
+        broker.kill()
+        broker.env.pop("STROM_FAULTS")
+        broker.start()
+        stored: dict[bytes, list[tuple[int, int]]] = {}
+        for part in (0, 1):
+            for g in consume(broker.bootstrap, topic, part):
+                stored.setdefault(g.value, []).append((part, g.offset))
+        lost = [v for v, r in acked.items() if (r[1], r[2]) not in stored.get(v, [])]
+        assert not lost, f"{len(lost)} acknowledged records lost or moved, e.g. {lost[:3]}"
+        dup = [v for v, where in stored.items() if v.startswith(b"all-") and len(where) > 1]
+        assert not dup, f"the idempotent producer's records stored twice: {dup[:3]}"
+        assert "panicked" not in broker.log_text()
+    finally:
+        broker.stop()

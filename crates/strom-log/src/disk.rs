@@ -161,14 +161,18 @@ pub mod faults {
     use std::sync::atomic::Ordering;
 
     /// One rule: operations of kind `op` on paths containing `path_contains` fail with
-    /// `errno`, after the first `skip` matches, at most `times` times (`None`: always).
+    /// `errno`, after the first `skip` matches, only every `every`-th of them (1: each),
+    /// at most `times` times (`None`: no limit).
     #[derive(Debug, Clone)]
     pub struct Rule {
         pub op: Op,
         pub path_contains: String,
         pub errno: i32,
         pub skip: u64,
+        pub every: u64,
         pub times: Option<u64>,
+        /// How many operations this rule has failed.
+        pub failed: u64,
         /// How many operations this rule has matched (failed or skipped).
         pub matched: u64,
     }
@@ -181,7 +185,9 @@ pub mod faults {
                 path_contains: path_contains.into(),
                 errno,
                 skip: 0,
+                every: 1,
                 times: None,
+                failed: 0,
                 matched: 0,
             }
         }
@@ -193,6 +199,11 @@ pub mod faults {
 
         pub fn times(mut self, n: u64) -> Rule {
             self.times = Some(n);
+            self
+        }
+
+        pub fn every(mut self, n: u64) -> Rule {
+            self.every = n.max(1);
             self
         }
     }
@@ -228,14 +239,13 @@ pub mod faults {
                 continue;
             }
             r.matched += 1;
-            if r.matched <= r.skip {
+            if r.matched <= r.skip || (r.matched - r.skip) % r.every != 0 {
                 continue;
             }
-            if let Some(t) = r.times
-                && r.matched > r.skip + t
-            {
+            if r.times.is_some_and(|t| r.failed >= t) {
                 continue;
             }
+            r.failed += 1;
             INJECTED.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(?op, path = %p, errno = r.errno, "injected storage fault");
             return Err(io::Error::from_raw_os_error(r.errno));
@@ -244,7 +254,7 @@ pub mod faults {
     }
 
     /// Parses `STROM_FAULTS`: rules separated by `;`, each
-    /// `op:errno[:path=SUBSTRING][:skip=N][:times=N]` with op one of write, sync,
+    /// `op:errno[:path=SUBSTRING][:skip=N][:every=N][:times=N]` with op one of write, sync,
     /// syncdir, create, rename, truncate and errno `EIO`, `ENOSPC` or a number. For
     /// fault-injection tests of a whole broker; never set in production.
     pub fn parse(spec: &str) -> Result<Vec<Rule>, String> {
@@ -276,6 +286,7 @@ pub mod faults {
                 match k {
                     "path" => rule.path_contains = v.to_string(),
                     "skip" => rule.skip = num()?,
+                    "every" => rule.every = num()?.max(1),
                     "times" => rule.times = Some(num()?),
                     _ => return Err(format!("unknown key {k:?} in {part:?}")),
                 }

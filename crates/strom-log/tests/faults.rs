@@ -244,7 +244,9 @@ fn a_power_loss_keeps_everything_flushed_including_new_directories_and_segments(
 
 #[test]
 fn fault_specs_parse() {
-    let rules = disk::faults::parse("sync:EIO:path=orders-0:skip=3:times=1; write:ENOSPC").unwrap();
+    let rules =
+        disk::faults::parse("sync:EIO:path=orders-0:skip=3:times=1; write:ENOSPC:every=7").unwrap();
+    assert_eq!(rules[1].every, 7);
     assert_eq!(rules.len(), 2);
     assert_eq!(rules[0].op, Op::Sync);
     assert_eq!(
@@ -319,4 +321,26 @@ fn zeros_from_dropped_writes_past_the_durable_point_are_cut_not_refused() {
     );
     assert!(report.bytes_truncated > 0);
     assert_eq!(read_all(&mut log), durable);
+}
+
+#[test]
+fn every_nth_operation_fails_after_the_skipped_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("everynth-0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("f");
+    let f = disk::create_empty(&path).unwrap();
+    disk::faults::inject(
+        Rule::new(Op::Sync, "everynth-0", EIO)
+            .skip(2)
+            .every(3)
+            .times(2),
+    );
+    let outcomes: Vec<bool> = (0..12)
+        .map(|_| disk::sync_data(&f, &path).is_ok())
+        .collect();
+    // Matches 1-2 skipped; then every third (5, 8) fails, twice at most.
+    let failed: Vec<usize> = (0..12).filter(|&i| !outcomes[i]).map(|i| i + 1).collect();
+    assert_eq!(failed, vec![5, 8]);
+    disk::faults::clear("everynth-0");
 }
