@@ -4,7 +4,7 @@
 # every record of every produced batch costs (docs/adr/0002-record-validation.md).
 #
 #   BASE_BIN=/path/to/old/strom NEW_BIN=target/release/strom scripts/bench-validation.sh
-#   RUNS=5 DURATION=15s CODECS="none zstd" ...
+#   RUNS=5 DURATION=15s CODECS="none zstd" ACKS=all ...   (ACKS: 1 by default)
 #
 # The same client (NEW_BIN's `strom bench`) drives both brokers, so only the broker
 # differs. Runs alternate between the brokers (A B A B ...) so that the noise of a shared
@@ -27,7 +27,7 @@ run_one() {  # $1 = broker binary, $2 = codec; prints MB/s
   local dir
   dir=$WORK/data-$RANDOM
   STROM=$1 start_nodes 1 "$dir"
-  "$NEW_BIN" bench --bootstrap "$BOOT" --message-size 1024 --acks 1 --compression "$2" \
+  "$NEW_BIN" bench --bootstrap "$BOOT" --message-size 1024 --acks "${ACKS:-1}" --compression "$2" \
     --duration "$DURATION" --warmup "$WARMUP" --output json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["produce"]["mb_per_sec"])'
   stop_nodes
