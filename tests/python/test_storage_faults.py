@@ -219,3 +219,38 @@ def test_a_disk_that_fails_now_and_then_never_loses_an_acknowledged_record(tmp_p
         assert "panicked" not in broker.log_text()
     finally:
         broker.stop()
+
+
+def test_group_commits_survive_a_failing_offsets_partition(tmp_path):
+    """Six fsyncs of __consumer_offsets fail: the coordinator's partition goes offline and
+    recovers each time, commits are retried by the client, and the last one is what the
+    group reads back."""
+    env = {"STROM_FAULTS": "sync:EIO:path=__consumer_offsets-0:skip=3:every=2:times=6"}
+    if not STROM_BIN.exists():
+        pytest.fail(f"{STROM_BIN} is missing")
+    broker = StromBroker(
+        tmp_path / "data",
+        tmp_path / "strom.stderr",
+        ["--default-partitions", "1", "--offsets-topic-partitions", "1"],
+        env=env,
+    )
+    broker.start()
+    try:
+        create_topic(broker.bootstrap, "grouped", 1)
+        from confluent_kafka import TopicPartition
+
+        from kafka_util import make_consumer
+
+        for i in range(20):
+            c = make_consumer(broker.bootstrap, group_id="g", enable_auto_commit=False)
+            c.commit(offsets=[TopicPartition("grouped", 0, i + 1)], asynchronous=False)
+            c.close()
+        c = make_consumer(broker.bootstrap, group_id="g")
+        (tp,) = c.committed([TopicPartition("grouped", 0)], timeout=TIMEOUT_S)
+        c.close()
+        assert tp.offset == 20
+        assert metric(broker, "strom_storage_errors_total") >= 1
+        assert broker.log_text().count("injected storage fault") == 6
+        assert "replica recovered after a storage error" in broker.log_text()
+    finally:
+        assert broker.stop() == 0
