@@ -33,6 +33,8 @@ pub struct SimConfig {
     /// Per-step probabilities of faults.
     pub crash_rate: f64,
     pub partition_rate: f64,
+    /// Per-step probability that one group's fsync on one node fails.
+    pub fsync_failure_rate: f64,
 }
 
 impl SimConfig {
@@ -45,6 +47,7 @@ impl SimConfig {
             drop_rate: 0.05,
             crash_rate: 0.002,
             partition_rate: 0.002,
+            fsync_failure_rate: 0.002,
         }
     }
 }
@@ -63,6 +66,7 @@ pub struct SimReport {
     pub acked: usize,
     pub proposals: usize,
     pub crashes: usize,
+    pub fsync_failures: usize,
     pub partitions: usize,
     pub elections: usize,
     pub final_offsets: Vec<i64>,
@@ -170,6 +174,15 @@ impl Sim {
                 let id = self.rng.gen_range(1..=self.config.nodes);
                 self.net.isolate(id, self.config.nodes);
                 self.report.partitions += 1;
+            }
+            return;
+        }
+        let failure_at = self.config.crash_rate + self.config.partition_rate;
+        if faults && roll < failure_at + self.config.fsync_failure_rate {
+            let i = self.rng.gen_range(0..self.nodes.len());
+            let group = self.rng.gen_range(0..self.config.groups);
+            if self.nodes[i].fail_fsync(group) {
+                self.report.fsync_failures += 1;
             }
             return;
         }

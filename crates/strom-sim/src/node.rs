@@ -1,12 +1,14 @@
 //! A simulated node: a `LogManager` over its own directory and one `Replica` per group,
 //! driven synchronously. A crash drops every write after a random point past the
-//! last fsync; a restart reopens the logs and Raft state from disk.
+//! last fsync; a restart reopens the logs and Raft state from disk. A failed fsync
+//! stops one group's replica and recovers it the way `RaftNode` does: its log cut back to
+//! what was durable, the replica rebuilt from it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use strom_log::{LogConfig, LogManager, ManagerConfig, TopicPartition};
+use strom_log::{LogConfig, LogError, LogManager, ManagerConfig, TopicPartition};
 use strom_raft::{LogRef, LogStorage, Message, Outbox, Replica, ReplicaConfig, Waiter};
 
 fn tp(group: u64) -> TopicPartition {
@@ -56,6 +58,21 @@ impl SimNode {
             ..LogConfig::default()
         };
         let manager = LogManager::open(config).expect("open logs");
+        let mut replicas = BTreeMap::new();
+        for g in 0..self.groups {
+            if !manager.contains(&tp(g)) {
+                manager.create(&tp(g), None).expect("create log");
+            }
+            replicas.insert(g, self.open_replica(&manager, g));
+        }
+        self.up = Some(Up {
+            manager,
+            replicas,
+            flush_wanted: BTreeMap::new(),
+        });
+    }
+
+    fn open_replica(&self, manager: &Arc<LogManager>, g: u64) -> Replica {
         let rc = ReplicaConfig {
             election_tick: self.election,
             heartbeat_tick: 3,
@@ -63,26 +80,42 @@ impl SimNode {
             election_range: Some((self.election, self.election + 1)),
             ..ReplicaConfig::default()
         };
-        let mut replicas = BTreeMap::new();
-        for g in 0..self.groups {
-            if !manager.contains(&tp(g)) {
-                manager.create(&tp(g), None).expect("create log");
+        let log = LogRef {
+            manager: manager.clone(),
+            tp: tp(g),
+        };
+        let storage = LogStorage::open(log, &self.voters, false).expect("open storage");
+        Replica::new(self.id, g, storage, &rc, false).expect("replica")
+    }
+
+    /// An fsync of `group`'s log fails: the log goes offline, the replica stops (its
+    /// waiters fail: nothing it had not yet acknowledged ever will be), the log is cut
+    /// back to its last successful fsync and the replica is rebuilt from it.
+    pub fn fail_fsync(&mut self, group: u64) -> bool {
+        let Some(mut up) = self.up.take() else {
+            return false;
+        };
+        let failed = up
+            .manager
+            .with_log(&tp(group), |l| {
+                let error = LogError::Io {
+                    path: l.dir().to_path_buf(),
+                    source: std::io::Error::from_raw_os_error(5),
+                };
+                l.fail_flush(&error);
+            })
+            .is_some();
+        if failed {
+            if let Some(mut r) = up.replicas.remove(&group) {
+                r.fail_waiters();
             }
-            let log = LogRef {
-                manager: manager.clone(),
-                tp: tp(g),
-            };
-            let storage = LogStorage::open(log, &self.voters, false).expect("open storage");
-            replicas.insert(
-                g,
-                Replica::new(self.id, g, storage, &rc, false).expect("replica"),
-            );
+            up.flush_wanted.remove(&group);
+            up.manager.recover(&tp(group)).expect("recover the log");
+            let r = self.open_replica(&up.manager, group);
+            up.replicas.insert(group, r);
         }
-        self.up = Some(Up {
-            manager,
-            replicas,
-            flush_wanted: BTreeMap::new(),
-        });
+        self.up = Some(up);
+        failed
     }
 
     /// Crashes: of what was written since the last fsync, only the part before a point

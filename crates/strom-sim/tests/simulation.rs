@@ -15,8 +15,8 @@ fn seeds() -> Vec<u64> {
 }
 
 #[test]
-fn acknowledged_writes_survive_crashes_partitions_and_message_loss() {
-    let mut totals = (0, 0, 0, 0, 0);
+fn acknowledged_writes_survive_crashes_partitions_message_loss_and_failed_fsyncs() {
+    let mut totals = (0, 0, 0, 0, 0, 0);
     for seed in seeds() {
         let r = Sim::new(SimConfig::new(seed)).run();
         assert!(r.proposals > 0, "seed {seed}: nothing was proposed");
@@ -25,12 +25,17 @@ fn acknowledged_writes_survive_crashes_partitions_and_message_loss() {
         totals.2 += r.crashes;
         totals.3 += r.partitions;
         totals.4 += r.elections;
+        totals.5 += r.fsync_failures;
     }
     eprintln!(
-        "acked {} of {} proposals; {} crashes, {} partitions, {} leaders elected",
-        totals.0, totals.1, totals.2, totals.3, totals.4
+        "acked {} of {} proposals; {} crashes, {} partitions, {} failed fsyncs, {} leaders elected",
+        totals.0, totals.1, totals.2, totals.3, totals.5, totals.4
     );
     assert!(totals.0 > 0, "no proposal was ever acknowledged");
+    assert!(
+        totals.5 > 0,
+        "no fsync failed: the failure path went unexercised"
+    );
 }
 
 #[test]
@@ -42,6 +47,7 @@ fn a_run_is_reproducible_from_its_seed() {
             a.acked,
             a.proposals,
             a.crashes,
+            a.fsync_failures,
             a.elections,
             a.final_offsets
         ),
@@ -49,6 +55,7 @@ fn a_run_is_reproducible_from_its_seed() {
             b.acked,
             b.proposals,
             b.crashes,
+            b.fsync_failures,
             b.elections,
             b.final_offsets
         )
