@@ -254,3 +254,28 @@ def test_group_commits_survive_a_failing_offsets_partition(tmp_path):
         assert "replica recovered after a storage error" in broker.log_text()
     finally:
         assert broker.stop() == 0
+
+
+def test_the_metadata_log_recovers_from_a_failed_fsync(tmp_path):
+    """A failed fsync of the metadata group's raft-state in the middle of topic creation:
+    the group stops, is recovered (its committed commands replayed) and every topic is
+    created; a restart keeps them all."""
+    env = {"STROM_FAULTS": "sync:EIO:path=__cluster_metadata-0:skip=4:times=1"}
+    broker = start_broker(tmp_path, tmp_path / "data", env)
+    try:
+        names = [f"meta{i}" for i in range(6)]
+        for t in names:
+            create_topic(broker.bootstrap, t, 1)
+        assert "replica recovered after a storage error group=0" in broker.log_text()
+        producer = make_producer(broker.bootstrap)
+        err, offset, _ = produce_one(producer, names[-1], b"after")
+        assert err is None
+        broker.env.pop("STROM_FAULTS")
+        broker.restart()
+        from kafka_util import admin
+
+        listed = admin(broker.bootstrap).list_topics(timeout=TIMEOUT_S).topics
+        assert all(t in listed for t in names), sorted(listed)
+        assert [g.value for g in consume(broker.bootstrap, names[-1], 0)] == [b"after"]
+    finally:
+        assert broker.stop() == 0

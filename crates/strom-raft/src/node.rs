@@ -352,7 +352,10 @@ impl RaftNode {
             // The operator chose not to fsync per append (`flush` = interval, bytes or
             // os): written counts as persisted, and durability rests on replication
             // (Kafka's default trade-off). The log's own policy fsyncs later.
-            let _ = self.drive(slot, |rep, out| rep.on_durable(offset, now_ms(), out));
+            let _ = self.drive(slot, |rep, out| {
+                rep.on_durable(offset, out);
+                Ok(())
+            });
             return;
         }
         let this = self.this.clone();
@@ -366,8 +369,10 @@ impl RaftNode {
                 };
                 match r {
                     Ok(durable) => {
-                        let _ =
-                            node.drive(&slot, |rep, out| rep.on_durable(durable, now_ms(), out));
+                        let _ = node.drive(&slot, |rep, out| {
+                            rep.on_durable(durable, out);
+                            Ok(())
+                        });
                     }
                     Err(e) => node.fail_group(&slot, format!("fsync failed: {e}")),
                 }

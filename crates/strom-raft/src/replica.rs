@@ -403,10 +403,11 @@ impl Replica {
         Ok(())
     }
 
-    /// Reports that the group's log is durable below `durable`.
-    pub fn on_durable(&mut self, durable: i64, now_ms: i64, out: &mut Outbox) -> Result<()> {
+    /// Reports that the group's log is durable below `durable`. The caller then calls
+    /// [`advance`](Self::advance), as after any other input, so a storage error that
+    /// follows comes out of `advance` where the driver looks for it.
+    pub fn on_durable(&mut self, durable: i64, out: &mut Outbox) {
         self.release_persisted(durable, out);
-        self.advance(now_ms, out)
     }
 
     fn release_persisted(&mut self, durable: i64, out: &mut Outbox) {

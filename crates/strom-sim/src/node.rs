@@ -181,7 +181,8 @@ impl SimNode {
                 .expect("flush");
             let r = up.replicas.get_mut(&g).unwrap();
             let mut out = Outbox::default();
-            r.on_durable(durable, now_ms, &mut out).expect("on durable");
+            r.on_durable(durable, &mut out);
+            r.advance(now_ms, &mut out).expect("advance");
             all.extend(Self::collect(up, g, out));
         }
         all
