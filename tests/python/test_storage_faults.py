@@ -279,3 +279,36 @@ def test_the_metadata_log_recovers_from_a_failed_fsync(tmp_path):
         assert [g.value for g in consume(broker.bootstrap, names[-1], 0)] == [b"after"]
     finally:
         assert broker.stop() == 0
+
+
+def test_a_failed_interval_flush_takes_the_partition_offline_and_it_recovers(tmp_path):
+    """`flush = interval:<ms>`: nobody waits for the flush, so its failure must still be
+    reported, take the partition offline and be recovered, even with no further writes."""
+    topic = "intervalflush"
+    env = {"STROM_FAULTS": f"sync:EIO:path={topic}-0/00000000000000000000.log:times=1"}
+    if not STROM_BIN.exists():
+        pytest.fail(f"{STROM_BIN} is missing")
+    broker = StromBroker(
+        tmp_path / "data",
+        tmp_path / "strom.stderr",
+        ["--default-partitions", "1", "--flush", "interval:50"],
+        env=env,
+    )
+    broker.start()
+    try:
+        create_topic(broker.bootstrap, topic, 1)
+        producer = make_producer(broker.bootstrap, acks="1", retries=0, linger_ms=0)
+        err, _, _ = produce_one(producer, topic, b"written, flushed later")
+        assert err is None  # acks=1 under an interval policy: answered once written
+        wait_until(
+            lambda: "replica recovered after a storage error" in broker.log_text(),
+            10,
+            what="the partition to be recovered after its background flush failed",
+        )
+        assert "background flush failed" in broker.log_text()
+        assert metric(broker, "strom_storage_errors_total") == 1
+        assert metric(broker, "strom_offline_partitions") == 0
+        err, _, _ = produce_one(producer, topic, b"after recovery")
+        assert err is None
+    finally:
+        assert broker.stop() == 0

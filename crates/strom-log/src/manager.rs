@@ -94,6 +94,9 @@ pub struct LogManager {
     open_logs: Arc<AtomicUsize>,
     background: Mutex<Option<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
+    /// Logs a flush nobody waited for (interval and size policies) took offline, for
+    /// the owner to stop and recover (see [`take_background_failures`](Self::take_background_failures)).
+    background_failures: Arc<Mutex<Vec<TopicPartition>>>,
 }
 
 impl LogManager {
@@ -142,6 +145,7 @@ impl LogManager {
             open_logs: Arc::new(AtomicUsize::new(0)),
             background: Mutex::new(None),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
+            background_failures: Arc::new(Mutex::new(Vec::new())),
         });
         let weak = Arc::downgrade(&manager);
         let stop = manager.stop.clone();
@@ -261,7 +265,8 @@ impl LogManager {
                 path: self.config.data_dir.join(tp.dir_name()),
             })??;
         if flush_due && let Some(entry) = self.entry(tp) {
-            self.request_flush(&entry, info.last_offset + 1, report_flush_error(tp.clone()));
+            let report = self.report_flush_error(tp.clone());
+            self.request_flush(&entry, info.last_offset + 1, report);
         }
         Ok(info)
     }
@@ -320,6 +325,24 @@ impl LogManager {
         Ok(true)
     }
 
+    /// Logs that background flushes took offline since the last call: their owner stops
+    /// and recovers them as after any storage error of its own.
+    pub fn take_background_failures(&self) -> Vec<TopicPartition> {
+        std::mem::take(&mut *self.background_failures.lock().unwrap())
+    }
+
+    /// The callback of a flush nobody waits for: its failure has taken the log offline;
+    /// say so, since no request will, and hand the log to whoever recovers it.
+    fn report_flush_error(&self, tp: TopicPartition) -> DurableCallback {
+        let failures = self.background_failures.clone();
+        Box::new(move |r| {
+            if let Err(e) = r {
+                tracing::error!(partition = %tp.dir_name(), error = %e, "background flush failed; the log is offline");
+                failures.lock().unwrap().push(tp);
+            }
+        })
+    }
+
     /// The partitions whose logs are offline after a storage error, with the cause.
     pub fn offline(&self) -> Vec<(TopicPartition, String)> {
         let entries: Vec<_> = self
@@ -358,10 +381,20 @@ impl LogManager {
 
     /// Starts flushes for logs whose interval or size policy is due.
     fn flush_due_logs(&self, now_ms: i64) {
-        let entries: Vec<_> = self.logs.read().unwrap().values().cloned().collect();
-        for entry in entries {
+        let entries: Vec<_> = self
+            .logs
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(tp, e)| (tp.clone(), e.clone()))
+            .collect();
+        for (tp, entry) in entries {
             let due = {
                 let log = entry.log.lock().unwrap();
+                if log.offline_cause().is_some() {
+                    // Reported once when it failed; flushing again would only fail again.
+                    continue;
+                }
                 match (log.config().flush, log.unflushed()) {
                     (FlushPolicy::Interval(d), (_, Some(first))) => {
                         now_ms - first >= d.as_millis() as i64
@@ -373,16 +406,9 @@ impl LogManager {
                 }
             };
             if due {
-                let (end, dir) = {
-                    let log = entry.log.lock().unwrap();
-                    (log.log_end_offset(), log.dir().to_path_buf())
-                };
-                let tp = dir
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(TopicPartition::from_dir_name)
-                    .unwrap_or_else(|| TopicPartition::new(dir.display().to_string(), 0));
-                self.request_flush(&entry, end, report_flush_error(tp));
+                let end = entry.log.lock().unwrap().log_end_offset();
+                let report = self.report_flush_error(tp);
+                self.request_flush(&entry, end, report);
             }
         }
     }
@@ -443,16 +469,6 @@ impl LogManager {
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }
-}
-
-/// The callback of a flush nobody waits for (interval and size policies): its failure
-/// has taken the log offline; say so, since no request will.
-fn report_flush_error(tp: TopicPartition) -> DurableCallback {
-    Box::new(move |r| {
-        if let Err(e) = r {
-            tracing::error!(partition = %tp.dir_name(), error = %e, "background flush failed; the log is offline");
-        }
-    })
 }
 
 fn now_ms() -> i64 {

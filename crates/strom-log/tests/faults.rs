@@ -183,6 +183,10 @@ fn interval_flush_failures_take_the_log_offline() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(log.lock().unwrap().durable_offset(), 0);
+    // Reported once, for the owner to recover; not retried every tick meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(manager.take_background_failures(), vec![tp.clone()]);
+    assert!(manager.take_background_failures().is_empty());
     disk::faults::clear("intfault-0");
     assert!(manager.recover(&tp).unwrap());
     assert_eq!(log.lock().unwrap().log_end_offset(), 0);

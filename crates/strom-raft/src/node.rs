@@ -504,6 +504,20 @@ impl RaftNode {
     }
 
     fn tick_all(&self) {
+        for tp in self.manager.take_background_failures() {
+            // A background flush (interval or size policy) took the log offline: stop
+            // the group as if its own fsync had failed, so it is recovered.
+            let slot = self
+                .groups
+                .read()
+                .unwrap()
+                .values()
+                .find(|s| s.tp == tp)
+                .cloned();
+            if let Some(slot) = slot {
+                self.fail_group(&slot, "background flush failed".to_string());
+            }
+        }
         if !self.failed.lock().unwrap().is_empty() {
             self.recover_failed();
         }
