@@ -60,10 +60,8 @@ struct Slot {
 
 /// A group taken out of service by a storage error, waiting to be recovered.
 struct FailedGroup {
-    tp: TopicPartition,
-    voters: Vec<u64>,
-    apply_entries: bool,
-    listener: Option<Arc<dyn GroupListener>>,
+    /// The stopped slot: how to add the group again (its log, voters, listener).
+    slot: Arc<Slot>,
     cause: String,
     /// Whether the listener has been told (from the tick thread, see `fail_group`).
     notified: bool,
@@ -207,7 +205,7 @@ impl RaftNode {
             .lock()
             .unwrap()
             .iter()
-            .map(|(g, f)| (*g, f.tp.clone(), f.cause.clone()))
+            .map(|(g, f)| (*g, f.slot.tp.clone(), f.cause.clone()))
             .collect()
     }
 
@@ -226,7 +224,7 @@ impl RaftNode {
         }
         match self.failed.lock().unwrap().get(&group) {
             Some(f) => Err(RaftError::Offline {
-                tp: f.tp.dir_name(),
+                tp: f.slot.tp.dir_name(),
                 cause: f.cause.clone(),
             }),
             None => Err(RaftError::NotLeader { leader: None }),
@@ -405,10 +403,7 @@ impl RaftNode {
         self.failed.lock().unwrap().insert(
             slot.group,
             FailedGroup {
-                tp: slot.tp.clone(),
-                voters: slot.voters.clone(),
-                apply_entries: slot.apply_entries,
-                listener: slot.listener.clone(),
+                slot: slot.clone(),
                 cause,
                 notified: false,
                 attempts: 0,
@@ -436,7 +431,7 @@ impl RaftNode {
             .filter(|(_, f)| !f.notified)
             .map(|(g, f)| {
                 f.notified = true;
-                (*g, f.listener.clone(), f.cause.clone())
+                (*g, f.slot.listener.clone(), f.cause.clone())
             })
             .collect();
         for (group, listener, cause) in pending {
@@ -462,25 +457,26 @@ impl RaftNode {
             let Some(mut f) = self.failed.lock().unwrap().remove(&group) else {
                 continue;
             };
-            if !self.manager.contains(&f.tp) {
+            let tp = f.slot.tp.clone();
+            if !self.manager.contains(&tp) {
                 continue; // deleted meanwhile
             }
             let result = self
                 .manager
-                .recover(&f.tp)
+                .recover(&tp)
                 .map_err(RaftError::from)
                 .and_then(|_| {
                     self.add_group(
                         group,
-                        f.tp.clone(),
-                        &f.voters,
-                        f.apply_entries,
-                        f.listener.clone(),
+                        tp.clone(),
+                        &f.slot.voters,
+                        f.slot.apply_entries,
+                        f.slot.listener.clone(),
                     )
                 });
             match result {
                 Ok(()) => {
-                    tracing::info!(group, partition = %f.tp.dir_name(), attempts = f.attempts + 1, "replica recovered after a storage error");
+                    tracing::info!(group, partition = %tp.dir_name(), attempts = f.attempts + 1, "replica recovered after a storage error");
                     // A group of one leads again at once rather than after an election
                     // timeout: nobody else can.
                     if self
@@ -496,7 +492,7 @@ impl RaftNode {
                         .saturating_mul(1 << f.attempts.min(8))
                         .min(RECOVERY_BACKOFF_MAX);
                     f.next_attempt = Instant::now() + wait;
-                    tracing::warn!(group, partition = %f.tp.dir_name(), error = %e, retry_in = ?wait, "recovery after a storage error failed; will retry");
+                    tracing::warn!(group, partition = %tp.dir_name(), error = %e, retry_in = ?wait, "recovery after a storage error failed; will retry");
                     self.failed.lock().unwrap().insert(group, f);
                 }
             }
