@@ -1618,7 +1618,7 @@ mod tests {
     }
 
     /// Waits until the local log of `tp` is led here and its high watermark reaches its
-    /// end (after a restart the new leader's own control batch commits shortly).
+    /// end (after a restart the new leader's empty entry commits shortly).
     fn settled_end(broker: &Broker, tp: &TopicPartition) -> i64 {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
@@ -1652,10 +1652,7 @@ mod tests {
             .unwrap();
         assert_ne!(new.id, old.id);
         let end = produce(&rt, &broker, &tp, 5);
-        assert_eq!(
-            end, 6,
-            "the new log: its leader's control batch and 5 records"
-        );
+        assert_eq!(end, 5, "the new log: 5 records from offset 0");
         assert_eq!(
             partition_dirs::read(&dir.path().join("t-0")),
             Some(new.id),
@@ -1668,8 +1665,8 @@ mod tests {
             assert_eq!(broker.topics.get("t").unwrap().id, new.id, "round {round}");
             let (start, _) = broker.local_offsets(&tp).unwrap();
             assert_eq!(start, 0);
-            // Each start adds its leader's control batch, nothing is lost.
-            assert_eq!(settled_end(&broker, &tp), 7 + round, "round {round}");
+            // A leader change takes no offset; nothing is lost.
+            assert_eq!(settled_end(&broker, &tp), 5, "round {round}");
             broker.close().unwrap();
         }
     }
@@ -1713,8 +1710,8 @@ mod tests {
             !dir.path().join("gone-0").exists(),
             "the leftover is removed"
         );
-        // Control batches of three starts and 4 records.
-        assert_eq!(settled_end(&broker, &legacy), 7, "adopted with its records");
+        // Three starts took no offsets: the 4 records.
+        assert_eq!(settled_end(&broker, &legacy), 4, "adopted with its records");
         assert_eq!(
             partition_dirs::read(&dir.path().join("legacy-0")),
             Some(meta.id)

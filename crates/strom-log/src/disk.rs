@@ -151,6 +151,19 @@ pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Replaces `path` with a file holding `bytes`, durably and atomically: a crash leaves
+/// either the old file or the new one (written beside it, fsynced, renamed over it,
+/// directory fsynced).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let file = create_empty(&tmp)?;
+    write_all_at(&file, bytes, 0, &tmp)?;
+    sync_data(&file, &tmp)?;
+    rename(&tmp, path)
+}
+
 pub mod faults {
     //! Injected failures: rules matching an operation and a path, failing with an errno.
 

@@ -46,6 +46,9 @@ pub struct TimestampOffset {
 pub struct RetentionOutcome {
     pub segments_deleted: usize,
     pub bytes_deleted: u64,
+    /// Expired segments kept on disk for the Raft log (see `set_keep_from`) whose
+    /// offsets the log start offset moved past.
+    pub segments_hidden: usize,
 }
 
 /// What opening a log had to do.
@@ -114,6 +117,11 @@ pub struct PartitionLog {
     /// Retention never deletes a segment holding offsets at or above this (a Raft
     /// log's commit index: uncommitted entries may still be replaced, never expired).
     retention_ceiling: Option<i64>,
+    /// The segment holding this offset and every later one stay on disk, whatever
+    /// retention or DeleteRecords say: a Raft log keeps its last committed batch, the
+    /// point its entry numbering continues from (docs/adr/0005-kafka-offsets.md). What
+    /// they would have removed is hidden instead (the log start offset moves past it).
+    keep_from: Option<i64>,
     checkpoint: CheckpointFile,
     deleter: Deleter,
     closed: bool,
@@ -163,6 +171,7 @@ impl PartitionLog {
             truncations: 0,
             start_epoch: saved.map_or(0, |c| c.start_epoch),
             retention_ceiling: None,
+            keep_from: None,
             checkpoint,
             deleter,
             // Stays closed until loading succeeds, so a failed open does not "close"
@@ -864,10 +873,18 @@ impl PartitionLog {
             self.roll()?;
         }
         while self.segments.len() > 1 && self.segments[0].next_offset <= self.log_start_offset {
+            if !self.removable(&self.segments[0]) {
+                break;
+            }
             out.bytes_deleted += self.remove_oldest()?;
             out.segments_deleted += 1;
         }
         Ok(out)
+    }
+
+    /// Whether `keep_from` lets the segment go.
+    fn removable(&self, s: &Segment) -> bool {
+        self.keep_from.is_none_or(|k| s.next_offset <= k)
     }
 
     fn active_ref(&self) -> &Segment {
@@ -911,6 +928,15 @@ impl PartitionLog {
                 self.roll()?;
             }
             while self.segments.len() > 1 && expired(&self.segments[0]) {
+                if !self.removable(&self.segments[0]) {
+                    // Kept for the Raft log, gone for clients.
+                    let hidden = self.segments[0].next_offset;
+                    if hidden > self.log_start_offset {
+                        self.log_start_offset = hidden;
+                        out.segments_hidden += 1;
+                    }
+                    break;
+                }
                 out.bytes_deleted += self.remove_oldest()?;
                 out.segments_deleted += 1;
             }
@@ -921,6 +947,7 @@ impl PartitionLog {
                 && below_ceiling(&self.segments[0])
                 && size.saturating_sub(self.segments[0].size) >= limit
                 && size > limit
+                && self.removable(&self.segments[0])
             {
                 let removed = self.remove_oldest()?;
                 size -= removed;
@@ -935,7 +962,7 @@ impl PartitionLog {
         if first > self.log_start_offset {
             self.log_start_offset = first;
         }
-        if out.segments_deleted > 0 {
+        if out.segments_deleted > 0 || out.segments_hidden > 0 {
             self.write_checkpoint(true)?;
             tracing::info!(dir = %self.dir.display(), segments = out.segments_deleted, bytes = out.bytes_deleted, start = self.log_start_offset, "retention deleted segments");
         }
@@ -962,9 +989,73 @@ impl PartitionLog {
         Ok(seg.locate(offset)?.map(|(_, h)| h.partition_leader_epoch))
     }
 
+    /// The header of the stored batch that holds `offset`; `None` outside the stored
+    /// batches.
+    pub fn batch_containing(&mut self, offset: i64) -> Result<Option<RecordBatchHeader>> {
+        self.check_open()?;
+        if offset < self.segments[0].base_offset || offset >= self.log_end_offset() {
+            return Ok(None);
+        }
+        let i = self.segment_index_for(offset);
+        let seg = self.segment_for_read(i);
+        Ok(seg.locate(offset)?.map(|(_, h)| h))
+    }
+
     /// Keeps retention below `ceiling` (see the field); `None` lifts the limit.
     pub fn set_retention_ceiling(&mut self, ceiling: Option<i64>) {
         self.retention_ceiling = ceiling;
+    }
+
+    /// Keeps the segment holding `offset` and all later ones on disk (see the field).
+    pub fn set_keep_from(&mut self, offset: Option<i64>) {
+        self.keep_from = offset;
+    }
+
+    /// The base offset of the active (last) segment.
+    pub fn active_segment_base(&self) -> i64 {
+        self.active_ref().base_offset
+    }
+
+    /// The headers of up to `max` stored batches, from the one that starts at `from`
+    /// (which must be a batch boundary at or above the first segment's base) on, across
+    /// segments: a Raft log numbers its entries by walking them.
+    pub fn headers_from(&mut self, from: i64, max: usize) -> Result<Vec<RecordBatchHeader>> {
+        self.check_open()?;
+        let end = self.log_end_offset();
+        if from < self.segments[0].base_offset || from > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: from,
+                start: self.segments[0].base_offset,
+                end,
+            });
+        }
+        let mut out = Vec::new();
+        let mut next = from;
+        while out.len() < max && next < end {
+            let i = self.segment_index_for(next);
+            let seg = self.segment_for_read(i);
+            let Some((mut pos, first)) = seg.locate(next)? else {
+                break;
+            };
+            if first.base_offset != next {
+                return Err(LogError::Corrupt {
+                    path: seg.path(crate::segment::LOG_SUFFIX),
+                    position: pos,
+                    reason: format!("offset {next} is not the start of a batch"),
+                });
+            }
+            let mut h = first;
+            loop {
+                next = h.last_offset() + 1;
+                pos += h.total_size() as u64;
+                out.push(h);
+                if out.len() >= max || pos >= seg.size {
+                    break;
+                }
+                h = seg.header_at(pos)?;
+            }
+        }
+        Ok(out)
     }
 
     /// Throws the whole log away and starts it empty at `offset`, recording `epoch` as

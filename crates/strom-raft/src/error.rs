@@ -31,6 +31,16 @@ pub enum RaftError {
     /// recovered (its log cut back to what was durable and the group restarted).
     #[error("the replica of {tp} is offline after a storage error: {cause}")]
     Offline { tp: String, cause: String },
+    /// A partition directory written by an older, incompatible Strom.
+    #[error(
+        "{} was written by an older Strom (partition format {version}: offsets from 1, one Raft \
+         entry per offset, docs/adr/0001-raft-offsets.md); this version numbers offsets from 0 \
+         as Kafka does (format 2, docs/adr/0005-kafka-offsets.md) and cannot read it. Start \
+         `strom serve` with an empty data directory (move this one aside); to keep its data, \
+         consume it with the older version and produce it again",
+        dir.display()
+    )]
+    OldFormat { dir: PathBuf, version: u16 },
 }
 
 impl RaftError {

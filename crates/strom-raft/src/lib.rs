@@ -1,10 +1,13 @@
 //! Strom's replication: every partition is a Raft group (raft-rs) whose Raft log is the
-//! partition's segment log. Raft index = Kafka offset + 1, a batch of n records is n
-//! entries of which only the first carries (and writes) bytes, leader epoch = term, high
-//! watermark = commit index (docs/adr/0001-raft-offsets.md).
+//! partition's segment log. One entry per record batch, Kafka offsets dense from 0;
+//! each leader's empty entry takes no offset and is kept in the group's epochs; leader
+//! epoch = term; high watermark = the offset after the committed entries
+//! (docs/adr/0005-kafka-offsets.md).
 //!
-//! - [`entry`]: batches as entries, raft's empty entry as a control batch.
-//! - [`storage`]: raft's `Storage` over a `PartitionLog`, hard state in `raft-state`.
+//! - [`entry`]: batches as entries.
+//! - [`offsets`]: where each Raft index sits among Kafka offsets (epochs, anchors, walks).
+//! - [`storage`]: raft's `Storage` over a `PartitionLog`; hard state and epochs in
+//!   `raft-state`, walk anchors in `raft-anchors`.
 //! - [`replica`]: one group's state handling (no I/O besides its log), driven by a node
 //!   driver or by the deterministic simulation.
 //! - [`node`]: the driver of all groups of a node (tick thread, group commit, listeners).
@@ -13,10 +16,12 @@
 // raft's protobuf types are built field by field after `default()`.
 #![allow(clippy::field_reassign_with_default)]
 
+pub mod anchors;
 pub mod entry;
 pub mod error;
 mod logger;
 pub mod node;
+pub mod offsets;
 pub mod replica;
 pub mod state_file;
 pub mod storage;

@@ -17,12 +17,12 @@ use raft::eraftpb::{Entry, Message, MessageType};
 use raft::{Config, RawNode, StateRole};
 use strom_batch::RecordBatchHeader;
 
-use crate::entry::{batch_entries, complete_last_batch, index_of, offset_of};
+use crate::entry::{batch_entry, offsets_taken};
 use crate::error::{RaftError, Result};
 use crate::logger::raft_logger;
 use crate::storage::LogStorage;
 
-/// Called once a proposal is committed (`Ok` with the last offset) or can no longer be
+/// Called once a proposal is committed (`Ok` with its last offset) or can no longer be
 /// (`Err`: leadership lost and the entry replaced, or the group stopped).
 pub type Waiter = Box<dyn FnOnce(Result<i64, RaftError>) + Send>;
 
@@ -88,9 +88,13 @@ pub struct Replica {
     node: RawNode<LogStorage>,
     unpersisted: VecDeque<Unpersisted>,
     commit: u64,
+    /// The Kafka offset after the committed entries.
+    high_watermark: i64,
     /// Term in which this replica last led; waiters belong to it.
     leading_term: Option<u64>,
-    waiters: BTreeMap<u64, (u64, Waiter)>,
+    /// By the Raft index of a proposal's last entry: its term, its last offset and
+    /// whom to tell.
+    waiters: BTreeMap<u64, (u64, i64, Waiter)>,
     apply_entries: bool,
 }
 
@@ -116,6 +120,7 @@ impl Replica {
         apply_entries: bool,
     ) -> Result<Replica> {
         let commit = storage.hard_state().commit;
+        let high_watermark = storage.offset_after(commit)?;
         // A group that applies entries keeps its state machine in memory only: it must
         // be handed every committed entry again after a restart, from the log's start.
         let applied = match apply_entries {
@@ -145,6 +150,7 @@ impl Replica {
             node,
             unpersisted: VecDeque::new(),
             commit,
+            high_watermark,
             leading_term: None,
             waiters: BTreeMap::new(),
             apply_entries,
@@ -182,7 +188,7 @@ impl Replica {
 
     /// The high watermark: offsets below it are committed.
     pub fn high_watermark(&self) -> i64 {
-        offset_of(self.commit + 1)
+        self.high_watermark
     }
 
     pub fn voters(&self) -> Vec<u64> {
@@ -231,16 +237,18 @@ impl Replica {
         }
         let term = self.term();
         let first_index = self.node.raft.raft_log.last_index() + 1;
-        let mut next = first_index;
-        let mut entries = Vec::new();
-        for mut b in batches {
-            RecordBatchHeader::stamp_base_offset(&mut b, offset_of(next));
+        let base_offset = self.next_offset()?;
+        let mut next = base_offset;
+        let mut entries = Vec::with_capacity(batches.len());
+        for (i, mut b) in batches.into_iter().enumerate() {
+            RecordBatchHeader::stamp_base_offset(&mut b, next);
             RecordBatchHeader::stamp_leader_epoch(&mut b, term as i32);
-            let before = entries.len();
-            batch_entries(Bytes::from(b), next, term, &mut entries);
-            next += (entries.len() - before) as u64;
+            let e = batch_entry(Bytes::from(b), first_index + i as u64, term);
+            next += offsets_taken(&e);
+            entries.push(e);
         }
-        let last_index = next - 1;
+        let last_index = first_index + entries.len() as u64 - 1;
+        let last_offset = next - 1;
         let mut m = Message::default();
         m.set_msg_type(MessageType::MsgPropose);
         m.from = self.id();
@@ -262,13 +270,25 @@ impl Replica {
             .note_proposed(first_index, last_index, term);
         if let Some(w) = on_commit {
             self.leading_term = Some(term);
-            self.waiters.insert(last_index, (term, w));
+            self.waiters.insert(last_index, (term, last_offset, w));
         }
         Ok(Proposed {
-            base_offset: offset_of(first_index),
-            last_offset: offset_of(last_index),
+            base_offset,
+            last_offset,
             term,
         })
+    }
+
+    /// The Kafka offset the next proposed batch gets: the stored log's end plus the
+    /// records of entries raft holds that are not written yet.
+    fn next_offset(&self) -> Result<i64> {
+        let log = &self.node.raft.raft_log;
+        let unstable = &log.unstable;
+        if unstable.entries.is_empty() {
+            return Ok(log.store.end_offset());
+        }
+        let base = log.store.offset_before(unstable.offset)?;
+        Ok(base + unstable.entries.iter().map(offsets_taken).sum::<i64>())
     }
 
     /// Proposes one command of the metadata group (forwarded to the leader by
@@ -346,7 +366,7 @@ impl Replica {
         let mut rd = self.node.ready();
         if let Some(hs) = rd.hs() {
             let commit_moved = hs.commit > self.node.store().hard_state().commit;
-            self.node.mut_store().set_hard_state(hs)?;
+            self.node.mut_store().set_hard_state(hs);
             if commit_moved && self.apply_entries {
                 // Metadata changes are rare and a restarted node should know them at
                 // once, before any leader tells it the commit index again.
@@ -357,14 +377,16 @@ impl Replica {
             let snap = rd.snapshot().clone();
             self.node.mut_store().apply_snapshot(&snap)?;
             self.commit = self.commit.max(snap.get_metadata().index);
+            self.set_ceiling();
         }
         let wrote = !rd.entries().is_empty();
         if wrote {
             self.node.mut_store().append(rd.entries(), now_ms)?;
         }
+        // Term, vote and new epochs are durable before any message goes out.
+        self.node.mut_store().sync_state()?;
         let mut snapshots_sent = Vec::new();
-        for mut m in rd.take_messages() {
-            complete_last_batch(&mut m);
+        for m in rd.take_messages() {
             if m.get_msg_type() == MessageType::MsgSnapshot {
                 snapshots_sent.push(m.to);
             }
@@ -379,10 +401,7 @@ impl Replica {
         } else {
             i64::MIN
         };
-        let mut persisted = rd.take_persisted_messages();
-        for m in &mut persisted {
-            complete_last_batch(m);
-        }
+        let persisted = rd.take_persisted_messages();
         self.unpersisted.push_back(Unpersisted {
             number: rd.number(),
             needed,
@@ -454,12 +473,12 @@ impl Replica {
         }
         while let Some(entry) = self.waiters.first_entry() {
             let index = *entry.key();
-            let (term, _) = entry.get();
+            let (term, _, _) = entry.get();
             let term = *term;
             if index <= self.commit {
-                let (_, w) = entry.remove();
+                let (_, last_offset, w) = entry.remove();
                 match self.node.raft.raft_log.term(index) {
-                    Ok(t) if t == term => w(Ok(offset_of(index))),
+                    Ok(t) if t == term => w(Ok(last_offset)),
                     _ => w(Err(RaftError::NotLeader {
                         leader: self.leader(),
                     })),
@@ -468,7 +487,7 @@ impl Replica {
                 // Leadership moved on: the entry may yet commit under the new leader, but
                 // this replica cannot promise it. Kafka answers NOT_LEADER_OR_FOLLOWER and
                 // an idempotent producer's retry is deduplicated.
-                let (_, w) = entry.remove();
+                let (_, _, w) = entry.remove();
                 w(Err(RaftError::NotLeader {
                     leader: self.leader(),
                 }));
@@ -478,18 +497,22 @@ impl Replica {
         }
     }
 
+    /// Follows the commit index: the high watermark, and what the log may expire.
     fn set_ceiling(&mut self) {
-        let hw = self.high_watermark();
-        let _ = self
-            .node
-            .store()
-            .log()
-            .with(|l| l.set_retention_ceiling(Some(hw)));
+        let commit = self.commit;
+        match self.node.store().offset_after(commit) {
+            Ok(hw) => self.high_watermark = self.high_watermark.max(hw),
+            Err(e) => {
+                tracing::warn!(group = self.group, commit, error = %e, "cannot place the commit index among offsets")
+            }
+        }
+        let hw = self.high_watermark;
+        let _ = self.node.mut_store().committed(commit, hw);
     }
 
     /// Fails every waiter (the group is being removed or the node stops).
     pub fn fail_waiters(&mut self) {
-        for (_, (_, w)) in std::mem::take(&mut self.waiters) {
+        for (_, (_, _, w)) in std::mem::take(&mut self.waiters) {
             w(Err(RaftError::NotLeader {
                 leader: self.leader(),
             }));
@@ -499,10 +522,5 @@ impl Replica {
     /// The log end offset as Raft sees it.
     pub fn last_index(&self) -> u64 {
         self.node.raft.raft_log.last_index()
-    }
-
-    /// The Raft index of the first entry holding `offset`.
-    pub fn index_of(offset: i64) -> u64 {
-        index_of(offset)
     }
 }

@@ -1,24 +1,36 @@
-//! The per-group `raft-state` file: Raft's hard state (term, vote, commit) and the
-//! group's voters, which must survive a crash before a vote or an append is answered.
+//! The per-group `raft-state` file: Raft's hard state (term, vote, commit), the group's
+//! voters and its epochs (each term's empty entry and where its data starts, see
+//! `offsets.rs`), which must survive a crash before a vote or an append is answered.
 //!
-//! Two 128-byte slots written alternately (a torn write leaves the other one), each:
-//! magic "STRMRAFT", version u16, sequence u64, term u64, vote u64, commit u64, voter
-//! count u16, up to 8 voters u64, CRC-32 (IEEE) of everything before it. The newest
-//! valid slot wins. Every write but a new group's first is fsynced: it happens only when
-//! term or vote change (elections), or when a caller asks to record a newer commit index.
-//! Writes are rare, so the file is opened for each one rather than held open: a node
-//! with 10,000 partitions would otherwise spend 10,000 descriptors on these files.
+//! Two slots of equal size written alternately (a torn write leaves the other one),
+//! each: magic "STRMRAFT", format version u16, sequence u64, term u64, vote u64, commit
+//! u64, voter count u16, 8 voter slots u64, epoch count u32, the epochs (term u64,
+//! index u64, offset i64), CRC-32 (IEEE) of everything before it. The newest valid slot
+//! wins. A slot is 512 bytes until the epochs need more; then the file is replaced by
+//! one with larger slots. Every write but a new group's first is fsynced: it happens
+//! only when term, vote or epochs change (elections, a Raft conflict, retention), or
+//! when a caller asks to record a newer commit index. Writes are rare, so the file is
+//! opened for each one rather than held open: a node with 10,000 partitions would
+//! otherwise spend 10,000 descriptors on these files.
+//!
+//! The format version is the partition directory's: version 1 was written by Strom
+//! before offsets were Kafka's (ADR 0001, one Raft entry per offset); such a directory
+//! is refused with [`RaftError::OldFormat`], never misread.
 
 use std::path::{Path, PathBuf};
 
 use strom_log::disk;
 
 use crate::error::{RaftError, Result};
+use crate::offsets::EpochStart;
 
 pub const STATE_FILE: &str = "raft-state";
 const MAGIC: &[u8; 8] = b"STRMRAFT";
-const VERSION: u16 = 1;
-const SLOT: usize = 128;
+/// The on-disk format of a partition directory (docs/adr/0005-kafka-offsets.md).
+pub const FORMAT_VERSION: u16 = 2;
+const MIN_SLOT: usize = 512;
+const EPOCHS_AT: usize = 112;
+const EPOCH_LEN: usize = 24;
 /// Replication factors above this are refused when a topic is created.
 pub const MAX_VOTERS: usize = 8;
 
@@ -29,13 +41,15 @@ pub struct PersistedState {
     pub vote: u64,
     pub commit: u64,
     pub voters: Vec<u64>,
+    pub epochs: Vec<EpochStart>,
 }
 
-/// A state file: its path and the sequence number of its newest slot.
+/// A state file: its path, the sequence number of its newest slot and its slot size.
 #[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
     sequence: u64,
+    slot: usize,
     /// Whether the file's directory entry is known durable (it existed when opened, or
     /// its directory was fsynced after it was created): a term or vote in a file a power
     /// loss could unlink would let the node vote twice in one term.
@@ -43,10 +57,14 @@ pub struct StateFile {
 }
 
 impl PersistedState {
-    fn encode(&self, sequence: u64) -> [u8; SLOT] {
-        let mut b = [0u8; SLOT];
+    fn encoded_len(&self) -> usize {
+        EPOCHS_AT + self.epochs.len() * EPOCH_LEN + 4
+    }
+
+    fn encode(&self, sequence: u64, slot: usize) -> Vec<u8> {
+        let mut b = vec![0u8; slot];
         b[0..8].copy_from_slice(MAGIC);
-        b[8..10].copy_from_slice(&VERSION.to_be_bytes());
+        b[8..10].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
         b[10..18].copy_from_slice(&sequence.to_be_bytes());
         b[18..26].copy_from_slice(&self.term.to_be_bytes());
         b[26..34].copy_from_slice(&self.vote.to_be_bytes());
@@ -55,15 +73,27 @@ impl PersistedState {
         for (i, v) in self.voters.iter().take(MAX_VOTERS).enumerate() {
             b[44 + i * 8..52 + i * 8].copy_from_slice(&v.to_be_bytes());
         }
-        let end = 44 + MAX_VOTERS * 8;
+        b[108..112].copy_from_slice(&(self.epochs.len() as u32).to_be_bytes());
+        for (i, e) in self.epochs.iter().enumerate() {
+            let at = EPOCHS_AT + i * EPOCH_LEN;
+            b[at..at + 8].copy_from_slice(&e.term.to_be_bytes());
+            b[at + 8..at + 16].copy_from_slice(&e.index.to_be_bytes());
+            b[at + 16..at + 24].copy_from_slice(&e.offset.to_be_bytes());
+        }
+        let end = self.encoded_len() - 4;
         let crc = crc32fast::hash(&b[..end]);
         b[end..end + 4].copy_from_slice(&crc.to_be_bytes());
         b
     }
 
     fn decode(b: &[u8]) -> Option<(u64, PersistedState)> {
-        let end = 44 + MAX_VOTERS * 8;
-        if b.len() < SLOT || &b[0..8] != MAGIC || b[8..10] != VERSION.to_be_bytes() {
+        if b.len() < EPOCHS_AT + 4 || &b[0..8] != MAGIC || b[8..10] != FORMAT_VERSION.to_be_bytes()
+        {
+            return None;
+        }
+        let n_epochs = u32::from_be_bytes(b[108..112].try_into().unwrap()) as usize;
+        let end = EPOCHS_AT.checked_add(n_epochs.checked_mul(EPOCH_LEN)?)?;
+        if end + 4 > b.len() {
             return None;
         }
         let crc = u32::from_be_bytes(b[end..end + 4].try_into().unwrap());
@@ -79,14 +109,33 @@ impl PersistedState {
                 vote: u64_at(26),
                 commit: u64_at(34),
                 voters: (0..n).map(|i| u64_at(44 + i * 8)).collect(),
+                epochs: (0..n_epochs)
+                    .map(|i| {
+                        let at = EPOCHS_AT + i * EPOCH_LEN;
+                        EpochStart {
+                            term: u64_at(at),
+                            index: u64_at(at + 8),
+                            offset: u64_at(at + 16) as i64,
+                        }
+                    })
+                    .collect(),
             },
         ))
     }
 }
 
+/// Whether a slot was written by an older format (its magic is ours, its version not).
+fn older_format(b: &[u8]) -> Option<u16> {
+    if b.len() < 10 || &b[0..8] != MAGIC {
+        return None;
+    }
+    let v = u16::from_be_bytes([b[8], b[9]]);
+    (v < FORMAT_VERSION).then_some(v)
+}
+
 impl StateFile {
     /// Reads the state file in `dir` (which need not exist yet); returns the newest
-    /// valid state.
+    /// valid state. A file of an older format is an error that says what to do.
     pub fn open(dir: &Path) -> Result<(StateFile, Option<PersistedState>)> {
         let path = dir.join(STATE_FILE);
         let bytes = match std::fs::read(&path) {
@@ -94,8 +143,15 @@ impl StateFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(RaftError::io(&path, e)),
         };
+        if let Some(version) = older_format(&bytes) {
+            return Err(RaftError::OldFormat {
+                dir: dir.to_path_buf(),
+                version,
+            });
+        }
+        let slot = (bytes.len() / 2).max(MIN_SLOT);
         let best = bytes
-            .chunks(SLOT)
+            .chunks(slot)
             .filter_map(PersistedState::decode)
             .max_by_key(|(seq, _)| *seq);
         let sequence = best.as_ref().map_or(0, |(s, _)| *s);
@@ -104,6 +160,7 @@ impl StateFile {
             StateFile {
                 path,
                 sequence,
+                slot,
                 entry_durable,
             },
             best.map(|(_, s)| s),
@@ -129,21 +186,38 @@ impl StateFile {
             return Err(RaftError::TooManyVoters(state.voters.len()));
         }
         self.sequence += 1;
-        let slot = (self.sequence % 2) * SLOT as u64;
-        let file = disk::open_or_create(&self.path).map_err(|e| RaftError::io(&self.path, e))?;
-        disk::write_all_at(&file, &state.encode(self.sequence), slot, &self.path)
-            .and_then(|_| {
-                if !sync {
-                    return Ok(());
-                }
-                disk::sync_data(&file, &self.path)?;
-                if !self.entry_durable {
-                    disk::sync_parent(&self.path)?;
-                    self.entry_durable = true;
-                }
-                Ok(())
-            })
-            .map_err(|e| RaftError::io(&self.path, e))
+        let io = |e| RaftError::io(&self.path, e);
+        if state.encoded_len() > self.slot {
+            // More epochs than a slot holds: a new file with larger slots replaces the
+            // old one in one step (the other slot starts empty).
+            self.slot = state.encoded_len().next_power_of_two();
+            let mut bytes = vec![0u8; 2 * self.slot];
+            let at = (self.sequence % 2) as usize * self.slot;
+            bytes[at..at + self.slot].copy_from_slice(&state.encode(self.sequence, self.slot));
+            disk::replace_file(&self.path, &bytes).map_err(io)?;
+            self.entry_durable = true;
+            return Ok(());
+        }
+        let at = (self.sequence % 2) * self.slot as u64;
+        let file = disk::open_or_create(&self.path).map_err(io)?;
+        disk::write_all_at(
+            &file,
+            &state.encode(self.sequence, self.slot),
+            at,
+            &self.path,
+        )
+        .and_then(|_| {
+            if !sync {
+                return Ok(());
+            }
+            disk::sync_data(&file, &self.path)?;
+            if !self.entry_durable {
+                disk::sync_parent(&self.path)?;
+                self.entry_durable = true;
+            }
+            Ok(())
+        })
+        .map_err(io)
     }
 }
 
@@ -161,6 +235,11 @@ mod tests {
             vote: 2,
             commit: 10,
             voters: vec![1, 2, 3],
+            epochs: vec![EpochStart {
+                term: 1,
+                index: 1,
+                offset: 0,
+            }],
         };
         let b = PersistedState {
             term: 4,
@@ -173,7 +252,7 @@ mod tests {
         assert_eq!(got, Some(b.clone()));
         // A torn write of the next slot leaves the previous state readable.
         f.sequence += 1;
-        let slot = (f.sequence % 2) * SLOT as u64;
+        let slot = (f.sequence % 2) * f.slot as u64;
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&f.path)
@@ -210,5 +289,38 @@ mod tests {
         f.write(&t).unwrap();
         let (_, got) = StateFile::open(dir.path()).unwrap();
         assert_eq!(got, Some(t));
+    }
+
+    #[test]
+    fn many_epochs_grow_the_slots_and_an_old_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut f, _) = StateFile::open(dir.path()).unwrap();
+        let mut s = PersistedState {
+            term: 1,
+            voters: vec![1],
+            ..PersistedState::default()
+        };
+        for t in 0..100u64 {
+            s.epochs.push(EpochStart {
+                term: t,
+                index: t * 10,
+                offset: t as i64 * 7,
+            });
+            s.term = t;
+            f.write(&s).unwrap();
+        }
+        let (_, got) = StateFile::open(dir.path()).unwrap();
+        assert_eq!(got, Some(s));
+        // A version 1 file: magic, version 1, the rest of a 128-byte slot.
+        let mut old = vec![0u8; 256];
+        old[0..8].copy_from_slice(MAGIC);
+        old[8..10].copy_from_slice(&1u16.to_be_bytes());
+        std::fs::write(dir.path().join(STATE_FILE), &old).unwrap();
+        let err = StateFile::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, RaftError::OldFormat { version: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&dir.path().display().to_string()));
     }
 }

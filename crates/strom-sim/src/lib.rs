@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use strom_batch::RecordBatchBuilder;
+use strom_batch::{RecordBatchBuilder, RecordBatchHeader};
 
 use network::Network;
 use node::SimNode;
@@ -290,9 +290,27 @@ impl Sim {
                     logs[0].len()
                 );
             }
-            self.report
-                .final_offsets
-                .push(self.nodes[0].group_state(g).map_or(0, |s| s.0));
+            // Kafka's offsets: the first batch at 0, each next one right after the last
+            // (leader changes took none), no control batches, epochs never going back.
+            let (mut next, mut epoch, mut pos) = (0i64, 0i32, 0usize);
+            while pos < logs[0].len() {
+                let h = RecordBatchHeader::parse(&logs[0][pos..], pos).unwrap();
+                assert!(
+                    h.base_offset == next && !h.is_control() && h.partition_leader_epoch >= epoch,
+                    "seed {seed}: group {g}: a batch at {} (epoch {}) after offset {} (epoch {epoch})",
+                    h.base_offset,
+                    h.partition_leader_epoch,
+                    next - 1
+                );
+                (next, epoch) = (h.last_offset() + 1, h.partition_leader_epoch);
+                pos += h.total_size();
+            }
+            let hw = self.nodes[0].group_state(g).map_or(0, |s| s.1);
+            assert_eq!(
+                hw, next,
+                "seed {seed}: group {g}: high watermark and log end"
+            );
+            self.report.final_offsets.push(hw);
         }
         for a in &acked {
             for n in self.nodes.iter_mut() {
