@@ -35,6 +35,8 @@ pub struct SimConfig {
     pub partition_rate: f64,
     /// Per-step probability that one group's fsync on one node fails.
     pub fsync_failure_rate: f64,
+    /// Per-step probability that one node applies size retention to one group's log.
+    pub retention_rate: f64,
 }
 
 impl SimConfig {
@@ -48,6 +50,7 @@ impl SimConfig {
             crash_rate: 0.002,
             partition_rate: 0.002,
             fsync_failure_rate: 0.002,
+            retention_rate: 0.003,
         }
     }
 }
@@ -67,6 +70,7 @@ pub struct SimReport {
     pub proposals: usize,
     pub crashes: usize,
     pub fsync_failures: usize,
+    pub retentions: usize,
     pub partitions: usize,
     pub elections: usize,
     pub final_offsets: Vec<i64>,
@@ -186,6 +190,15 @@ impl Sim {
             }
             return;
         }
+        let retention_at = failure_at + self.config.fsync_failure_rate;
+        if faults && roll < retention_at + self.config.retention_rate {
+            let i = self.rng.gen_range(0..self.nodes.len());
+            let group = self.rng.gen_range(0..self.config.groups);
+            if self.nodes[i].apply_retention(group, 8 * 1024, self.now_ms) {
+                self.report.retentions += 1;
+            }
+            return;
+        }
         let i = self.rng.gen_range(0..self.nodes.len());
         match self.rng.gen_range(0..100) {
             0..=49 => {
@@ -280,7 +293,13 @@ impl Sim {
         let acked = self.acked.lock().unwrap().clone();
         self.report.acked = acked.len();
         for g in 0..self.config.groups {
-            let logs: Vec<Vec<u8>> = self.nodes.iter_mut().map(|n| n.log_bytes(g)).collect();
+            // Retention ran on each node on its own: compare what all still hold.
+            let from = self.nodes.iter().map(|n| n.log_start(g)).max().unwrap_or(0);
+            let logs: Vec<Vec<u8>> = self
+                .nodes
+                .iter_mut()
+                .map(|n| n.log_bytes(g, from))
+                .collect();
             for (i, l) in logs.iter().enumerate().skip(1) {
                 assert!(
                     *l == logs[0],
@@ -290,9 +309,9 @@ impl Sim {
                     logs[0].len()
                 );
             }
-            // Kafka's offsets: the first batch at 0, each next one right after the last
+            // Kafka's offsets: the first batch at the log start, each next one right after the last
             // (leader changes took none), no control batches, epochs never going back.
-            let (mut next, mut epoch, mut pos) = (0i64, 0i32, 0usize);
+            let (mut next, mut epoch, mut pos) = (from, 0i32, 0usize);
             while pos < logs[0].len() {
                 let h = RecordBatchHeader::parse(&logs[0][pos..], pos).unwrap();
                 assert!(
@@ -314,6 +333,9 @@ impl Sim {
         }
         for a in &acked {
             for n in self.nodes.iter_mut() {
+                if a.base_offset < n.log_start(a.group) {
+                    continue;
+                }
                 let got = n.values_at(a.group, a.base_offset, a.values.len());
                 assert_eq!(
                     got, a.values,

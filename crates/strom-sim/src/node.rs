@@ -51,12 +51,14 @@ impl SimNode {
     pub fn restart(&mut self) {
         let mut config = ManagerConfig::new(&self.dir);
         config.default_log = LogConfig {
-            segment_bytes: 16 * 1024,
+            segment_bytes: 4 * 1024,
             index_interval_bytes: 512,
             max_index_bytes: 64 * 1024,
             retention_ms: None,
             ..LogConfig::default()
         };
+        // Retention runs only when the simulation says so (`apply_retention`).
+        config.retention_check_interval = std::time::Duration::from_secs(365 * 86_400);
         let manager = LogManager::open(config).expect("open logs");
         let mut replicas = BTreeMap::new();
         for g in 0..self.groups {
@@ -167,6 +169,31 @@ impl SimNode {
         all
     }
 
+    /// Applies size retention to a group's log: at most `bytes` of whole segments stay
+    /// (and what Raft keeps). Followers behind the new log start are sent a snapshot.
+    pub fn apply_retention(&mut self, group: u64, bytes: u64, now_ms: i64) -> bool {
+        let Some(up) = self.up.as_ref() else {
+            return false;
+        };
+        up.manager
+            .with_log(&tp(group), |l| {
+                let mut c = l.config().clone();
+                c.retention_bytes = Some(bytes);
+                l.set_config(c);
+                l.apply_retention(now_ms)
+                    .is_ok_and(|r| r.segments_deleted > 0)
+            })
+            .unwrap_or(false)
+    }
+
+    /// The log start offset of a group's log.
+    pub fn log_start(&self, group: u64) -> i64 {
+        let up = self.up.as_ref().expect("node up");
+        up.manager
+            .with_log(&tp(group), |l| l.log_start_offset())
+            .unwrap()
+    }
+
     /// Runs the fsyncs the groups asked for and reports them durable.
     pub fn flush(&mut self, now_ms: i64) -> Vec<(u64, Message)> {
         let Some(up) = self.up.as_mut() else {
@@ -236,13 +263,13 @@ impl SimNode {
         })
     }
 
-    /// The whole log of a group as bytes.
-    pub fn log_bytes(&mut self, group: u64) -> Vec<u8> {
+    /// The log of a group from offset `from` (a batch boundary) as bytes.
+    pub fn log_bytes(&mut self, group: u64, from: i64) -> Vec<u8> {
         let up = self.up.as_ref().expect("node up");
         up.manager
             .with_log(&tp(group), |l| {
                 let mut out = Vec::new();
-                let mut from = l.log_start_offset();
+                let mut from = from;
                 loop {
                     let r = l.read(from, 1 << 20, None).expect("read");
                     let Some(s) = r.slice else { break };

@@ -17,6 +17,7 @@ fn seeds() -> Vec<u64> {
 #[test]
 fn acknowledged_writes_survive_crashes_partitions_message_loss_and_failed_fsyncs() {
     let mut totals = (0, 0, 0, 0, 0, 0);
+    let mut retentions = 0;
     for seed in seeds() {
         let r = Sim::new(SimConfig::new(seed)).run();
         assert!(r.proposals > 0, "seed {seed}: nothing was proposed");
@@ -26,10 +27,15 @@ fn acknowledged_writes_survive_crashes_partitions_message_loss_and_failed_fsyncs
         totals.3 += r.partitions;
         totals.4 += r.elections;
         totals.5 += r.fsync_failures;
+        retentions += r.retentions;
     }
     eprintln!(
-        "acked {} of {} proposals; {} crashes, {} partitions, {} failed fsyncs, {} leaders elected",
-        totals.0, totals.1, totals.2, totals.3, totals.5, totals.4
+        "acked {} of {} proposals; {} crashes, {} partitions, {} failed fsyncs, {} retention passes that removed segments, {} leaders elected",
+        totals.0, totals.1, totals.2, totals.3, totals.5, retentions, totals.4
+    );
+    assert!(
+        retentions > 0,
+        "retention never removed a segment: the log-start paths went unexercised"
     );
     assert!(totals.0 > 0, "no proposal was ever acknowledged");
     assert!(
