@@ -466,6 +466,9 @@ impl RaftNode {
                 .recover(&tp)
                 .map_err(RaftError::from)
                 .and_then(|_| {
+                    LogStorage::rewrite_after_fault(&self.manager.data_dir().join(tp.dir_name()))
+                })
+                .and_then(|_| {
                     self.add_group(
                         group,
                         tp.clone(),

@@ -179,6 +179,20 @@ impl LogStorage {
         Ok(storage)
     }
 
+    /// Writes the group's own files again, fsynced, after a storage error in its
+    /// directory: what a failed fsync left in the page cache is readable but may not be
+    /// durable, and no later fsync of the same file can be trusted to make it so
+    /// (fsyncgate). The anchors get a new file; the state goes to the other slot.
+    pub fn rewrite_after_fault(dir: &std::path::Path) -> Result<()> {
+        let (mut anchors, kept) = AnchorFile::load(dir)?;
+        anchors.rewrite(&kept)?;
+        let (mut state_file, saved) = StateFile::open(dir)?;
+        if let Some(saved) = saved {
+            state_file.write(&saved)?;
+        }
+        Ok(())
+    }
+
     pub fn log(&self) -> &LogRef {
         &self.log
     }

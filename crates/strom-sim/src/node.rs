@@ -113,6 +113,8 @@ impl SimNode {
             }
             up.flush_wanted.remove(&group);
             up.manager.recover(&tp(group)).expect("recover the log");
+            LogStorage::rewrite_after_fault(&self.dir.join(tp(group).dir_name()))
+                .expect("rewrite the group's files");
             let r = self.open_replica(&up.manager, group);
             up.replicas.insert(group, r);
         }
