@@ -19,9 +19,10 @@ pub enum EntryKind {
 }
 
 /// Classifies an entry; `None` for entries a partition group never has (configuration
-/// changes, data that is not a record batch).
+/// changes, data that is not a record batch, and the context-carrying "continuations"
+/// a Strom of partition format 1 sent: a node of the old format cannot be mixed in).
 pub fn classify(e: &Entry) -> Option<EntryKind> {
-    if e.get_entry_type() != EntryType::EntryNormal {
+    if e.get_entry_type() != EntryType::EntryNormal || !e.context.is_empty() {
         return None;
     }
     if e.data.is_empty() {
@@ -69,5 +70,8 @@ mod tests {
         let empty = Entry::default();
         assert_eq!(classify(&empty), Some(EntryKind::Empty));
         assert_eq!(offsets_taken(&empty), 0);
+        let mut old_continuation = Entry::default();
+        old_continuation.context = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 12]);
+        assert_eq!(classify(&old_continuation), None);
     }
 }
