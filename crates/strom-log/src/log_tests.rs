@@ -627,3 +627,35 @@ fn reset_to_restarts_the_log_at_an_offset_even_across_a_crash() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (50, 50));
     assert_eq!(log.raft_start(), (50, 3));
 }
+
+#[test]
+fn a_released_active_segment_is_still_trimmed_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    for data in [false, true] {
+        let sub = dir.path().join(format!("data-{data}"));
+        let (mut log, _) = open(&sub, small_config());
+        if data {
+            log.append(&mut batch(3, 10, 1_000), 0, 1_000).unwrap();
+        }
+        // The open-file budget closes an idle log's files.
+        log.release_handles();
+        log.close().unwrap();
+        let index = std::fs::metadata(sub.join("00000000000000000000.index"))
+            .unwrap()
+            .len();
+        let time_index = std::fs::metadata(sub.join("00000000000000000000.timeindex"))
+            .unwrap()
+            .len();
+        assert!(
+            index <= 8 && time_index <= 12,
+            "data {data}: index files of {index} and {time_index} bytes"
+        );
+        let (mut log, report) = open(&sub, small_config());
+        assert!(
+            report.clean && report.segments_scanned == 0,
+            "data {data}: {report:?}"
+        );
+        assert_eq!(log.log_end_offset(), if data { 3 } else { 0 });
+        log.close().unwrap();
+    }
+}

@@ -854,6 +854,14 @@ impl Segment {
     /// Makes the segment inactive: writes a final time-index entry carrying the maximum
     /// timestamp (so a reopened sealed segment knows it), trims and syncs both indexes.
     pub fn seal(&mut self) -> Result<()> {
+        if self.active && self.handles.is_none() {
+            // An active segment's index files are preallocated on disk whether or not
+            // they are mapped now (the open-file budget releases idle logs): they must
+            // be trimmed all the same, or the next start reads the zeros of the
+            // preallocation as entries and rebuilds the indexes (an empty partition's
+            // every restart did).
+            self.open_handles()?;
+        }
         let max_ts = self.max_timestamp;
         let last_base = self.last_batch_base()?;
         if let Some(h) = self.handles.as_mut()
