@@ -395,7 +395,8 @@ def test_create_topic_spreads_leaders(make_cluster, topic, capsys):
 def test_follower_behind_the_leaders_log_start_restarts_from_it(make_cluster, topic, capsys):
     """A follower that was down while retention deleted the entries it lacks cannot be sent
     them: it gets a (data-less) snapshot, throws its log away and continues from the
-    leader's log start offset (ADR 0001), then follows normally and can lead."""
+    leader's log start offset (docs/adr/0005-kafka-offsets.md), then follows normally and
+    can lead."""
     c = make_cluster(args=["--retention-check-ms", "200"])
     c.create_topic(topic, 1, config={"segment.bytes": "100000", "retention.bytes": "300000"})
     leader = c.wait_leaders(topic, 1)[0]

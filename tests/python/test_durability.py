@@ -2,9 +2,9 @@
 SIGTERM restart; a broker SIGKILLed while an idempotent acks=all producer keeps producing
 loses no acknowledged message and writes none twice.
 
-Each start elects the single node leader of every partition again, which appends one
-LEADER_CHANGE control batch (docs/adr/0001-raft-offsets.md): a restart moves each
-partition's end on by exactly one offset, which clients skip."""
+Each start elects the single node leader of every partition again; leader changes take no
+offset (docs/adr/0005-kafka-offsets.md), so a restart leaves every partition's offsets as
+they were and writing continues at the old end."""
 
 from __future__ import annotations
 
@@ -59,12 +59,12 @@ def test_clean_restart_keeps_topics_configs_and_data(broker, topic):
     offsets = offsets_by_partition(reports)
     for part in range(3):
         assert len(offsets[part]) == 2000
-        assert_contiguous(offsets[part])
+        assert_contiguous(offsets[part], 0)
     zmsgs = [{"value": f"z{i}".encode() * 50} for i in range(500)]
     pz = make_producer(broker.bootstrap, compression_type="zstd")
     assert_delivered(produce_all(pz, auto, zmsgs))
     # The log start moves to partition 0's 124th message.
-    cut = offsets[0][123]
+    cut = 123
     tp = TopicPartition(topic, 0, cut)
     assert result(a.delete_records([tp])[tp]).low_watermark == cut
 
@@ -78,11 +78,7 @@ def test_clean_restart_keeps_topics_configs_and_data(broker, topic):
 
     before_configs = describe(broker.bootstrap, topic)
     before_marks = {p_: watermarks(broker.bootstrap, topic, p_) for p_ in range(3)}
-    assert before_marks == {
-        0: (cut, offsets[0][-1] + 1),
-        1: (0, offsets[1][-1] + 1),
-        2: (0, offsets[2][-1] + 1),
-    }
+    assert before_marks == {0: (cut, 2000), 1: (0, 2000), 2: (0, 2000)}
     segments = list((broker.data_dir / f"{topic}-1").glob("*.log"))
     assert len(segments) > 2, f"expected several segments, found {segments}"
 
@@ -98,9 +94,9 @@ def test_clean_restart_keeps_topics_configs_and_data(broker, topic):
     assert after_configs == before_configs
     for name, value in configs.items():
         assert after_configs[name] == (value, ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
-    # The log starts are kept; each end moves on by the new leader's control batch only.
+    # The log starts and ends are kept: the new leader takes no offset.
     after_marks = {p_: watermarks(broker.bootstrap, topic, p_) for p_ in range(3)}
-    assert after_marks == {p_: (lo, hi + 1) for p_, (lo, hi) in before_marks.items()}
+    assert after_marks == before_marks
 
     for part in range(3):
         want = [m for m in msgs if m["partition"] == part]
@@ -108,15 +104,16 @@ def test_clean_restart_keeps_topics_configs_and_data(broker, topic):
         if part == 0:
             want = want[123:]
         assert [(g.key, g.value) for g in got] == [(m["key"], m["value"]) for m in want]
+        assert [g.offset for g in got] == list(range(2000 - len(want), 2000))
     got = consume(broker.bootstrap, auto, 0)
     assert [g.value for g in got] == [m["value"] for m in zmsgs]
+    assert [g.offset for g in got] == list(range(len(zmsgs)))
 
-    # Writing continues at the old end (after the new leader's control batch), and the
-    # topic's max.message.bytes still applies.
+    # Writing continues at the old end, and the topic's max.message.bytes still applies.
     p2 = make_producer(broker.bootstrap)
     reports = produce_all(p2, topic, [{"value": b"after restart", "partition": 1}])
     assert_delivered(reports)
-    assert reports[0].offset == after_marks[1][1] == offsets[1][-1] + 2
+    assert reports[0].offset == 2000
     reports = produce_all(p2, topic, [{"value": b"x" * 400_000, "partition": 1}])
     assert reports[0].error is not None and reports[0].error.code() == KafkaError.MSG_SIZE_TOO_LARGE
 
@@ -131,7 +128,8 @@ def test_acks_all_survives_sigkill_right_after_ack(broker, topic):
     broker.start()
     got = consume(broker.bootstrap, topic, 0)
     assert [g.value for g in got] == [m["value"] for m in msgs]
-    assert [g.offset for g in got] == [r.offset for r in reports]
+    assert [g.offset for g in got] == [r.offset for r in reports] == list(range(2000))
+    assert watermarks(broker.bootstrap, topic, 0) == (0, 2000)
 
 
 class NumberedProducer(threading.Thread):
@@ -234,17 +232,18 @@ def test_sigkill_during_idempotent_acks_all_production(broker, topic):
     # Each acknowledged message is where its delivery report said it is.
     wrong = [(n, o, offsets[n]) for n, o in acked.items() if offsets[n] != o]
     assert not wrong, f"delivery report offsets differ from the log: {wrong[:5]}"
-    # The log has no holes: every offset up to the end holds either one of the messages
-    # or a leader's control batch, one per broker start (the first leader's at 0).
+    # Offsets are dense from 0 across the restarts (leader changes take none), and every
+    # number was written once, in order: number n is at offset n, and the log ends at the
+    # count sent.
+    assert numbers == list(range(prod.sent)), "numbers missing, repeated or out of order"
+    assert [g.offset for g in got] == list(range(prod.sent)), "the log has holes"
     with kafka_wire.Conn(broker.bootstrap) as c:
         batches = c.fetch_all_batches(topic, 0)
         end = c.fetch(topic, 0, 0).high_watermark
-    control = [b.base_offset for b in batches if b.is_control]
-    assert len(control) == broker.starts and control[0] == 0, (control, broker.starts)
-    assert all(b.count == 1 for b in batches if b.is_control)
+    assert end == prod.sent
+    assert not [b.base_offset for b in batches if b.is_control], "control batches in the log"
     covered = [o for b in batches for o in range(b.base_offset, b.base_offset + b.last_offset_delta + 1)]
-    assert covered == list(range(end)), "the log has holes or overlaps"
-    assert sorted(set(control) | {g.offset for g in got}) == covered
+    assert covered == list(range(end)), "the batches have holes or overlaps"
 
 
 def test_sigterm_is_prompt_with_parked_long_polls_and_producers(broker, topic):
