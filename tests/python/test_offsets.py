@@ -1,16 +1,21 @@
 """Offsets against Strom: ListOffsets by timestamp (Consumer.offsets_for_times and
-AdminClient.list_offsets), earliest/latest watermarks and DeleteRecords. Offsets are
-Kafka's (docs/adr/0005-kafka-offsets.md): a new partition's first record is at offset 0 and
-N records end at N, so the expected offsets here are plain numbers."""
+AdminClient.list_offsets), earliest/latest watermarks, DeleteRecords, and Kafka's numbering
+itself (docs/adr/0005-kafka-offsets.md): a new partition's first record is at offset 0, N
+records end at N, and no control batch takes an offset, so the expected offsets here are
+plain numbers."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
 
 import pytest
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
+    Consumer,
     KafkaError,
     KafkaException,
     TopicPartition,
@@ -24,6 +29,7 @@ from kafka_util import (
     admin,
     assert_contiguous,
     assert_delivered,
+    client_conf,
     consume,
     create_topic,
     make_consumer,
@@ -31,8 +37,10 @@ from kafka_util import (
     offsets_by_partition,
     produce_all,
     result,
+    wait_until,
     watermarks,
 )
+from test_cli import strom
 
 STEP_MS = 1000
 
@@ -223,3 +231,110 @@ def test_delete_records(broker, topic):
     assert reports[0].offset == end
     got = consume(broker.bootstrap, topic, 0, start=OFFSET_BEGINNING)
     assert [(g.offset, g.value) for g in got] == [(end, b"after")]
+
+
+@pytest.mark.strom_args("--group-initial-rebalance-delay-ms", "200")
+def test_new_partition_numbers_records_from_zero(broker, topic):
+    """docs/adr/0005-kafka-offsets.md: offsets are Kafka's. A new partition is empty at
+    (0, 0); its 20 records are at offsets 0..19, as the delivery reports, the stored
+    batches (no control batch anywhere), confluent-kafka, kcat, offsets_for_times, the
+    group's committed offset and its lag (confluent-kafka and `strom group describe`)
+    all say."""
+    create_topic(broker.bootstrap, topic)
+    assert watermarks(broker.bootstrap, topic, 0) == (0, 0)
+
+    n = 20
+    t0 = int(time.time() * 1000) - 3_600_000
+    p = make_producer(broker.bootstrap)
+    messages = [
+        {"key": f"k{i}".encode(), "value": f"v{i}".encode(), "timestamp": t0 + i * STEP_MS}
+        for i in range(n)
+    ]
+    reports = produce_all(p, topic, messages)
+    assert_delivered(reports)
+    assert [r.offset for r in reports] == list(range(n))
+    assert watermarks(broker.bootstrap, topic, 0) == (0, n)
+
+    # As stored: the producer's batches from base offset 0, covering 0..19, and nothing else.
+    with kafka_wire.Conn(broker.bootstrap) as c:
+        batches = c.fetch_all_batches(topic, 0)
+    assert batches and batches[0].base_offset == 0, [b.base_offset for b in batches]
+    assert not [b for b in batches if b.is_control], "a control batch in the partition log"
+    assert all(b.crc_ok for b in batches)
+    records = [r for b in batches for r in b.records()]
+    assert records == [(i, m["key"], m["value"]) for i, m in enumerate(messages)]
+
+    # confluent-kafka from the beginning: offsets 0..19.
+    got = consume(broker.bootstrap, topic, 0)
+    assert [(g.offset, g.key, g.value) for g in got] == [
+        (i, m["key"], m["value"]) for i, m in enumerate(messages)
+    ]
+
+    # kcat (librdkafka 2.0.2) too.
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is not installed: apt-get install -y kcat"
+    proc = subprocess.run(
+        [kcat, "-b", broker.bootstrap, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q",
+         "-f", "%o %k %s\\n"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"{i} k{i} v{i}" for i in range(n)]
+
+    # The exact timestamp of record k finds offset k.
+    assert offsets_for_times(broker, topic, [t0 + k * STEP_MS for k in range(n)]) == list(range(n))
+
+    # A group reads everything and commits: its committed offset is the count of records
+    # read, which is the high watermark (lag 0).
+    group_id = f"g-{topic}"
+    group = Consumer(client_conf(
+        broker.bootstrap,
+        **{"group.id": group_id, "auto.offset.reset": "earliest", "enable.auto.commit": False,
+           "session.timeout.ms": 6000, "fetch.wait.max.ms": 100},
+    ))
+    seen = []
+    try:
+        group.subscribe([topic])
+
+        def read_all():
+            msg = group.poll(0.2)
+            if msg is not None and not msg.error():
+                seen.append(msg.offset())
+            return len(seen) >= n
+
+        wait_until(read_all, TIMEOUT_S, interval=0, what="the group to read every message")
+        group.commit(asynchronous=False)
+        (tp,) = group.committed([TopicPartition(topic, 0)], timeout=10)
+    finally:
+        group.close()
+    assert seen == list(range(n))
+    assert tp.offset == n, f"committed {tp.offset} after reading {n} records"
+    assert watermarks(broker.bootstrap, topic, 0) == (0, n)
+    assert group_lag(broker, group_id, topic) == (n, n, 0)
+
+    # Back to the earliest offset, 0 (the group is empty now): all 20 records are lag.
+    c = Consumer(client_conf(broker.bootstrap, **{"group.id": group_id, "enable.auto.commit": False}))
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+        (tp,) = c.committed([TopicPartition(topic, 0)], timeout=10)
+    finally:
+        c.close()
+    assert tp.offset == 0
+    assert group_lag(broker, group_id, topic) == (0, n, n)
+
+
+def group_lag(broker, group: str, topic: str) -> tuple[int, int, int]:
+    """(committed offset, end offset, lag) of partition 0 as `strom group describe` prints
+    them, checked against its JSON output and its total."""
+    text = strom(broker, "group", "describe", group).stdout
+    rows = [line.split() for line in text.splitlines() if line.startswith(topic + " ")]
+    assert len(rows) == 1, text
+    _, partition, committed, end, lag = rows[0][:5]
+    assert partition == "0", text
+    out = (int(committed), int(end), int(lag))
+    assert f"total lag: {out[2]}" in text, text
+    d = json.loads(strom(broker, "group", "describe", group, "--output", "json").stdout)
+    assert [(o["topic"], o["partition"], o["committed_offset"], o["end_offset"], o["lag"])
+            for o in d["offsets"]] == [(topic, 0, *out)], d
+    assert d["total_lag"] == out[2]
+    return out
