@@ -653,7 +653,9 @@ def assert_all_acked(reports: dict[int, tuple]):
 def assert_exactly_once_in_order(consumed: dict[int, list[tuple[int, bytes]]],
                                  reports: dict[int, tuple], what: str = ""):
     """Every acknowledged message is in its partition exactly once, at the offset its delivery
-    report gave, and the partition holds them in production order with nothing else."""
+    report gave, and the partition holds them in production order with nothing else, at
+    offsets 0, 1, 2, ... (Kafka's offsets: dense from 0, leader changes take none; the
+    partitions checked never had records removed)."""
     for p, got in consumed.items():
         expected = sorted((r[2], i) for i, r in reports.items() if r[0] is None and r[1] == p)
         got_numbers = [number_of(v) for _, v in got]
@@ -674,6 +676,12 @@ def assert_exactly_once_in_order(consumed: dict[int, list[tuple[int, bytes]]],
         assert not bad, (
             f"{what}partition {p}: {len(bad)} messages not at their acknowledged offsets, "
             f"first (number, acked offset, consumed offset): {bad[:3]}"
+        )
+        offsets = [off for off, _ in got]
+        gaps = [(a, b) for a, b in zip([-1] + offsets, offsets) if b != a + 1]
+        assert not gaps, (
+            f"{what}partition {p}: offsets are not 0..{len(got) - 1}: {len(gaps)} jumps, first "
+            f"(from, to): {gaps[:3]}"
         )
 
 

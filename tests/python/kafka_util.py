@@ -1,13 +1,9 @@
 """Helpers over confluent-kafka for the tests: producing with delivery reports, consuming a
 partition by assign() (group tests are in test_groups.py), admin calls with timeouts.
 
-Offsets (docs/adr/0001-raft-offsets.md): every partition is a Raft group, and each leader
-change, the first leader's included, appends a one-record LEADER_CHANGE control batch that
-takes an offset. A new partition's log therefore starts with a control batch at offset 0
-(watermarks (0, 1) while empty), and each broker start adds one more. Clients skip control
-batches, so real messages neither start at 0 nor stay dense across restarts: tests take
-the expected offsets from the delivery reports or from the high watermark before
-producing (`next_offset`), never from 0."""
+Offsets are Kafka's (docs/adr/0005-kafka-offsets.md): a new partition is empty at
+watermarks (0, 0), its first record is at offset 0, N records end at offset N, and leader
+changes (broker restarts, failovers) take no offset. Tests assert these numbers directly."""
 
 from __future__ import annotations
 
@@ -190,16 +186,19 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict | 
 
 
 def wait_for_first_leaders(bootstrap: str, topic: str, partitions: int) -> None:
-    """Waits until every partition of a just-created topic holds its first leader's
-    committed control batch, watermarks (0, 1): CreateTopics may answer a moment before,
-    while they are still (0, 0). From then on, `next_offset` names the first message's
-    offset."""
+    """Waits until every partition of a just-created topic has its first leader, which then
+    answers ListOffsets with the empty partition's watermarks (0, 0): CreateTopics may
+    answer a moment before, while the partition's leader is still being elected (its
+    ListOffsets fails with NOT_LEADER_OR_FOLLOWER)."""
+
+    def ready(p: int) -> bool:
+        try:
+            return watermarks(bootstrap, topic, p) == (0, 0)
+        except KafkaException:
+            return False
+
     for p in range(partitions):
-        wait_until(
-            lambda: watermarks(bootstrap, topic, p) == NEW_PARTITION_WATERMARKS,
-            10,
-            what=f"{topic}-{p}'s first leader to commit its control batch",
-        )
+        wait_until(lambda: ready(p), 10, what=f"{topic}-{p}'s first leader")
 
 
 def watermarks(bootstrap: str, topic: str, partition: int = 0) -> tuple[int, int]:
@@ -211,17 +210,6 @@ def watermarks(bootstrap: str, topic: str, partition: int = 0) -> tuple[int, int
         c.close()
 
 
-# The watermarks of a brand-new, empty partition: its log start, and the end after its
-# first leader's control batch.
-NEW_PARTITION_WATERMARKS = (0, 1)
-
-
-def next_offset(bootstrap: str, topic: str, partition: int = 0) -> int:
-    """The offset the next message produced to the partition gets (while its leader stays
-    the same): its high watermark."""
-    return watermarks(bootstrap, topic, partition)[1]
-
-
 def offsets_by_partition(reports: list[Delivery]) -> dict[int, list[int]]:
     """The delivered offsets per partition, in the order the messages were sent."""
     out: dict[int, list[int]] = {}
@@ -231,13 +219,12 @@ def offsets_by_partition(reports: list[Delivery]) -> dict[int, list[int]]:
     return out
 
 
-def assert_contiguous(offsets: list[int], start: int | None = None) -> None:
-    """`offsets` are the run start, start + 1, ... (start defaults to the first of them), as
-    the messages of one producer to one partition within one leader term are."""
+def assert_contiguous(offsets: list[int], start: int) -> None:
+    """`offsets` are exactly start, start + 1, ..., as the offsets of the records one
+    producer sends to one partition are (Kafka's offsets are dense)."""
     assert offsets, "no offsets"
-    first = offsets[0] if start is None else start
-    assert offsets == list(range(first, first + len(offsets))), (
-        f"offsets are not the contiguous run from {first}: {offsets[:5]}...{offsets[-5:]}"
+    assert offsets == list(range(start, start + len(offsets))), (
+        f"offsets are not the contiguous run from {start}: {offsets[:5]}...{offsets[-5:]}"
     )
 
 

@@ -142,8 +142,9 @@ class Batch:
 
     @property
     def is_control(self) -> bool:
-        """A control batch (attribute bit 5): a leader's LEADER_CHANGE marker under Raft
-        (docs/adr/0001-raft-offsets.md). Clients skip these; they take offsets all the same."""
+        """A control batch (attribute bit 5). Kafka writes them as transaction markers;
+        Strom's partition logs hold none (docs/adr/0005-kafka-offsets.md: leader changes
+        take no offset), so tests assert their absence."""
         return bool(self.attributes & 0x20)
 
     @property
@@ -395,8 +396,7 @@ class Conn:
         return self.call(3, 1, metadata_v1_body(topics))
 
     def fetch_all_batches(self, topic: str, partition: int, start: int = 0) -> list[Batch]:
-        """Every batch from `start` to the high watermark, as stored: control batches (each
-        leader's LEADER_CHANGE marker, the first at offset 0) included."""
+        """Every batch from `start` to the high watermark, as stored."""
         out: list[Batch] = []
         offset = start
         while True:
@@ -410,8 +410,3 @@ class Conn:
             offset = res.batches[-1].base_offset + res.batches[-1].last_offset_delta + 1
             if offset >= res.high_watermark:
                 return out
-
-    def fetch_data_batches(self, topic: str, partition: int, start: int = 0) -> list[Batch]:
-        """The batches clients produced, from `start` to the high watermark: control batches
-        (which clients skip) left out."""
-        return [b for b in self.fetch_all_batches(topic, partition, start) if not b.is_control]

@@ -17,7 +17,6 @@ from confluent_kafka.admin import (
 )
 
 from kafka_util import (
-    NEW_PARTITION_WATERMARKS,
     TIMEOUT_S,
     admin,
     assert_delivered,
@@ -25,7 +24,7 @@ from kafka_util import (
     make_producer,
     produce_all,
     result,
-    wait_until,
+    wait_for_first_leaders,
     watermarks,
 )
 
@@ -233,13 +232,15 @@ def test_delete_topics_and_list(broker, topic):
     err = error_of(a.delete_topics([names[0]])[names[0]])
     assert err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
-    # A topic created again under the same name starts empty: only its first leader's
-    # control batch (the old log held 10 messages more), and no message to consume.
+    # A topic created again under the same name starts empty, at (0, 0) (the old log held
+    # 10 messages), with no message to consume; its first record is at offset 0.
     result(a.create_topics([NewTopic(names[0], 1, 1)])[names[0]])
-    assert wait_until(
-        lambda: watermarks(broker.bootstrap, names[0]) == NEW_PARTITION_WATERMARKS, 10, what="empty"
-    )
+    wait_for_first_leaders(broker.bootstrap, names[0], 1)
+    assert watermarks(broker.bootstrap, names[0]) == (0, 0)
     assert consume(broker.bootstrap, names[0], 0) == []
+    reports = produce_all(make_producer(broker.bootstrap), names[0], [{"value": b"new", "partition": 0}])
+    assert_delivered(reports)
+    assert reports[0].offset == 0
 
 
 def test_describe_broker_configs_are_read_only(broker):

@@ -66,12 +66,14 @@ def test_both_partitioners_reach_every_partition(broker, topic, partitioner):
         d = strom(broker, "topic", "describe", topic, "--output", "json")
         return [p["latest_offset"] - p["earliest_offset"] for p in json.loads(d.stdout)["partitions"]]
 
-    # Every partition got a share (its control batch aside). acks=1 is answered before
-    # the high watermark (what `latest_offset` reports) has moved, as in Kafka: wait for it.
+    # Every partition got a share, and together they hold exactly the 8000 records. acks=1
+    # is answered before the high watermark (what `latest_offset` reports) has moved, as in
+    # Kafka: wait for it.
     deadline = time.monotonic() + 15
-    while not all(n > 500 for n in filled()) and time.monotonic() < deadline:
+    while sum(filled()) < 8000 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert all(n > 500 for n in filled()), filled()
+    counts = filled()
+    assert sum(counts) == 8000 and all(n > 500 for n in counts), counts
 
 
 @pytest.mark.parametrize("codec", ["zstd", "lz4"])

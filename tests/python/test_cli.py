@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import STROM_BIN, free_port
-from kafka_util import NEW_PARTITION_WATERMARKS, next_offset, wait_for_first_leaders
+from kafka_util import wait_for_first_leaders
 
 KCAT = shutil.which("kcat")
 # The first rebalance of a new group waits for more members by default (3 s); tests
@@ -70,13 +70,13 @@ def test_topic_create_list_describe_alter_delete(broker, topic):
     assert listed[topic]["replication_factor"] == 1
     assert "__consumer_offsets" not in listed
 
-    # Empty partitions: each holds only its first leader's control batch (offset 0).
+    # Empty partitions: earliest and latest offset both 0.
     wait_for_first_leaders(broker.bootstrap, topic, 3)
     d = strom_json(broker, "topic", "describe", topic)
     assert [p["partition"] for p in d["partitions"]] == [0, 1, 2]
     for p in d["partitions"]:
         assert p["leader"] == 1 and p["replicas"] == [1] and p["isr"] == [1]
-        assert (p["earliest_offset"], p["latest_offset"]) == NEW_PARTITION_WATERMARKS
+        assert (p["earliest_offset"], p["latest_offset"]) == (0, 0)
     assert d["configs"]["retention.ms"] == "60000"
     text = strom(broker, "topic", "describe", topic).stdout
     assert "PARTITION  LEADER" in text and "retention.ms" in text
@@ -109,8 +109,6 @@ def test_replication_factor_is_sent_and_the_refusal_printed(broker, topic):
 
 def test_produce_file_with_keys_and_headers_then_consume_with_format(broker, topic, tmp_path):
     strom(broker, "topic", "create", topic, "--partitions", "1")
-    wait_for_first_leaders(broker.bootstrap, topic, 1)
-    o = next_offset(broker.bootstrap, topic, 0)  # the first message's offset
     data = tmp_path / "in.txt"
     data.write_text("k1:v1\nk2:v:with:colons\nno key here\n")
     out = strom(
@@ -119,18 +117,16 @@ def test_produce_file_with_keys_and_headers_then_consume_with_format(broker, top
     assert out == f"produced 3 messages to topic {topic}\n"
 
     out = strom(broker, "consume", topic, "--count", "3", "--format", "%k|%v|%p|%o|%h\\n").stdout
-    assert out == (
-        f"k1|v1|0|{o}|src=file,n=1\nk2|v:with:colons|0|{o + 1}|src=file,n=1\n|no key here|0|{o + 2}|src=file,n=1\n"
-    )
+    assert out == "k1|v1|0|0|src=file,n=1\nk2|v:with:colons|0|1|src=file,n=1\n|no key here|0|2|src=file,n=1\n"
 
     # --offset (the second message's), a count smaller than what is there, and %t/%K/%S.
-    out = strom(broker, "consume", topic, "--offset", str(o + 1), "--count", "1", "--format", "%t %K %S %%\\n").stdout
+    out = strom(broker, "consume", topic, "--offset", "1", "--count", "1", "--format", "%t %K %S %%\\n").stdout
     assert out == f"{topic} 2 13 %\n"
 
     rows = [json.loads(line) for line in strom(broker, "consume", topic, "--count", "3", "--output", "json").stdout.splitlines()]
     assert [r["key"] for r in rows] == ["k1", "k2", None]
     assert rows[0]["headers"] == [{"key": "src", "value": "file"}, {"key": "n", "value": "1"}]
-    assert [r["offset"] for r in rows] == [o, o + 1, o + 2]
+    assert [r["offset"] for r in rows] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
@@ -173,12 +169,10 @@ def test_consume_from_a_timestamp_and_from_the_end(broker, topic):
 def test_group_consume_lag_and_reset_offsets(broker, topic):
     group = f"g-{topic}"
     strom(broker, "topic", "create", topic, "--partitions", "2")
-    # Offsets follow each partition's first leader's control batch (at 0, the earliest).
-    wait_for_first_leaders(broker.bootstrap, topic, 2)
-    s0, s1 = (next_offset(broker.bootstrap, topic, p) for p in (0, 1))
+    # a, b, c are at offsets 0..2 of partition 0; d, e at 0..1 of partition 1.
     strom(broker, "produce", topic, "--partition", "0", stdin="a\nb\nc\n")
     strom(broker, "produce", topic, "--partition", "1", stdin="d\ne\n")
-    end0, end1 = s0 + 3, s1 + 2
+    end0, end1 = 3, 2
 
     out = strom(broker, "consume", topic, "--group", group, "--timeout", "1s").stdout
     assert sorted(out.splitlines()) == ["a", "b", "c", "d", "e"]
@@ -192,8 +186,13 @@ def test_group_consume_lag_and_reset_offsets(broker, topic):
     assert group in [g["group"] for g in strom_json(broker, "group", "list")]
 
     strom(broker, "produce", topic, "--partition", "1", stdin="f\ng\nh\n")
+    end1 = 5
     d = strom_json(broker, "group", "describe", group)
     assert d["total_lag"] == 3
+    assert {(o["partition"], o["committed_offset"], o["end_offset"], o["lag"]) for o in d["offsets"]} == {
+        (0, end0, end0, 0),
+        (1, 2, end1, 3),
+    }
     assert {o["partition"]: o["lag"] for o in d["offsets"]} == {0: 0, 1: 3}
     text = strom(broker, "group", "describe", group).stdout
     assert "total lag: 3" in text
@@ -205,15 +204,14 @@ def test_group_consume_lag_and_reset_offsets(broker, topic):
     assert dry["executed"] is False
     assert {(o["partition"], o["current_offset"], o["new_offset"]) for o in dry["offsets"]} == {
         (0, end0, 0),
-        (1, end1, 0),
+        (1, 2, 0),
     }
-    assert committed(broker, group) == {0: end0, 1: end1}
+    assert committed(broker, group) == {0: end0, 1: 2}
 
-    # The earliest offset is the log start, 0: the lag counts every offset from there to
-    # the end (the control batch's too, as Kafka's lag counts transaction markers).
+    # The earliest offset is the log start, 0: the lag is every record, 3 + 5.
     strom(broker, "group", "reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--execute")
     assert committed(broker, group) == {0: 0, 1: 0}
-    assert strom_json(broker, "group", "describe", group)["total_lag"] == end0 + end1 + 3
+    assert strom_json(broker, "group", "describe", group)["total_lag"] == 8
 
     strom(broker, "group", "reset-offsets", "--group", group, "--topic", topic, "--shift-by", "2", "--execute")
     assert committed(broker, group) == {0: 2, 1: 2}
@@ -221,9 +219,9 @@ def test_group_consume_lag_and_reset_offsets(broker, topic):
     assert committed(broker, group) == {0: end0, 1: 2}
 
     # The group resumes where the reset put it: partition 1 from offset 2 (d, e, f, g, h
-    # are at s1 .. s1 + 4).
+    # are at 0..4), so f, g, h.
     out = strom(broker, "consume", topic, "--group", group, "--timeout", "1s").stdout
-    assert out == "".join(f"{v}\n" for i, v in enumerate("defgh") if s1 + i >= 2)
+    assert out == "f\ng\nh\n"
     assert strom_json(broker, "group", "describe", group)["total_lag"] == 0
 
     assert strom(broker, "group", "delete", group).stdout == f"deleted group {group}\n"

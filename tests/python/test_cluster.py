@@ -181,10 +181,13 @@ def test_sigkill_leader_during_idempotent_acks_all_production(make_cluster, topi
     assert len(reports) == n
     assert_all_acked(reports)
     assert len(reports) > acked_before_kill
+    # Each partition's messages, in production order, got offsets 0, 1, 2, ...: the
+    # leader change took none.
     for p in range(partitions):
         offs = [reports[i][2] for i in range(p, n, partitions)]
-        assert offs == sorted(offs) and len(set(offs)) == len(offs), \
-            f"partition {p}: acknowledged offsets do not grow in production order"
+        assert offs == list(range(len(offs))), \
+            f"partition {p}: acknowledged offsets are not 0..{len(offs) - 1}: " \
+            f"{[(a, b) for a, b in zip([-1] + offs, offs) if b != a + 1][:3]}"
 
     c.start(leader)
     consumed = consume_values(c.bootstrap(), topic, list(range(partitions)), timeout=60, expect=n)
@@ -395,7 +398,8 @@ def test_create_topic_spreads_leaders(make_cluster, topic, capsys):
 def test_follower_behind_the_leaders_log_start_restarts_from_it(make_cluster, topic, capsys):
     """A follower that was down while retention deleted the entries it lacks cannot be sent
     them: it gets a (data-less) snapshot, throws its log away and continues from the
-    leader's log start offset (ADR 0001), then follows normally and can lead."""
+    leader's log start offset (docs/adr/0005-kafka-offsets.md), then follows normally and
+    can lead."""
     c = make_cluster(args=["--retention-check-ms", "200"])
     c.create_topic(topic, 1, config={"segment.bytes": "100000", "retention.bytes": "300000"})
     leader = c.wait_leaders(topic, 1)[0]
@@ -553,3 +557,121 @@ def test_recreated_topic_survives_restarts_of_every_node(make_cluster, topic):
         c.wait_logs_identical(topic, p, timeout=60)
     for i in c.ids:
         assert "out of range" not in c[i].log_text(), f"node {i}"
+
+
+def test_offsets_stay_dense_across_ten_leader_changes(make_cluster, topic, capsys):
+    """docs/adr/0005-kafka-offsets.md: leader changes take no offset. An idempotent acks=all
+    producer writes numbered messages to a 3-replica partition while its leader is
+    SIGKILLed (and restarted) ten times: message i gets offset i, the log ends at the count
+    sent, a consumer reads exactly those, and every replica's segment files hold the
+    same batches at the same offsets, byte for byte."""
+    c = make_cluster()
+    c.create_topic(topic, 1, rf=3)
+    c.wait_leaders(topic, 1)
+
+    rate = 2000.0  # messages per second, for as long as the leader changes take
+    reports: dict[int, tuple] = {}
+    client_errors: list[KafkaError] = []
+    producer = Producer({
+        "bootstrap.servers": c.bootstrap(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": 60000,
+        "socket.timeout.ms": 10000,
+        "reconnect.backoff.max.ms": 500,
+        "error_cb": lambda e: client_errors.append(e),
+    })
+
+    def cb(err, msg):
+        reports[number_of(msg.value())] = (err, msg.partition(), msg.offset())
+
+    stop = threading.Event()
+    sent = [0]
+
+    def produce():
+        start = time.monotonic()
+        i = 0
+        while not stop.is_set():
+            while True:
+                try:
+                    producer.produce(topic, value=value_of(i), partition=0, on_delivery=cb)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            i += 1
+            sent[0] = i
+            if i % 50 == 0:
+                producer.poll(0)
+                ahead = start + i / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    def acked() -> int:
+        return sum(1 for r in list(reports.values()) if r[0] is None)
+
+    def in_sync_everywhere(leader: int) -> bool:
+        try:
+            pm = c.metadata(leader, topic).topics[topic].partitions[0]
+        except (KafkaException, KeyError):
+            return False
+        return pm.error is None and pm.leader == leader and sorted(pm.isrs) == c.ids
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    started = time.monotonic()
+    changes = []
+    try:
+        for change in range(10):
+            leader = c.wait_leaders(topic, 1, timeout=30)[0]
+            # Every replica in sync, and the current leader has acknowledged messages of
+            # its own term, before it goes.
+            wait_until(lambda: in_sync_everywhere(leader), 30,
+                       f"all three replicas in sync under leader {leader} (change {change})", interval=0.1)
+            target = acked() + 1000
+            wait_until(lambda: acked() >= target, 30, f"1000 more acknowledgements (change {change})",
+                       interval=0.05)
+            c.kill(leader)
+            killed_at = time.monotonic()
+            new = wait_new_leader(c, topic, 0, leader, [i for i in c.ids if i != leader], timeout=30)
+            changes.append((leader, new, round(time.monotonic() - killed_at, 2)))
+            c.start(leader)
+        c.wait_leaders(topic, 1, timeout=30)
+        target = acked() + 1000
+        wait_until(lambda: acked() >= target, 30, "acknowledgements after the last change", interval=0.05)
+    finally:
+        stop.set()
+        t.join(30)
+    left = producer.flush(70)
+    say(capsys, f"10 leader changes (old, new, seconds) {changes} in {time.monotonic() - started:.1f}s; "
+                f"{sent[0]} messages")
+    assert not t.is_alive(), "the producer thread did not stop"
+    assert left == 0, f"{left} messages still undelivered"
+    fatal = [e for e in client_errors if e.fatal()]
+    assert not fatal, f"fatal producer errors: {fatal}"
+    n = sent[0]
+    assert len(reports) == n
+    assert_all_acked(reports)
+
+    # Dense from 0 across every leader change: message i is at offset i.
+    wrong = [(i, reports[i][2]) for i in range(n) if reports[i][2] != i]
+    assert not wrong, f"{len(wrong)} of {n} messages not at offset = number, first (number, offset): {wrong[:5]}"
+    check = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": "watermarks", "socket.timeout.ms": 10000})
+    try:
+        marks = check.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+    finally:
+        check.close()
+    assert marks == (0, n), f"watermarks {marks} after {n} messages"
+    consumed = consume_values(c.bootstrap(), topic, [0], timeout=60, expect=n)
+    assert consumed[0] == [(i, value_of(i)) for i in range(n)], "the log is not messages 0..n-1 at offsets 0..n-1"
+
+    # Every replica: the same segment bytes, which are the messages at their offsets, in
+    # batches stamped with at least one leader epoch per leader that acknowledged some.
+    c.wait_logs_identical(topic, 0, timeout=60)
+    for i in c.ids:
+        batches = kafka_wire.parse_batches(c[i].partition_log(topic, 0))
+        assert not [b for b in batches if b.is_control], f"node {i}: control batches in the log"
+        records = [(o, v) for b in batches for o, _, v in b.records()]
+        assert records == [(k, value_of(k)) for k in range(n)], f"node {i}: records differ"
+        epochs = sorted({b.leader_epoch for b in batches})
+        assert len(epochs) >= 11, f"node {i}: batches of only {len(epochs)} leader epochs: {epochs}"

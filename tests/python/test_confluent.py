@@ -17,8 +17,8 @@ from kafka_util import (
     create_topic,
     make_consumer,
     make_producer,
-    next_offset,
     produce_all,
+    watermarks,
 )
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
@@ -40,10 +40,10 @@ def test_keys_headers_and_values_round_trip(broker, topic):
     messages.append({"key": b"empty", "value": b""})
     reports = produce_all(p, topic, messages)
     assert_delivered(reports)
-    # One producer, one partition, one leader: consecutive offsets, in the order sent
-    # (after the auto-created partition's leader-change control batch).
-    assert_contiguous([r.offset for r in reports])
-    assert reports[-1].offset + 1 == next_offset(broker.bootstrap, topic, 0)
+    # The auto-created partition's first record is at offset 0, and one producer's
+    # records to one partition take consecutive offsets in the order sent.
+    assert_contiguous([r.offset for r in reports], 0)
+    assert watermarks(broker.bootstrap, topic, 0) == (0, len(messages))
 
     got = consume(broker.bootstrap, topic, 0, count=len(messages))
     assert len(got) == len(messages)
@@ -71,14 +71,14 @@ def test_compression_codec_passes_through(broker, topic, codec):
     assert [g.value for g in got] == [m["value"] for m in messages]
     assert [g.key for g in got] == [m["key"] for m in messages]
 
-    # The broker stores the batches exactly as the client compressed them.
-    # (Control batches, the partition leader's markers, are not the client's: left out.)
+    # The broker stores the batches exactly as the client compressed them, from offset 0.
     with kafka_wire.Conn(broker.bootstrap) as c:
-        batches = c.fetch_data_batches(topic, 0)
+        batches = c.fetch_all_batches(topic, 0)
     assert batches, "no batches fetched"
     assert {b.compression for b in batches} == {CODECS[codec]}
     assert all(b.crc_ok for b in batches)
     assert sum(b.count for b in batches) == len(messages)
+    assert batches[0].base_offset == 0
     if codec != "none":
         stored = sum(len(b.raw) for b in batches)
         raw = sum(len(m["value"]) for m in messages)
@@ -88,23 +88,21 @@ def test_compression_codec_passes_through(broker, topic, codec):
 @pytest.mark.parametrize("acks", [0, 1, -1], ids=["acks0", "acks1", "acks_all"])
 def test_acks_levels(broker, topic, acks):
     create_topic(broker.bootstrap, topic, partitions=1)
-    start = next_offset(broker.bootstrap, topic, 0)
     p = make_producer(broker.bootstrap, acks=acks, linger_ms=2)
     messages = [{"value": f"m{i}".encode()} for i in range(300)]
     reports = produce_all(p, topic, messages)
     assert_delivered(reports)
     if acks != 0:
         # Offsets are known only when the broker answers.
-        assert_contiguous([r.offset for r in reports], start)
+        assert_contiguous([r.offset for r in reports], 0)
     got = consume(broker.bootstrap, topic, 0, count=len(messages))
     assert [g.value for g in got] == [m["value"] for m in messages]
-    assert_contiguous([g.offset for g in got], start)
-    assert next_offset(broker.bootstrap, topic, 0) == start + len(messages)
+    assert_contiguous([g.offset for g in got], 0)
+    assert watermarks(broker.bootstrap, topic, 0) == (0, len(messages))
 
 
 def test_idempotent_producer(broker, topic):
     create_topic(broker.bootstrap, topic, partitions=2)
-    starts = [next_offset(broker.bootstrap, topic, part) for part in (0, 1)]
     p = make_producer(broker.bootstrap, enable_idempotence=True, linger_ms=1)
     messages = [{"value": f"m{i}".encode(), "partition": i % 2} for i in range(1000)]
     reports = produce_all(p, topic, messages)
@@ -113,11 +111,11 @@ def test_idempotent_producer(broker, topic):
         want = [m["value"] for m in messages if m["partition"] == part]
         got = consume(broker.bootstrap, topic, part, count=len(want))
         assert [g.value for g in got] == want
-        assert_contiguous([g.offset for g in got], starts[part])
+        assert_contiguous([g.offset for g in got], 0)
         assert [g.offset for g in got] == [r.offset for r in reports if r.partition == part]
-        # The producer's batches (the leader's control batch has no producer id).
+        # Every batch in the log is the producer's.
         with kafka_wire.Conn(broker.bootstrap) as c:
-            batches = c.fetch_data_batches(topic, part)
+            batches = c.fetch_all_batches(topic, part)
         pids = {b.producer_id for b in batches}
         assert len(pids) == 1 and min(pids) >= 0, f"producer ids in batches: {pids}"
         # Sequences are contiguous per partition, starting at 0.
@@ -129,7 +127,6 @@ def test_idempotent_producer(broker, topic):
 
 def test_ordering_within_a_partition(broker, topic):
     create_topic(broker.bootstrap, topic, partitions=1)
-    start = next_offset(broker.bootstrap, topic, 0)
     # Several in-flight requests and many small batches, flushed in rounds.
     p = make_producer(
         broker.bootstrap, linger_ms=0, batch_num_messages=7, max_in_flight_requests_per_connection=5
@@ -143,7 +140,7 @@ def test_ordering_within_a_partition(broker, topic):
         n += len(msgs)
     got = consume(broker.bootstrap, topic, 0, count=n)
     assert [int(g.value) for g in got] == list(range(n))
-    assert_contiguous([g.offset for g in got], start)
+    assert_contiguous([g.offset for g in got], 0)
     assert [g.offset for g in got] == [r.offset for r in reports]
 
 

@@ -17,8 +17,8 @@ from kafka_util import (
     create_topic,
     assert_contiguous,
     make_producer,
-    next_offset,
     produce_all,
+    watermarks,
 )
 
 KCAT = shutil.which("kcat")
@@ -81,10 +81,9 @@ def test_kcat_produce_keys_and_consume(broker, topic):
     lines = [f"key{i}:value {i}:with colon" for i in range(50)]
     kcat(broker, "-P", "-t", topic, "-K:", "-H", "origin=kcat", stdin="\n".join(lines) + "\n")
     rows = kcat_consume(broker, topic)
-    # One producer, one leader: 50 consecutive offsets ending at the high watermark (the
-    # auto-created partition starts with its leader's control batch, which kcat skips).
-    end = next_offset(broker.bootstrap, topic, 0)
-    assert_contiguous([r["offset"] for r in rows], end - 50)
+    # The auto-created partition holds exactly the 50 records, at offsets 0..49.
+    assert_contiguous([r["offset"] for r in rows], 0)
+    assert watermarks(broker.bootstrap, topic, 0) == (0, 50)
     assert [(r["key"], r["value"]) for r in rows] == [
         (f"key{i}", f"value {i}:with colon") for i in range(50)
     ]
@@ -109,15 +108,16 @@ def test_kcat_compression(broker, topic, codec):
     kcat(broker, "-P", "-t", topic, "-K:", "-z", codec, "-X", "linger.ms=100", stdin="\n".join(lines) + "\n")
 
     # librdkafka 2.0.2 silently sends uncompressed batches when it thinks the broker cannot
-    # take compression (no Produce v0 in ApiVersions): check what was stored (the
-    # producer's batches; the leader's control batch is the broker's own).
+    # take compression (no Produce v0 in ApiVersions): check what was stored.
     with kafka_wire.Conn(broker.bootstrap) as c:
-        batches = c.fetch_data_batches(topic, 0)
+        batches = c.fetch_all_batches(topic, 0)
     assert {b.compression for b in batches} == {CODECS[codec]}
     assert all(b.crc_ok for b in batches)
+    assert batches[0].base_offset == 0 and sum(b.count for b in batches) == n
 
     rows = kcat_consume(broker, topic)
     assert [(r["key"], r["value"]) for r in rows] == [tuple(line.split(":", 1)) for line in lines]
+    assert [r["offset"] for r in rows] == list(range(n))
     got = consume(broker.bootstrap, topic, 0, count=n)
     assert [g.value.decode() for g in got] == [line.split(":", 1)[1] for line in lines]
 
@@ -147,12 +147,12 @@ def test_kcat_reads_what_confluent_wrote_and_partitions_agree(broker, topic):
         [f"c:{k}" for k in keys] + [f"k:{k}" for k in keys]
     )
 
-    # Reading one partition from an offset: that of its second message. Both producers
-    # wrote within one leader term, so the partition's messages are consecutive offsets.
+    # Reading one partition from an offset: that of its second message. Each partition's
+    # messages are at offsets 0, 1, ..., up to its high watermark.
     part = confluent_partition[keys[0]]
     offsets = sorted(r["offset"] for r in rows if r["partition"] == part)
     assert len(offsets) >= 2
-    assert_contiguous(offsets)
-    assert offsets[-1] + 1 == next_offset(broker.bootstrap, topic, part)
+    assert_contiguous(offsets, 0)
+    assert watermarks(broker.bootstrap, topic, part) == (0, len(offsets))
     one = kcat_consume(broker, topic, "-p", str(part), "-o", str(offsets[1]))
     assert [r["offset"] for r in one] == offsets[1:]
