@@ -274,12 +274,6 @@ def test_sigterm_is_prompt_with_parked_long_polls_and_producers(broker, topic):
     assert [g.value for g in consume(broker.bootstrap, topic, 0)] == [b"one"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="broker bug: an old-format partition directory is only logged ('cannot start a local "
-    "replica ... older Strom') and skipped; the broker keeps serving with that partition "
-    "LEADER_NOT_AVAILABLE instead of refusing to start (ADR 0005)",
-)
 def test_a_data_directory_of_the_old_offset_format_is_refused_at_start(broker, topic, tmp_path):
     """A partition directory written before offsets were Kafka's (raft-state format 1,
     docs/adr/0001-raft-offsets.md) must not be misread as format 2 (ADR 0005): the broker

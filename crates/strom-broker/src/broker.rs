@@ -323,6 +323,10 @@ impl Broker {
                     continue;
                 }
                 let dir = self.logs.data_dir().join(tp.dir_name());
+                // A directory of an older partition format stops the node: serving the
+                // others would leave that partition silently unavailable.
+                strom_raft::state_file::check_format(&dir)
+                    .map_err(|e| Failure::new(ErrorCode::KafkaStorageError, e.to_string()))?;
                 if partition_dirs::read(&dir).is_some_and(|id| meta.was_deleted(id)) {
                     stale.push(tp);
                 }

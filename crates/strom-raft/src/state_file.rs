@@ -133,6 +133,26 @@ fn older_format(b: &[u8]) -> Option<u16> {
     (v < FORMAT_VERSION).then_some(v)
 }
 
+/// Refuses a group directory whose state file is of an older format (a node must not
+/// serve any of its partitions from a data directory it cannot read whole).
+pub fn check_format(dir: &Path) -> Result<()> {
+    let path = dir.join(STATE_FILE);
+    let mut head = [0u8; 10];
+    let n = match std::fs::File::open(&path) {
+        Ok(f) => std::os::unix::fs::FileExt::read_at(&f, &mut head, 0)
+            .map_err(|e| RaftError::io(&path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(RaftError::io(&path, e)),
+    };
+    match older_format(&head[..n]) {
+        Some(version) => Err(RaftError::OldFormat {
+            dir: dir.to_path_buf(),
+            version,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl StateFile {
     /// Reads the state file in `dir` (which need not exist yet); returns the newest
     /// valid state. A file of an older format is an error that says what to do.
