@@ -13,6 +13,7 @@ import gc
 import os
 import re
 import socket
+import struct
 import threading
 import time
 
@@ -675,3 +676,42 @@ def test_offsets_stay_dense_across_ten_leader_changes(make_cluster, topic, capsy
         assert records == [(k, value_of(k)) for k in range(n)], f"node {i}: records differ"
         epochs = sorted({b.leader_epoch for b in batches})
         assert len(epochs) >= 11, f"node {i}: batches of only {len(epochs)} leader epochs: {epochs}"
+
+
+def test_acks_all_over_many_partitions_times_out_once(make_cluster, topic, capsys):
+    """Kafka's Produce `timeout_ms` bounds the whole request: when commits stall (the
+    leader's followers are cut off, and a long election timeout keeps it leader), a
+    request over several partitions is answered with REQUEST_TIMED_OUT after about one
+    timeout, not one timeout per partition as it was."""
+    c = make_cluster(proxies=True, args=["--raft-election-ticks", "100"])
+    c.create_topic(topic, 12)
+    leaders = c.wait_leaders(topic, 12)
+    node = max(c.ids, key=lambda i: sum(1 for l in leaders.values() if l == i))
+    parts = sorted(p for p, l in leaders.items() if l == node)
+    assert len(parts) >= 3, leaders
+    for other in c.ids:
+        if other != node:
+            c.block(other, node)
+    timeout_ms = 1500
+    body = (
+        kafka_wire.string(None)
+        + struct.pack(">hi", -1, timeout_ms)
+        + struct.pack(">i", 1)
+        + kafka_wire.string(topic)
+        + struct.pack(">i", len(parts))
+        + b"".join(
+            struct.pack(">i", p) + kafka_wire.nbytes(kafka_wire.record_batch([(None, b"stalled")]))
+            for p in parts
+        )
+    )
+    t0 = time.monotonic()
+    with kafka_wire.Conn(c[node].bootstrap, timeout=30) as conn:
+        results = kafka_wire.parse_produce_v3(conn.call(0, 3, body))
+    elapsed = time.monotonic() - t0
+    c.heal()
+    say(capsys, f"acks=all over {len(parts)} stalled partitions answered after {elapsed:.2f}s")
+    assert sorted(r.partition for r in results) == parts
+    assert all(r.error_code == 7 for r in results), results  # REQUEST_TIMED_OUT
+    assert elapsed < 2 * timeout_ms / 1000, (
+        f"{elapsed:.2f}s for {len(parts)} partitions with timeout_ms={timeout_ms}"
+    )

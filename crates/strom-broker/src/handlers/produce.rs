@@ -77,7 +77,12 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
         return Reply::Nothing;
     }
     let broker = broker.clone();
-    let timeout = std::time::Duration::from_millis(timeout_ms.max(1) as u64);
+    // One deadline for the whole request, as Kafka's `timeout_ms` means: each
+    // partition's wait gets what is left of it, so a request over N partitions whose
+    // commits stall is answered after one timeout, not N.
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms.max(1) as u64);
+    let left = move || deadline.saturating_duration_since(tokio::time::Instant::now());
     if acks == 1 {
         // Answered once the leader's own copy is on disk (see `wait_local_durable`),
         // not at proposal: a write or fsync that fails must not have been acknowledged.
@@ -86,7 +91,7 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
                 for r in parts.iter_mut() {
                     if let Ok(a) = &r.outcome
                         && let Err(f) = broker
-                            .wait_local_durable(&r.tp, a.last_offset + 1, timeout)
+                            .wait_local_durable(&r.tp, a.last_offset + 1, left())
                             .await
                     {
                         tracing::info!(partition = %r.tp.dir_name(), error = %f.message, "acks=1 not durable");
@@ -102,7 +107,7 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
             for r in parts.iter_mut() {
                 if let Ok(a) = &r.outcome
                     && let Err(f) = broker
-                        .wait_committed(&r.tp, a.last_offset + 1, a.term, timeout)
+                        .wait_committed(&r.tp, a.last_offset + 1, a.term, left())
                         .await
                 {
                     tracing::info!(partition = %r.tp.dir_name(), error = %f.message, "acks=all not committed");
