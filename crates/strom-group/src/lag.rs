@@ -72,7 +72,7 @@ pub fn group_lag(
 mod tests {
     use std::collections::HashMap;
 
-    use strom_wire::ErrorCode;
+    use strom_codes::ErrorCode;
 
     use crate::consumer_protocol::encode;
     use crate::coordinator::harness::*;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use strom_wire::ErrorCode;
+use strom_codes::ErrorCode;
 
 use crate::context::Ctx;
 use crate::group::{Group, InitialDelay, JoinTimer};

@@ -2,7 +2,7 @@
 //! (throttle times and authorized operations are the broker's to fill in).
 
 use bytes::Bytes;
-use strom_wire::ErrorCode;
+use strom_codes::ErrorCode;
 
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

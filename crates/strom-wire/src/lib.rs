@@ -30,7 +30,6 @@
 //! [`kafka_protocol`] so that the broker uses the same version.
 
 mod error;
-mod error_code;
 mod fetch_response;
 mod frame;
 mod guard;
@@ -44,7 +43,7 @@ mod schema;
 mod versions;
 
 pub use error::WireError;
-pub use error_code::ErrorCode;
+pub use strom_codes::ErrorCode;
 pub use fetch_response::{
     FetchPart, FetchPartitionOut, FetchResponseParts, FetchTopicOut, encode_fetch_response,
 };

@@ -1,6 +1,6 @@
 //! DescribeGroups, ListGroups and DeleteGroups: the operator's view of the groups.
 
-use strom_wire::ErrorCode;
+use strom_codes::ErrorCode;
 
 use super::{GroupCoordinator, PartitionState, tombstone_offset};
 use crate::effects::{Effects, RequestId};
@@ -158,7 +158,7 @@ fn delete_group(g: Group, fx: &mut Effects) {
 
 #[cfg(test)]
 mod tests {
-    use strom_wire::ErrorCode;
+    use strom_codes::ErrorCode;
 
     use super::super::harness::*;
     use crate::records::RecordKey;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use strom_wire::ErrorCode;
+use strom_codes::ErrorCode;
 
 use super::GroupCoordinator;
 use crate::config::GroupConfig;

@@ -2,7 +2,7 @@
 //! members, static members replacing their previous incarnation, and the group size and
 //! protocol checks.
 
-use strom_wire::ErrorCode;
+use strom_codes::ErrorCode;
 
 use super::GroupCoordinator;
 use crate::context::Ctx;
@@ -341,7 +341,7 @@ fn replace_static_member(
 
 #[cfg(test)]
 mod tests {
-    use strom_wire::ErrorCode;
+    use strom_codes::ErrorCode;
 
     use super::super::harness::*;
     use crate::config::GroupConfig;

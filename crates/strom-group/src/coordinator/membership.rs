@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use strom_wire::ErrorCode;
+use strom_codes::ErrorCode;
 
 use super::GroupCoordinator;
 use crate::context::Ctx;
@@ -232,7 +232,7 @@ fn leave(
 
 #[cfg(test)]
 mod tests {
-    use strom_wire::ErrorCode;
+    use strom_codes::ErrorCode;
 
     use super::super::harness::*;
     use crate::records::{GroupMetadataValue, RecordKey};

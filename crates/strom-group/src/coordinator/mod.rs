@@ -17,7 +17,7 @@ mod snapshot_proptests;
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use strom_wire::ErrorCode;
+use strom_codes::ErrorCode;
 
 use crate::config::GroupConfig;
 use crate::context::{Ctx, MemberIds};
@@ -475,7 +475,7 @@ pub(crate) fn tombstone_offset(
 mod tests {
     use std::collections::HashMap;
 
-    use strom_wire::ErrorCode;
+    use strom_codes::ErrorCode;
 
     use super::harness::*;
     use super::*;

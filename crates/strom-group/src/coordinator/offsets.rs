@@ -1,6 +1,6 @@
 //! OffsetCommit, OffsetFetch and OffsetDelete.
 
-use strom_wire::ErrorCode;
+use strom_codes::ErrorCode;
 
 use super::{GroupCoordinator, tombstone_offset};
 use crate::consumer_protocol::CONSUMER_PROTOCOL_TYPE;
@@ -301,7 +301,7 @@ fn delete_offsets(
 
 #[cfg(test)]
 mod tests {
-    use strom_wire::ErrorCode;
+    use strom_codes::ErrorCode;
 
     use super::super::harness::*;
     use crate::config::GroupConfig;

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use proptest::prelude::*;
-use strom_wire::ErrorCode;
+use strom_codes::ErrorCode;
 
 use super::harness::*;
 use crate::effects::RequestId;
