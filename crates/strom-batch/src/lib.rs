@@ -45,3 +45,11 @@ pub use record::{
     Record, RecordBatchBuilder, RecordView, RecordViews, decode_record_bytes, decode_records,
     record_views,
 };
+
+/// The wall clock in milliseconds since the Unix epoch, as record timestamps count (0
+/// before the epoch). The one definition every crate uses.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

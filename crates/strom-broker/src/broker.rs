@@ -188,11 +188,7 @@ fn unknown_partition(tp: &TopicPartition) -> Failure {
     )
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use strom_batch::now_ms;
 
 /// No peers: a single node's groups are groups of one.
 #[derive(Debug)]

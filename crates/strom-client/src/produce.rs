@@ -3,7 +3,7 @@
 //! producer (or a benchmark) can keep many batches in flight on one connection.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -81,11 +81,7 @@ pub struct Produced {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use strom_batch::now_ms;
 
 impl Client {
     /// Writes `records` as one batch to `topic`/`partition` on its leader, retrying on a

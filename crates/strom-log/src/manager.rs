@@ -471,11 +471,7 @@ impl LogManager {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use strom_batch::now_ms;
 
 /// Wakes every 100 ms for interval flushes, and every `retention_check_interval` for
 /// retention, until the manager closes or is dropped.

@@ -99,11 +99,7 @@ impl std::fmt::Debug for RaftNode {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use strom_batch::now_ms;
 
 impl RaftNode {
     /// Starts the driver; `tick` is the length of one Raft tick.

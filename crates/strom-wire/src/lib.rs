@@ -43,7 +43,6 @@ mod schema;
 mod versions;
 
 pub use error::WireError;
-pub use strom_codes::ErrorCode;
 pub use fetch_response::{
     FetchPart, FetchPartitionOut, FetchResponseParts, FetchTopicOut, encode_fetch_response,
 };
@@ -57,6 +56,7 @@ pub use request::{
     DECODED_BYTES_PER_STRING, DECODED_BYTES_PER_STRUCT, Request, decode_request, decoded_cost,
 };
 pub use response::{encode_response, unsupported_version_reply};
+pub use strom_codes::ErrorCode;
 pub use versions::{
     ApiRange, PRODUCE_MIN_USABLE_VERSION, SUPPORTED_APIS, advertised_range, api_versions_fallback,
     api_versions_response, is_advertised, is_usable,
