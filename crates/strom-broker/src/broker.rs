@@ -33,9 +33,7 @@ use crate::node::NodeState;
 use crate::partition_dirs;
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::record_check;
-use crate::topics::{
-    TopicError, TopicMeta, TopicStore, log_config, validate_configs, validate_topic_name,
-};
+use crate::topics::{TopicMeta, TopicStore, log_config, validate_configs, validate_topic_name};
 
 /// How many of a partition's newest segments are scanned to rebuild idempotent producer
 /// state when this node becomes a partition's leader (or first writes after a restart).
@@ -157,8 +155,8 @@ pub struct Broker {
     ready: AtomicBool,
 }
 
-fn no_such_topic(name: &str) -> TopicError {
-    TopicError::new(
+fn no_such_topic(name: &str) -> Failure {
+    Failure::new(
         ErrorCode::UnknownTopicOrPartition,
         format!("topic '{name}' does not exist"),
     )
@@ -729,8 +727,8 @@ impl Broker {
     async fn change_metadata<T>(
         &self,
         cmd: Command,
-        mut done: impl FnMut(&Broker) -> Option<Result<T, TopicError>>,
-    ) -> Result<T, TopicError> {
+        mut done: impl FnMut(&Broker) -> Option<Result<T, Failure>>,
+    ) -> Result<T, Failure> {
         let mut rx = self.meta_version.subscribe();
         let new_partitions = match &cmd {
             Command::CreateTopic { meta } => meta.replicas.len(),
@@ -748,7 +746,7 @@ impl Broker {
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Err(TopicError::new(
+                return Err(Failure::new(
                     ErrorCode::RequestTimedOut,
                     "the metadata change was not committed in time (is a majority of nodes up?)",
                 ));
@@ -776,7 +774,7 @@ impl Broker {
         assignments: Option<Vec<Vec<i32>>>,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<Arc<TopicMeta>, TopicError> {
+    ) -> Result<Arc<TopicMeta>, Failure> {
         validate_topic_name(name)?;
         validate_configs(&configs)?;
         let nodes = self.node_ids();
@@ -784,7 +782,7 @@ impl Broker {
             Some(a) => {
                 for id in a.iter().flatten() {
                     if !nodes.contains(id) {
-                        return Err(TopicError::new(
+                        return Err(Failure::new(
                             ErrorCode::InvalidReplicaAssignment,
                             format!("broker {id} is not in this cluster ({nodes:?})"),
                         ));
@@ -795,7 +793,7 @@ impl Broker {
                         || r.len() > MAX_VOTERS
                         || r.iter().collect::<BTreeSet<_>>().len() != r.len()
                 }) {
-                    return Err(TopicError::new(
+                    return Err(Failure::new(
                         ErrorCode::InvalidReplicaAssignment,
                         "each partition needs 1 to 8 distinct brokers",
                     ));
@@ -810,7 +808,7 @@ impl Broker {
                     partitions
                 };
                 if partitions < 1 {
-                    return Err(TopicError::new(
+                    return Err(Failure::new(
                         ErrorCode::InvalidPartitions,
                         format!("number of partitions must be at least 1, got {partitions}"),
                     ));
@@ -822,7 +820,7 @@ impl Broker {
                     rf => rf,
                 };
                 if rf < 1 || rf as usize > nodes.len() || rf as usize > MAX_VOTERS {
-                    return Err(TopicError::new(
+                    return Err(Failure::new(
                         ErrorCode::InvalidReplicationFactor,
                         format!(
                             "replication factor {rf} is not between 1 and the {} available brokers",
@@ -845,7 +843,7 @@ impl Broker {
             groups: Vec::new(),
         };
         if self.topics.contains(name) {
-            return Err(TopicError::new(
+            return Err(Failure::new(
                 ErrorCode::TopicAlreadyExists,
                 format!("topic '{name}' already exists"),
             ));
@@ -858,7 +856,7 @@ impl Broker {
             .change_metadata(Command::CreateTopic { meta }, |b| {
                 b.topics.get(name).map(|t| match t.id == id {
                     true => Ok(t),
-                    false => Err(TopicError::new(
+                    false => Err(Failure::new(
                         ErrorCode::TopicAlreadyExists,
                         format!("topic '{name}' already exists"),
                     )),
@@ -915,7 +913,7 @@ impl Broker {
     }
 
     /// Auto-creation on Metadata: the default partition count and broker defaults.
-    pub async fn auto_create_topic(&self, name: &str) -> Result<Arc<TopicMeta>, TopicError> {
+    pub async fn auto_create_topic(&self, name: &str) -> Result<Arc<TopicMeta>, Failure> {
         match self
             .create_topic(name, -1, -1, None, BTreeMap::new(), false)
             .await
@@ -925,9 +923,9 @@ impl Broker {
         }
     }
 
-    pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, TopicError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, Failure> {
         if name == OFFSETS_TOPIC {
-            return Err(TopicError::new(
+            return Err(Failure::new(
                 ErrorCode::InvalidTopicException,
                 format!("the internal topic '{name}' cannot be deleted"),
             ));
@@ -954,17 +952,17 @@ impl Broker {
         name: &str,
         count: i32,
         validate_only: bool,
-    ) -> Result<Arc<TopicMeta>, TopicError> {
+    ) -> Result<Arc<TopicMeta>, Failure> {
         let current = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
         if name == OFFSETS_TOPIC {
             // Its partition count decides which partition holds each group's records.
-            return Err(TopicError::new(
+            return Err(Failure::new(
                 ErrorCode::InvalidRequest,
                 format!("the partition count of the internal topic '{name}' cannot change"),
             ));
         }
         if count <= current.partitions {
-            return Err(TopicError::new(
+            return Err(Failure::new(
                 ErrorCode::InvalidPartitions,
                 format!(
                     "topic '{name}' has {} partitions; the new count {count} must be larger",
@@ -1010,7 +1008,7 @@ impl Broker {
         name: &str,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<Arc<TopicMeta>, TopicError> {
+    ) -> Result<Arc<TopicMeta>, Failure> {
         validate_configs(&configs)?;
         let current = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
         if validate_only {

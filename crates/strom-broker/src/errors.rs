@@ -62,9 +62,3 @@ impl From<LogError> for Failure {
         Failure::from(&e)
     }
 }
-
-impl From<crate::topics::TopicError> for Failure {
-    fn from(e: crate::topics::TopicError) -> Self {
-        Failure::new(e.code, e.message)
-    }
-}

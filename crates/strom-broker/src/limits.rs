@@ -14,7 +14,8 @@ use std::sync::Arc;
 use strom_wire::ErrorCode;
 
 use crate::config::BrokerConfig;
-use crate::topics::{TopicError, TopicMeta};
+use crate::errors::Failure;
+use crate::topics::TopicMeta;
 
 /// Refuses a topic of `partitions` partitions (in total, after the change) when it is
 /// more than `max_partitions_per_topic`. Called before replicas are assigned, so the
@@ -23,10 +24,10 @@ pub fn check_topic_partitions(
     config: &BrokerConfig,
     name: &str,
     partitions: i64,
-) -> Result<(), TopicError> {
+) -> Result<(), Failure> {
     let max = config.max_partitions_per_topic;
     if partitions > i64::from(max) {
-        return Err(TopicError::new(
+        return Err(Failure::new(
             ErrorCode::InvalidPartitions,
             format!(
                 "topic '{name}' would have {partitions} partitions; this cluster allows at most \
@@ -43,7 +44,7 @@ pub fn check_node_partitions(
     config: &BrokerConfig,
     existing: &[Arc<TopicMeta>],
     added: &[Vec<i32>],
-) -> Result<(), TopicError> {
+) -> Result<(), Failure> {
     let mut adding: BTreeMap<i32, u64> = BTreeMap::new();
     for id in added.iter().flatten() {
         *adding.entry(*id).or_default() += 1;
@@ -63,7 +64,7 @@ pub fn check_node_partitions(
     for (id, n) in adding {
         let now = held.get(&id).copied().unwrap_or(0);
         if now + n > max {
-            return Err(TopicError::new(
+            return Err(Failure::new(
                 ErrorCode::PolicyViolation,
                 format!(
                     "broker {id} holds {now} partition replicas; {n} more would exceed its limit \

@@ -13,6 +13,7 @@ use strom_log::LogConfig;
 use strom_wire::ErrorCode;
 
 use crate::config::BrokerConfig;
+use crate::errors::Failure;
 
 const FILE: &str = "topics.json";
 
@@ -48,22 +49,6 @@ impl TopicMeta {
             .ok()
             .and_then(|i| self.replicas.get(i))
             .map_or(&[], |r| r.as_slice())
-    }
-}
-
-/// A failed topic operation, with the Kafka error it maps to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl TopicError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        TopicError {
-            code,
-            message: message.into(),
-        }
     }
 }
 
@@ -241,16 +226,16 @@ impl TopicConfigDef {
 }
 
 /// Validates a whole set of topic configs.
-pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), TopicError> {
+pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), Failure> {
     for (name, value) in configs {
         let def = TopicConfigDef::find(name).ok_or_else(|| {
-            TopicError::new(
+            Failure::new(
                 ErrorCode::InvalidConfig,
                 format!("unknown or unsupported topic config '{name}'"),
             )
         })?;
         def.validate(value)
-            .map_err(|m| TopicError::new(ErrorCode::InvalidConfig, m))?;
+            .map_err(|m| Failure::new(ErrorCode::InvalidConfig, m))?;
     }
     Ok(())
 }
@@ -282,9 +267,9 @@ pub fn log_config(broker: &BrokerConfig, configs: &BTreeMap<String, String>) -> 
 }
 
 /// Kafka's topic-name rules: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
-pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+pub fn validate_topic_name(name: &str) -> Result<(), Failure> {
     let bad = |why: &str| {
-        Err(TopicError::new(
+        Err(Failure::new(
             ErrorCode::InvalidTopicException,
             format!("invalid topic name '{name}': {why}"),
         ))

@@ -19,7 +19,8 @@ use strom_wire::kafka_protocol::messages::create_topics_request::CreatableTopic;
 
 use super::{Reply, Response, str_bytes, topic_name};
 use crate::broker::Broker;
-use crate::topics::{TOPIC_CONFIGS, TopicError, TopicMeta};
+use crate::errors::Failure;
+use crate::topics::{TOPIC_CONFIGS, TopicMeta};
 
 /// Config source codes of Kafka's DescribeConfigs/CreateTopics responses.
 pub(crate) const SOURCE_TOPIC: i8 = 1;
@@ -58,12 +59,12 @@ async fn create_one(
     broker: &Broker,
     t: &CreatableTopic,
     validate_only: bool,
-) -> Result<Arc<TopicMeta>, TopicError> {
+) -> Result<Arc<TopicMeta>, Failure> {
     let assignments = if t.assignments.is_empty() {
         None
     } else {
         if t.num_partitions != -1 || t.replication_factor != -1 {
-            return Err(TopicError::new(
+            return Err(Failure::new(
                 ErrorCode::InvalidRequest,
                 "give either assignments or partitions and replication factor, not both",
             ));
@@ -74,7 +75,7 @@ async fn create_one(
             .enumerate()
             .any(|(i, x)| x.partition_index != i as i32)
         {
-            return Err(TopicError::new(
+            return Err(Failure::new(
                 ErrorCode::InvalidReplicaAssignment,
                 "assignments must cover partitions 0..n once each",
             ));
@@ -88,7 +89,7 @@ async fn create_one(
     let mut configs = BTreeMap::new();
     for c in &t.configs {
         let value = c.value.as_ref().ok_or_else(|| {
-            TopicError::new(
+            Failure::new(
                 ErrorCode::InvalidConfig,
                 format!("config '{}' has no value", c.name.as_str()),
             )
@@ -171,7 +172,7 @@ pub fn create_partitions(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> 
         for t in req.topics {
             let name = t.name.0.to_string();
             let result = if t.assignments.is_some() {
-                Err(TopicError::new(
+                Err(Failure::new(
                     ErrorCode::InvalidReplicaAssignment,
                     "explicit assignments for new partitions are not supported; Strom spreads them",
                 ))

@@ -18,7 +18,8 @@ use super::admin::{SOURCE_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
 use super::{Reply, Response, str_bytes};
 use crate::broker::Broker;
 use crate::config::SETTINGS;
-use crate::topics::{TOPIC_CONFIGS, TopicError};
+use crate::errors::Failure;
+use crate::topics::TOPIC_CONFIGS;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -169,14 +170,14 @@ fn broker_values(broker: &Broker) -> BTreeMap<&'static str, String> {
     ])
 }
 
-fn refuse_non_topic(resource_type: i8) -> TopicError {
+fn refuse_non_topic(resource_type: i8) -> Failure {
     if resource_type == RESOURCE_BROKER {
-        TopicError::new(
+        Failure::new(
             ErrorCode::InvalidRequest,
             "broker settings are static: set them in the config file, STROM_* environment or flags",
         )
     } else {
-        TopicError::new(
+        Failure::new(
             ErrorCode::InvalidRequest,
             format!("resource type {resource_type} cannot be altered"),
         )
@@ -265,9 +266,9 @@ fn incremental(
     broker: &Broker,
     name: &str,
     changes: &[incremental_alter_configs_request::AlterableConfig],
-) -> Result<std::collections::BTreeMap<String, String>, TopicError> {
+) -> Result<std::collections::BTreeMap<String, String>, Failure> {
     let meta = broker.topics.get(name).ok_or_else(|| {
-        TopicError::new(
+        Failure::new(
             ErrorCode::UnknownTopicOrPartition,
             format!("topic '{name}' does not exist"),
         )
@@ -282,7 +283,7 @@ fn incremental(
                 configs.remove(c.name.as_str());
             }
             (op, _) => {
-                return Err(TopicError::new(
+                return Err(Failure::new(
                     ErrorCode::InvalidConfig,
                     format!(
                         "operation {op} on '{}' is not supported (Strom's topic configs are not lists)",
