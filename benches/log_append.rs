@@ -235,7 +235,7 @@ impl Drop for StromLog {
 }
 
 /// Appends one batch per iteration; the time spent replacing a full file is not counted.
-fn run(b: &mut Bencher, sink: &mut dyn Sink, batch: &mut [u8]) {
+fn run(b: &mut Bencher<'_>, sink: &mut dyn Sink, batch: &mut [u8]) {
     b.iter_custom(|iters| {
         let mut elapsed = Duration::ZERO;
         let mut start = Instant::now();

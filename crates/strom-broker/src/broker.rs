@@ -1470,6 +1470,7 @@ const FDS_PER_OPEN_LOG: usize = 2;
 /// logs closed instead.
 /// Logs that may keep their files open: `configured`, or with 0 as many as the
 /// open-file limit holds beside `max_connections` connections (4,096 without a limit).
+#[allow(unsafe_code)] // audited: see the SAFETY notes below
 fn open_log_budget(configured: usize, max_connections: usize) -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

@@ -99,6 +99,7 @@ impl<E: IndexEntry> IndexFile<E> {
     /// Opens (creating if absent) an index file. `entries` is how many entries are valid;
     /// `None` takes the file's length as exact (a trimmed file). `capacity_bytes`, when
     /// given, preallocates the file so appends can proceed without remapping.
+    #[allow(unsafe_code)] // the mmap below: see its SAFETY comment
     pub fn open(path: &Path, entries: Option<usize>, capacity_bytes: Option<u64>) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)

@@ -16,7 +16,7 @@ struct TracingDrain;
 struct KvText(String);
 
 impl Serializer for KvText {
-    fn emit_arguments(&mut self, key: Key, val: &fmt::Arguments) -> slog::Result {
+    fn emit_arguments(&mut self, key: Key, val: &fmt::Arguments<'_>) -> slog::Result {
         let _ = write!(self.0, " {key}={val}");
         Ok(())
     }
@@ -26,7 +26,7 @@ impl Drain for TracingDrain {
     type Ok = ();
     type Err = Never;
 
-    fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), Never> {
+    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), Never> {
         let enabled = match record.level() {
             Level::Critical | Level::Error => {
                 tracing::enabled!(target: "raft", tracing::Level::ERROR)

@@ -74,6 +74,7 @@ fn is_fatal_line(line: &str) -> bool {
 
 impl Broker {
     /// Starts `strom serve` (or attaches) and waits until it answers ApiVersions.
+    #[allow(unsafe_code)] // audited: see the SAFETY notes below
     pub fn start(cfg: &BrokerConfig, n: u32) -> anyhow::Result<Broker> {
         let watch = Arc::new(Watch::default());
         if let Some((addr, pid)) = cfg.attach {
@@ -191,6 +192,7 @@ impl Broker {
     }
 
     /// Stops the broker (SIGTERM, then SIGKILL after 3 s) and removes its data directory.
+    #[allow(unsafe_code)] // audited: see the SAFETY notes below
     pub fn stop(&mut self) {
         self.watch.stop.store(true, Ordering::Relaxed);
         if let Some(mut child) = self.child.take() {
@@ -267,6 +269,7 @@ fn spawn_output_reader(
 
 /// Reads VmHWM (peak resident set) every 5 ms: the peak, not the current value, so that a
 /// spike between two samples is still seen. Kills the process on a breach when `kill`.
+#[allow(unsafe_code)] // audited: see the SAFETY notes below
 fn spawn_rss_sampler(pid: u32, ceiling: u64, watch: Arc<Watch>, kill: bool) {
     std::thread::spawn(move || {
         let path = format!("/proc/{pid}/status");

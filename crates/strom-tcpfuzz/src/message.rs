@@ -174,6 +174,7 @@ pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 // SAFETY: every method forwards to `Vec<u8>`'s own `BufMut` implementation.
+#[allow(unsafe_code)] // audited: see the SAFETY notes below
 unsafe impl BufMut for Recorder {
     fn remaining_mut(&self) -> usize {
         self.buf.remaining_mut()

@@ -151,6 +151,7 @@ fn fail_stop_on_panic() {
 /// Partition logs and client connections both need descriptors (a node with 10,000
 /// partitions needs thousands): raise the soft open-file limit to the hard limit, as
 /// Kafka and Redpanda advise operators to, and say what the broker got.
+#[allow(unsafe_code)] // audited: see the SAFETY notes below
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

@@ -141,21 +141,21 @@ impl GroupMetadataValue {
             });
         }
         let flexible = version >= 4;
-        let string = |r: &mut Reader| {
+        let string = |r: &mut Reader<'_>| {
             if flexible {
                 r.compact_string()
             } else {
                 r.string()
             }
         };
-        let nullable = |r: &mut Reader| {
+        let nullable = |r: &mut Reader<'_>| {
             if flexible {
                 r.compact_nullable_string()
             } else {
                 r.nullable_string()
             }
         };
-        let bytes = |r: &mut Reader| {
+        let bytes = |r: &mut Reader<'_>| {
             if flexible {
                 r.compact_bytes()
             } else {
