@@ -134,22 +134,10 @@ impl OffsetMap {
                 .is_ok()
     }
 
-    /// The empty entries in `(after, before)`.
-    pub fn empty_entries_between(
-        &self,
-        after: u64,
-        before: u64,
-    ) -> impl Iterator<Item = EpochStart> + '_ {
-        let from = self.epochs.partition_point(|e| e.index <= after);
-        self.epochs[from..]
-            .iter()
-            .take_while(move |e| e.index < before)
-            .copied()
-    }
-
-    /// A cursor placed right after entry `prev_index` from the best thing known in
-    /// memory; `None` when only a walk from further back can tell.
-    fn known_cursor(&self, index: u64) -> Option<Cursor> {
+    /// A cursor right before the first data entry at or after `index` (its `offset` is
+    /// where entry `index`'s records start, or the next data's for an empty entry), from
+    /// what memory holds; `None` when only a walk from further back can tell.
+    pub fn known_cursor_before(&self, index: u64) -> Option<Cursor> {
         if index > self.last_index {
             return Some(Cursor {
                 prev_index: self.last_index,
@@ -178,59 +166,49 @@ impl OffsetMap {
         })
     }
 
+    /// A cursor right after the epoch record `e` (before its term's first data).
+    fn epoch_cursor(e: EpochStart) -> Cursor {
+        Cursor {
+            prev_index: e.index,
+            prev_term: e.term,
+            offset: e.offset,
+        }
+    }
+
+    /// A cursor right before the data entry an anchor names.
+    fn anchor_cursor(&self, (index, offset): (u64, i64)) -> Option<Cursor> {
+        Some(Cursor {
+            prev_index: index - 1,
+            prev_term: self.term(index)?,
+            offset,
+        })
+    }
+
     /// The best point to walk from towards `index`: the latest epoch record or anchor
     /// at or before it (a cursor right before it).
     pub fn walk_start_for_index(&self, index: u64) -> Cursor {
         let e = self.epochs[self.epochs.partition_point(|e| e.index <= index).max(1) - 1];
-        let mut best = Cursor {
-            prev_index: e.index,
-            prev_term: e.term,
-            offset: e.offset,
-        };
+        let best = Self::epoch_cursor(e);
         let a = self.anchors.partition_point(|&(i, _)| i <= index);
-        if a > 0 {
-            let (ai, ao) = self.anchors[a - 1];
-            if ai > best.prev_index
-                && let Some(t) = self.term(ai)
-            {
-                best = Cursor {
-                    prev_index: ai - 1,
-                    prev_term: t,
-                    offset: ao,
-                };
-            }
-        }
-        best
+        a.checked_sub(1)
+            .map(|a| self.anchors[a])
+            .filter(|&(i, _)| i > best.prev_index)
+            .and_then(|a| self.anchor_cursor(a))
+            .unwrap_or(best)
     }
 
-    /// The best point to walk from towards `offset` (a batch boundary).
+    /// The best point to walk from towards `offset` (a batch boundary). Several terms
+    /// may start at one offset (empty entries with no data between): the last of them is
+    /// right before the batch there, and `partition_point` finds exactly that one.
     pub fn walk_start_for_offset(&self, offset: i64) -> Cursor {
-        let mut i = self.epochs.partition_point(|e| e.offset <= offset).max(1) - 1;
-        // Several terms may start at one offset (empty entries with no data between):
-        // the last of them is right before the batch there.
-        while i + 1 < self.epochs.len() && self.epochs[i + 1].offset <= offset {
-            i += 1;
-        }
-        let e = self.epochs[i];
-        let mut best = Cursor {
-            prev_index: e.index,
-            prev_term: e.term,
-            offset: e.offset,
-        };
+        let e = self.epochs[self.epochs.partition_point(|e| e.offset <= offset).max(1) - 1];
+        let best = Self::epoch_cursor(e);
         let a = self.anchors.partition_point(|&(_, o)| o <= offset);
-        if a > 0 {
-            let (ai, ao) = self.anchors[a - 1];
-            if ao > best.offset
-                && let Some(t) = self.term(ai)
-            {
-                best = Cursor {
-                    prev_index: ai - 1,
-                    prev_term: t,
-                    offset: ao,
-                };
-            }
-        }
-        best
+        a.checked_sub(1)
+            .map(|a| self.anchors[a])
+            .filter(|&(_, o)| o > best.offset)
+            .and_then(|a| self.anchor_cursor(a))
+            .unwrap_or(best)
     }
 
     /// Numbers the batch `h` that starts at `cur.offset` and moves the cursor past it.
@@ -274,23 +252,6 @@ impl OffsetMap {
             offset: h.last_offset() + 1,
         };
         Ok(index)
-    }
-
-    /// Where entry `index`'s records start (for an empty entry: where the next data
-    /// starts), if known without reading the log.
-    pub fn known_offset_before(&self, index: u64) -> Option<i64> {
-        self.known_cursor(index).map(|c| c.offset)
-    }
-
-    /// The data entry `index`, if it is among the recent ones.
-    pub fn recent_entry(&self, index: u64) -> Option<DataEntry> {
-        let i = self.recent.partition_point(|d| d.index < index);
-        self.recent.get(i).copied().filter(|d| d.index == index)
-    }
-
-    /// A cursor right before entry `index`, without reading, if memory holds it.
-    pub fn known_cursor_before(&self, index: u64) -> Option<Cursor> {
-        self.known_cursor(index)
     }
 
     /// Sets the last entry and the log end (when opening a log, after walking it).
@@ -472,7 +433,9 @@ mod tests {
     #[test]
     fn known_offsets_cover_recent_entries_and_empty_ones_between() {
         let (m, _) = sample();
-        let offsets: Vec<_> = (2..=7).map(|i| m.known_offset_before(i)).collect();
+        let offsets: Vec<_> = (2..=7)
+            .map(|i| m.known_cursor_before(i).map(|c| c.offset))
+            .collect();
         assert_eq!(
             offsets,
             vec![Some(0), Some(3), Some(5), Some(5), Some(5), Some(6)]

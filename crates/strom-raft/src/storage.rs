@@ -327,11 +327,6 @@ impl LogStorage {
         })
     }
 
-    /// The epochs of the log: each term's empty entry and where its data starts.
-    pub fn epochs(&self) -> Vec<EpochStart> {
-        self.map.borrow().epochs().to_vec()
-    }
-
     /// Writes the entries of a Ready: truncates a conflicting tail first, writes each
     /// batch's bytes with one append and records each empty entry in the epochs (made
     /// durable by the [`sync_state`](Self::sync_state) that follows). Batches are not
