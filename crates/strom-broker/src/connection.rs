@@ -20,8 +20,9 @@ use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::budget::{Budget, Lease};
+use crate::fetch_out::FetchOut;
 use crate::frames::{FrameReader, ReadError};
-use crate::handlers::{FetchOut, Pending, Reply, Response, dispatch};
+use crate::handlers::{Pending, Reply, Response, dispatch};
 use crate::metrics::outcome::{fetch_error, response_error};
 use crate::metrics::{Closed, Metrics, Outcome, RequestTimer};
 use crate::registry::ConnState;
@@ -84,7 +85,7 @@ pub async fn serve(
 ) {
     let _ = socket.set_nodelay(true);
     let (rd, wr) = socket.into_split();
-    let config = &broker.config;
+    let config = &broker.config();
     let mut frames = FrameReader::new(
         rd,
         config.max_frame_bytes,
@@ -102,7 +103,7 @@ pub async fn serve(
         BufWriter::with_capacity(64 * 1024, wr),
         rx,
         peer,
-        broker.metrics.clone(),
+        broker.metrics().clone(),
         config.connections_max_idle,
     ));
     // Set once the writer gave up (the client stopped reading, or the socket failed):
@@ -117,7 +118,7 @@ pub async fn serve(
                 break;
             }
             _ = state.close_requested() => {
-                broker.metrics.connection_closed(Closed::Evicted);
+                broker.metrics().connection_closed(Closed::Evicted);
                 break;
             }
             _ = &mut writer => {
@@ -134,12 +135,12 @@ pub async fn serve(
             }
             Err(e @ ReadError::Idle(_)) => {
                 tracing::debug!(%peer, reason = %e, "closing idle connection");
-                broker.metrics.connection_closed(Closed::Idle);
+                broker.metrics().connection_closed(Closed::Idle);
                 break;
             }
             Err(e @ ReadError::Timeout(_)) => {
                 tracing::info!(%peer, reason = %e, "closing connection");
-                broker.metrics.connection_closed(Closed::RequestTimeout);
+                broker.metrics().connection_closed(Closed::RequestTimeout);
                 break;
             }
             Err(e) => {
@@ -228,7 +229,7 @@ fn handle_frame(
                         .get(..2)
                         .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
                     let done = Done {
-                        timer: broker.metrics.start(api_key, started),
+                        timer: broker.metrics().start(api_key, started),
                         outcome: Some(strom_wire::ErrorCode::UnsupportedVersion.code()),
                         span: tracing::Span::none(),
                         _in_flight: in_flight,
@@ -256,7 +257,7 @@ fn handle_frame(
     let _entered = span.enter();
     tracing::trace!("handling");
     let mut done = Done {
-        timer: broker.metrics.start(api as i16, started),
+        timer: broker.metrics().start(api as i16, started),
         outcome: None,
         span: span.clone(),
         _in_flight: in_flight,
@@ -287,11 +288,11 @@ fn handle_frame(
             done,
         ))),
         Reply::Nothing => {
-            finish(&broker.metrics, done, Outcome::Code(0));
+            finish(broker.metrics(), done, Outcome::Code(0));
             Ok(None)
         }
         Reply::Close(reason) => {
-            finish(&broker.metrics, done, Outcome::Closed);
+            finish(broker.metrics(), done, Outcome::Closed);
             Err(reason)
         }
     }

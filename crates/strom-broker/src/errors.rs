@@ -1,7 +1,7 @@
 //! The one place where storage and codec errors become Kafka error codes.
 
 use strom_batch::BatchError;
-use strom_log::LogError;
+use strom_log::{LogError, TopicPartition};
 use strom_wire::ErrorCode;
 
 /// The Kafka error a client gets for a storage error, and a message for logs and for
@@ -61,4 +61,53 @@ impl From<LogError> for Failure {
     fn from(e: LogError) -> Self {
         Failure::from(&e)
     }
+}
+
+impl From<strom_raft::RaftError> for Failure {
+    fn from(e: strom_raft::RaftError) -> Self {
+        use strom_raft::RaftError;
+        match e {
+            RaftError::NotLeader { .. } => {
+                Failure::new(ErrorCode::NotLeaderOrFollower, e.to_string())
+            }
+            RaftError::Log(l) => Failure::from(&l),
+            other => Failure::new(ErrorCode::KafkaStorageError, other.to_string()),
+        }
+    }
+}
+
+/// A storage error outside a log (node identity, partition directories).
+pub fn storage(e: impl std::fmt::Display) -> Failure {
+    Failure::new(ErrorCode::KafkaStorageError, e.to_string())
+}
+
+pub fn no_such_topic(name: &str) -> Failure {
+    Failure::new(
+        ErrorCode::UnknownTopicOrPartition,
+        format!("topic '{name}' does not exist"),
+    )
+}
+
+pub fn unknown_partition(tp: &TopicPartition) -> Failure {
+    Failure::new(
+        ErrorCode::UnknownTopicOrPartition,
+        format!("unknown partition {}", tp.dir_name()),
+    )
+}
+
+pub fn not_leader(tp: &TopicPartition) -> Failure {
+    Failure::new(
+        ErrorCode::NotLeaderOrFollower,
+        format!("this broker is not the leader of {}", tp.dir_name()),
+    )
+}
+
+pub fn offline(tp: &TopicPartition) -> Failure {
+    Failure::new(
+        ErrorCode::KafkaStorageError,
+        format!(
+            "the replica of {} on this broker is offline after a storage error and is being recovered",
+            tp.dir_name()
+        ),
+    )
 }

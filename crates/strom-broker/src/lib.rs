@@ -5,21 +5,23 @@
 //! **Architecture Invariant:** only this crate knows sockets; the layers below it
 //! (`strom-wire`, `strom-log`) are called with bytes and return bytes or file slices.
 
-mod bootstrap;
 pub mod broker;
 mod budget;
 pub mod cluster;
 pub mod config;
 mod connection;
+mod control;
 pub mod errors;
+mod fetch_out;
 mod frames;
 pub mod groups;
 mod handlers;
-mod leaders;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod node;
 mod partition_dirs;
+pub mod partitions;
 pub mod producers;
 pub mod record_check;
 mod registry;

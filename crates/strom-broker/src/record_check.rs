@@ -264,8 +264,12 @@ mod append_tests {
             "LogAppendTime".to_string(),
         )]);
         for (name, configs) in [("ct", BTreeMap::new()), ("lat", lat)] {
-            rt.block_on(broker.create_topic(name, 1, -1, None, configs, false))
-                .unwrap();
+            rt.block_on(
+                broker
+                    .control()
+                    .create_topic(name, 1, -1, None, configs, false),
+            )
+            .unwrap();
         }
         let ct = TopicPartition::new("ct", 0);
         let t0 = now_ms() - 60_000;
@@ -275,12 +279,17 @@ mod append_tests {
         let mut bytes = b.build();
         // What Sarama 1.22 sends: maxTimestamp -1.
         RecordBatchHeader::set_max_timestamp(&mut bytes, TimestampType::CreateTime, -1);
-        let a = broker.append(&ct, &bytes).unwrap();
+        let mut a = broker.data().append(&ct, &bytes).unwrap();
         assert_eq!(a.log_append_time, -1);
-        rt.block_on(broker.wait_committed(&ct, a.last_offset + 1, a.term, Duration::from_secs(5)))
-            .unwrap();
+        rt.block_on(
+            broker
+                .data()
+                .wait_committed(&ct, &mut a.commit, Duration::from_secs(5)),
+        )
+        .unwrap();
         let found = broker
-            .logs
+            .data()
+            .logs()
             .with_log(&ct, |l| l.offset_for_timestamp(t0 + 1000))
             .unwrap()
             .unwrap()
@@ -293,16 +302,17 @@ mod append_tests {
         huge[23..27].copy_from_slice(&((16i32 << 20) - 1).to_be_bytes());
         // (Changing max_timestamp makes set_max_timestamp compute a CRC over the new count.)
         RecordBatchHeader::set_max_timestamp(&mut huge, TimestampType::CreateTime, t0);
-        let f = broker.append(&ct, &huge).unwrap_err();
+        let f = broker.data().append(&ct, &huge).unwrap_err();
         assert_eq!(f.code, ErrorCode::InvalidRecord, "{}", f.message);
         assert_eq!(
-            broker.append(&ct, &bytes).unwrap().base_offset,
+            broker.data().append(&ct, &bytes).unwrap().base_offset,
             a.last_offset + 1
         );
 
         // LogAppendTime: the broker's clock, and the answer says so.
         let before = now_ms();
         let a = broker
+            .data()
             .append(&TopicPartition::new("lat", 0), &bytes)
             .unwrap();
         assert!(a.log_append_time >= before, "{a:?}");

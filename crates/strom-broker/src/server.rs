@@ -18,7 +18,7 @@ use crate::registry::Registry;
 /// connection limit is reached (younger ones are probably about to send a request).
 const EVICTABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::errors::Failure;
-use crate::metrics::http::MetricsServer;
+use crate::http::MetricsServer;
 
 /// Serves Kafka clients on `listener` until `shutdown` completes, then shuts down
 /// gracefully and closes the broker's logs. What `main` and the tests call.
@@ -39,23 +39,23 @@ pub async fn run_with_metrics(
     metrics: Option<MetricsServer>,
     shutdown: impl Future,
 ) -> Result<(), Failure> {
-    let limit = Arc::new(Semaphore::new(broker.config.max_connections.max(1)));
+    let limit = Arc::new(Semaphore::new(broker.config().max_connections.max(1)));
     let registry = Arc::new(Registry::new(
-        broker.config.max_connections_per_ip,
-        broker.config.max_connections_per_ip_overrides.clone(),
+        broker.config().max_connections_per_ip,
+        broker.config().max_connections_per_ip_overrides.clone(),
     ));
     let budget = Budget::new(
-        broker.config.queued_max_request_bytes,
-        broker.config.max_request_bytes_per_connection,
+        broker.config().queued_max_request_bytes,
+        broker.config().max_request_bytes_per_connection,
     );
-    broker.metrics.set_budget(budget.clone());
+    broker.metrics().set_budget(budget.clone());
     let (notify, _) = broadcast::channel::<()>(1);
     // Every connection task holds a clone; when all are dropped, `recv` returns None.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "strom is serving Kafka clients");
 
     // Raft messages from the other nodes (cluster mode).
-    let peers = match broker.config.peer_listen {
+    let peers = match broker.config().peer_listen {
         Some(addr) => {
             let peer_listener = TcpListener::bind(addr).await.map_err(|e| {
                 Failure::new(
@@ -67,20 +67,14 @@ pub async fn run_with_metrics(
             let to = broker.clone();
             let peer_server = tokio::spawn(strom_raft::serve_peers(
                 peer_listener,
-                Arc::new(move |group, msg| {
-                    if group == crate::leaders::GOSSIP_GROUP {
-                        to.leadership_reported(&msg);
-                    } else {
-                        to.raft.step(group, msg);
-                    }
-                }),
+                Arc::new(move |group, msg| to.peer_message(group, msg)),
             ));
             let from = broker.clone();
             let gossip = tokio::spawn(async move {
-                let mut every = tokio::time::interval(crate::leaders::INTERVAL);
+                let mut every = tokio::time::interval(crate::control::leaders::INTERVAL);
                 loop {
                     every.tick().await;
-                    from.report_leadership();
+                    from.control().report_leadership();
                 }
             });
             Some((peer_server, gossip))
@@ -96,7 +90,7 @@ pub async fn run_with_metrics(
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     // The group coordinator's timers; it stops when shutdown begins.
-    let ticker = crate::groups::spawn_ticker(broker.clone());
+    let ticker = crate::groups::spawn_ticker(broker.groups().clone(), broker.subscribe_stopping());
     if let Some(m) = &metrics {
         m.set_broker(broker.clone());
         m.set_ready(true);
@@ -114,7 +108,7 @@ pub async fn run_with_metrics(
             };
             let Some(registered) = registry.register(peer.ip()) else {
                 tracing::info!(%peer, "refusing connection: too many from this address");
-                broker.metrics.connection_closed(Closed::PerIpLimit);
+                broker.metrics().connection_closed(Closed::PerIpLimit);
                 continue;
             };
             // At the limit, make room by closing the longest-idle connection; while no
@@ -131,7 +125,7 @@ pub async fn run_with_metrics(
             };
             let Some(permit) = permit else { return };
             tracing::debug!(%peer, "accepted connection");
-            let open = broker.metrics.connection_opened();
+            let open = broker.metrics().connection_opened();
             let broker = broker.clone();
             let shutdown = notify.subscribe();
             let done = done_tx.clone();
@@ -159,10 +153,10 @@ pub async fn run_with_metrics(
         server.abort();
         gossip.abort();
     }
-    broker.groups.shutdown();
+    broker.groups().shutdown();
     let _ = notify.send(());
     drop(done_tx);
-    if tokio::time::timeout(broker.config.shutdown_timeout, done_rx.recv())
+    if tokio::time::timeout(broker.config().shutdown_timeout, done_rx.recv())
         .await
         .is_err()
     {

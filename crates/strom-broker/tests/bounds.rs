@@ -91,7 +91,7 @@ async fn create_partitions_to_2_pow_31_is_refused() {
         let r: CreatePartitionsResponse = call(&mut s, ApiKey::CreatePartitions, 1, &req).await;
         assert_eq!(r.results[0].error_code, INVALID_PARTITIONS);
     }
-    assert_eq!(server.broker.topics.get("grow").unwrap().partitions, 1);
+    assert_eq!(server.broker.topics().get("grow").unwrap().partitions, 1);
     assert!(answers(server.addr).await);
     server.stop().await;
 }
@@ -106,7 +106,7 @@ async fn partitions_per_node_are_bounded() {
     let (code, message) = create_topics(&mut s, &create("b", 12, false)).await;
     assert_eq!(code, POLICY_VIOLATION, "{message:?}");
     assert!(message.unwrap().contains("max_partitions_per_node"));
-    assert!(server.broker.topics.get("b").is_none());
+    assert!(server.broker.topics().get("b").is_none());
     assert_eq!(create_topics(&mut s, &create("b", 10, false)).await.0, 0);
     server.stop().await;
 }
@@ -151,7 +151,7 @@ async fn idle_connections_are_closed() {
     }
     assert!(closed_within(&mut idle, Duration::from_secs(3)).await);
     assert!(!closed_within(&mut busy, Duration::from_millis(100)).await);
-    let metrics = server.broker.metrics.render(&server.broker);
+    let metrics = server.broker.render_metrics();
     assert!(
         metrics.contains("strom_connections_closed_total{reason=\"idle\"} 1\n"),
         "{metrics}"
@@ -173,7 +173,7 @@ async fn a_partial_frame_is_closed_after_the_read_timeout() {
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(&[0, 0]).await.unwrap();
     assert!(closed_within(&mut s, Duration::from_secs(3)).await);
-    let metrics = server.broker.metrics.render(&server.broker);
+    let metrics = server.broker.render_metrics();
     assert!(
         metrics.contains("strom_connections_closed_total{reason=\"request_timeout\"} 2\n"),
         "{metrics}"
@@ -193,7 +193,7 @@ async fn idle_sockets_do_not_lock_out_a_new_client() {
     }
     assert!(answers(server.addr).await, "a new client is served");
     assert!(answers(server.addr).await, "and another");
-    let metrics = server.broker.metrics.render(&server.broker);
+    let metrics = server.broker.render_metrics();
     assert!(
         !metrics.contains("strom_connections_closed_total{reason=\"evicted\"} 0\n"),
         "{metrics}"
@@ -223,7 +223,7 @@ async fn connections_per_address_are_limited() {
     drop(open.pop());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(answers(server.addr).await, "a slot freed by a close");
-    let metrics = server.broker.metrics.render(&server.broker);
+    let metrics = server.broker.render_metrics();
     assert!(
         metrics.contains("strom_connections_closed_total{reason=\"per_ip_limit\"} 1\n"),
         "{metrics}"
@@ -279,7 +279,7 @@ async fn a_client_that_never_reads_is_closed_after_the_idle_time() {
     let mut closed = false;
     for _ in 0..200 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let m = server.broker.metrics.render(&server.broker);
+        let m = server.broker.render_metrics();
         if m.contains("strom_connections_closed_total{reason=\"idle\"} 1\n") {
             closed = true;
             break;
@@ -288,7 +288,7 @@ async fn a_client_that_never_reads_is_closed_after_the_idle_time() {
     assert!(closed, "the stalled connection was closed");
     let mut released = false;
     for _ in 0..100 {
-        let m = server.broker.metrics.render(&server.broker);
+        let m = server.broker.render_metrics();
         if m.contains("strom_request_bytes_in_flight 0\n") {
             released = true;
             break;

@@ -252,6 +252,13 @@ impl RaftNode {
         self.drive(&slot, |r, _| r.propose(batches, on_commit))
     }
 
+    /// Calls `w` once everything in the group's log now is committed in the leader's
+    /// current term (see [`Replica::when_all_committed`]).
+    pub fn when_all_committed(&self, group: u64, w: Waiter) -> Result<()> {
+        let slot = self.slot(group)?;
+        self.drive(&slot, |r, _| r.when_all_committed(w))
+    }
+
     /// Proposes a command (forwarded to the leader by a follower).
     pub fn propose_command(&self, group: u64, batch: Vec<u8>) -> Result<()> {
         let slot = self.slot(group)?;

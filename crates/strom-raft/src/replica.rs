@@ -92,9 +92,10 @@ pub struct Replica {
     high_watermark: i64,
     /// Term in which this replica last led; waiters belong to it.
     leading_term: Option<u64>,
-    /// By the Raft index of a proposal's last entry: its term, its last offset and
-    /// whom to tell.
-    waiters: BTreeMap<u64, (u64, i64, Waiter)>,
+    /// By the Raft index of a proposal's last entry (and the order they came in, as
+    /// several may wait on one index): its term, its last offset and whom to tell.
+    waiters: BTreeMap<(u64, u64), (u64, i64, Waiter)>,
+    next_waiter: u64,
     apply_entries: bool,
 }
 
@@ -153,6 +154,7 @@ impl Replica {
             high_watermark,
             leading_term: None,
             waiters: BTreeMap::new(),
+            next_waiter: 0,
             apply_entries,
         };
         r.set_ceiling();
@@ -269,8 +271,7 @@ impl Replica {
             .mut_store()
             .note_proposed(first_index, last_index, term);
         if let Some(w) = on_commit {
-            self.leading_term = Some(term);
-            self.waiters.insert(last_index, (term, last_offset, w));
+            self.add_waiter(last_index, term, last_offset, w);
         }
         Ok(Proposed {
             base_offset,
@@ -458,6 +459,33 @@ impl Replica {
         }
     }
 
+    /// Calls `w` once everything in this leader's log now is committed in its current
+    /// term (with the offset after it), or cannot be promised. A retried batch found in
+    /// the log waits this way: whatever holds it is at or below the last entry.
+    pub fn when_all_committed(&mut self, w: Waiter) -> Result<()> {
+        if !self.is_leader() {
+            return Err(RaftError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let term = self.term();
+        let last_index = self.node.raft.raft_log.last_index();
+        let end = self.next_offset()?;
+        // The last entry is this term's (a leader's log ends with an entry of its term,
+        // at least its empty one), so its commit in this term commits all below it.
+        debug_assert_eq!(self.node.raft.raft_log.term(last_index).ok(), Some(term));
+        self.add_waiter(last_index, term, end - 1, w);
+        self.after_change();
+        Ok(())
+    }
+
+    fn add_waiter(&mut self, index: u64, term: u64, last_offset: i64, w: Waiter) {
+        self.leading_term = Some(term);
+        self.waiters
+            .insert((index, self.next_waiter), (term, last_offset, w));
+        self.next_waiter += 1;
+    }
+
     /// Notes commit-index progress and leadership changes: answers waiters.
     fn after_change(&mut self) {
         if self
@@ -472,7 +500,7 @@ impl Replica {
             self.set_ceiling();
         }
         while let Some(entry) = self.waiters.first_entry() {
-            let index = *entry.key();
+            let (index, _) = *entry.key();
             let (term, _, _) = entry.get();
             let term = *term;
             if index <= self.commit {

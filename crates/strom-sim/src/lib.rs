@@ -67,6 +67,8 @@ pub struct Acked {
 #[derive(Debug, Default)]
 pub struct SimReport {
     pub acked: usize,
+    /// `when_all_committed` waits that were answered "committed" (and then checked).
+    pub all_committed: usize,
     pub proposals: usize,
     pub crashes: usize,
     pub fsync_failures: usize,
@@ -85,6 +87,8 @@ pub struct Sim {
     nodes: Vec<SimNode>,
     net: Network,
     acked: Arc<Mutex<Vec<Acked>>>,
+    /// Offsets below which a leader said everything was committed (`when_all_committed`).
+    committed_up_to: Arc<Mutex<Vec<(u64, i64)>>>,
     leaders: BTreeMap<(u64, u64), u64>,
     report: SimReport,
     next_value: u64,
@@ -118,6 +122,7 @@ impl Sim {
             now_ms: 1_000_000,
             nodes,
             acked: Arc::new(Mutex::new(Vec::new())),
+            committed_up_to: Arc::new(Mutex::new(Vec::new())),
             leaders: BTreeMap::new(),
             report: SimReport::default(),
             next_value: 0,
@@ -253,6 +258,19 @@ impl Sim {
             *cell.lock().unwrap() = Some(proposed);
             self.report.proposals += 1;
             self.net.send_all(out, &mut self.rng);
+            // Now and then the same batch "comes again" (an idempotent retry) and waits
+            // for everything in the leader's log, as the broker answers duplicates.
+            if self.rng.gen_range(0..4) == 0 {
+                let seen = self.committed_up_to.clone();
+                let waiter = Box::new(move |r: strom_raft::Result<i64>| {
+                    if let Ok(last) = r {
+                        seen.lock().unwrap().push((group, last + 1));
+                    }
+                });
+                if let Some(out) = self.nodes[i].when_all_committed(group, waiter, self.now_ms) {
+                    self.net.send_all(out, &mut self.rng);
+                }
+            }
         }
     }
 
@@ -330,6 +348,16 @@ impl Sim {
                 "seed {seed}: group {g}: high watermark and log end"
             );
             self.report.final_offsets.push(hw);
+        }
+        // What a leader called committed is in every final log.
+        let up_to = self.committed_up_to.lock().unwrap().clone();
+        self.report.all_committed = up_to.len();
+        for &(g, end) in &up_to {
+            let final_end = self.report.final_offsets[g as usize];
+            assert!(
+                end <= final_end,
+                "seed {seed}: group {g}: said committed up to {end}, the log ends at {final_end}"
+            );
         }
         for a in &acked {
             for n in self.nodes.iter_mut() {

@@ -235,6 +235,23 @@ impl SimNode {
         Some((proposed.base_offset, Self::collect(up, group, out)))
     }
 
+    /// Asks the group's leader here to tell `waiter` once everything in its log is
+    /// committed (how the broker answers a retried idempotent batch). False when this
+    /// node does not lead the group.
+    pub fn when_all_committed(
+        &mut self,
+        group: u64,
+        waiter: Waiter,
+        now_ms: i64,
+    ) -> Option<Vec<(u64, Message)>> {
+        let up = self.up.as_mut()?;
+        let r = up.replicas.get_mut(&group)?;
+        r.when_all_committed(waiter).ok()?;
+        let mut out = Outbox::default();
+        r.advance(now_ms, &mut out).expect("advance");
+        Some(Self::collect(up, group, out))
+    }
+
     /// (group, term) of every group this node leads.
     pub fn leading(&self) -> Vec<(u64, u64)> {
         self.up.as_ref().map_or(Vec::new(), |up| {

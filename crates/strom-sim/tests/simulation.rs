@@ -17,7 +17,7 @@ fn seeds() -> Vec<u64> {
 #[test]
 fn acknowledged_writes_survive_crashes_partitions_message_loss_and_failed_fsyncs() {
     let mut totals = (0, 0, 0, 0, 0, 0);
-    let mut retentions = 0;
+    let (mut retentions, mut all_committed) = (0, 0);
     for seed in seeds() {
         let r = Sim::new(SimConfig::new(seed)).run();
         assert!(r.proposals > 0, "seed {seed}: nothing was proposed");
@@ -28,6 +28,7 @@ fn acknowledged_writes_survive_crashes_partitions_message_loss_and_failed_fsyncs
         totals.4 += r.elections;
         totals.5 += r.fsync_failures;
         retentions += r.retentions;
+        all_committed += r.all_committed;
     }
     eprintln!(
         "acked {} of {} proposals; {} crashes, {} partitions, {} failed fsyncs, {} retention passes that removed segments, {} leaders elected",
@@ -38,6 +39,10 @@ fn acknowledged_writes_survive_crashes_partitions_message_loss_and_failed_fsyncs
         "retention never removed a segment: the log-start paths went unexercised"
     );
     assert!(totals.0 > 0, "no proposal was ever acknowledged");
+    assert!(
+        all_committed > 0,
+        "no wait for a whole log (a retried batch's) was answered: that path went unexercised"
+    );
     assert!(
         totals.5 > 0,
         "no fsync failed: the failure path went unexercised"

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use strom_broker::metrics::http::MetricsServer;
+use strom_broker::http::MetricsServer;
 use strom_broker::{Broker, RawSettings, SETTINGS};
 
 fn flag_name(key: &str) -> String {

@@ -2,14 +2,15 @@
 //! `__consumer_offsets` through the same write path as any partition.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use strom_batch::RecordBatchBuilder;
 use strom_group::OffsetsRecord;
 use strom_log::TopicPartition;
 
 use super::OFFSETS_TOPIC;
-use crate::broker::{Broker, now_ms};
+use strom_batch::now_ms;
+
+use crate::partitions::{Commit, Partitions};
 
 /// Batches are kept well below the default max.message.bytes (a huge commit splits).
 const MAX_BATCH_BYTES: usize = 512 * 1024;
@@ -17,16 +18,16 @@ const MAX_BATCH_BYTES: usize = 512 * 1024;
 /// What an append of one call's records did.
 #[derive(Debug, Default)]
 pub(super) struct Appended {
-    /// Per written partition, the offset it must be committed below, and the term the
-    /// records were appended in.
-    pub durable: Vec<(TopicPartition, i64, u64)>,
+    /// Per written partition, where its last batch's commit is told (the batches of a
+    /// partition commit in order).
+    pub durable: Vec<(TopicPartition, Commit)>,
     /// Partitions where an append failed.
     pub failed: BTreeSet<i32>,
 }
 
 /// Appends `records` grouped by partition, keeping their order within each partition
 /// (the only order that matters: a later record for the same key wins).
-pub(super) fn append_records(broker: &Arc<Broker>, records: Vec<OffsetsRecord>) -> Appended {
+pub(super) fn append_records(partitions: &Partitions, records: Vec<OffsetsRecord>) -> Appended {
     let mut by_partition: BTreeMap<i32, Vec<OffsetsRecord>> = BTreeMap::new();
     for r in records {
         by_partition.entry(r.partition).or_default().push(r);
@@ -37,8 +38,8 @@ pub(super) fn append_records(broker: &Arc<Broker>, records: Vec<OffsetsRecord>) 
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         let mut end = None;
         for batch in batches(&records, now) {
-            match broker.append(&tp, &batch) {
-                Ok(a) => end = Some((a.last_offset + 1, a.term)),
+            match partitions.append(&tp, &batch) {
+                Ok(a) => end = Some(a.commit),
                 Err(f) => {
                     tracing::error!(partition = %tp.dir_name(), error = %f.message, "appending to __consumer_offsets failed");
                     out.failed.insert(partition);
@@ -47,9 +48,9 @@ pub(super) fn append_records(broker: &Arc<Broker>, records: Vec<OffsetsRecord>) 
             }
         }
         if !out.failed.contains(&partition)
-            && let Some((end, term)) = end
+            && let Some(commit) = end
         {
-            out.durable.push((tp, end, term));
+            out.durable.push((tp, commit));
         }
     }
     out

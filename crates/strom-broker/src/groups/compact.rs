@@ -25,7 +25,6 @@ use strom_group::Effects;
 use strom_log::TopicPartition;
 
 use super::{Groups, Inner, OFFSETS_TOPIC, append};
-use crate::broker::Broker;
 
 /// A compaction whose snapshot is being appended: once durable, the log start of
 /// `partition` moves to `snapshot_start`.
@@ -41,16 +40,16 @@ impl Groups {
     /// `offsets_compaction_check`. Runs under the coordinator lock, so the snapshot is
     /// the state after every earlier call and before every later one, and its records
     /// take their place in the log in that order, through the same path as any call's.
-    pub(super) fn maybe_compact(&self, broker: &Arc<Broker>, inner: &mut Inner) {
+    pub(super) fn maybe_compact(self: &Arc<Self>, inner: &mut Inner) {
         let now = Instant::now();
         if inner.next_compaction_check.is_some_and(|at| now < at) {
             return;
         }
-        inner.next_compaction_check = Some(now + broker.config.offsets_compaction_check);
-        let Some(partitions) = broker.topics.get(OFFSETS_TOPIC).map(|t| t.partitions) else {
+        inner.next_compaction_check = Some(now + self.compaction.check);
+        let Some(partitions) = self.topics.get(OFFSETS_TOPIC).map(|t| t.partitions) else {
             return;
         };
-        let min_bytes = broker.config.offsets_compaction_min_bytes;
+        let min_bytes = self.compaction.min_bytes;
         for partition in 0..partitions {
             // A partition being reloaded has no trustworthy state; one being compacted
             // would only get a second, redundant snapshot.
@@ -64,7 +63,7 @@ impl Groups {
             // Every compaction starts its snapshot in a fresh segment and then deletes
             // all segments below it, so the segments held are the bytes above the log
             // start (before the first compaction, the whole log from offset 0).
-            let Some(size) = broker.logs.with_log(&tp, |l| l.size_bytes()) else {
+            let Some(size) = self.partitions.logs().with_log(&tp, |l| l.size_bytes()) else {
                 continue;
             };
             if size <= min_bytes {
@@ -75,7 +74,7 @@ impl Groups {
             if size <= min_bytes.max(snapshot_bytes.saturating_mul(2)) {
                 continue;
             }
-            let start = broker.logs.with_log(&tp, |l| {
+            let start = self.partitions.logs().with_log(&tp, |l| {
                 l.roll()?;
                 Ok::<_, strom_log::LogError>(l.log_end_offset())
             });
@@ -100,7 +99,6 @@ impl Groups {
                 responses: vec![],
             };
             self.apply_then(
-                broker,
                 inner,
                 fx,
                 Some(Compaction {
@@ -113,7 +111,7 @@ impl Groups {
 
     /// The snapshot of `c` is durable (or could not be written, `ok` false): moves the
     /// log start to it, deleting every older segment.
-    pub(super) fn finish_compaction(&self, broker: &Broker, c: Compaction, ok: bool) {
+    pub(super) fn finish_compaction(&self, c: Compaction, ok: bool) {
         // Under the coordinator lock, so no reload replays the partition meanwhile.
         let mut inner = self.inner.lock().unwrap();
         inner.compacting.remove(&c.partition);
@@ -124,13 +122,13 @@ impl Groups {
         // `wait_durable` does not wait under flush policies other than per append (the
         // commits themselves then are not durable on acknowledgement), but the history
         // below the snapshot must never be deleted before the snapshot is on disk.
-        let moved = broker.logs.with_log(&tp, |l| {
+        let moved = self.partitions.logs().with_log(&tp, |l| {
             l.flush()?;
             l.delete_records(c.snapshot_start)
         });
         match moved {
             Some(Ok(start)) => {
-                let bytes = broker.logs.with_log(&tp, |l| l.size_bytes());
+                let bytes = self.partitions.logs().with_log(&tp, |l| l.size_bytes());
                 tracing::info!(partition = %tp.dir_name(), log_start = start, bytes, "compacted __consumer_offsets");
             }
             Some(Err(e)) => {
@@ -143,6 +141,7 @@ impl Groups {
 
 #[cfg(test)]
 mod tests {
+    use crate::broker::Broker;
     use std::time::Duration;
 
     use strom_group::{OffsetFetchGroup, OffsetFetchRequest, Response};
@@ -180,8 +179,8 @@ mod tests {
             require_stable: false,
         };
         let rx = broker
-            .groups
-            .call(broker, |c, id, now| c.offset_fetch(id, req, now));
+            .groups()
+            .call(|c, id, now| c.offset_fetch(id, req, now));
         let Response::OffsetFetch(r) = rx.blocking_recv().unwrap() else {
             panic!("not a fetch answer");
         };
@@ -200,7 +199,8 @@ mod tests {
     fn log_state(broker: &Broker, partition: i32) -> (i64, i64, u64) {
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         broker
-            .logs
+            .data()
+            .logs()
             .with_log(&tp, |l| {
                 (l.log_start_offset(), l.log_end_offset(), l.size_bytes())
             })
@@ -233,8 +233,8 @@ mod tests {
             }],
         };
         let _ = broker
-            .groups
-            .call(&broker, |c, id, now| c.offset_delete(id, req, now))
+            .groups()
+            .call(|c, id, now| c.offset_delete(id, req, now))
             .blocking_recv()
             .unwrap();
         expected.get_mut("delta").unwrap().retain(|&(p, _)| p != 3);
@@ -245,7 +245,7 @@ mod tests {
                 .iter()
                 .all(|&(start, _, size)| start == 0 && size > 16384)
         );
-        broker.groups.tick(&broker);
+        broker.groups().tick();
         // The log start moves once the snapshot is durable, in a background task.
         let deadline = Instant::now() + Duration::from_secs(10);
         let after = loop {
@@ -267,7 +267,7 @@ mod tests {
             );
         }
         // Small now: a further check leaves it alone.
-        broker.groups.tick(&broker);
+        broker.groups().tick();
         std::thread::sleep(Duration::from_millis(100));
         let again: Vec<_> = (0..PARTITIONS).map(|p| log_state(&broker, p)).collect();
         assert_eq!(again, after);

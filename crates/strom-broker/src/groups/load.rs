@@ -7,8 +7,8 @@ use strom_log::TopicPartition;
 use strom_wire::ErrorCode;
 
 use super::OFFSETS_TOPIC;
-use crate::broker::Broker;
 use crate::errors::Failure;
+use crate::partitions::Partitions;
 
 /// How much of the log is read at once.
 const READ_BYTES: usize = 1 << 20;
@@ -17,19 +17,19 @@ const READ_BYTES: usize = 1 << 20;
 /// Records the coordinator cannot decode are skipped with a warning (a newer Kafka
 /// format, say); a log that cannot be read is an error.
 pub(super) fn replay_partition(
-    broker: &Broker,
+    partitions: &Partitions,
     coordinator: &mut GroupCoordinator,
     partition: i32,
 ) -> Result<(), Failure> {
     let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-    let Some((start, end)) = broker.local_offsets(&tp) else {
+    let Some((start, end)) = partitions.local_offsets(&tp) else {
         return Ok(());
     };
     let corrupt = |what: String| Failure::new(ErrorCode::CorruptMessage, what);
     let mut offset = start;
     let mut replayed = 0u64;
     while offset < end {
-        let read = broker.read_local(&tp, offset, READ_BYTES)?;
+        let read = partitions.read_local(&tp, offset, READ_BYTES)?;
         let Some(slice) = read.slice else {
             break;
         };

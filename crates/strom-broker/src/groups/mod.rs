@@ -21,7 +21,11 @@ use strom_log::TopicPartition;
 use strom_wire::ErrorCode;
 use tokio::sync::{oneshot, watch};
 
-use crate::broker::{Broker, now_ms};
+use strom_batch::now_ms;
+
+use crate::config::BrokerConfig;
+use crate::partitions::Partitions;
+use crate::topics::TopicStore;
 
 pub use ticker::spawn_ticker;
 
@@ -42,6 +46,28 @@ pub struct Groups {
     /// listeners on the group-commit, tick and peer threads: a deleted topic's offsets,
     /// a partition's leadership), where `tokio::spawn` aborts the process.
     runtime: tokio::runtime::Handle,
+    /// Where the coordinator's records go and its partitions' leadership comes from.
+    partitions: Arc<Partitions>,
+    topics: Arc<TopicStore>,
+    compaction: CompactionPolicy,
+}
+
+/// When `__consumer_offsets` partitions are compacted (see `compact.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionPolicy {
+    /// How often served partitions are looked at.
+    pub check: std::time::Duration,
+    /// Partitions smaller than this are left alone.
+    pub min_bytes: u64,
+}
+
+impl CompactionPolicy {
+    pub fn of(config: &BrokerConfig) -> CompactionPolicy {
+        CompactionPolicy {
+            check: config.offsets_compaction_check,
+            min_bytes: config.offsets_compaction_min_bytes,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -61,13 +87,19 @@ struct Inner {
 
 impl Groups {
     /// A coordinator serving nothing yet, whose tasks run on `runtime`.
-    pub fn new(mut config: GroupConfig, runtime: tokio::runtime::Handle) -> Groups {
+    pub fn new(
+        mut config: GroupConfig,
+        compaction: CompactionPolicy,
+        runtime: tokio::runtime::Handle,
+        partitions: Arc<Partitions>,
+        topics: Arc<TopicStore>,
+    ) -> Arc<Groups> {
         // Member ids must not repeat across starts: mix in this start's time.
         config.member_id_seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id());
-        Groups {
+        Arc::new(Groups {
             inner: Mutex::new(Inner {
                 coordinator: GroupCoordinator::new(config),
                 last_sent: None,
@@ -78,7 +110,10 @@ impl Groups {
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             runtime,
-        }
+            partitions,
+            topics,
+            compaction,
+        })
     }
 
     /// This node became (or stopped being) the leader of `__consumer_offsets`
@@ -86,10 +121,10 @@ impl Groups {
     /// ticker replays the partition from the log, meanwhile they answer
     /// COORDINATOR_LOAD_IN_PROGRESS) or stops at once (NOT_COORDINATOR, parked requests
     /// answered so clients look for the new coordinator).
-    pub fn partition_leadership(&self, broker: &Arc<Broker>, partition: i32, is_leader: bool) {
+    pub fn partition_leadership(self: &Arc<Self>, partition: i32, is_leader: bool) {
         let mut inner = self.inner.lock().unwrap();
         if is_leader {
-            self.load_partition(broker, &mut inner, partition);
+            self.load_partition(&mut inner, partition);
         } else {
             inner.reload.remove(&partition);
             inner.compacting.remove(&partition);
@@ -102,17 +137,17 @@ impl Groups {
     /// Replays a partition this node leads into the coordinator (after unloading what
     /// it had); on failure it is retried by the ticker. Its whole local log is read:
     /// as leader, everything in it will be committed.
-    fn load_partition(&self, broker: &Arc<Broker>, inner: &mut Inner, p: i32) {
+    fn load_partition(self: &Arc<Self>, inner: &mut Inner, p: i32) {
         let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-        if !broker.partition_status(&tp).is_some_and(|s| s.is_leader) {
+        if !self.partitions.status(&tp).is_some_and(|s| s.is_leader) {
             // Leadership moved on before the replay: another node coordinates.
             let fx = inner.coordinator.unload(p);
             self.deliver(fx.responses);
             return;
         }
         let fx = inner.coordinator.begin_load(p);
-        self.apply(broker, inner, fx);
-        match load::replay_partition(broker, &mut inner.coordinator, p) {
+        self.apply(inner, fx);
+        match load::replay_partition(&self.partitions, &mut inner.coordinator, p) {
             Ok(()) => {
                 inner.coordinator.finish_load(p, now_ms());
                 tracing::info!(
@@ -131,8 +166,7 @@ impl Groups {
     /// it produced are appended before this returns; the answer is sent once they (and
     /// every earlier call's records) are durable.
     pub fn call(
-        &self,
-        broker: &Arc<Broker>,
+        self: &Arc<Self>,
         f: impl FnOnce(&mut GroupCoordinator, RequestId, i64) -> Effects,
     ) -> oneshot::Receiver<Response> {
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
@@ -141,20 +175,20 @@ impl Groups {
         self.waiters.lock().unwrap().insert(id, tx);
         let mut inner = self.inner.lock().unwrap();
         let fx = f(&mut inner.coordinator, id, now_ms());
-        self.apply(broker, &mut inner, fx);
+        self.apply(&mut inner, fx);
         rx
     }
 
     /// Advances the coordinator's timers and retries pending reloads (the ticker).
-    pub fn tick(&self, broker: &Arc<Broker>) {
+    pub fn tick(self: &Arc<Self>) {
         let mut inner = self.inner.lock().unwrap();
         let pending: Vec<i32> = std::mem::take(&mut inner.reload).into_iter().collect();
         for p in pending {
-            self.load_partition(broker, &mut inner, p);
+            self.load_partition(&mut inner, p);
         }
         let fx = inner.coordinator.tick(now_ms());
-        self.apply(broker, &mut inner, fx);
-        self.maybe_compact(broker, &mut inner);
+        self.apply(&mut inner, fx);
+        self.maybe_compact(&mut inner);
     }
 
     /// Answers every parked request (JoinGroup and SyncGroup may wait minutes) with
@@ -183,17 +217,17 @@ impl Groups {
     }
 
     /// Forgets committed offsets of deleted topics.
-    pub fn topics_deleted(&self, broker: &Arc<Broker>, topics: &[String]) {
+    pub fn topics_deleted(self: &Arc<Self>, topics: &[String]) {
         let mut inner = self.inner.lock().unwrap();
         let fx = inner.coordinator.topics_deleted(topics, now_ms());
-        self.apply(broker, &mut inner, fx);
+        self.apply(&mut inner, fx);
     }
 
     /// The lag report of a group: committed offset, log end offset and lag per partition.
-    pub fn lag(&self, broker: &Broker, group_id: &str) -> Option<Vec<PartitionLag>> {
+    pub fn lag(&self, group_id: &str) -> Option<Vec<PartitionLag>> {
         let inner = self.inner.lock().unwrap();
         inner.coordinator.lag(group_id, |topic, p| {
-            broker
+            self.partitions
                 .offsets(&TopicPartition::new(topic, p))
                 .map(|(_, end)| end)
         })
@@ -235,15 +269,14 @@ impl Groups {
 
     /// Appends the records of `fx` (in order, under the coordinator's lock, so the log
     /// order is the call order) and schedules its responses behind every earlier call's.
-    fn apply(&self, broker: &Arc<Broker>, inner: &mut Inner, fx: Effects) {
-        self.apply_then(broker, inner, fx, None);
+    fn apply(self: &Arc<Self>, inner: &mut Inner, fx: Effects) {
+        self.apply_then(inner, fx, None);
     }
 
     /// [`apply`](Self::apply), then, with `compaction`, finishes it once the snapshot in
     /// `fx` is durable (after every earlier call's records, like any response).
     fn apply_then(
-        &self,
-        broker: &Arc<Broker>,
+        self: &Arc<Self>,
         inner: &mut Inner,
         fx: Effects,
         compaction: Option<compact::Compaction>,
@@ -252,7 +285,7 @@ impl Groups {
             return;
         }
         let Effects { records, responses } = fx;
-        let appended = append::append_records(broker, records);
+        let mut appended = append::append_records(&self.partitions, records);
         let mut responses = responses;
         if !appended.failed.is_empty() {
             for p in &appended.failed {
@@ -267,7 +300,7 @@ impl Groups {
         }
         let (done_tx, done_rx) = watch::channel(false);
         let previous = inner.last_sent.replace(done_rx);
-        let broker = broker.clone();
+        let groups = self.clone();
         self.runtime.spawn(async move {
             if let Some(mut prev) = previous {
                 // An error means the earlier task ended without signalling: it is gone
@@ -275,14 +308,13 @@ impl Groups {
                 let _ = prev.wait_for(|sent| *sent).await;
             }
             let mut failed = BTreeSet::new();
-            for (tp, end, term) in &appended.durable {
-                if let Err(f) = broker.wait_committed(tp, *end, *term, COMMIT_TIMEOUT).await {
+            for (tp, commit) in &mut appended.durable {
+                if let Err(f) = groups.partitions.wait_committed(tp, commit, COMMIT_TIMEOUT).await {
                     tracing::error!(partition = %tp.dir_name(), error = %f.message, "__consumer_offsets not durable");
                     failed.insert(tp.partition);
                 }
             }
             if !failed.is_empty() {
-                let groups = &broker.groups;
                 {
                     let mut inner = groups.inner.lock().unwrap();
                     for &p in &failed {
@@ -291,12 +323,12 @@ impl Groups {
                 }
                 responses = fail(responses);
             }
-            broker.groups.deliver(responses);
+            groups.deliver(responses);
             if let Some(c) = compaction {
                 // Only a snapshot that was wholly appended and made durable may stand in
                 // for the history below it.
                 let ok = !appended.failed.contains(&c.partition) && !failed.contains(&c.partition);
-                broker.groups.finish_compaction(&broker, c, ok);
+                groups.finish_compaction(c, ok);
             }
             let _ = done_tx.send(true);
         });
@@ -336,6 +368,7 @@ fn fail(responses: Vec<(RequestId, Response)>) -> Vec<(RequestId, Response)> {
 
 #[cfg(test)]
 mod tests {
+    use crate::broker::Broker;
     use strom_batch::RecordBatchBuilder;
     use strom_group::{OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic};
 
@@ -378,8 +411,8 @@ mod tests {
             }],
         };
         let rx = broker
-            .groups
-            .call(broker, |c, id, now| c.offset_commit(id, req, now));
+            .groups()
+            .call(|c, id, now| c.offset_commit(id, req, now));
         let Response::OffsetCommit(r) = rx.blocking_recv().unwrap() else {
             panic!("not a commit answer");
         };
@@ -419,19 +452,19 @@ mod tests {
         // v4+: the first join only hands out a member id.
         let first = join("");
         let rx = broker
-            .groups
-            .call(&broker, |c, id, now| c.join_group(id, first, now));
+            .groups()
+            .call(|c, id, now| c.join_group(id, first, now));
         let Ok(Response::JoinGroup(j)) = rx.blocking_recv() else {
             panic!("no member id");
         };
         assert_eq!(j.error, ErrorCode::MemberIdRequired);
         let second = join(&j.member_id);
         let mut rx = broker
-            .groups
-            .call(&broker, |c, id, now| c.join_group(id, second, now));
+            .groups()
+            .call(|c, id, now| c.join_group(id, second, now));
         // Parked for the initial rebalance delay.
         assert!(rx.try_recv().is_err());
-        broker.groups.shutdown();
+        broker.groups().shutdown();
         assert!(rx.blocking_recv().is_err(), "the waiter was released");
         broker.close().unwrap();
     }
@@ -447,15 +480,19 @@ mod tests {
         let _guard = rt.enter();
         let broker = open(dir.path());
         for t in ["gone", "kept"] {
-            rt.block_on(broker.create_topic(t, 2, -1, None, Default::default(), false))
-                .unwrap();
+            rt.block_on(
+                broker
+                    .control()
+                    .create_topic(t, 2, -1, None, Default::default(), false),
+            )
+            .unwrap();
         }
         commit(&broker, "g", "gone", &[(0, 3), (1, 4)]);
         commit(&broker, "g", "kept", &[(0, 5)]);
-        rt.block_on(broker.delete_topic("gone")).unwrap();
+        rt.block_on(broker.control().delete_topic("gone")).unwrap();
         let offsets = |topic: &str| {
             broker
-                .groups
+                .groups()
                 .committed_offsets("g", &[(topic.to_string(), 0), (topic.to_string(), 1)])
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -476,22 +513,30 @@ mod tests {
         let rt = crate::test_broker::runtime();
         let _guard = rt.enter();
         let broker = open(dir.path());
-        assert_eq!(broker.topics.get(OFFSETS_TOPIC).unwrap().partitions, 3);
-        rt.block_on(broker.create_topic("t", 2, -1, None, Default::default(), false))
-            .unwrap();
+        assert_eq!(broker.topics().get(OFFSETS_TOPIC).unwrap().partitions, 3);
+        rt.block_on(
+            broker
+                .control()
+                .create_topic("t", 2, -1, None, Default::default(), false),
+        )
+        .unwrap();
         let mut b = RecordBatchBuilder::new();
         for i in 0..10u8 {
             b.push(0, None, Some(&[i]), &[]);
         }
         let tp = TopicPartition::new("t", 0);
-        let a = broker.append(&tp, &b.build()).unwrap();
+        let mut a = broker.data().append(&tp, &b.build()).unwrap();
         assert_eq!(
             (a.base_offset, a.last_offset),
             (0, 9),
             "Kafka's offsets, from 0"
         );
-        rt.block_on(broker.wait_committed(&tp, 10, a.term, std::time::Duration::from_secs(5)))
-            .unwrap();
+        rt.block_on(broker.data().wait_committed(
+            &tp,
+            &mut a.commit,
+            std::time::Duration::from_secs(5),
+        ))
+        .unwrap();
         commit(&broker, "g", "t", &[(0, 4), (1, 0)]);
         commit(&broker, "g", "t", &[(0, 6)]);
 

@@ -4,19 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::Broker;
+use tokio::sync::watch;
+
+use super::Groups;
 
 const TICK: Duration = Duration::from_millis(100);
 
-/// Starts the ticker; it ends when the broker begins shutting down.
-pub fn spawn_ticker(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
-    let mut stopping = broker.subscribe_stopping();
+/// Starts the ticker; it ends when `stopping` turns true (the broker shuts down).
+pub fn spawn_ticker(
+    groups: Arc<Groups>,
+    mut stopping: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = interval.tick() => broker.groups.tick(&broker),
+                _ = interval.tick() => groups.tick(),
                 _ = stopping.wait_for(|s| *s) => return,
             }
         }

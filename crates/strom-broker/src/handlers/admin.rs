@@ -97,6 +97,7 @@ async fn create_one(
         configs.insert(c.name.to_string(), value.to_string());
     }
     broker
+        .control()
         .create_topic(
             t.name.0.as_str(),
             t.num_partitions,
@@ -114,7 +115,7 @@ fn topic_configs(broker: &Broker, meta: &TopicMeta) -> Vec<CreatableTopicConfigs
         .map(|d| {
             let (value, source) = match meta.configs.get(d.name) {
                 Some(v) => (v.clone(), SOURCE_TOPIC),
-                None => (d.default_value(&broker.config), SOURCE_DEFAULT),
+                None => (d.default_value(broker.config()), SOURCE_DEFAULT),
             };
             CreatableTopicConfigs::default()
                 .with_name(str_bytes(d.name))
@@ -140,7 +141,7 @@ pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> Reply {
     Reply::Later(Box::pin(async move {
         let mut responses = Vec::with_capacity(targets.len());
         for (name, id) in targets {
-            let name = name.or_else(|| broker.topics.by_id(id).map(|m| m.name.clone()));
+            let name = name.or_else(|| broker.topics().by_id(id).map(|m| m.name.clone()));
             let base = DeletableTopicResult::default().with_topic_id(id);
             let Some(name) = name else {
                 responses.push(
@@ -152,7 +153,7 @@ pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> Reply {
             let base = base.with_name(Some(topic_name(name.clone())));
             // Committed offsets of a deleted topic are forgotten (as Kafka does) when
             // the deletion is applied, on every node.
-            responses.push(match broker.delete_topic(&name).await {
+            responses.push(match broker.control().delete_topic(&name).await {
                 Ok(meta) => base.with_topic_id(meta.id),
                 Err(e) => base
                     .with_error_code(e.code.code())
@@ -178,6 +179,7 @@ pub fn create_partitions(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> 
                 ))
             } else {
                 broker
+                    .control()
                     .create_partitions(&name, t.count, req.validate_only)
                     .await
             };

@@ -50,7 +50,7 @@ pub fn describe_configs(
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             match r.resource_type {
-                RESOURCE_TOPIC => match broker.topics.get(&name) {
+                RESOURCE_TOPIC => match broker.topics().get(&name) {
                     None => base
                         .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
                         .with_error_message(Some(str_bytes(format!(
@@ -61,7 +61,7 @@ pub fn describe_configs(
                             .iter()
                             .filter(|d| wanted(d.name))
                             .map(|d| {
-                                let default = d.default_value(&broker.config);
+                                let default = d.default_value(broker.config());
                                 let (value, source) = match meta.configs.get(d.name) {
                                     Some(v) => (v.clone(), SOURCE_TOPIC),
                                     None => (default.clone(), SOURCE_DEFAULT),
@@ -102,7 +102,9 @@ pub fn describe_configs(
                         base.with_configs(configs)
                     }
                 },
-                RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
+                RESOURCE_BROKER
+                    if name.is_empty() || name == broker.config().node_id.to_string() =>
+                {
                     let values = broker_values(broker);
                     let configs = SETTINGS
                         .iter()
@@ -134,7 +136,7 @@ pub fn describe_configs(
 
 /// The broker's settings as the values it runs with.
 fn broker_values(broker: &Broker) -> BTreeMap<&'static str, String> {
-    let c = &broker.config;
+    let c = &broker.config();
     let (host, port) = c.advertised();
     BTreeMap::from([
         ("listen", c.listen.to_string()),
@@ -204,6 +206,7 @@ pub fn alter_configs(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Reply {
                     })
                     .collect();
                 broker
+                    .control()
                     .set_topic_configs(&name, configs, req.validate_only)
                     .await
             };
@@ -238,6 +241,7 @@ pub fn incremental_alter_configs(
                 match incremental(&broker, &name, &r.configs) {
                     Ok(configs) => {
                         broker
+                            .control()
                             .set_topic_configs(&name, configs, req.validate_only)
                             .await
                     }
@@ -267,7 +271,7 @@ fn incremental(
     name: &str,
     changes: &[incremental_alter_configs_request::AlterableConfig],
 ) -> Result<std::collections::BTreeMap<String, String>, Failure> {
-    let meta = broker.topics.get(name).ok_or_else(|| {
+    let meta = broker.topics().get(name).ok_or_else(|| {
         Failure::new(
             ErrorCode::UnknownTopicOrPartition,
             format!("topic '{name}' does not exist"),

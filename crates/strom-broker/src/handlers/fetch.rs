@@ -5,24 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_log::{FileSlice, TopicPartition};
+use strom_log::TopicPartition;
 use strom_wire::kafka_protocol::messages::FetchRequest;
 use strom_wire::{ErrorCode, FetchPartitionOut, FetchTopicOut};
 
 use super::{Reply, Response, check_leader_epoch};
 use crate::broker::Broker;
+use crate::fetch_out::FetchOut;
 
 /// The longest a fetch may wait, whatever the client asks (protects shutdown).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(60);
-
-/// A Fetch answer: the response fields, and for each partition (in order) the records
-/// to send as a slice of a segment file.
-#[derive(Debug)]
-pub struct FetchOut {
-    pub error_code: i16,
-    pub topics: Vec<FetchTopicOut>,
-    pub records: Vec<Option<FileSlice>>,
-}
 
 /// One partition to read, resolved from name or topic id.
 struct Wanted {
@@ -39,9 +31,9 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
     let mut wanted = Vec::new();
     for t in &req.topics {
         let meta = if version >= 13 {
-            broker.topics.by_id(t.topic_id)
+            broker.topics().by_id(t.topic_id)
         } else {
-            broker.topics.get(t.topic.0.as_str())
+            broker.topics().get(t.topic.0.as_str())
         };
         let (topic, known_partitions) = match &meta {
             Some(m) => (m.name.clone(), m.partitions),
@@ -86,7 +78,18 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + wait;
-        let mut appends = broker.subscribe_appends();
+        // Woken by the partitions this fetch reads, not by every commit of the node.
+        let mut watched: Vec<_> = wanted
+            .iter()
+            .filter_map(|w| {
+                broker
+                    .data()
+                    .subscribe(&TopicPartition::new(w.topic.clone(), w.partition))
+            })
+            .collect();
+        for rx in &mut watched {
+            rx.mark_unchanged();
+        }
         let mut stopping = broker.subscribe_stopping();
         loop {
             let (out, bytes, errors) = read_all(
@@ -103,9 +106,19 @@ pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
             {
                 return Response::Fetch(out);
             }
+            let any_changed = async {
+                if watched.is_empty() {
+                    return std::future::pending().await;
+                }
+                let changes = watched.iter_mut().map(|rx| Box::pin(rx.changed()));
+                futures_util::future::select_all(changes).await.0
+            };
             tokio::select! {
-                changed = appends.changed() => {
+                changed = any_changed => {
+                    // A partition stopped being served here: the next read says why.
                     if changed.is_err() {
+                        watched.clear();
+                        let (out, _, _) = read_all(&broker, &wanted, max_bytes, read_committed, unknown_topic_code);
                         return Response::Fetch(out);
                     }
                 }
@@ -142,12 +155,12 @@ fn read_all(
         };
         let mut slice = None;
         let tp = TopicPartition::new(w.topic.clone(), w.partition);
-        let status = broker.partition_status(&tp).filter(|s| s.is_leader);
+        let status = broker.data().status(&tp).filter(|s| s.is_leader);
         // The topic the request named must still be the one it resolved to: a long poll
         // may outlive it, and a topic of the same name created since is another topic.
         if !w.known
             || broker
-                .topics
+                .topics()
                 .get(&w.topic)
                 .is_none_or(|t| t.id != w.topic_id)
         {
@@ -164,7 +177,7 @@ fn read_all(
             // No log: the topic was deleted after the request was resolved (a long poll
             // outlives it). Report it unknown, as Kafka does, not "offset out of range",
             // which would make the client reset its position.
-            let (start, log_end) = broker.local_offsets(&tp).unwrap_or((-1, -1));
+            let (start, log_end) = broker.data().local_offsets(&tp).unwrap_or((-1, -1));
             let end = status.map_or(-1, |s| s.high_watermark.min(log_end));
             pd.high_watermark = end;
             pd.last_stable_offset = end;
@@ -183,7 +196,7 @@ fn read_all(
                 let budget = (w.max_bytes.max(0) as usize)
                     .min(max_bytes.saturating_sub(total))
                     .max(1);
-                match broker.read(&tp, w.offset, budget) {
+                match broker.data().read(&tp, w.offset, budget) {
                     Ok(read) => {
                         total += read.len();
                         pd.records_len = read.len();
@@ -240,8 +253,12 @@ mod tests {
         // The broker's tasks (group commits) run on the runtime it opens in.
         let _guard = rt.enter();
         let broker = crate::test_broker::open(dir.path(), &[]);
-        rt.block_on(broker.create_topic("t", 1, -1, None, BTreeMap::new(), false))
-            .unwrap();
+        rt.block_on(
+            broker
+                .control()
+                .create_topic("t", 1, -1, None, BTreeMap::new(), false),
+        )
+        .unwrap();
         let req = FetchRequest::default()
             .with_max_wait_ms(50)
             .with_min_bytes(1)
@@ -260,7 +277,7 @@ mod tests {
         let Reply::Later(pending) = fetch(&broker, req, 12) else {
             panic!("an empty partition long-polls");
         };
-        rt.block_on(broker.delete_topic("t")).unwrap();
+        rt.block_on(broker.control().delete_topic("t")).unwrap();
         let Response::Fetch(out) = rt.block_on(pending) else {
             panic!("a Fetch answer");
         };
@@ -306,13 +323,17 @@ mod tests {
         let _guard = rt.enter();
         let broker = crate::test_broker::open(dir.path(), &[("offsets_topic_partitions", "1")]);
         let create = || {
-            rt.block_on(broker.create_topic("t", 1, -1, None, BTreeMap::new(), false))
-                .unwrap()
+            rt.block_on(
+                broker
+                    .control()
+                    .create_topic("t", 1, -1, None, BTreeMap::new(), false),
+            )
+            .unwrap()
         };
         let old = create();
         let (code, id) = fetch_error(&broker, old.id);
         assert_eq!((code, id), (0, *old.id.as_bytes()));
-        rt.block_on(broker.delete_topic("t")).unwrap();
+        rt.block_on(broker.control().delete_topic("t")).unwrap();
         let new = create();
         assert_ne!(new.id, old.id);
         assert_eq!(

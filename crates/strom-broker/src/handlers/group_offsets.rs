@@ -32,7 +32,7 @@ use crate::broker::Broker;
 
 fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
     broker
-        .topics
+        .topics()
         .get(topic)
         .is_some_and(|t| partition >= 0 && partition < t.partitions)
 }
@@ -94,7 +94,7 @@ pub fn offset_commit(broker: &Arc<Broker>, r: WireCommit, version: i16) -> Reply
         },
         topics,
     };
-    let delivery = crate::metrics::delivery::PendingCommit::new(broker, &req);
+    let delivery = super::delivery::PendingCommit::new(broker, &req);
     call(
         broker,
         |c, id, now| c.offset_commit(id, req, now),

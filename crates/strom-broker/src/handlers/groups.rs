@@ -34,7 +34,7 @@ pub(super) fn call<F>(
 where
     F: FnOnce(Option<GroupResponse>) -> ResponseKind + Send + 'static,
 {
-    let mut rx = broker.groups.call(broker, f);
+    let mut rx = broker.groups().call(f);
     match rx.try_recv() {
         Ok(r) => Reply::now(Response::Kind(to_wire(Some(r)))),
         Err(_) => Reply::Later(Box::pin(

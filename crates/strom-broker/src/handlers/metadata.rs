@@ -50,10 +50,10 @@ async fn metadata_response(
     };
     // Auto-creation: always allowed before v4, on request from v4.
     let may_create =
-        broker.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+        broker.config().auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let topics = match wanted {
         None => broker
-            .topics
+            .topics()
             .list()
             .iter()
             .map(|t| describe_topic(broker, t))
@@ -74,12 +74,12 @@ async fn metadata_response(
                 out.push(match t.name {
                     Some(name) => {
                         let name = name.0.to_string();
-                        match broker.topics.get(&name) {
+                        match broker.topics().get(&name) {
                             Some(meta) => describe_topic(broker, &meta),
                             None => match validate_topic_name(&name) {
                                 Err(_) => error_topic(&name, ErrorCode::InvalidTopicException),
                                 Ok(()) if may_create => {
-                                    match broker.auto_create_topic(&name).await {
+                                    match broker.control().auto_create_topic(&name).await {
                                         Ok(meta) => describe_topic(broker, &meta),
                                         Err(e) => error_topic(&name, e.code),
                                     }
@@ -88,7 +88,7 @@ async fn metadata_response(
                             },
                         }
                     }
-                    None => match broker.topics.by_id(t.topic_id) {
+                    None => match broker.topics().by_id(t.topic_id) {
                         Some(meta) => describe_topic(broker, &meta),
                         None => MetadataResponseTopic::default()
                             .with_error_code(ErrorCode::UnknownTopicId.code())
@@ -111,7 +111,7 @@ async fn metadata_response(
         .collect();
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(str_bytes(broker.cluster_id())))
+        .with_cluster_id(Some(str_bytes(broker.control().cluster_id())))
         .with_controller_id(BrokerId(controller(broker)))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_OMITTED)
@@ -121,13 +121,14 @@ async fn metadata_response(
 /// its registration is committed).
 fn known_brokers(broker: &Broker) -> Vec<(i32, String, i32)> {
     let mut all: Vec<(i32, String, i32)> = broker
+        .control()
         .brokers()
         .into_iter()
         .map(|(id, a)| (id, a.host, a.port))
         .collect();
-    if !all.iter().any(|b| b.0 == broker.config.node_id) {
-        let (host, port) = broker.config.advertised();
-        all.push((broker.config.node_id, host, i32::from(port)));
+    if !all.iter().any(|b| b.0 == broker.config().node_id) {
+        let (host, port) = broker.config().advertised();
+        all.push((broker.config().node_id, host, i32::from(port)));
         all.sort();
     }
     all
@@ -136,7 +137,10 @@ fn known_brokers(broker: &Broker) -> Vec<(i32, String, i32)> {
 /// The controller clients are told about: the metadata group's leader (any broker
 /// accepts admin requests and forwards them; this one while no leader is known).
 fn controller(broker: &Broker) -> i32 {
-    broker.controller().unwrap_or(broker.config.node_id)
+    broker
+        .control()
+        .controller()
+        .unwrap_or(broker.config().node_id)
 }
 
 fn error_topic(name: &str, code: ErrorCode) -> MetadataResponseTopic {
@@ -153,6 +157,7 @@ fn describe_topic(broker: &Broker, meta: &TopicMeta) -> MetadataResponseTopic {
             let replicas: Vec<BrokerId> =
                 meta.replicas_of(p).iter().map(|&r| BrokerId(r)).collect();
             let isr: Vec<BrokerId> = broker
+                .control()
                 .in_sync_replicas(&tp)
                 .map(|v| v.into_iter().map(BrokerId).collect())
                 .unwrap_or_else(|| replicas.clone());
@@ -160,7 +165,7 @@ fn describe_topic(broker: &Broker, meta: &TopicMeta) -> MetadataResponseTopic {
                 .with_partition_index(p)
                 .with_replica_nodes(replicas)
                 .with_isr_nodes(isr);
-            match broker.leader_of(&tp) {
+            match broker.control().leader_of(&tp) {
                 Some((leader, epoch)) => base
                     .with_leader_id(BrokerId(leader))
                     .with_leader_epoch(epoch),
@@ -187,7 +192,7 @@ pub fn describe_cluster(
 ) -> DescribeClusterResponse {
     DescribeClusterResponse::default()
         .with_endpoint_type(1)
-        .with_cluster_id(str_bytes(broker.cluster_id()))
+        .with_cluster_id(str_bytes(broker.control().cluster_id()))
         .with_controller_id(BrokerId(controller(broker)))
         .with_brokers(
             known_brokers(broker)
@@ -219,13 +224,13 @@ pub fn find_coordinator(
     version: i16,
 ) -> FindCoordinatorResponse {
     let brokers = known_brokers(broker);
-    let partitions = broker.offsets_topic_partitions();
+    let partitions = broker.control().offsets_topic_partitions();
     let answer = |key_type: i8, key: &str| -> (i32, String, i32, ErrorCode, Option<&'static str>) {
         match key_type {
             KEY_GROUP => {
                 let tp =
                     TopicPartition::new(OFFSETS_TOPIC, strom_group::partition_for(key, partitions));
-                let leader = broker.leader_of(&tp).map(|(l, _)| l);
+                let leader = broker.control().leader_of(&tp).map(|(l, _)| l);
                 match leader.and_then(|l| brokers.iter().find(|b| b.0 == l)) {
                     Some((id, host, port)) => (*id, host.clone(), *port, ErrorCode::None, None),
                     None => (

@@ -3,6 +3,7 @@
 
 mod admin;
 mod configs;
+mod delivery;
 mod fetch;
 mod group_admin;
 mod group_offsets;
@@ -23,7 +24,7 @@ use strom_wire::{ErrorCode, Request};
 
 use crate::broker::Broker;
 
-pub use fetch::FetchOut;
+use crate::fetch_out::FetchOut;
 
 /// An answer: a message body kafka-protocol encodes, or a Fetch answer whose records
 /// the connection sends straight from the segment files.

@@ -31,7 +31,7 @@ const LATEST_TIERED: i64 = -5;
 
 fn known(broker: &Broker, topic: &str, partition: i32) -> bool {
     broker
-        .topics
+        .topics()
         .get(topic)
         .is_some_and(|t| partition >= 0 && partition < t.partitions)
 }
@@ -48,7 +48,8 @@ fn check_partition(
         return Err(ErrorCode::UnknownTopicOrPartition);
     }
     let status = broker
-        .partition_status(&TopicPartition::new(topic, partition))
+        .data()
+        .status(&TopicPartition::new(topic, partition))
         .filter(|s| s.is_leader)
         .ok_or(ErrorCode::NotLeaderOrFollower)?;
     match check_leader_epoch(client_epoch, status.leader_epoch()) {
@@ -117,6 +118,7 @@ pub fn list_offsets(
 /// The offset (and its timestamp, -1 when not by time) for a ListOffsets timestamp.
 fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, i64), Failure> {
     let (start, end) = broker
+        .data()
         .offsets(tp)
         .ok_or_else(|| Failure::new(ErrorCode::UnknownTopicOrPartition, "unknown partition"))?;
     match timestamp {
@@ -124,7 +126,8 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, 
         EARLIEST | EARLIEST_LOCAL => Ok((start, -1)),
         MAX_TIMESTAMP => {
             let found = broker
-                .logs
+                .data()
+                .logs()
                 .with_log(tp, |l| l.max_timestamp_offset())
                 .transpose()?
                 .flatten();
@@ -135,7 +138,8 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, 
         }
         ts if ts >= 0 => {
             let found = broker
-                .logs
+                .data()
+                .logs()
                 .with_log(tp, |l| l.offset_for_timestamp(ts))
                 .transpose()?
                 .flatten();
@@ -162,7 +166,7 @@ fn first_record_at_or_after(
     target: i64,
     start: i64,
 ) -> Option<(i64, i64)> {
-    let read = broker.read(tp, offset, 1).ok()?;
+    let read = broker.data().read(tp, offset, 1).ok()?;
     let bytes = read.slice?.read_to_vec().ok()?;
     let header = strom_batch::RecordBatchHeader::validate(&bytes, 0).ok()?;
     let body = bytes.get(strom_batch::BATCH_HEADER_LEN..header.total_size())?;
@@ -170,7 +174,7 @@ fn first_record_at_or_after(
     let records = match header.compression() {
         strom_batch::Compression::None => body,
         codec => {
-            let limit = broker.config.records.max_decompressed_batch_bytes;
+            let limit = broker.config().records.max_decompressed_batch_bytes;
             decompressed = strom_batch::codec::decompress(codec, body, limit).ok()?;
             &decompressed[..]
         }
@@ -204,7 +208,7 @@ pub fn offset_for_leader_epoch(
                         return resp.with_error_code(code.code());
                     }
                     let tp = TopicPartition::new(name.clone(), p.partition);
-                    match broker.epoch_end_offset(&tp, p.leader_epoch) {
+                    match broker.data().epoch_end_offset(&tp, p.leader_epoch) {
                         Ok(Some((epoch, end))) => {
                             resp.with_leader_epoch(epoch).with_end_offset(end)
                         }
@@ -239,7 +243,7 @@ pub fn delete_records(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> Delete
                         return resp.with_error_code(code.code());
                     }
                     let tp = TopicPartition::new(name.clone(), p.partition_index);
-                    let result = broker.logs.with_log(&tp, |l| {
+                    let result = broker.data().logs().with_log(&tp, |l| {
                         let before = if p.offset == -1 {
                             l.log_end_offset()
                         } else {

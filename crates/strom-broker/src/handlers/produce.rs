@@ -12,8 +12,9 @@ use strom_wire::kafka_protocol::messages::produce_response::{
 use strom_wire::kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::{Reply, Response, str_bytes};
-use crate::broker::{Appended, Broker};
+use crate::broker::Broker;
 use crate::errors::Failure;
+use crate::partitions::Appended;
 
 struct PartitionResult {
     tp: TopicPartition,
@@ -29,7 +30,7 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
     )> = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
-        let known = broker.topics.get(&name);
+        let known = broker.topics().get(&name);
         let mut parts = Vec::new();
         for p in topic.partition_data {
             let tp = TopicPartition::new(name.clone(), p.index);
@@ -55,7 +56,7 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
                 ))
             } else {
                 match p.records.as_ref() {
-                    Some(records) if !records.is_empty() => broker.append(&tp, records),
+                    Some(records) if !records.is_empty() => broker.data().append(&tp, records),
                     _ => Err(Failure::new(ErrorCode::CorruptMessage, "no records")),
                 }
             };
@@ -91,6 +92,7 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
                 for r in parts.iter_mut() {
                     if let Ok(a) = &r.outcome
                         && let Err(f) = broker
+                            .data()
                             .wait_local_durable(&r.tp, a.last_offset + 1, left())
                             .await
                     {
@@ -105,9 +107,10 @@ pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply
     Reply::Later(Box::pin(async move {
         for (_, parts) in results.iter_mut() {
             for r in parts.iter_mut() {
-                if let Ok(a) = &r.outcome
+                if let Ok(a) = &mut r.outcome
                     && let Err(f) = broker
-                        .wait_committed(&r.tp, a.last_offset + 1, a.term, left())
+                        .data()
+                        .wait_committed(&r.tp, &mut a.commit, left())
                         .await
                 {
                     tracing::info!(partition = %r.tp.dir_name(), error = %f.message, "acks=all not committed");

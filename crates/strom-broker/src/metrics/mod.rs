@@ -10,7 +10,6 @@
 pub mod delivery;
 pub mod exposition;
 pub mod histogram;
-pub mod http;
 pub mod outcome;
 
 use std::collections::HashMap;
@@ -18,12 +17,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use strom_log::TopicPartition;
 use strom_wire::kafka_protocol::messages::ApiKey;
 use strom_wire::{ErrorCode, SUPPORTED_APIS};
 
-use crate::broker::Broker;
-use crate::handlers::FetchOut;
+use crate::fetch_out::FetchOut;
 use delivery::Delivery;
 use exposition::{Exposition, Kind};
 use histogram::{FSYNC_BUCKETS, Histogram, REQUEST_BUCKETS};
@@ -83,6 +80,35 @@ pub struct RequestTimer {
 const OTHER_CODE: &str = "OTHER";
 /// Label value of [`Outcome::Closed`].
 const CLOSED: &str = "CONNECTION_CLOSED";
+
+/// What a scrape reads from the broker's state at that moment, gathered by the broker
+/// (`Broker::render_metrics`): metrics know nothing of where it comes from.
+#[derive(Debug, Default)]
+pub struct StateSnapshot {
+    /// Every topic's name (traffic of deleted topics leaves the exposition).
+    pub topics: Vec<String>,
+    /// Partitions with a replica on this node, by topic name and partition.
+    pub partitions: Vec<PartitionGauges>,
+    /// Partitions this node leads with fewer replicas in sync than assigned.
+    pub under_replicated: i64,
+    /// The lag report of every group this node coordinates.
+    pub groups: Vec<(String, Vec<strom_group::PartitionLag>)>,
+    /// Storage failures of Raft groups since start, and replicas offline now.
+    pub storage_errors: u64,
+    pub offline_partitions: usize,
+}
+
+/// One local partition replica's offsets and leadership as it sees them.
+#[derive(Debug, Clone)]
+pub struct PartitionGauges {
+    pub topic: String,
+    pub partition: i32,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    pub is_leader: bool,
+    pub leader_epoch: u64,
+}
 
 /// Every metric the broker records itself (the rest is read at scrape time).
 #[derive(Debug)]
@@ -240,12 +266,12 @@ impl Metrics {
     }
 
     /// The scrape: every metric, in the Prometheus text format.
-    pub fn render(&self, broker: &Broker) -> String {
+    pub fn render(&self, state: &StateSnapshot) -> String {
         let mut e = Exposition::new();
         self.render_requests(&mut e);
         self.render_connections(&mut e);
-        let ends = self.render_topics(&mut e, broker);
-        self.render_groups(&mut e, broker, &ends);
+        self.render_topics(&mut e, state);
+        self.render_groups(&mut e, state);
         e.family(
             "strom_log_fsync_duration_seconds",
             Kind::Histogram,
@@ -264,7 +290,7 @@ impl Metrics {
         e.sample(
             "strom_storage_errors_total",
             &[],
-            broker.raft.storage_failures() as i64,
+            state.storage_errors as i64,
         );
         e.family(
             "strom_offline_partitions",
@@ -274,7 +300,7 @@ impl Metrics {
         e.sample(
             "strom_offline_partitions",
             &[],
-            broker.raft.offline_groups().len() as i64,
+            state.offline_partitions as i64,
         );
         e.finish()
     }
@@ -366,13 +392,12 @@ impl Metrics {
 
     /// Traffic per topic and offsets per partition. Returns every partition's log end
     /// offset, for the lag report.
-    fn render_topics(&self, e: &mut Exposition, broker: &Broker) -> HashMap<(String, i32), i64> {
-        let mut topics = broker.topics.list();
-        topics.sort_by(|a, b| a.name.cmp(&b.name));
+    /// Traffic per topic and offsets per partition.
+    fn render_topics(&self, e: &mut Exposition, state: &StateSnapshot) {
         let traffic: Vec<(String, Arc<TopicTraffic>)> = {
             let mut map = self.topics.write().unwrap();
             // Deleted topics leave the exposition (a re-created one starts from zero).
-            map.retain(|name, _| topics.iter().any(|t| &t.name == name));
+            map.retain(|name, _| state.topics.iter().any(|t| t == name));
             let mut v: Vec<_> = map.iter().map(|(n, t)| (n.clone(), t.clone())).collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v
@@ -396,27 +421,6 @@ impl Metrics {
             e.sample("strom_topic_bytes_out_total", &[("topic", name)], v as i64);
         }
 
-        // Partitions with a replica on this node, as this replica sees them.
-        let mut offsets = Vec::new();
-        let mut under_replicated = 0i64;
-        for t in &topics {
-            for p in 0..t.partitions {
-                let tp = TopicPartition::new(t.name.clone(), p);
-                let (Some((start, end)), Some(status)) =
-                    (broker.local_offsets(&tp), broker.partition_status(&tp))
-                else {
-                    continue;
-                };
-                if status.is_leader
-                    && broker
-                        .in_sync_replicas(&tp)
-                        .is_some_and(|isr| isr.len() < t.replicas_of(p).len())
-                {
-                    under_replicated += 1;
-                }
-                offsets.push((t.name.as_str(), p, start, end, status));
-            }
-        }
         let families: [(&str, &str, Kind); 5] = [
             (
                 "strom_partition_log_start_offset",
@@ -446,16 +450,16 @@ impl Metrics {
         ];
         for (i, (name, help, kind)) in families.into_iter().enumerate() {
             e.family(name, kind, help);
-            for &(topic, p, start, end, status) in &offsets {
-                let partition = p.to_string();
+            for g in &state.partitions {
+                let partition = g.partition.to_string();
                 let v = match i {
-                    0 => start,
-                    1 => end,
-                    2 => status.high_watermark.min(end),
-                    3 => i64::from(status.is_leader),
-                    _ => status.term as i64,
+                    0 => g.log_start_offset,
+                    1 => g.log_end_offset,
+                    2 => g.high_watermark.min(g.log_end_offset),
+                    3 => i64::from(g.is_leader),
+                    _ => g.leader_epoch as i64,
                 };
-                e.sample(name, &[("topic", topic), ("partition", &partition)], v);
+                e.sample(name, &[("topic", &g.topic), ("partition", &partition)], v);
             }
         }
         e.family(
@@ -463,7 +467,11 @@ impl Metrics {
             Kind::Gauge,
             "Partitions this node leads with fewer replicas in sync than assigned.",
         );
-        e.sample("strom_partitions_under_replicated", &[], under_replicated);
+        e.sample(
+            "strom_partitions_under_replicated",
+            &[],
+            state.under_replicated,
+        );
         e.family(
             "strom_raft_leader_changes_total",
             Kind::Counter,
@@ -474,28 +482,16 @@ impl Metrics {
             &[],
             self.leader_changes.load(Ordering::Relaxed) as i64,
         );
-        offsets
-            .into_iter()
-            .map(|(t, p, _, _, status)| ((t.to_string(), p), status.high_watermark))
-            .collect()
     }
 
-    fn render_groups(
-        &self,
-        e: &mut Exposition,
-        broker: &Broker,
-        ends: &HashMap<(String, i32), i64>,
-    ) {
-        // A lookup, not I/O, under the coordinator's lock.
-        let groups = broker
-            .groups
-            .all_lag(|t, p| ends.get(&(t.to_string(), p)).copied());
+    fn render_groups(&self, e: &mut Exposition, state: &StateSnapshot) {
+        let groups = &state.groups;
         e.family(
             "strom_consumer_group_committed_offset",
             Kind::Gauge,
             "Offset the consumer group last committed for the partition.",
         );
-        for (group, rows) in &groups {
+        for (group, rows) in groups {
             for r in rows {
                 if let Some(c) = r.committed_offset {
                     let partition = r.partition.to_string();
@@ -516,7 +512,7 @@ impl Metrics {
             Kind::Gauge,
             "Records between the consumer group's committed offset and the partition's high watermark (never negative).",
         );
-        for (group, rows) in &groups {
+        for (group, rows) in groups {
             for r in rows {
                 if let Some(lag) = r.lag {
                     let partition = r.partition.to_string();

@@ -6,7 +6,7 @@
 
 use strom_wire::kafka_protocol::messages::ResponseKind;
 
-use crate::handlers::FetchOut;
+use crate::fetch_out::FetchOut;
 
 /// The code a Fetch answer is counted under (see the module documentation).
 pub fn fetch_error(out: &FetchOut) -> i16 {

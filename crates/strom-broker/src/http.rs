@@ -13,8 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use super::exposition::CONTENT_TYPE;
 use crate::broker::Broker;
+use crate::metrics::exposition::CONTENT_TYPE;
 
 /// Largest request head accepted (request line and headers); scrapers send ~200 bytes.
 const MAX_HEAD: usize = 8 * 1024;
@@ -194,7 +194,7 @@ async fn route(state: &Arc<State>, method: &str, path: &str) -> Answer {
                 // A scrape reads every partition's offsets and the coordinator's groups:
                 // blocking work, kept off the runtime's worker threads.
                 let broker = broker.clone();
-                match tokio::task::spawn_blocking(move || broker.metrics.render(&broker)).await {
+                match tokio::task::spawn_blocking(move || broker.render_metrics()).await {
                     Ok(body) => Answer {
                         status: "200 OK",
                         content_type: CONTENT_TYPE,

@@ -9,7 +9,8 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use strom_raft::Message;
+use strom_log::TopicPartition;
+use strom_raft::{Message, Transport};
 
 /// The group id that carries leadership reports instead of Raft messages.
 pub const GOSSIP_GROUP: u64 = u64::MAX;
@@ -117,6 +118,60 @@ pub fn decode(msg: &Message) -> Option<Vec<Led>> {
         });
     }
     Some(out)
+}
+
+impl super::ControlPlane {
+    /// The leader of any partition of the cluster as this node knows it: from the local
+    /// replica, else `None`.
+    pub fn leader_of(&self, tp: &TopicPartition) -> Option<(i32, i32)> {
+        match self.partitions.status(tp) {
+            // An offline replica knows no leader of its own; the leader's reports do.
+            Some(s) if !s.offline => s.leader.map(|l| (l, s.leader_epoch())),
+            _ => {
+                let group = self.topics.get(&tp.topic)?.group(tp.partition)?;
+                let (leader, term, _) = self.remote_leaders.get(group)?;
+                Some((leader, term as i32))
+            }
+        }
+    }
+
+    /// The replicas in sync with the leader: from the local group when this node leads
+    /// the partition, else from the leader's last report.
+    pub fn in_sync_replicas(&self, tp: &TopicPartition) -> Option<Vec<i32>> {
+        let group = self.topics.get(&tp.topic)?.group(tp.partition)?;
+        if let Some(isr) = self.partitions.in_sync_if_leader(group) {
+            return Some(isr);
+        }
+        self.remote_leaders.get(group).map(|(_, _, isr)| isr)
+    }
+
+    /// Tells every peer which partitions this node leads (`leaders.rs`).
+    pub fn report_leadership(&self) {
+        let Some(t) = &self.peer_transport else {
+            return;
+        };
+        let led: Vec<Led> = self
+            .partitions
+            .led()
+            .into_iter()
+            .map(|(group, term, in_sync)| Led {
+                group,
+                term,
+                in_sync,
+            })
+            .collect();
+        let me = self.config.node_id;
+        for &peer in self.config.peers.keys().filter(|&&p| p != me) {
+            t.send(peer as u64, GOSSIP_GROUP, encode(me as u64, &led));
+        }
+    }
+
+    /// A peer's leadership report arrived.
+    pub fn leadership_reported(&self, msg: &strom_raft::Message) {
+        if let Some(led) = decode(msg) {
+            self.remote_leaders.record(msg.from as i32, led);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::broker::{Broker, now_ms};
+use strom_batch::now_ms;
+use tokio::sync::watch;
+
+use super::ControlPlane;
 use crate::cluster::{BrokerAddr, Command, METADATA_GROUP, assign_replicas, encode_command};
 use crate::groups::OFFSETS_TOPIC;
 use crate::topics::{TopicMeta, read_legacy_topics, retire_legacy_topics};
@@ -15,15 +18,15 @@ use crate::topics::{TopicMeta, read_legacy_topics, retire_legacy_topics};
 /// How often a proposal that has not shown up in the metadata is made again.
 const RETRY: Duration = Duration::from_secs(2);
 
-pub(crate) fn start(broker: &Arc<Broker>) {
-    let weak = Arc::downgrade(broker);
+pub(crate) fn start(control: &Arc<ControlPlane>, stopping: watch::Receiver<bool>) {
+    let weak = Arc::downgrade(control);
     std::thread::Builder::new()
         .name("strom-bootstrap".into())
-        .spawn(move || run(weak))
+        .spawn(move || run(weak, stopping))
         .expect("spawn bootstrap thread");
 }
 
-fn run(weak: Weak<Broker>) {
+fn run(weak: Weak<ControlPlane>, stopping: watch::Receiver<bool>) {
     let mut last_try: BTreeMap<&'static str, Instant> = BTreeMap::new();
     let mut due = |what: &'static str| {
         let now = Instant::now();
@@ -38,7 +41,7 @@ fn run(weak: Weak<Broker>) {
     let mut legacy = None;
     loop {
         let Some(b) = weak.upgrade() else { return };
-        if *b.subscribe_stopping().borrow() {
+        if *stopping.borrow() {
             return;
         }
         let me = b.config.node_id;
@@ -54,7 +57,7 @@ fn run(weak: Weak<Broker>) {
                 Command::RegisterBroker {
                     id: me,
                     addr,
-                    cluster_id: b.node.cluster_id.clone(),
+                    cluster_id: b.own_cluster_id.clone(),
                 },
             );
         }
@@ -78,7 +81,7 @@ fn run(weak: Weak<Broker>) {
     }
 }
 
-fn propose(b: &Broker, cmd: Command) {
+fn propose(b: &ControlPlane, cmd: Command) {
     if let Err(e) = b
         .raft
         .propose_command(METADATA_GROUP, encode_command(&cmd, now_ms()))
@@ -90,7 +93,7 @@ fn propose(b: &Broker, cmd: Command) {
 /// Topics of a single-node data directory written before Raft (`topics.json`) become
 /// metadata commands once; their logs are already in place. True when nothing is left.
 fn migrate_legacy(
-    b: &Broker,
+    b: &ControlPlane,
     legacy: &mut Option<Vec<TopicMeta>>,
     due: &mut impl FnMut(&'static str) -> bool,
 ) -> bool {
@@ -132,7 +135,7 @@ fn migrate_legacy(
 
 /// `__consumer_offsets`: compacted by snapshot (never by time or size), replicated like
 /// any topic.
-fn offsets_topic(b: &Broker) -> TopicMeta {
+fn offsets_topic(b: &ControlPlane) -> TopicMeta {
     let configs: BTreeMap<String, String> = [
         ("cleanup.policy", "compact"),
         ("retention.ms", "-1"),

@@ -1,0 +1,236 @@
+//! Appending a producer's (or the group coordinator's) batches to a partition this node
+//! leads: validation, idempotent deduplication, back pressure, then one Raft proposal.
+
+use std::collections::BTreeMap;
+
+use strom_batch::{RecordBatchHeader, now_ms, split_batches};
+use strom_log::TopicPartition;
+use strom_raft::RaftError;
+use strom_wire::ErrorCode;
+
+use super::{Commit, Partitions};
+use crate::errors::{Failure, batch_error_code, not_leader, offline, unknown_partition};
+use crate::producers::{ProducerStates, SequenceCheck};
+use crate::record_check;
+
+/// How many of a partition's newest segments are scanned to rebuild idempotent producer
+/// state when this node becomes a partition's leader (or first writes after a restart).
+const PRODUCER_STATE_SEGMENTS: usize = 2;
+
+/// Bytes a partition's leader accepts beyond its high watermark before it answers
+/// produce requests with a retriable error: a leader whose followers (or disk) cannot
+/// keep up says so instead of queueing without bound.
+const MAX_UNCOMMITTED_BYTES: u64 = 256 << 20;
+
+/// What an append did.
+#[derive(Debug)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    /// The batch was a retry of one already written; nothing new was appended.
+    pub duplicate: bool,
+    /// Resolves when the records are committed (see `Partitions::wait_committed`).
+    pub commit: Commit,
+    /// The broker's clock stamped on the batches (LogAppendTime topics), else -1.
+    pub log_append_time: i64,
+}
+
+impl Partitions {
+    /// Appends a Produce request's records for one partition this node leads: validates
+    /// every batch, deduplicates idempotent retries, and proposes the batches to the
+    /// partition's Raft group, which stamps offsets and epoch and writes them locally
+    /// before this returns. Commitment is awaited with
+    /// [`wait_committed`](Self::wait_committed).
+    pub fn append(&self, tp: &TopicPartition, records: &[u8]) -> Result<Appended, Failure> {
+        let partition = self.get(tp).ok_or_else(|| unknown_partition(tp))?;
+        let status = *partition.status.borrow();
+        if status.offline {
+            return Err(offline(tp));
+        }
+        if !status.is_leader {
+            return Err(not_leader(tp));
+        }
+        let batches = split_batches(records)
+            .map_err(|e| Failure::new(batch_error_code(&e), e.to_string()))?;
+        let first = batches[0].0;
+        if batches
+            .iter()
+            .any(|(h, _)| h.is_transactional() || h.is_control())
+        {
+            return Err(Failure::new(
+                ErrorCode::InvalidRecord,
+                "transactional batches are not supported yet",
+            ));
+        }
+        let (max_bytes, log_start_offset) = self
+            .logs
+            .with_log(tp, |l| (l.config().max_message_bytes, l.log_start_offset()))
+            .ok_or_else(|| unknown_partition(tp))?;
+        if let Some((h, _)) = batches.iter().find(|(h, _)| h.total_size() > max_bytes) {
+            return Err(Failure::new(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "a batch of {} bytes exceeds max.message.bytes {max_bytes}",
+                    h.total_size()
+                ),
+            ));
+        }
+        // Every record is checked before anything is proposed: a count the bytes cannot
+        // hold would otherwise become that many Raft entries (docs/adr/0002).
+        let topic = self.topics.get(&tp.topic);
+        let no_configs = BTreeMap::new();
+        let policy = record_check::TimestampPolicy::for_topic(
+            &self.records,
+            topic.as_deref().map_or(&no_configs, |t| &t.configs),
+        );
+        let now = now_ms();
+        let stamps = record_check::with_scratch(|scratch| {
+            batches
+                .iter()
+                .map(|(h, range)| {
+                    record_check::check(
+                        &records[range.clone()],
+                        h,
+                        &policy,
+                        now,
+                        self.records.max_decompressed_batch_bytes,
+                        scratch,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let log_append_time = if policy.log_append_time { now } else { -1 };
+        let pending = partition.uncommitted.lock().unwrap().1;
+        if pending > MAX_UNCOMMITTED_BYTES {
+            return Err(Failure::new(
+                ErrorCode::RequestTimedOut,
+                format!(
+                    "{} has {pending} bytes not yet replicated to a majority; retry",
+                    tp.dir_name()
+                ),
+            ));
+        }
+        let idempotent = first.has_producer_id();
+        if idempotent && batches.len() > 1 {
+            return Err(Failure::new(
+                ErrorCode::InvalidRecord,
+                "an idempotent producer sends one batch per partition",
+            ));
+        }
+        let mut guard = partition.producers.lock().unwrap();
+        if idempotent {
+            if guard.is_none() {
+                *guard = Some(self.rebuild_producer_state(tp)?);
+            }
+            let states = guard.as_ref().unwrap();
+            match states.check(
+                first.producer_id,
+                first.producer_epoch,
+                first.base_sequence,
+                first.records_count,
+            ) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate {
+                    base_offset,
+                    last_offset,
+                } => {
+                    // Answered as the first time once everything in the log is
+                    // committed: the batch is in it.
+                    let (waiter, commit) = Commit::new();
+                    self.raft
+                        .when_all_committed(partition.group, waiter)
+                        .map_err(|e| match e {
+                            RaftError::NotLeader { .. } => not_leader(tp),
+                            other => Failure::from(other),
+                        })?;
+                    return Ok(Appended {
+                        base_offset,
+                        last_offset,
+                        log_start_offset,
+                        duplicate: true,
+                        commit,
+                        log_append_time: -1,
+                    });
+                }
+                SequenceCheck::Reject(code) => {
+                    return Err(Failure::new(
+                        code,
+                        format!(
+                            "producer {} epoch {} sequence {} refused",
+                            first.producer_id, first.producer_epoch, first.base_sequence
+                        ),
+                    ));
+                }
+            }
+        }
+        let copies: Vec<Vec<u8>> = batches
+            .iter()
+            .zip(stamps)
+            .map(|((_, range), stamp)| {
+                let mut copy = records[range.clone()].to_vec();
+                record_check::stamp(&mut copy, stamp);
+                copy
+            })
+            .collect();
+        let (waiter, commit) = Commit::new();
+        let proposed = self
+            .raft
+            .propose(partition.group, copies, Some(waiter))
+            .map_err(|e| match e {
+                RaftError::NotLeader { .. } => not_leader(tp),
+                RaftError::Dropped => Failure::new(
+                    ErrorCode::RequestTimedOut,
+                    "the partition has too much data not yet replicated; retry",
+                ),
+                other => Failure::from(other),
+            })?;
+        {
+            let mut u = partition.uncommitted.lock().unwrap();
+            u.0.push_back((proposed.last_offset + 1, records.len() as u64));
+            u.1 += records.len() as u64;
+        }
+        if idempotent && let Some(states) = guard.as_mut() {
+            states.record(
+                first.producer_id,
+                first.producer_epoch,
+                first.base_sequence,
+                first.records_count,
+                proposed.base_offset,
+                proposed.last_offset,
+            );
+        }
+        drop(guard);
+        self.metrics.bytes_in(&tp.topic, records.len());
+        Ok(Appended {
+            base_offset: proposed.base_offset,
+            last_offset: proposed.last_offset,
+            log_start_offset,
+            duplicate: false,
+            commit,
+            log_append_time,
+        })
+    }
+
+    fn rebuild_producer_state(&self, tp: &TopicPartition) -> Result<ProducerStates, Failure> {
+        let mut states = ProducerStates::default();
+        let mut record = |h: &RecordBatchHeader| {
+            if h.has_producer_id() {
+                states.record(
+                    h.producer_id,
+                    h.producer_epoch,
+                    h.base_sequence,
+                    h.records_count,
+                    h.base_offset,
+                    h.last_offset(),
+                );
+            }
+        };
+        self.logs
+            .with_log(tp, |log| {
+                log.scan_recent_headers(PRODUCER_STATE_SEGMENTS, &mut record)
+            })
+            .unwrap_or(Ok(()))?;
+        Ok(states)
+    }
+}
