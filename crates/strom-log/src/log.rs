@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strom_batch::{RecordBatchHeader, split_batches};
+use strom_batch::RecordBatchHeader;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::config::LogConfig;
@@ -456,31 +456,10 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Appends a producer's batches: validates every batch (magic, lengths, CRC-32C,
-    /// record count) before writing anything, stamps each batch's base offset and
-    /// `leader_epoch` in place (outside the CRC) and writes them with one `pwrite`.
-    pub fn append(
-        &mut self,
-        batches: &mut [u8],
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendInfo> {
-        self.check_open()?;
-        let mut headers = split_batches(batches)?;
-        self.check_sizes(&headers)?;
-        let mut next = self.log_end_offset();
-        for (header, range) in headers.iter_mut() {
-            RecordBatchHeader::stamp_base_offset(&mut batches[range.clone()], next);
-            RecordBatchHeader::stamp_leader_epoch(&mut batches[range.clone()], leader_epoch);
-            header.base_offset = next;
-            header.partition_leader_epoch = leader_epoch;
-            next = header.last_offset() + 1;
-        }
-        self.write(batches, &headers, now_ms)
-    }
-
-    /// Appends batches that already carry their offsets (a Raft follower copying its
-    /// leader): they must be valid and continue exactly at the log end offset.
+    /// Appends batches that already carry their offsets and leader epoch (stamped by
+    /// the Raft leader; a follower copies its leader's): they must be valid and continue
+    /// exactly at the log end offset. With [`append_prevalidated`](Self::append_prevalidated)
+    /// the only way into the log: the offsets are Raft's to assign, not the log's.
     pub fn append_replicated(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
         self.append_stamped(batches, now_ms, true)
     }
