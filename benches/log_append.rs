@@ -138,7 +138,7 @@ impl Sink for RawFile {
     }
 }
 
-/// Strom: `PartitionLog::append` of the same bytes, optionally made durable every 1 MiB.
+/// Strom: `PartitionLog::append_replicated` of the same bytes (offsets stamped first), optionally made durable every 1 MiB.
 struct StromLog {
     root: PathBuf,
     generation: u32,
@@ -185,12 +185,8 @@ impl StromLog {
 
 impl Sink for StromLog {
     fn append(&mut self, batch: &mut [u8]) {
-        let info = self
-            .log
-            .lock()
-            .unwrap()
-            .append(batch, 0, self.now_ms)
-            .expect("append");
+        let info =
+            common::append(&mut self.log.lock().unwrap(), batch, self.now_ms).expect("append");
         self.written += info.bytes as u64;
         if self.durability == Durability::None {
             return;

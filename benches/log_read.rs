@@ -60,7 +60,7 @@ fn cached_read(c: &mut Criterion) {
         4 << 20
     };
     while log.size_bytes() < target {
-        log.append(&mut batch, 0, now_ms()).expect("append");
+        common::append(&mut log, &mut batch, now_ms()).expect("append");
     }
     log.flush().expect("flush");
 
@@ -141,7 +141,7 @@ fn index_lookup(c: &mut Criterion) {
     while log.size_bytes() < target {
         let mut batch = record_batch(LOOKUP_BATCH, first_ts + n * records_per_batch, &mut rng);
         let segments_before = log.segment_count();
-        let info = log.append(&mut batch, 0, now_ms()).expect("append");
+        let info = common::append(&mut log, &mut batch, now_ms()).expect("append");
         if log.segment_count() != segments_before || segment_bases.is_empty() {
             segment_bases.push(info.base_offset);
             position = 0;

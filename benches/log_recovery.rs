@@ -91,7 +91,7 @@ fn main() {
     let (mut log, _) = PartitionLog::open(&dir, config.clone(), deleter.clone()).expect("open");
     let mut batch = record_batch(BATCH_BYTES, now_ms(), &mut Rng::new(3));
     while log.size_bytes() + batch.len() as u64 <= target {
-        log.append(&mut batch, 0, now_ms()).expect("append");
+        common::append(&mut log, &mut batch, now_ms()).expect("append");
     }
     // Everything is durable (as after a group commit), but the shutdown is unclean: the
     // log is never closed, so its checkpoint does not say "clean" and open must rescan.

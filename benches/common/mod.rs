@@ -1,5 +1,6 @@
 //! Helpers shared by the strom-log benches: the scratch directory, 1 KiB-record batches,
-//! the log settings the benches use and a tiny deterministic random number generator.
+//! the log settings the benches use, appends through the log's one write path and a tiny
+//! deterministic random number generator.
 
 // Each bench binary includes this module and uses only part of it.
 #![allow(dead_code)]
@@ -8,8 +9,23 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use strom_batch::RecordBatchBuilder;
-use strom_log::{FlushPolicy, LogConfig};
+use strom_log::{AppendInfo, FlushPolicy, LogConfig, PartitionLog};
 use tempfile::TempDir;
+
+#[path = "../../crates/strom-log/tests/common/stamp.rs"]
+mod stamp;
+
+/// Appends `batch` as a Raft replica does: stamped in place with the log's next offsets
+/// (epoch 0), then written through `PartitionLog::append_replicated`, which checks its
+/// CRC like every write that has not been checked on these bytes before.
+pub fn append(
+    log: &mut PartitionLog,
+    batch: &mut [u8],
+    now_ms: i64,
+) -> strom_log::Result<AppendInfo> {
+    stamp::stamp_batches(batch, log.log_end_offset(), 0);
+    log.append_replicated(batch, now_ms)
+}
 
 /// Value length that makes each record encode to 1 KiB (1,023 or 1,024 bytes, depending
 /// on how many bytes its offset delta's varint takes).

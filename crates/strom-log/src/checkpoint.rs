@@ -1,7 +1,8 @@
 //! The per-partition `checkpoint` file: what a restart may trust without rescanning.
 //!
-//! Two 64-byte slots, written alternately so a torn write of one leaves the other
-//! readable; the slot with the higher sequence number and a valid CRC wins.
+//! Two 64-byte slots of a [`SlotFile`], written alternately so a torn write of one
+//! leaves the other readable; the slot with the higher sequence number and a valid CRC
+//! wins.
 //!
 //! ```text
 //! offset size field
@@ -22,9 +23,10 @@
 //! after the data they vouch for was fsynced, so losing one only means a longer
 //! recovery scan. Clean-shutdown and log-start changes are fsynced.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{IoContext, Result};
+use crate::slot_file::{Durability, SlotFile, SlotSize};
 
 pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
 const MAGIC: &[u8; 8] = b"STRMCKPT";
@@ -45,13 +47,11 @@ pub(crate) struct Checkpoint {
 
 #[derive(Debug)]
 pub(crate) struct CheckpointFile {
-    path: PathBuf,
-    sequence: u64,
+    file: SlotFile,
 }
 
 impl Checkpoint {
-    fn encode(&self, sequence: u64) -> [u8; SLOT] {
-        let mut b = [0u8; SLOT];
+    fn encode(&self, sequence: u64, b: &mut [u8]) {
         b[0..8].copy_from_slice(MAGIC);
         b[8..10].copy_from_slice(&VERSION.to_be_bytes());
         b[10] = self.clean as u8;
@@ -61,9 +61,7 @@ impl Checkpoint {
         b[36..44].copy_from_slice(&self.durable_segment_base.to_be_bytes());
         b[44..52].copy_from_slice(&self.durable_segment_bytes.to_be_bytes());
         b[52..56].copy_from_slice(&self.start_epoch.to_be_bytes());
-        let crc = crc32fast::hash(&b[0..60]);
-        b[60..64].copy_from_slice(&crc.to_be_bytes());
-        b
+        crate::slot_file::seal(b, 60);
     }
 
     fn decode(b: &[u8]) -> Option<(u64, Checkpoint)> {
@@ -71,8 +69,7 @@ impl Checkpoint {
         if b.len() < SLOT || &b[0..8] != MAGIC || b[8..10] != VERSION.to_be_bytes() {
             return None;
         }
-        let crc = u32::from_be_bytes(b[60..64].try_into().unwrap());
-        if crc != crc32fast::hash(&b[0..60]) {
+        if !crate::slot_file::is_sealed(b, 60) {
             return None;
         }
         Some((
@@ -93,30 +90,22 @@ impl CheckpointFile {
     /// Reads the newest valid checkpoint of a log directory, if any.
     pub fn load(dir: &Path) -> Result<(CheckpointFile, Option<Checkpoint>)> {
         let path = dir.join(CHECKPOINT_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(crate::error::LogError::io(&path, e)),
-        };
-        let best = bytes
-            .chunks(SLOT)
-            .filter_map(Checkpoint::decode)
-            .max_by_key(|(seq, _)| *seq);
-        let sequence = best.map_or(0, |(s, _)| s);
-        Ok((CheckpointFile { path, sequence }, best.map(|(_, c)| c)))
+        let (file, best) =
+            SlotFile::open(path.clone(), SlotSize::Fixed(SLOT), Checkpoint::decode).at(&path)?;
+        Ok((CheckpointFile { file }, best))
     }
 
-    /// Writes `cp` into the older slot; fsyncs when `sync` is set.
+    /// Writes `cp` into the older slot; fsyncs when `sync` is set. (The log's directory
+    /// entry for the file is synced with the log's first flush, as for its segments.)
     pub fn write(&mut self, cp: &Checkpoint, sync: bool) -> Result<()> {
-        self.sequence += 1;
-        let slot = (self.sequence % 2) * SLOT as u64;
-        let file = crate::disk::open_or_create(&self.path).at(&self.path)?;
-        crate::disk::write_all_at(&file, &cp.encode(self.sequence), slot, &self.path)
-            .at(&self.path)?;
-        if sync {
-            crate::disk::sync_data(&file, &self.path).at(&self.path)?;
-        }
-        Ok(())
+        let durability = match sync {
+            true => Durability::Synced,
+            false => Durability::Written,
+        };
+        let path = self.file.path().to_path_buf();
+        self.file
+            .write(SLOT, durability, |sequence, slot| cp.encode(sequence, slot))
+            .at(&path)
     }
 }
 
@@ -147,5 +136,35 @@ mod tests {
         bytes[30] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(CheckpointFile::load(dir.path()).unwrap().1, Some(a));
+    }
+
+    /// The bytes of the format, slot by slot, as the layout above gives them: a data
+    /// directory written before must open, so they may never change.
+    #[test]
+    fn the_file_holds_exactly_the_documented_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut f, _) = CheckpointFile::load(dir.path()).unwrap();
+        f.write(&Checkpoint::default(), false).unwrap();
+        let cp = Checkpoint {
+            clean: true,
+            log_start_offset: 5,
+            durable_offset: 300,
+            durable_segment_base: 256,
+            durable_segment_bytes: 4096,
+            start_epoch: 7,
+        };
+        f.write(&cp, true).unwrap();
+        // Slot 0: sequence 2, `cp`; slot 1: sequence 1, all zeros but magic and version.
+        let expected: String = [
+            "5354524d434b5054000101000000000000000002000000000000000500000000",
+            "0000012c000000000000010000000000000010000000000700000000668bf970",
+            "5354524d434b5054000100000000000000000001000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000016925e02",
+        ]
+        .concat();
+        let bytes = std::fs::read(dir.path().join(CHECKPOINT_FILE)).unwrap();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
+        assert_eq!(CheckpointFile::load(dir.path()).unwrap().1, Some(cp));
     }
 }

@@ -21,6 +21,7 @@ mod log;
 mod manager;
 mod segment;
 mod slice;
+pub mod slot_file;
 
 pub use config::{FlushPolicy, LogConfig};
 pub use deleter::Deleter;

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strom_batch::{RecordBatchHeader, split_batches};
+use strom_batch::RecordBatchHeader;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile};
 use crate::config::LogConfig;
@@ -456,31 +456,10 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Appends a producer's batches: validates every batch (magic, lengths, CRC-32C,
-    /// record count) before writing anything, stamps each batch's base offset and
-    /// `leader_epoch` in place (outside the CRC) and writes them with one `pwrite`.
-    pub fn append(
-        &mut self,
-        batches: &mut [u8],
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendInfo> {
-        self.check_open()?;
-        let mut headers = split_batches(batches)?;
-        self.check_sizes(&headers)?;
-        let mut next = self.log_end_offset();
-        for (header, range) in headers.iter_mut() {
-            RecordBatchHeader::stamp_base_offset(&mut batches[range.clone()], next);
-            RecordBatchHeader::stamp_leader_epoch(&mut batches[range.clone()], leader_epoch);
-            header.base_offset = next;
-            header.partition_leader_epoch = leader_epoch;
-            next = header.last_offset() + 1;
-        }
-        self.write(batches, &headers, now_ms)
-    }
-
-    /// Appends batches that already carry their offsets (a Raft follower copying its
-    /// leader): they must be valid and continue exactly at the log end offset.
+    /// Appends batches that already carry their offsets and leader epoch (stamped by
+    /// the Raft leader; a follower copies its leader's): they must be valid and continue
+    /// exactly at the log end offset. With [`append_prevalidated`](Self::append_prevalidated)
+    /// the only way into the log: the offsets are Raft's to assign, not the log's.
     pub fn append_replicated(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
         self.append_stamped(batches, now_ms, true)
     }
@@ -572,6 +551,20 @@ impl PartitionLog {
     ) -> Result<AppendInfo> {
         let base_offset = headers[0].0.base_offset;
         let last_offset = headers.last().unwrap().0.last_offset();
+        // Offsets only grow and are dense: the batches continue the log and each other
+        // (the callers check their input; this is the write itself).
+        let end_before = self.log_end_offset();
+        debug_assert_eq!(base_offset, end_before, "a write must continue the log");
+        debug_assert!(
+            headers
+                .windows(2)
+                .all(|w| w[1].0.base_offset == w[0].0.last_offset() + 1),
+            "the batches of a write must be contiguous"
+        );
+        debug_assert!(
+            last_offset >= base_offset,
+            "a batch takes at least one offset"
+        );
         let seg_bytes = self.config.segment_bytes;
         let seg_ms = self.config.segment_ms;
         if self
@@ -582,6 +575,12 @@ impl PartitionLog {
         }
         let interval = self.config.index_interval_bytes;
         self.active().append(bytes, headers, interval, now_ms)?;
+        debug_assert_eq!(
+            self.log_end_offset(),
+            last_offset + 1,
+            "the end follows the write"
+        );
+        debug_assert!(self.durable_offset <= end_before);
         self.unflushed_bytes += bytes.len() as u64;
         self.first_unflushed_ms.get_or_insert(now_ms);
         Ok(AppendInfo {
@@ -809,7 +808,9 @@ impl PartitionLog {
     }
 
     fn truncate_inner(&mut self, offset: i64) -> Result<()> {
-        if offset >= self.log_end_offset() {
+        let end_before = self.log_end_offset();
+        if offset >= end_before {
+            // Never above the end: a truncation only ever removes.
             return Ok(());
         }
         if offset < self.log_start_offset {
@@ -835,6 +836,13 @@ impl PartitionLog {
         }
         last.truncate_to(offset, interval)?;
         let end = self.log_end_offset();
+        // The log ends at or before the cut (at a batch boundary), never below the
+        // segments that remain.
+        debug_assert!(
+            end <= offset && end < end_before,
+            "truncated to {offset}: end {end}"
+        );
+        debug_assert!(end >= self.segments[0].base_offset);
         self.durable_offset = self.durable_offset.min(end);
         if self.durable_offset == end {
             // Everything unflushed was cut off: nothing is waiting for an fsync, and an
@@ -894,6 +902,18 @@ impl PartitionLog {
     }
 
     fn remove_oldest(&mut self) -> Result<u64> {
+        // The segment holding `keep_from` (a Raft log's newest committed batch) and all
+        // later ones stay, whatever removes segments (retention, DeleteRecords).
+        debug_assert!(
+            self.removable(&self.segments[0]),
+            "removing a segment ending at {} at or past keep_from {:?}",
+            self.segments[0].next_offset,
+            self.keep_from
+        );
+        debug_assert!(
+            self.segments.len() > 1,
+            "the active segment is never removed"
+        );
         let mut seg = self.segments.pop_front().unwrap();
         if !seg.is_empty()
             && let Some((_, last)) = seg.locate(seg.next_offset - 1)?
@@ -915,6 +935,7 @@ impl PartitionLog {
         self.check_open()?;
         let mut out = RetentionOutcome::default();
         let ceiling = self.retention_ceiling.unwrap_or(i64::MAX);
+        let start_before = self.log_start_offset;
         let below_ceiling = |s: &Segment| s.next_offset <= ceiling;
         if let Some(ttl) = self.config.retention_ms {
             let expired = |s: &Segment| {
@@ -962,6 +983,14 @@ impl PartitionLog {
         if first > self.log_start_offset {
             self.log_start_offset = first;
         }
+        // Retention never moves the log start past the commit index (DeleteRecords
+        // may have moved it further before; retention does not add to that).
+        debug_assert!(
+            self.log_start_offset <= start_before.max(ceiling),
+            "retention moved the log start to {} past the ceiling {ceiling}",
+            self.log_start_offset
+        );
+        debug_assert!(self.log_start_offset <= self.log_end_offset());
         if out.segments_deleted > 0 || out.segments_hidden > 0 {
             self.write_checkpoint(true)?;
             tracing::info!(dir = %self.dir.display(), segments = out.segments_deleted, bytes = out.bytes_deleted, start = self.log_start_offset, "retention deleted segments");
@@ -1170,6 +1199,9 @@ impl PartitionLog {
         self.unsynced_sealed
             .retain(|(f, _, _)| !sealed.iter().any(|(g, _)| Arc::ptr_eq(f, g)));
         if plan.target_offset > self.durable_offset {
+            // The plan is of this log as it still is (no truncation since): what it
+            // made durable is still there.
+            debug_assert!(plan.target_offset <= self.log_end_offset());
             self.durable_offset = plan.target_offset;
             self.checkpoint.write(
                 &Checkpoint {

@@ -3,6 +3,22 @@
 use super::*;
 use strom_batch::RecordBatchBuilder;
 
+#[path = "../tests/common/stamp.rs"]
+mod stamp;
+
+/// Appends as a Raft replica does, through the log's one write path: `batches` are
+/// stamped in place with the log's next offsets and `epoch`, then go through
+/// [`PartitionLog::append_replicated`].
+fn append(
+    log: &mut PartitionLog,
+    batches: &mut [u8],
+    epoch: i32,
+    now_ms: i64,
+) -> Result<AppendInfo> {
+    stamp::stamp_batches(batches, log.log_end_offset(), epoch);
+    log.append_replicated(batches, now_ms)
+}
+
 fn batch(records: usize, value_len: usize, ts: i64) -> Vec<u8> {
     let mut b = RecordBatchBuilder::new();
     for i in 0..records {
@@ -36,18 +52,18 @@ fn crash(log: PartitionLog) {
 }
 
 #[test]
-fn append_assigns_offsets_and_stamps_batches() {
+fn appended_batches_continue_the_log_and_read_back_as_stamped() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, report) = open(dir.path(), small_config());
     assert!(!report.clean);
     let mut b = batch(3, 10, 1000);
-    let info = log.append(&mut b, 7, 0).unwrap();
+    let info = append(&mut log, &mut b, 7, 0).unwrap();
     assert_eq!(
         (info.base_offset, info.last_offset, info.batches),
         (0, 2, 1)
     );
     let mut b = batch(2, 10, 1001);
-    let info = log.append(&mut b, 7, 0).unwrap();
+    let info = append(&mut log, &mut b, 7, 0).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (3, 4));
     assert_eq!(log.log_end_offset(), 5);
 
@@ -78,17 +94,17 @@ fn corrupt_or_oversized_batches_write_nothing() {
     let mut both = good.clone();
     both.extend_from_slice(&bad);
     assert!(matches!(
-        log.append(&mut both, 0, 0),
+        append(&mut log, &mut both, 0, 0),
         Err(LogError::InvalidBatch(_))
     ));
     let mut big = batch(1, 600, 1);
     assert!(matches!(
-        log.append(&mut big, 0, 0),
+        append(&mut log, &mut big, 0, 0),
         Err(LogError::MessageTooLarge { .. })
     ));
     assert_eq!(log.log_end_offset(), 0);
     assert_eq!(log.size_bytes(), 0);
-    log.append(&mut good, 0, 0).unwrap();
+    append(&mut log, &mut good, 0, 0).unwrap();
     assert_eq!(log.log_end_offset(), 1);
 }
 
@@ -106,7 +122,7 @@ fn reads_respect_max_bytes_but_return_one_whole_batch() {
     for i in 0..20 {
         let mut b = batch(2, 50 + i, 10);
         sizes.push(b.len() as u64);
-        log.append(&mut b, 0, 0).unwrap();
+        append(&mut log, &mut b, 0, 0).unwrap();
     }
     // Tiny max_bytes: still the whole first batch.
     let s = log.read(0, 1, None).unwrap().slice.unwrap();
@@ -144,7 +160,7 @@ fn rolls_segments_and_reopens_cleanly_without_scanning() {
     let (mut log, _) = open(dir.path(), small_config());
     for i in 0..100 {
         let mut b = batch(1, 100, 1000 + i);
-        log.append(&mut b, 1, 0).unwrap();
+        append(&mut log, &mut b, 1, 0).unwrap();
     }
     assert!(log.segment_count() > 3, "{} segments", log.segment_count());
     let all: Vec<Vec<u8>> = (0..100)
@@ -175,7 +191,7 @@ fn rolls_segments_and_reopens_cleanly_without_scanning() {
         );
     }
     let mut b = batch(1, 10, 5000);
-    assert_eq!(log.append(&mut b, 1, 0).unwrap().base_offset, 100);
+    assert_eq!(append(&mut log, &mut b, 1, 0).unwrap().base_offset, 100);
 }
 
 #[test]
@@ -189,10 +205,10 @@ fn rolls_by_age() {
             ..small_config()
         },
     );
-    log.append(&mut batch(1, 10, 0), 0, 10_000).unwrap();
-    log.append(&mut batch(1, 10, 0), 0, 10_500).unwrap();
+    append(&mut log, &mut batch(1, 10, 0), 0, 10_000).unwrap();
+    append(&mut log, &mut batch(1, 10, 0), 0, 10_500).unwrap();
     assert_eq!(log.segment_count(), 1);
-    log.append(&mut batch(1, 10, 0), 0, 11_000).unwrap();
+    append(&mut log, &mut batch(1, 10, 0), 0, 11_000).unwrap();
     assert_eq!(log.segment_count(), 2);
 }
 
@@ -201,7 +217,7 @@ fn finds_offsets_by_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open(dir.path(), small_config());
     for i in 0..60i64 {
-        log.append(&mut batch(2, 40, 1000 + i * 10), 0, 0).unwrap();
+        append(&mut log, &mut batch(2, 40, 1000 + i * 10), 0, 0).unwrap();
     }
     assert_eq!(log.offset_for_timestamp(0).unwrap().unwrap().offset, 0);
     assert_eq!(log.offset_for_timestamp(1000).unwrap().unwrap().offset, 0);
@@ -233,7 +249,7 @@ fn truncate_to_removes_the_tail_across_segments() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open(dir.path(), small_config());
     for _ in 0..50 {
-        log.append(&mut batch(2, 100, 5), 0, 0).unwrap();
+        append(&mut log, &mut batch(2, 100, 5), 0, 0).unwrap();
     }
     let segments = log.segment_count();
     log.truncate_to(30).unwrap();
@@ -243,7 +259,9 @@ fn truncate_to_removes_the_tail_across_segments() {
     log.truncate_to(27).unwrap();
     assert_eq!(log.log_end_offset(), 26);
     assert_eq!(
-        log.append(&mut batch(1, 10, 5), 2, 0).unwrap().base_offset,
+        append(&mut log, &mut batch(1, 10, 5), 2, 0)
+            .unwrap()
+            .base_offset,
         26
     );
     assert!(log.read(26, 1, None).unwrap().slice.is_some());
@@ -261,7 +279,7 @@ fn retention_by_size_and_age_and_delete_records() {
     };
     let (mut log, _) = open(dir.path(), config);
     for i in 0..100 {
-        log.append(&mut batch(1, 200, 1000 + i), 0, 0).unwrap();
+        append(&mut log, &mut batch(1, 200, 1000 + i), 0, 0).unwrap();
     }
     let out = log.apply_retention(0).unwrap();
     assert!(out.segments_deleted > 0);
@@ -298,7 +316,7 @@ fn flush_advances_durable_offset() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open(dir.path(), small_config());
     for _ in 0..30 {
-        log.append(&mut batch(1, 200, 1), 0, 0).unwrap();
+        append(&mut log, &mut batch(1, 200, 1), 0, 0).unwrap();
     }
     assert_eq!(log.durable_offset(), 0);
     assert_eq!(log.flush().unwrap(), 30);
@@ -310,12 +328,12 @@ fn flush_advances_durable_offset() {
 fn a_segment_rolled_while_a_flush_runs_is_synced_by_the_next_flush() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open(dir.path(), small_config());
-    log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
+    append(&mut log, &mut batch(1, 100, 1), 0, 0).unwrap();
     let plan = log.begin_flush().unwrap().unwrap();
     // Group commit runs the plan without the log's lock: appends go on meanwhile, into
     // the segment being synced and then into a new one once it rolls.
-    log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
-    log.append(&mut batch(1, 4000, 1), 0, 0).unwrap();
+    append(&mut log, &mut batch(1, 100, 1), 0, 0).unwrap();
+    append(&mut log, &mut batch(1, 4000, 1), 0, 0).unwrap();
     assert_eq!(log.segment_count(), 2);
     plan.execute().unwrap();
     assert_eq!(log.finish_flush(plan).unwrap(), 1);
@@ -340,11 +358,11 @@ fn unclean_shutdown_recovers_and_cuts_a_torn_tail() {
         },
     );
     for _ in 0..20 {
-        log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
+        append(&mut log, &mut batch(1, 100, 1), 0, 0).unwrap();
     }
     log.flush().unwrap();
     for _ in 0..5 {
-        log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
+        append(&mut log, &mut batch(1, 100, 1), 0, 0).unwrap();
     }
     crash(log);
     // A torn write: half a batch at the end.
@@ -372,7 +390,7 @@ fn damage_with_valid_data_after_it_is_reported_not_cut() {
     let mut positions = Vec::new();
     for _ in 0..10 {
         positions.push(log.size_bytes());
-        log.append(&mut batch(1, 100, 1), 0, 0).unwrap();
+        append(&mut log, &mut batch(1, 100, 1), 0, 0).unwrap();
     }
     crash(log);
     let seg = dir.path().join(format!("{:020}.log", 0));
@@ -394,7 +412,7 @@ fn verify_finds_damage_in_trusted_segments() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open(dir.path(), small_config());
     for _ in 0..40 {
-        log.append(&mut batch(1, 200, 1), 0, 0).unwrap();
+        append(&mut log, &mut batch(1, 200, 1), 0, 0).unwrap();
     }
     log.close().unwrap();
     drop(log);
@@ -412,7 +430,7 @@ fn lost_index_files_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open(dir.path(), small_config());
     for i in 0..60 {
-        log.append(&mut batch(1, 150, 100 + i), 0, 0).unwrap();
+        append(&mut log, &mut batch(1, 150, 100 + i), 0, 0).unwrap();
     }
     log.flush().unwrap();
     crash(log);
@@ -480,8 +498,8 @@ fn replicated_appends_must_be_contiguous() {
     let dir = tempfile::tempdir().unwrap();
     let (mut leader, _) = open(&dir.path().join("a"), small_config());
     let (mut follower, _) = open(&dir.path().join("b"), small_config());
-    leader.append(&mut batch(3, 10, 1), 4, 0).unwrap();
-    leader.append(&mut batch(2, 10, 1), 4, 0).unwrap();
+    append(&mut leader, &mut batch(3, 10, 1), 4, 0).unwrap();
+    append(&mut leader, &mut batch(2, 10, 1), 4, 0).unwrap();
     let first = leader
         .read(0, 1, None)
         .unwrap()
@@ -528,7 +546,7 @@ fn retention_without_producer_timestamps_uses_the_file_age() {
     };
     let (mut log, _) = open(dir.path(), config);
     for _ in 0..30 {
-        log.append(&mut batch(1, 200, 0), 0, 0).unwrap();
+        append(&mut log, &mut batch(1, 200, 0), 0, 0).unwrap();
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -552,7 +570,7 @@ fn retention_records_the_epoch_before_the_first_segment_and_stops_at_the_ceiling
     assert_eq!(log.raft_start(), (0, 0));
     for epoch in 1..=12 {
         let mut b = batch(5, 200, 1000);
-        log.append(&mut b, epoch, 0).unwrap();
+        append(&mut log, &mut b, epoch, 0).unwrap();
     }
     assert!(log.segment_count() > 3);
     assert_eq!(log.epoch_at(0).unwrap(), Some(1));
@@ -586,7 +604,7 @@ fn reset_to_restarts_the_log_at_an_offset_even_across_a_crash() {
     let (mut log, _) = open(dir.path(), small_config());
     for _ in 0..10 {
         let mut b = batch(3, 300, 1000);
-        log.append(&mut b, 2, 0).unwrap();
+        append(&mut log, &mut b, 2, 0).unwrap();
     }
     log.reset_to(100, 4).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
@@ -606,7 +624,7 @@ fn reset_to_restarts_the_log_at_an_offset_even_across_a_crash() {
     let (mut log, _) = open(dir.path(), small_config());
     for _ in 0..4 {
         let mut b = batch(3, 300, 1000);
-        log.append(&mut b, 2, 0).unwrap();
+        append(&mut log, &mut b, 2, 0).unwrap();
     }
     log.flush().unwrap();
     log.checkpoint
@@ -635,7 +653,7 @@ fn a_released_active_segment_is_still_trimmed_at_close() {
         let sub = dir.path().join(format!("data-{data}"));
         let (mut log, _) = open(&sub, small_config());
         if data {
-            log.append(&mut batch(3, 10, 1_000), 0, 1_000).unwrap();
+            append(&mut log, &mut batch(3, 10, 1_000), 0, 1_000).unwrap();
         }
         // The open-file budget closes an idle log's files.
         log.release_handles();

@@ -14,7 +14,7 @@ use crate::config::{FlushPolicy, LogConfig};
 use crate::deleter::{DELETED_SUFFIX, Deleter};
 use crate::error::{IoContext, LogError, Result};
 use crate::group_commit::{DurableCallback, GroupCommit};
-use crate::log::{AppendInfo, PartitionLog, RetentionOutcome};
+use crate::log::{PartitionLog, RetentionOutcome};
 
 /// A partition's name. Its directory is `<topic>-<partition>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -245,32 +245,6 @@ impl LogManager {
         self.logs.read().unwrap().get(tp).map(|e| e.log.clone())
     }
 
-    /// Appends a producer's batches to a partition; see [`PartitionLog::append`]. Under
-    /// the `Bytes` flush policy this also starts a flush once enough is unflushed.
-    pub fn append(
-        &self,
-        tp: &TopicPartition,
-        batches: &mut [u8],
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendInfo> {
-        let (info, flush_due) = self
-            .with_log(tp, |log| {
-                let info = log.append(batches, leader_epoch, now_ms)?;
-                let due =
-                    matches!(log.config().flush, FlushPolicy::Bytes(n) if log.unflushed().0 >= n);
-                Ok::<_, LogError>((info, due))
-            })
-            .ok_or_else(|| LogError::Closed {
-                path: self.config.data_dir.join(tp.dir_name()),
-            })??;
-        if flush_due && let Some(entry) = self.entry(tp) {
-            let report = self.report_flush_error(tp.clone());
-            self.request_flush(&entry, info.last_offset + 1, report);
-        }
-        Ok(info)
-    }
-
     /// Calls `done` once the partition is durable below `offset` (group commit).
     pub fn when_durable(&self, tp: &TopicPartition, offset: i64, done: DurableCallback) {
         match self.entry(tp) {
@@ -399,8 +373,8 @@ impl LogManager {
                     (FlushPolicy::Interval(d), (_, Some(first))) => {
                         now_ms - first >= d.as_millis() as i64
                     }
-                    // Replicated appends do not come through `append`: their size
-                    // policy is checked here, at most one tick late.
+                    // Appends (Raft's, through `with_log`/`log`) do not pass through the
+                    // manager: the size policy is checked here, at most one tick late.
                     (FlushPolicy::Bytes(n), (unflushed, _)) => unflushed >= n,
                     _ => false,
                 }

@@ -75,7 +75,7 @@ fn template(seed: u64, end: End) -> Template {
     let mut append = |log: &mut PartitionLog, n: usize| {
         for _ in 0..n {
             let mut b = batch_at(seed, next, EPOCH);
-            next = log.append(&mut b, EPOCH, 0).unwrap().last_offset + 1;
+            next = common::append(log, &mut b, EPOCH, 0).unwrap().last_offset + 1;
         }
     };
     append(&mut log, 40);
@@ -234,7 +234,12 @@ fn flipped_bit_in_unflushed_last_batch_is_cut_as_a_torn_tail() {
         assert_serves(&mut log, kept, &what);
         // The log goes on from where the cut left it.
         let mut b = batch_at(t.seed, last.base, EPOCH);
-        assert_eq!(log.append(&mut b, EPOCH, 0).unwrap().base_offset, last.base);
+        assert_eq!(
+            common::append(&mut log, &mut b, EPOCH, 0)
+                .unwrap()
+                .base_offset,
+            last.base
+        );
     }
 }
 

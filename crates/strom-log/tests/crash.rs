@@ -82,7 +82,7 @@ fn writer_child() {
     while started.elapsed() < CHILD_LIFETIME {
         for _ in 0..rng.range(1, 5) {
             let mut batch = batch_at(seed, end, EPOCH);
-            let info = manager.append(&tp, &mut batch, EPOCH, 0).unwrap();
+            let info = common::append_to(&manager, &tp, &mut batch, EPOCH, 0).unwrap();
             assert_eq!(info.base_offset, end);
             end = info.last_offset + 1;
         }
@@ -357,7 +357,7 @@ fn check_recovered(log_dir: &Path, seed: u64, durable: i64, what: &str) -> i64 {
     assert_eq!(offset, end, "{what}");
     log.verify().unwrap();
     let mut batch = batch_at(seed, end, EPOCH);
-    let info = log.append(&mut batch, EPOCH, 0).unwrap();
+    let info = common::append(&mut log, &mut batch, EPOCH, 0).unwrap();
     assert_eq!(info.base_offset, end, "{what}");
     let durable = log.flush().unwrap();
     assert_eq!(durable, info.last_offset + 1, "{what}");

@@ -33,7 +33,7 @@ fn config() -> LogConfig {
 fn append_next(log: &mut PartitionLog, seed: u64) -> Result<i64, LogError> {
     let end = log.log_end_offset();
     let mut b = batch_at(seed, end, 1);
-    log.append(&mut b, 1, 1_000).map(|i| i.last_offset)
+    common::append(log, &mut b, 1, 1_000).map(|i| i.last_offset)
 }
 
 fn open(dir: &Path) -> PartitionLog {

@@ -106,7 +106,7 @@ fn ten_thousand_partitions_stay_within_the_open_file_budget() {
     peaks.sample(&manager, MAX_OPEN_LOGS, "created");
     for p in 0..PARTITIONS {
         let mut batch = batch_at(seed, p as i64, EPOCH);
-        let info = manager.append(&tp(p), &mut batch, EPOCH, 0).unwrap();
+        let info = common::append_to(&manager, &tp(p), &mut batch, EPOCH, 0).unwrap();
         assert_eq!(info.base_offset, 0);
         if p % 250 == 0 {
             peaks.sample(&manager, MAX_OPEN_LOGS, &format!("appending to {p}"));
@@ -211,7 +211,7 @@ fn group_commit_answers_every_waiter_in_few_rounds() {
                 for i in 0..APPENDS_PER_THREAD {
                     let p = ((t * 7 + i * 3) % PARTITIONS as usize) as i32;
                     let mut batch = batch_at(seed, (t * 1000 + i) as i64, EPOCH);
-                    let info = manager.append(&tp(p), &mut batch, EPOCH, 0).unwrap();
+                    let info = common::append_to(&manager, &tp(p), &mut batch, EPOCH, 0).unwrap();
                     let want = info.last_offset + 1;
                     if t % 2 == 0 {
                         // Blocking waiters: one outstanding request each.
@@ -287,7 +287,7 @@ fn group_commit_tells_the_fsync_observer_each_flush() {
     let seed = common::seed("fsync observer");
     for i in 0..3 {
         let mut batch = batch_at(seed, i, EPOCH);
-        let info = manager.append(&tp, &mut batch, EPOCH, 0).unwrap();
+        let info = common::append_to(&manager, &tp, &mut batch, EPOCH, 0).unwrap();
         let log = manager.log(&tp).unwrap();
         manager
             .group_commit()
@@ -311,7 +311,7 @@ fn a_partition_deleted_twice_in_quick_succession_is_gone_both_times() {
     for round in 0..3 {
         manager.create(&tp, Some(small_log())).unwrap();
         let mut batch = batch_at(round, 0, 0);
-        let info = manager.append(&tp, &mut batch, 0, 0).unwrap();
+        let info = common::append_to(&manager, &tp, &mut batch, 0, 0).unwrap();
         assert_eq!(info.base_offset, 0, "round {round}: a new log starts empty");
         assert!(manager.delete(&tp).unwrap(), "round {round}");
         assert!(!dir.path().join(tp.dir_name()).exists(), "round {round}");
@@ -322,4 +322,78 @@ fn a_partition_deleted_twice_in_quick_succession_is_gone_both_times() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// The size flush policy (`flush.bytes`): appends reach a log through Raft, never
+/// through the manager, so it is the manager's background tick that sees enough
+/// unflushed bytes and starts the flush. Below the threshold nothing is fsynced; past
+/// it the log becomes durable within a few ticks without anyone asking.
+#[test]
+fn the_size_flush_policy_flushes_from_the_background_tick() {
+    const THRESHOLD: u64 = 8 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ManagerConfig {
+        default_log: LogConfig {
+            flush: FlushPolicy::Bytes(THRESHOLD),
+            ..small_log()
+        },
+        retention_check_interval: Duration::from_secs(3600),
+        ..ManagerConfig::new(dir.path())
+    };
+    let manager = LogManager::open(config).unwrap();
+    let tp = TopicPartition::new("by-size", 0);
+    manager.create(&tp, None).unwrap();
+    let seed = common::seed("size flush");
+    let state = || {
+        manager
+            .with_log(&tp, |log| {
+                (
+                    log.log_end_offset(),
+                    log.durable_offset(),
+                    log.unflushed().0,
+                )
+            })
+            .unwrap()
+    };
+
+    // Under the threshold: several ticks go by and nothing is fsynced.
+    let mut end = 0;
+    loop {
+        let mut batch = batch_at(seed, end, EPOCH);
+        if state().2 + batch.len() as u64 >= THRESHOLD {
+            break;
+        }
+        end = common::append_to(&manager, &tp, &mut batch, EPOCH, 0)
+            .unwrap()
+            .last_offset
+            + 1;
+    }
+    assert!(end > 0, "no batch fits under the threshold");
+    std::thread::sleep(Duration::from_millis(350));
+    let (_, durable, unflushed) = state();
+    assert_eq!(durable, 0, "flushed with {unflushed} of {THRESHOLD} bytes");
+
+    // Past it: the next ticks flush everything appended.
+    while state().2 < THRESHOLD {
+        let mut batch = batch_at(seed, end, EPOCH);
+        end = common::append_to(&manager, &tp, &mut batch, EPOCH, 0)
+            .unwrap()
+            .last_offset
+            + 1;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (log_end, durable, unflushed) = state();
+        if durable == log_end {
+            assert_eq!((log_end, unflushed), (end, 0));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not flushed: durable {durable} of {log_end}, {unflushed} bytes unflushed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(manager.take_background_failures().is_empty());
+    manager.close().unwrap();
 }

@@ -5,6 +5,8 @@
 //! By default 64 cases of up to 60 operations run (well under a minute in debug builds).
 //! Run more with `PROPTEST_CASES=2000 cargo test -p strom-log --release --test model`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
@@ -231,7 +233,7 @@ fn run(p: &Params, ops: &[Op]) {
                     buf.extend_from_slice(&raw);
                 }
                 now = now.max(clock);
-                let info = log.append(&mut buf, LEADER_EPOCH, now).unwrap();
+                let info = common::append(&mut log, &mut buf, LEADER_EPOCH, now).unwrap();
                 assert_eq!(
                     (info.base_offset, info.last_offset, info.batches, info.bytes),
                     (model.end, next - 1, specs.len(), buf.len())

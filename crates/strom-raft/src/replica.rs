@@ -243,9 +243,15 @@ impl Replica {
         let mut next = base_offset;
         let mut entries = Vec::with_capacity(batches.len());
         for (i, mut b) in batches.into_iter().enumerate() {
+            // One entry is one whole batch, which takes at least one offset.
+            debug_assert!(
+                RecordBatchHeader::parse(&b, 0).is_ok_and(|h| h.total_size() == b.len()),
+                "a proposal is one whole record batch per entry"
+            );
             RecordBatchHeader::stamp_base_offset(&mut b, next);
             RecordBatchHeader::stamp_leader_epoch(&mut b, term as i32);
             let e = batch_entry(Bytes::from(b), first_index + i as u64, term);
+            debug_assert!(offsets_taken(&e) > 0);
             next += offsets_taken(&e);
             entries.push(e);
         }
@@ -365,6 +371,8 @@ impl Replica {
 
     fn handle_ready(&mut self, now_ms: i64, out: &mut Outbox) -> Result<()> {
         let mut rd = self.node.ready();
+        // What was committed before this Ready: entries it replaces come after it.
+        let commit_before = self.node.store().hard_state().commit;
         if let Some(hs) = rd.hs() {
             let commit_moved = hs.commit > self.node.store().hard_state().commit;
             self.node.mut_store().set_hard_state(hs);
@@ -382,6 +390,14 @@ impl Replica {
         }
         let wrote = !rd.entries().is_empty();
         if wrote {
+            // Raft replaces only entries it had not committed (raft-rs refuses the others
+            // too): committed batches, acknowledged to producers, stay. (The Ready's own
+            // commit index may cover the entries it brings, which may replace others.)
+            debug_assert!(
+                rd.entries()[0].index > commit_before,
+                "entries from {} would replace the committed index {commit_before}",
+                rd.entries()[0].index
+            );
             self.node.mut_store().append(rd.entries(), now_ms)?;
         }
         // Term, vote and new epochs are durable before any message goes out.

@@ -2,8 +2,8 @@
 //! voters and its epochs (each term's empty entry and where its data starts, see
 //! `offsets.rs`), which must survive a crash before a vote or an append is answered.
 //!
-//! Two slots of equal size written alternately (a torn write leaves the other one),
-//! each: magic "STRMRAFT", format version u16, sequence u64, term u64, vote u64, commit
+//! Two slots of equal size of a [`SlotFile`], written alternately (a torn write leaves
+//! the other one), each: magic "STRMRAFT", format version u16, sequence u64, term u64, vote u64, commit
 //! u64, voter count u16, 8 voter slots u64, epoch count u32, the epochs (term u64,
 //! index u64, offset i64), CRC-32 (IEEE) of everything before it. The newest valid slot
 //! wins. A slot is 512 bytes until the epochs need more; then the file is replaced by
@@ -17,9 +17,9 @@
 //! before offsets were Kafka's (ADR 0001, one Raft entry per offset); such a directory
 //! is refused with [`RaftError::OldFormat`], never misread.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use strom_log::disk;
+use strom_log::slot_file::{self, Durability, SlotFile, SlotSize};
 
 use crate::error::{RaftError, Result};
 use crate::offsets::EpochStart;
@@ -44,16 +44,10 @@ pub struct PersistedState {
     pub epochs: Vec<EpochStart>,
 }
 
-/// A state file: its path, the sequence number of its newest slot and its slot size.
+/// A state file: its slots (path, sequence number of the newest slot, slot size).
 #[derive(Debug)]
 pub struct StateFile {
-    path: PathBuf,
-    sequence: u64,
-    slot: usize,
-    /// Whether the file's directory entry is known durable (it existed when opened, or
-    /// its directory was fsynced after it was created): a term or vote in a file a power
-    /// loss could unlink would let the node vote twice in one term.
-    entry_durable: bool,
+    file: SlotFile,
 }
 
 impl PersistedState {
@@ -61,8 +55,7 @@ impl PersistedState {
         EPOCHS_AT + self.epochs.len() * EPOCH_LEN + 4
     }
 
-    fn encode(&self, sequence: u64, slot: usize) -> Vec<u8> {
-        let mut b = vec![0u8; slot];
+    fn encode(&self, sequence: u64, b: &mut [u8]) {
         b[0..8].copy_from_slice(MAGIC);
         b[8..10].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
         b[10..18].copy_from_slice(&sequence.to_be_bytes());
@@ -80,10 +73,7 @@ impl PersistedState {
             b[at + 8..at + 16].copy_from_slice(&e.index.to_be_bytes());
             b[at + 16..at + 24].copy_from_slice(&e.offset.to_be_bytes());
         }
-        let end = self.encoded_len() - 4;
-        let crc = crc32fast::hash(&b[..end]);
-        b[end..end + 4].copy_from_slice(&crc.to_be_bytes());
-        b
+        slot_file::seal(b, self.encoded_len() - 4);
     }
 
     fn decode(b: &[u8]) -> Option<(u64, PersistedState)> {
@@ -96,8 +86,7 @@ impl PersistedState {
         if end + 4 > b.len() {
             return None;
         }
-        let crc = u32::from_be_bytes(b[end..end + 4].try_into().unwrap());
-        if crc != crc32fast::hash(&b[..end]) {
+        if !slot_file::is_sealed(b, end) {
             return None;
         }
         let u64_at = |at: usize| u64::from_be_bytes(b[at..at + 8].try_into().unwrap());
@@ -158,33 +147,20 @@ impl StateFile {
     /// valid state. A file of an older format is an error that says what to do.
     pub fn open(dir: &Path) -> Result<(StateFile, Option<PersistedState>)> {
         let path = dir.join(STATE_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(RaftError::io(&path, e)),
-        };
+        let bytes = slot_file::read(&path).map_err(|e| RaftError::io(&path, e))?;
         if let Some(version) = older_format(&bytes) {
             return Err(RaftError::OldFormat {
                 dir: dir.to_path_buf(),
                 version,
             });
         }
-        let slot = (bytes.len() / 2).max(MIN_SLOT);
-        let best = bytes
-            .chunks(slot)
-            .filter_map(PersistedState::decode)
-            .max_by_key(|(seq, _)| *seq);
-        let sequence = best.as_ref().map_or(0, |(s, _)| *s);
-        let entry_durable = !bytes.is_empty();
-        Ok((
-            StateFile {
-                path,
-                sequence,
-                slot,
-                entry_durable,
-            },
-            best.map(|(_, s)| s),
-        ))
+        let (file, best) = SlotFile::from_contents(
+            path,
+            SlotSize::Growing { min: MIN_SLOT },
+            &bytes,
+            PersistedState::decode,
+        );
+        Ok((StateFile { file }, best))
     }
 
     /// Writes `state` into the older slot and fsyncs.
@@ -205,39 +181,19 @@ impl StateFile {
         if state.voters.len() > MAX_VOTERS {
             return Err(RaftError::TooManyVoters(state.voters.len()));
         }
-        self.sequence += 1;
-        let io = |e| RaftError::io(&self.path, e);
-        if state.encoded_len() > self.slot {
-            // More epochs than a slot holds: a new file with larger slots replaces the
-            // old one in one step (the other slot starts empty).
-            self.slot = state.encoded_len().next_power_of_two();
-            let mut bytes = vec![0u8; 2 * self.slot];
-            let at = (self.sequence % 2) as usize * self.slot;
-            bytes[at..at + self.slot].copy_from_slice(&state.encode(self.sequence, self.slot));
-            disk::replace_file(&self.path, &bytes).map_err(io)?;
-            self.entry_durable = true;
-            return Ok(());
-        }
-        let at = (self.sequence % 2) * self.slot as u64;
-        let file = disk::open_or_create(&self.path).map_err(io)?;
-        disk::write_all_at(
-            &file,
-            &state.encode(self.sequence, self.slot),
-            at,
-            &self.path,
-        )
-        .and_then(|_| {
-            if !sync {
-                return Ok(());
-            }
-            disk::sync_data(&file, &self.path)?;
-            if !self.entry_durable {
-                disk::sync_parent(&self.path)?;
-                self.entry_durable = true;
-            }
-            Ok(())
-        })
-        .map_err(io)
+        // A term or vote in a file a power loss could unlink would let the node vote
+        // twice in one term: a synced write makes the file's directory entry durable
+        // too. More epochs than a slot holds replace the file with one of larger slots.
+        let durability = match sync {
+            true => Durability::SyncedWithEntry,
+            false => Durability::Written,
+        };
+        let path = self.file.path().to_path_buf();
+        self.file
+            .write(state.encoded_len(), durability, |sequence, slot| {
+                state.encode(sequence, slot)
+            })
+            .map_err(|e| RaftError::io(&path, e))
     }
 }
 
@@ -268,14 +224,13 @@ mod tests {
         f.write(&a).unwrap();
         f.write(&b).unwrap();
         drop(f);
-        let (mut f, got) = StateFile::open(dir.path()).unwrap();
+        let (f, got) = StateFile::open(dir.path()).unwrap();
         assert_eq!(got, Some(b.clone()));
         // A torn write of the next slot leaves the previous state readable.
-        f.sequence += 1;
-        let slot = (f.sequence % 2) * f.slot as u64;
+        let slot = f.file.slot_position(f.file.sequence() + 1);
         let file = std::fs::OpenOptions::new()
             .write(true)
-            .open(&f.path)
+            .open(f.file.path())
             .unwrap();
         std::os::unix::fs::FileExt::write_all_at(&file, &[0xff; 20], slot).unwrap();
         drop(f);
@@ -342,5 +297,56 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains(&dir.path().display().to_string()));
+    }
+
+    /// The bytes of the format as the layout above gives them: a data directory
+    /// written before must open, so they may never change.
+    #[test]
+    fn the_file_holds_exactly_the_documented_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut f, _) = StateFile::open(dir.path()).unwrap();
+        let s = PersistedState {
+            term: 3,
+            vote: 2,
+            commit: 10,
+            voters: vec![1, 2, 3],
+            epochs: vec![
+                EpochStart {
+                    term: 1,
+                    index: 1,
+                    offset: 0,
+                },
+                EpochStart {
+                    term: 3,
+                    index: 7,
+                    offset: 42,
+                },
+            ],
+        };
+        f.write(&s).unwrap();
+        // Sequence 1 goes to the second 512-byte slot; the first is still a hole.
+        let slot: String = [
+            "5354524d52414654000200000000000000010000000000000003000000000000",
+            "0002000000000000000a00030000000000000001000000000000000200000000",
+            "0000000300000000000000000000000000000000000000000000000000000000",
+            "0000000000000000000000000000000200000000000000010000000000000001",
+            "000000000000000000000000000000030000000000000007000000000000002a",
+            "4e197f64",
+        ]
+        .concat();
+        let bytes = std::fs::read(dir.path().join(STATE_FILE)).unwrap();
+        assert_eq!(bytes.len(), 1024);
+        assert!(
+            bytes[..512]
+                .iter()
+                .chain(&bytes[512 + 164..])
+                .all(|&b| b == 0)
+        );
+        let hex: String = bytes[512..512 + 164]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, slot);
+        assert_eq!(StateFile::open(dir.path()).unwrap().1, Some(s));
     }
 }

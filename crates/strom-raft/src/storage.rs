@@ -378,8 +378,25 @@ impl LogStorage {
             match classify(e) {
                 Some(EntryKind::Batch { records }) => {
                     let h = RecordBatchHeader::parse(&e.data, 0).map_err(|x| bad(x.to_string()))?;
-                    all_validated &= proposed.is_some_and(|p| p.contains(e.index, e.term));
+                    let ours = proposed.is_some_and(|p| p.contains(e.index, e.term));
+                    all_validated &= ours;
                     let base = map.end_offset();
+                    // What `Replica::propose` predicted (and told the producer) is where
+                    // the batch lands: offsets dense, one batch per entry.
+                    debug_assert!(
+                        !ours
+                            || (h.base_offset == base
+                                && h.partition_leader_epoch as u64 == e.term
+                                && h.total_size() == e.data.len()),
+                        "entry {} of term {} was proposed at offset {} (epoch {}, {} of {} bytes) \
+                         but lands at {base}",
+                        e.index,
+                        e.term,
+                        h.base_offset,
+                        h.partition_leader_epoch,
+                        h.total_size(),
+                        e.data.len()
+                    );
                     if h.base_offset != base || h.partition_leader_epoch as u64 != e.term {
                         // A command forwarded by a follower travels unstamped: offset
                         // and epoch follow from the entry on every replica alike.
@@ -413,11 +430,18 @@ impl LogStorage {
             1 => parts.pop().unwrap(),
             _ => Cow::Owned(parts.concat()),
         };
+        let end = self.map.get_mut().end_offset();
         let active = self.log.with(|l| -> Result<i64> {
             match all_validated {
                 true => l.append_prevalidated(&bytes, now_ms)?,
                 false => l.append_replicated(&bytes, now_ms)?,
             };
+            // The segment log and the Raft log agree on the end: one entry is one batch.
+            debug_assert_eq!(
+                l.log_end_offset(),
+                end,
+                "the log and the offset map disagree"
+            );
             Ok(l.active_segment_base())
         })??;
         self.note_anchors(&written, active)

@@ -1,5 +1,6 @@
 //! Helpers shared by the strom-log integration tests: a seeded random generator, batches
-//! whose bytes follow from their offset, and a reader of segment files.
+//! whose bytes follow from their offset, appends through the log's one write path, and a
+//! reader of segment files.
 
 // Each test binary compiles this module on its own and uses a different part of it.
 #![allow(dead_code)]
@@ -7,6 +8,39 @@
 use std::path::{Path, PathBuf};
 
 use strom_batch::{RecordBatchBuilder, RecordBatchHeader};
+use strom_log::{AppendInfo, LogManager, PartitionLog, TopicPartition};
+
+mod stamp;
+
+pub use stamp::stamp_batches;
+
+/// Appends `batches` as a Raft replica does: stamped in place with the log's next
+/// offsets and `epoch`, then written through `PartitionLog::append_replicated` (which
+/// checks every CRC, like the old producer append did).
+pub fn append(
+    log: &mut PartitionLog,
+    batches: &mut [u8],
+    epoch: i32,
+    now_ms: i64,
+) -> strom_log::Result<AppendInfo> {
+    stamp_batches(batches, log.log_end_offset(), epoch);
+    log.append_replicated(batches, now_ms)
+}
+
+/// [`append`] to a partition of a `LogManager`, under its lock and open-file budget.
+/// Flushes are left to the flush policy: the manager's background tick starts those an
+/// interval or size policy asks for, as for every write Raft makes.
+pub fn append_to(
+    manager: &LogManager,
+    tp: &TopicPartition,
+    batches: &mut [u8],
+    epoch: i32,
+    now_ms: i64,
+) -> strom_log::Result<AppendInfo> {
+    manager
+        .with_log(tp, |log| append(log, batches, epoch, now_ms))
+        .unwrap_or_else(|| panic!("no log for {tp:?}"))
+}
 
 /// SplitMix64: tiny, deterministic, and good enough to pick positions and sizes.
 #[derive(Debug, Clone)]
