@@ -243,18 +243,9 @@ pub fn delete_records(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> Delete
                         return resp.with_error_code(code.code());
                     }
                     let tp = TopicPartition::new(name.clone(), p.partition_index);
-                    let result = broker.data().logs().with_log(&tp, |l| {
-                        let before = if p.offset == -1 {
-                            l.log_end_offset()
-                        } else {
-                            p.offset
-                        };
-                        l.delete_records(before)
-                    });
-                    match result {
-                        Some(Ok(low)) => resp.with_low_watermark(low),
-                        Some(Err(e)) => resp.with_error_code(Failure::from(e).code.code()),
-                        None => resp.with_error_code(ErrorCode::UnknownTopicOrPartition.code()),
+                    match broker.data().delete_records(&tp, p.offset) {
+                        Ok(low) => resp.with_low_watermark(low),
+                        Err(f) => resp.with_error_code(f.code.code()),
                     }
                 })
                 .collect();

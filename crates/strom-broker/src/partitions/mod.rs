@@ -12,6 +12,7 @@
 //! wakes only the requests waiting on that partition.
 
 mod append;
+mod delete;
 mod listener;
 mod read;
 mod wait;
