@@ -5,13 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_batch::now_ms;
 use strom_log::TopicPartition;
 use strom_raft::state_file::MAX_VOTERS;
 use strom_wire::ErrorCode;
 
-use super::ControlPlane;
-use crate::cluster::{Command, METADATA_GROUP, assign_replicas, encode_command};
+use super::{ControlPlane, PROPOSAL_RETRY};
+use crate::cluster::{Command, assign_replicas};
 use crate::errors::{Failure, no_such_topic};
 use crate::groups::OFFSETS_TOPIC;
 use crate::topics::{TopicMeta, validate_configs, validate_topic_name};
@@ -38,7 +37,6 @@ impl ControlPlane {
             Command::AddPartitions { replicas, .. } => replicas.len(),
             _ => 0,
         };
-        let batch = encode_command(&cmd, now_ms());
         let deadline = tokio::time::Instant::now()
             + METADATA_TIMEOUT
             + METADATA_TIMEOUT_PER_PARTITION * new_partitions as u32;
@@ -55,12 +53,8 @@ impl ControlPlane {
                 ));
             }
             if now >= next_try {
-                // Dropped while no leader is known: retried until the deadline. A
-                // command applied twice is harmless (see cluster.rs).
-                if let Err(e) = self.raft.propose_command(METADATA_GROUP, batch.clone()) {
-                    tracing::debug!(error = %e, "metadata proposal not accepted yet");
-                }
-                next_try = now + Duration::from_secs(2);
+                self.propose(&cmd);
+                next_try = now + PROPOSAL_RETRY;
             }
             let _ = tokio::time::timeout_at(next_try.min(deadline), rx.changed()).await;
         }

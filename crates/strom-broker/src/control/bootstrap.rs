@@ -7,16 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use strom_batch::now_ms;
 use tokio::sync::watch;
 
-use super::ControlPlane;
-use crate::cluster::{BrokerAddr, Command, METADATA_GROUP, assign_replicas, encode_command};
+use super::{ControlPlane, PROPOSAL_RETRY};
+use crate::cluster::{BrokerAddr, Command, assign_replicas};
 use crate::groups::OFFSETS_TOPIC;
 use crate::topics::{TopicMeta, read_legacy_topics, retire_legacy_topics};
-
-/// How often a proposal that has not shown up in the metadata is made again.
-const RETRY: Duration = Duration::from_secs(2);
 
 pub(crate) fn start(control: &Arc<ControlPlane>, stopping: watch::Receiver<bool>) {
     let weak = Arc::downgrade(control);
@@ -31,7 +27,7 @@ fn run(weak: Weak<ControlPlane>, stopping: watch::Receiver<bool>) {
     let mut due = |what: &'static str| {
         let now = Instant::now();
         match last_try.get(what) {
-            Some(t) if now.duration_since(*t) < RETRY => false,
+            Some(t) if now.duration_since(*t) < PROPOSAL_RETRY => false,
             _ => {
                 last_try.insert(what, now);
                 true
@@ -52,24 +48,18 @@ fn run(weak: Weak<ControlPlane>, stopping: watch::Receiver<bool>) {
         };
         let registered = b.brokers().get(&me) == Some(&addr);
         if !registered && due("register") {
-            propose(
-                &b,
-                Command::RegisterBroker {
-                    id: me,
-                    addr,
-                    cluster_id: b.own_cluster_id.clone(),
-                },
-            );
+            b.propose(&Command::RegisterBroker {
+                id: me,
+                addr,
+                cluster_id: b.own_cluster_id.clone(),
+            });
         }
         let legacy_done = migrate_legacy(&b, &mut legacy, &mut due);
         let offsets = b.topics.contains(OFFSETS_TOPIC);
         if !offsets && legacy_done && due("offsets") {
-            propose(
-                &b,
-                Command::CreateTopic {
-                    meta: offsets_topic(&b),
-                },
-            );
+            b.propose(&Command::CreateTopic {
+                meta: offsets_topic(&b),
+            });
         }
         if registered && offsets && legacy_done {
             b.set_ready();
@@ -78,15 +68,6 @@ fn run(weak: Weak<ControlPlane>, stopping: watch::Receiver<bool>) {
         }
         drop(b);
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn propose(b: &ControlPlane, cmd: Command) {
-    if let Err(e) = b
-        .raft
-        .propose_command(METADATA_GROUP, encode_command(&cmd, now_ms()))
-    {
-        tracing::debug!(error = %e, "metadata proposal not accepted yet (no leader?)");
     }
 }
 
@@ -127,7 +108,7 @@ fn migrate_legacy(
             let mut meta = t.clone();
             meta.replicas = vec![vec![b.config.node_id]; meta.partitions as usize];
             meta.groups = Vec::new();
-            propose(b, Command::CreateTopic { meta });
+            b.propose(&Command::CreateTopic { meta });
         }
     }
     false

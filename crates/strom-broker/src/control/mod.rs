@@ -18,12 +18,16 @@ mod tests;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
 
+use strom_batch::now_ms;
 use strom_log::{LogConfig, TopicPartition};
 use strom_raft::{GroupListener, PeerTransport, RaftNode};
 use tokio::sync::watch;
 
-use crate::cluster::{BrokerAddr, METADATA_GROUP, METADATA_LOG, MetaState};
+use crate::cluster::{
+    BrokerAddr, Command, METADATA_GROUP, METADATA_LOG, MetaState, encode_command,
+};
 use crate::config::BrokerConfig;
 use crate::errors::{Failure, storage};
 use crate::groups::Groups;
@@ -31,6 +35,10 @@ use crate::partition_dirs;
 use crate::partitions::Partitions;
 use crate::topics::{TopicMeta, TopicStore};
 use leaders::RemoteLeaders;
+
+/// How long a metadata change that has not shown up applied waits before it is proposed
+/// again (a proposal made while no leader was known is dropped).
+const PROPOSAL_RETRY: Duration = Duration::from_secs(2);
 
 /// The cluster's metadata as this node has applied it, and the changes to it.
 pub struct ControlPlane {
@@ -97,6 +105,17 @@ impl ControlPlane {
         });
         control.start_metadata_group()?;
         Ok(control)
+    }
+
+    /// Proposes a metadata command to the metadata group (a follower forwards it to the
+    /// leader). Proposals are dropped while no leader is known: callers propose again
+    /// every [`PROPOSAL_RETRY`] until they see the effect applied. A command applied
+    /// twice is harmless (see cluster.rs).
+    fn propose(&self, cmd: &Command) {
+        let batch = encode_command(cmd, now_ms());
+        if let Err(e) = self.raft.propose_command(METADATA_GROUP, batch) {
+            tracing::debug!(error = %e, "metadata proposal not accepted yet (no leader?)");
+        }
     }
 
     /// The topics as applied here.
