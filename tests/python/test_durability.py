@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from confluent_kafka.admin import ConfigResource, ConfigSource, NewPartitions, NewTopic, ResourceType
 
 import kafka_wire
+import prom_text
 from kafka_util import (
     TIMEOUT_S,
     admin,
@@ -329,3 +330,44 @@ def test_a_data_directory_of_the_old_offset_format_is_refused_at_start(broker, t
     broker.start()
     got = consume(broker.bootstrap, topic, 0)
     assert [(g.offset, g.value) for g in got] == list(enumerate(values))
+
+
+def fsyncs(broker) -> float:
+    status, _, body = broker.http_get("/metrics")
+    assert status == 200
+    return prom_text.value(prom_text.parse(body), "strom_log_fsync_duration_seconds_count") or 0
+
+
+def produce_acks1(broker, topic: str, total: int, record: int = 32 << 10) -> None:
+    """`total` bytes to partition 0 in batches of one `record`-byte record, acks=1."""
+    with kafka_wire.Conn(broker.bootstrap) as c:
+        for i in range(total // record):
+            batch = kafka_wire.record_batch([(None, bytes([i % 256]) * record)])
+            resp = kafka_wire.parse_produce_v3(
+                c.call(0, 3, kafka_wire.produce_v3_body(topic, 0, batch, acks=1))
+            )
+            assert resp[0].error_code == 0, resp
+
+
+@pytest.mark.strom_args("--flush", "bytes:262144")
+def test_flush_by_size_fsyncs_every_n_bytes_of_appends(broker, topic):
+    """`flush = bytes:<n>`: produced data is fsynced once n bytes are unflushed (by the
+    storage engine's background tick), not per append and not never."""
+    create_topic(broker.bootstrap, topic, partitions=1)
+    time.sleep(0.5)
+    before = fsyncs(broker)
+    produce_acks1(broker, topic, 4 << 20)  # 16 x 256 KiB
+    wait_until(lambda: fsyncs(broker) - before >= 8, timeout=10, what="fsyncs by size")
+    # Per append would be 128 (one per 32 KiB batch); by size about 16.
+    assert fsyncs(broker) - before <= 40
+
+
+@pytest.mark.strom_args("--flush", "bytes:1073741824")
+def test_flush_by_size_waits_for_the_size(broker, topic):
+    """The counterpart: below the size nothing is fsynced, however many appends."""
+    create_topic(broker.bootstrap, topic, partitions=1)
+    time.sleep(0.5)
+    before = fsyncs(broker)
+    produce_acks1(broker, topic, 4 << 20)
+    time.sleep(1.0)
+    assert fsyncs(broker) - before <= 2
