@@ -111,3 +111,15 @@ pub fn offline(tp: &TopicPartition) -> Failure {
         ),
     )
 }
+
+/// Checks a client's view of the leader epoch against ours (the Raft term): -1 means
+/// "not checked".
+pub fn check_leader_epoch(current: i32, ours: i32) -> ErrorCode {
+    if current == -1 || current == ours {
+        ErrorCode::None
+    } else if current > ours {
+        ErrorCode::UnknownLeaderEpoch
+    } else {
+        ErrorCode::FencedLeaderEpoch
+    }
+}

@@ -9,7 +9,7 @@ use strom_log::TopicPartition;
 use strom_wire::kafka_protocol::messages::FetchRequest;
 use strom_wire::{ErrorCode, FetchPartitionOut, FetchTopicOut};
 
-use super::{Reply, Response, check_leader_epoch};
+use super::{Reply, Response};
 use crate::broker::Broker;
 use crate::fetch_out::FetchOut;
 
@@ -154,62 +154,50 @@ fn read_all(
             records_len: 0,
         };
         let mut slice = None;
-        let tp = TopicPartition::new(w.topic.clone(), w.partition);
-        let status = broker.data().status(&tp).filter(|s| s.is_leader);
         // The topic the request named must still be the one it resolved to: a long poll
         // may outlive it, and a topic of the same name created since is another topic.
-        if !w.known
-            || broker
+        let known = w.known
+            && broker
                 .topics()
                 .get(&w.topic)
-                .is_none_or(|t| t.id != w.topic_id)
-        {
-            pd.error_code = unknown_topic.code();
-            errors = true;
-        } else if let Some(code) = match status {
-            None => Some(ErrorCode::NotLeaderOrFollower),
-            Some(s) => Some(check_leader_epoch(w.leader_epoch, s.leader_epoch()))
-                .filter(|c| *c != ErrorCode::None),
-        } {
-            pd.error_code = code.code();
-            errors = true;
+                .is_some_and(|t| t.id == w.topic_id);
+        // The response limit is soft: the first partition with data returns at least
+        // one whole batch.
+        let budget = if total < max_bytes || total == 0 {
+            (w.max_bytes.max(0) as usize)
+                .min(max_bytes.saturating_sub(total))
+                .max(1)
         } else {
-            // No log: the topic was deleted after the request was resolved (a long poll
-            // outlives it). Report it unknown, as Kafka does, not "offset out of range",
-            // which would make the client reset its position.
-            let (start, log_end) = broker.data().local_offsets(&tp).unwrap_or((-1, -1));
-            let end = status.map_or(-1, |s| s.high_watermark.min(log_end));
-            pd.high_watermark = end;
-            pd.last_stable_offset = end;
-            pd.log_start_offset = start;
-            if log_end < 0 {
+            0
+        };
+        let tp = TopicPartition::new(w.topic.clone(), w.partition);
+        match known.then(|| broker.data().fetch(&tp, w.offset, budget, w.leader_epoch)) {
+            None => {
                 pd.error_code = unknown_topic.code();
                 errors = true;
-            } else if w.offset < start || w.offset > log_end {
-                // Between the high watermark and the log end is in range: a new leader
-                // may not yet know how far its predecessor had committed.
-                pd.error_code = ErrorCode::OffsetOutOfRange.code();
-                errors = true;
-            } else if w.offset < end && (total < max_bytes || total == 0) {
-                // The response limit is soft: the first partition with data returns at
-                // least one whole batch.
-                let budget = (w.max_bytes.max(0) as usize)
-                    .min(max_bytes.saturating_sub(total))
-                    .max(1);
-                match broker.data().read(&tp, w.offset, budget) {
-                    Ok(read) => {
-                        total += read.len();
-                        pd.records_len = read.len();
-                        pd.high_watermark = read.high_watermark;
-                        pd.last_stable_offset = read.high_watermark;
-                        slice = read.slice;
-                    }
-                    Err(f) => {
-                        tracing::warn!(partition = %tp.dir_name(), error = %f.message, "fetch read failed");
-                        pd.error_code = f.code.code();
-                        errors = true;
-                    }
+            }
+            Some(Ok(f)) => {
+                pd.high_watermark = f.high_watermark;
+                pd.last_stable_offset = f.high_watermark;
+                pd.log_start_offset = f.log_start_offset;
+                if f.out_of_range {
+                    pd.error_code = ErrorCode::OffsetOutOfRange.code();
+                    errors = true;
+                } else if let Some(s) = f.slice {
+                    total += s.len as usize;
+                    pd.records_len = s.len as usize;
+                    slice = Some(s);
                 }
+            }
+            Some(Err(f)) => {
+                if f.code == ErrorCode::KafkaStorageError {
+                    tracing::warn!(partition = %tp.dir_name(), error = %f.message, "fetch read failed");
+                }
+                pd.error_code = match f.code {
+                    ErrorCode::UnknownTopicOrPartition => unknown_topic.code(),
+                    code => code.code(),
+                };
+                errors = true;
             }
         }
         records.push(slice);

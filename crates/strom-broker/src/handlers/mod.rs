@@ -133,18 +133,6 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
     TopicName(str_bytes(s))
 }
 
-/// Checks a client's view of the leader epoch against ours (the Raft term): -1 means
-/// "not checked".
-pub(crate) fn check_leader_epoch(current: i32, ours: i32) -> ErrorCode {
-    if current == -1 || current == ours {
-        ErrorCode::None
-    } else if current > ours {
-        ErrorCode::UnknownLeaderEpoch
-    } else {
-        ErrorCode::FencedLeaderEpoch
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

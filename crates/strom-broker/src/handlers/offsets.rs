@@ -19,9 +19,9 @@ use strom_wire::kafka_protocol::messages::{
     OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
 
-use super::check_leader_epoch;
 use crate::broker::Broker;
 use crate::errors::Failure;
+use crate::errors::check_leader_epoch;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -166,8 +166,8 @@ fn first_record_at_or_after(
     target: i64,
     start: i64,
 ) -> Option<(i64, i64)> {
-    let read = broker.data().read(tp, offset, 1).ok()?;
-    let bytes = read.slice?.read_to_vec().ok()?;
+    let fetched = broker.data().fetch(tp, offset, 1, -1).ok()?;
+    let bytes = fetched.slice?.read_to_vec().ok()?;
     let header = strom_batch::RecordBatchHeader::validate(&bytes, 0).ok()?;
     let body = bytes.get(strom_batch::BATCH_HEADER_LEN..header.total_size())?;
     let decompressed;

@@ -4,7 +4,9 @@
 use strom_log::TopicPartition;
 
 use super::Partitions;
-use crate::errors::{Failure, not_leader, offline, unknown_partition};
+use strom_wire::ErrorCode;
+
+use crate::errors::{Failure, check_leader_epoch, not_leader, offline, unknown_partition};
 
 /// What a read found.
 #[derive(Debug, Clone)]
@@ -25,35 +27,70 @@ impl PartitionRead {
     }
 }
 
+/// What Fetch found in one partition.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// The fetch offset is below the log start or above the log end (the offsets
+    /// above are still filled in, as Kafka answers OFFSET_OUT_OF_RANGE).
+    pub out_of_range: bool,
+    /// Whole committed batches from the fetch offset; `None` when there is nothing to
+    /// send (at the high watermark, or no bytes left in the response).
+    pub slice: Option<strom_log::FileSlice>,
+}
+
 impl Partitions {
-    /// Reads whole committed batches from `offset` of a partition this node leads, at
-    /// most about `max_bytes` (at least one batch), as a slice of the segment file: the
-    /// records are not copied. Nothing at or above the high watermark is returned.
-    pub fn read(
+    /// Fetch's one look at a partition: this node must lead it in the client's leader
+    /// epoch (-1: unchecked); the offset must lie between the log start and the log end
+    /// (between the high watermark and the log end is in range: a new leader may not
+    /// yet know how far its predecessor had committed); with `max_bytes` > 0, whole
+    /// committed batches from `offset` (at least one) come back as a file slice.
+    pub fn fetch(
         &self,
         tp: &TopicPartition,
         offset: i64,
         max_bytes: usize,
-    ) -> Result<PartitionRead, Failure> {
-        let status = self.status(tp).ok_or_else(|| unknown_partition(tp))?;
-        if status.offline {
-            return Err(offline(tp));
+        leader_epoch: i32,
+    ) -> Result<Fetched, Failure> {
+        let Some(status) = self.status(tp).filter(|s| s.is_leader) else {
+            return Err(match self.status(tp) {
+                Some(s) if s.offline => offline(tp),
+                _ => not_leader(tp),
+            });
+        };
+        let epoch = check_leader_epoch(leader_epoch, status.leader_epoch());
+        if epoch != ErrorCode::None {
+            return Err(Failure::new(
+                epoch,
+                format!(
+                    "leader epoch {leader_epoch} of {} is not the current {}",
+                    tp.dir_name(),
+                    status.leader_epoch()
+                ),
+            ));
         }
-        if !status.is_leader {
-            return Err(not_leader(tp));
-        }
-        let hw = status.high_watermark;
+        // No log: the topic was deleted after the request was resolved (a long poll
+        // outlives it). Reported unknown, as Kafka does, not "offset out of range",
+        // which would make the client reset its position.
         self.logs
             .with_log(tp, |log| {
-                let r = log.read(offset, max_bytes, Some(hw))?;
-                Ok::<_, strom_log::LogError>(PartitionRead {
-                    slice: r.slice,
+                let (start, end) = (log.log_start_offset(), log.log_end_offset());
+                let hw = status.high_watermark.min(end);
+                let mut fetched = Fetched {
                     high_watermark: hw,
-                    log_start_offset: r.log_start_offset,
-                })
+                    log_start_offset: start,
+                    out_of_range: offset < start || offset > end,
+                    slice: None,
+                };
+                if !fetched.out_of_range && offset < hw && max_bytes > 0 {
+                    let r = log.read(offset, max_bytes, Some(hw))?;
+                    fetched.slice = r.slice;
+                    fetched.log_start_offset = r.log_start_offset;
+                }
+                Ok::<_, Failure>(fetched)
             })
             .ok_or_else(|| unknown_partition(tp))?
-            .map_err(Failure::from)
     }
 
     /// Reads this node's copy of a partition regardless of leadership and high
