@@ -117,10 +117,12 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        if out
-            .iter()
-            .any(|p| crate::error::is_retriable_code(p.error_code))
-        {
+        // UNKNOWN_TOPIC_ID is not retriable as it is, but the topic may have been
+        // deleted and created again under its name: the next call looks its id up anew.
+        if out.iter().any(|p| {
+            crate::error::is_retriable_code(p.error_code)
+                || p.error_code == strom_wire::ErrorCode::UnknownTopicId.code()
+        }) {
             self.invalidate_topic(topic);
         }
         out.sort_by_key(|p| p.partition);

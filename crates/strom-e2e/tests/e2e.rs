@@ -358,6 +358,48 @@ async fn a_deleted_topic_is_unknown_and_starts_again_at_zero() {
     server.stop().await;
 }
 
+/// A client that read a topic before another client deleted it and created it again
+/// finds the new topic (its cached topic id answers UNKNOWN_TOPIC_ID once, then the
+/// client looks the topic up again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_follows_a_topic_created_again_elsewhere() {
+    let mut server = TestBroker::start(&[]).await;
+    let admin = server.client().await;
+    let reader = server.client().await;
+    create(&admin, "again", 1).await;
+    admin
+        .produce("again", 0, &[record(1)], acks(Acks::All))
+        .await
+        .unwrap();
+    assert_eq!(read_partition(&reader, "again", 0).await.1, 1);
+
+    admin.delete_topic("again").await.unwrap();
+    create(&admin, "again", 1).await;
+    let new: Vec<ProduceRecord> = (7..9).map(record).collect();
+    admin
+        .produce("again", 0, &new, acks(Acks::All))
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let p = fetch_one(&reader, "again", 0, 0, Duration::from_millis(100)).await;
+        codes.push(p.error_code);
+        if p.error_code == 0 {
+            let values: Vec<_> = p.records.iter().map(|r| r.value.clone()).collect();
+            let expected: Vec<_> = new.iter().map(|r| r.value.clone()).collect();
+            assert_eq!(values, expected);
+            assert!(
+                codes.len() <= 2,
+                "codes before the new topic was found: {codes:?}"
+            );
+            server.stop().await;
+            return;
+        }
+        assert_eq!(p.error_code, UNKNOWN_TOPIC_ID, "{codes:?}");
+    }
+    panic!("the reader never found the new topic: {codes:?}");
+}
+
 // ---------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------
