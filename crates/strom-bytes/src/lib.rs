@@ -193,12 +193,19 @@ impl<'a> Reader<'a> {
     /// encodings are refused.
     #[inline(always)]
     pub fn uvarint(&mut self) -> Result<u32, ReadError> {
-        // One byte is by far the most common case: lengths and deltas below 64 or 128.
-        if let Some(&b) = self.buf.get(self.pos)
-            && b < 0x80
-        {
-            self.pos += 1;
-            return Ok(u32::from(b));
+        // One or two bytes are by far the most common cases (lengths and deltas below
+        // 2^14), and worth a path without the loop.
+        if let Some(&b0) = self.buf.get(self.pos) {
+            if b0 < 0x80 {
+                self.pos += 1;
+                return Ok(u32::from(b0));
+            }
+            if let Some(&b1) = self.buf.get(self.pos + 1)
+                && b1 < 0x80
+            {
+                self.pos += 2;
+                return Ok(u32::from(b0 & 0x7f) | (u32::from(b1) << 7));
+            }
         }
         self.uvarint_long()
     }
