@@ -19,6 +19,7 @@
 //!   value bytes
 //! ```
 
+use strom_bytes::{ReadError, Reader};
 use thiserror::Error;
 
 use crate::codec::{CodecError, decompress_into};
@@ -146,60 +147,59 @@ fn walk(
 ) -> Result<CheckedBatch, RecordError> {
     let claimed = header.records_count;
     let mut max_timestamp = NO_TIMESTAMP;
-    let mut pos = 0;
+    let mut rest = Reader::new(records);
     for index in 0..claimed {
-        if pos == records.len() {
+        if rest.is_empty() {
             return Err(RecordError::CountMismatch {
                 claimed,
                 found: index,
             });
         }
         let malformed = |reason: String| RecordError::Malformed { index, reason };
-        let mut r = Reader { buf: records, pos };
-        let len = r.varint().map_err(|e| malformed(format!("length: {e}")))?;
-        let left = records.len() - r.pos;
-        if len < MIN_RECORD_BODY || len as usize > left {
-            return Err(malformed(format!(
-                "length {len}, but {left} bytes are left and a record takes at least {MIN_RECORD_BODY}"
-            )));
-        }
-        let end = r.pos + len as usize;
-        let mut r = Reader {
-            buf: &records[..end],
-            pos: r.pos,
+        let len = rest
+            .varint()
+            .map_err(|e| malformed(format!("length: {}", reason(e))))?;
+        let left = rest.remaining();
+        // The record's own bytes: no field may read past them. (A negative length, as
+        // usize, is more than any input holds.)
+        let mut r = match rest.take(len as usize) {
+            Ok(body) if len >= MIN_RECORD_BODY => Reader::new(body),
+            _ => {
+                return Err(malformed(format!(
+                    "length {len}, but {left} bytes are left and a record takes at least {MIN_RECORD_BODY}"
+                )));
+            }
         };
         let ts_delta = r
-            .byte()
+            .u8()
             .and_then(|_attributes| r.varlong())
-            .map_err(|e| malformed(format!("timestamp delta: {e}")))?;
+            .map_err(|e| malformed(format!("timestamp delta: {}", reason(e))))?;
         let delta = r
             .varint()
-            .map_err(|e| malformed(format!("offset delta: {e}")))?;
+            .map_err(|e| malformed(format!("offset delta: {}", reason(e))))?;
         if delta != index {
             return Err(RecordError::OffsetDelta { index, delta });
         }
-        r.skip_bytes(true)
-            .map_err(|e| malformed(format!("key: {e}")))?;
-        r.skip_bytes(true)
-            .map_err(|e| malformed(format!("value: {e}")))?;
+        skip_bytes(&mut r, true).map_err(|e| malformed(format!("key: {e}")))?;
+        skip_bytes(&mut r, true).map_err(|e| malformed(format!("value: {e}")))?;
         let headers = r
             .varint()
-            .map_err(|e| malformed(format!("header count: {e}")))?;
+            .map_err(|e| malformed(format!("header count: {}", reason(e))))?;
         // A header takes at least two bytes (two empty lengths).
-        if headers < 0 || headers as usize > (end - r.pos) / 2 {
+        if headers < 0 || headers as usize > r.remaining() / 2 {
             return Err(malformed(format!(
                 "header count {headers} does not fit the record"
             )));
         }
         for h in 0..headers {
-            r.skip_bytes(false)
-                .and_then(|()| r.skip_bytes(true))
+            skip_bytes(&mut r, false)
+                .and_then(|()| skip_bytes(&mut r, true))
                 .map_err(|e| malformed(format!("header {h}: {e}")))?;
         }
-        if r.pos != end {
+        if !r.is_empty() {
             return Err(malformed(format!(
                 "length {len}, but its fields end {} bytes before that",
-                end - r.pos
+                r.remaining()
             )));
         }
         let timestamp = header.base_timestamp.wrapping_add(ts_delta);
@@ -215,89 +215,46 @@ fn walk(
             });
         }
         max_timestamp = max_timestamp.max(timestamp);
-        pos = end;
     }
-    if pos != records.len() {
+    if !rest.is_empty() {
         return Err(RecordError::TrailingBytes {
             count: claimed,
-            bytes: records.len() - pos,
+            bytes: rest.remaining(),
         });
     }
     Ok(CheckedBatch { max_timestamp })
 }
 
-/// A position in a record's bytes; every read is bounds-checked against `buf`.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// What a record's field got wrong, in the words of the checks (the position is the
+/// record index the caller reports).
+fn reason(e: ReadError) -> &'static str {
+    match e {
+        ReadError::VarintTooLong { max_bytes: 5, .. } => "varint longer than 5 bytes",
+        ReadError::VarintTooLong { .. } => "varlong longer than 10 bytes",
+        ReadError::VarintOverflow { bits: 32, .. } => "varint exceeds 32 bits",
+        ReadError::VarintOverflow { .. } => "varlong exceeds 64 bits",
+        ReadError::Truncated { .. }
+        | ReadError::ImpossibleCount { .. }
+        | ReadError::NotUtf8 { .. } => "runs past the end of the record",
+    }
 }
 
-const TRUNCATED: &str = "runs past the end of the record";
-
-impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, &'static str> {
-        let b = *self.buf.get(self.pos).ok_or(TRUNCATED)?;
-        self.pos += 1;
-        Ok(b)
+/// A key, value or header field of a record: a varint length, then -1 (null, where
+/// allowed) or that many bytes. Stricter than [`Reader::varint_bytes`], which takes every
+/// negative length for null as Kafka's record reader does: a producer must write -1.
+// Inlined: called four times a record, and a call puts the reader's position through
+// memory on every field.
+#[inline(always)]
+fn skip_bytes(r: &mut Reader<'_>, nullable: bool) -> Result<(), &'static str> {
+    let len = r.varint().map_err(reason)?;
+    if len == -1 && nullable {
+        return Ok(());
     }
-
-    /// A zigzag varint of at most 5 bytes whose value fits 32 bits.
-    fn varint(&mut self) -> Result<i32, &'static str> {
-        let mut z: u32 = 0;
-        for i in 0..5 {
-            let b = self.byte()?;
-            if i == 4 {
-                if b & 0x80 != 0 {
-                    return Err("varint longer than 5 bytes");
-                }
-                if b > 0x0f {
-                    return Err("varint exceeds 32 bits");
-                }
-            }
-            z |= u32::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-        Ok(((z >> 1) as i32) ^ -((z & 1) as i32))
+    if len < 0 {
+        return Err("negative length");
     }
-
-    /// A zigzag varlong of at most 10 bytes whose value fits 64 bits.
-    fn varlong(&mut self) -> Result<i64, &'static str> {
-        let mut z: u64 = 0;
-        for i in 0..10 {
-            let b = self.byte()?;
-            if i == 9 {
-                if b & 0x80 != 0 {
-                    return Err("varlong longer than 10 bytes");
-                }
-                if b > 0x01 {
-                    return Err("varlong exceeds 64 bits");
-                }
-            }
-            z |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
-    }
-
-    /// A length-prefixed field: -1 (null, where allowed) or that many bytes.
-    fn skip_bytes(&mut self, nullable: bool) -> Result<(), &'static str> {
-        let len = self.varint()?;
-        if len == -1 && nullable {
-            return Ok(());
-        }
-        if len < 0 {
-            return Err("negative length");
-        }
-        if len as usize > self.buf.len() - self.pos {
-            return Err("length runs past the end of the record");
-        }
-        self.pos += len as usize;
-        Ok(())
-    }
+    r.skip(len as usize)
+        .map_err(|_| "length runs past the end of the record")
 }
 
 #[cfg(test)]

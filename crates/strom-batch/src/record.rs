@@ -17,6 +17,8 @@
 //!   header_key_length varint, header_key bytes, header_value_length varint, value bytes
 //! ```
 
+use strom_bytes::{ReadError, Reader, put_varlong, varlong_len};
+
 use crate::header::{BATCH_HEADER_LEN, BatchError, Compression, LOG_OVERHEAD, RecordBatchHeader};
 
 /// One record, borrowed or owned by the caller.
@@ -50,33 +52,18 @@ impl Default for RecordBatchBuilder {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
-/// Bytes `put_varint` writes for `v`.
-fn varint_len(v: i64) -> usize {
-    let z = ((v << 1) ^ (v >> 63)) as u64;
-    (64 - z.max(1).leading_zeros() as usize).div_ceil(7)
-}
-
 /// Bytes `put_bytes` writes for `b`.
 fn bytes_len(b: Option<&[u8]>) -> usize {
-    b.map_or(1, |b| varint_len(b.len() as i64) + b.len())
+    b.map_or(1, |b| varlong_len(b.len() as i64) + b.len())
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
         Some(b) => {
-            put_varint(out, b.len() as i64);
+            put_varlong(out, b.len() as i64);
             out.extend_from_slice(b);
         }
-        None => put_varint(out, -1),
+        None => put_varlong(out, -1),
     }
 }
 
@@ -150,21 +137,22 @@ impl RecordBatchBuilder {
             .map(|(k, v)| bytes_len(Some(k.as_bytes())) + bytes_len(*v))
             .sum();
         let body_len = 1
-            + varint_len(ts_delta)
-            + varint_len(self.count as i64)
+            + varlong_len(ts_delta)
+            + varlong_len(self.count as i64)
             + bytes_len(key)
             + bytes_len(value)
-            + varint_len(headers.len() as i64)
+            + varlong_len(headers.len() as i64)
             + headers_len;
         let out = &mut self.buf;
-        out.reserve(varint_len(body_len as i64) + body_len);
-        put_varint(out, body_len as i64);
+        out.reserve(varlong_len(body_len as i64) + body_len);
+        // Varints and varlongs of the same value are the same bytes.
+        put_varlong(out, body_len as i64);
         out.push(0);
-        put_varint(out, ts_delta);
-        put_varint(out, self.count as i64);
+        put_varlong(out, ts_delta);
+        put_varlong(out, self.count as i64);
         put_bytes(out, key);
         put_bytes(out, value);
-        put_varint(out, headers.len() as i64);
+        put_varlong(out, headers.len() as i64);
         for (k, v) in headers {
             put_bytes(out, Some(k.as_bytes()));
             put_bytes(out, *v);
@@ -239,48 +227,26 @@ impl RecordBatchBuilder {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn err(&self) -> BatchError {
-        BatchError::Truncated {
-            at: self.at + self.pos,
+/// A record field the reader refused, as a [`BatchError`] at its position in the batch
+/// (`records` start after the header). Over-long and over-wide varints are reported as
+/// truncation, as before the shared reader: `BatchError` has no variant for a malformed
+/// record, and adding one would change every exhaustive match on it.
+fn malformed(e: ReadError) -> BatchError {
+    match e {
+        ReadError::Truncated {
+            at,
+            needed,
+            available,
+        } => BatchError::Truncated {
+            at: BATCH_HEADER_LEN + at,
+            needed,
+            available,
+        },
+        other => BatchError::Truncated {
+            at: BATCH_HEADER_LEN + other.at(),
             needed: 1,
             available: 0,
-        }
-    }
-
-    fn varint(&mut self) -> Result<i64, BatchError> {
-        let mut z: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or_else(|| self.err())?;
-            self.pos += 1;
-            z |= ((b & 0x7f) as u64) << shift;
-            if b & 0x80 == 0 {
-                return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
-            }
-        }
-        Err(self.err())
-    }
-
-    fn slice(&mut self) -> Result<Option<&'a [u8]>, BatchError> {
-        let len = self.varint()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let end = self
-            .pos
-            .checked_add(len as usize)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| self.err())?;
-        let v = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(Some(v))
+        },
     }
 }
 
@@ -293,7 +259,7 @@ pub struct RecordView<'a> {
     pub timestamp: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
-    header_count: i64,
+    header_count: i32,
     /// The encoded headers (key/value pairs as on the wire).
     headers: &'a [u8],
 }
@@ -302,16 +268,12 @@ impl<'a> RecordView<'a> {
     /// The record's headers, decoded (keys are UTF-8 on the wire; invalid bytes are
     /// replaced).
     pub fn headers(&self) -> Vec<(String, Option<&'a [u8]>)> {
-        let mut c = Cursor {
-            buf: self.headers,
-            pos: 0,
-            at: 0,
-        };
+        let mut r = Reader::new(self.headers);
         // Already walked once by the iterator, so these reads cannot fail.
         (0..self.header_count)
             .map_while(|_| {
-                let k = c.slice().ok()?.unwrap_or_default();
-                let v = c.slice().ok()?;
+                let k = r.varint_bytes().ok()?.unwrap_or_default();
+                let v = r.varint_bytes().ok()?;
                 Some((String::from_utf8_lossy(k).into_owned(), v))
             })
             .collect()
@@ -337,7 +299,7 @@ impl<'a> RecordView<'a> {
 #[derive(Debug, Clone)]
 pub struct RecordViews<'a> {
     header: RecordBatchHeader,
-    cursor: Cursor<'a>,
+    reader: Reader<'a>,
     left: i32,
 }
 
@@ -348,11 +310,7 @@ pub struct RecordViews<'a> {
 pub fn record_views<'a>(header: &RecordBatchHeader, records: &'a [u8]) -> RecordViews<'a> {
     RecordViews {
         header: *header,
-        cursor: Cursor {
-            buf: records,
-            pos: 0,
-            at: BATCH_HEADER_LEN,
-        },
+        reader: Reader::new(records),
         left: header.records_count.max(0),
     }
 }
@@ -360,25 +318,27 @@ pub fn record_views<'a>(header: &RecordBatchHeader, records: &'a [u8]) -> Record
 impl<'a> RecordViews<'a> {
     fn read_one(&mut self) -> Result<RecordView<'a>, BatchError> {
         let header = &self.header;
-        let c = &mut self.cursor;
-        let len = c.varint()?;
-        let start = c.pos;
-        c.pos += 1; // attributes
-        let ts_delta = c.varint()?;
-        let offset_delta = c.varint()?;
-        let key = c.slice()?;
-        let value = c.slice()?;
-        let header_count = c.varint()?;
-        let headers_start = c.pos.min(c.buf.len());
+        let r = &mut self.reader;
+        let len = r.varint().map_err(malformed)?;
+        let start = r.position();
+        let _attributes = r.u8().map_err(malformed)?;
+        let ts_delta = r.varlong().map_err(malformed)?;
+        let offset_delta = r.varint().map_err(malformed)?;
+        let key = r.varint_bytes().map_err(malformed)?;
+        let value = r.varint_bytes().map_err(malformed)?;
+        let header_count = r.varint().map_err(malformed)?;
+        let headers = r.rest();
+        let headers_start = r.position();
         for _ in 0..header_count.max(0) {
-            c.slice()?;
-            c.slice()?;
+            r.varint_bytes().map_err(malformed)?;
+            r.varint_bytes().map_err(malformed)?;
         }
-        if c.pos - start != len as usize {
+        let headers = &headers[..r.position() - headers_start];
+        if r.position() - start != len as usize {
             return Err(BatchError::Truncated {
                 at: BATCH_HEADER_LEN + start,
                 needed: len as usize,
-                available: c.pos - start,
+                available: r.position() - start,
             });
         }
         let overflow = || BatchError::InvalidRecordCount {
@@ -389,7 +349,7 @@ impl<'a> RecordViews<'a> {
         Ok(RecordView {
             offset: header
                 .base_offset
-                .checked_add(offset_delta)
+                .checked_add(i64::from(offset_delta))
                 .ok_or_else(overflow)?,
             timestamp: header
                 .base_timestamp
@@ -398,7 +358,7 @@ impl<'a> RecordViews<'a> {
             key,
             value,
             header_count: header_count.max(0),
-            headers: &c.buf[headers_start..c.pos],
+            headers,
         })
     }
 }
@@ -556,15 +516,11 @@ mod tests {
             i64::MAX,
         ] {
             let mut out = Vec::new();
-            put_varint(&mut out, v);
-            assert_eq!(varint_len(v), out.len(), "{v}");
-            let mut c = Cursor {
-                buf: &out,
-                pos: 0,
-                at: 0,
-            };
-            assert_eq!(c.varint().unwrap(), v);
-            assert_eq!(c.pos, out.len());
+            put_varlong(&mut out, v);
+            assert_eq!(varlong_len(v), out.len(), "{v}");
+            let mut r = Reader::new(&out);
+            assert_eq!(r.varlong().unwrap(), v);
+            assert!(r.is_empty());
         }
     }
 

@@ -1,98 +1,59 @@
-//! Kafka's ConsumerProtocol: the subscription a consumer sends in JoinGroup's metadata
-//! and the assignment the leader hands out in SyncGroup, each an INT16 version followed
-//! by the message body at that version (kafka-protocol's `ConsumerProtocolSubscription`
-//! and `ConsumerProtocolAssignment`). Strom writes version 0, which every client reads.
+//! Kafka's ConsumerProtocol for the consumer: the subscription it sends in JoinGroup's
+//! metadata and the assignment the leader hands out in SyncGroup, encoded and decoded by
+//! strom-group's codec (the one the coordinator reads them with), and the range assignor.
+//! Strom writes version 0, which every client reads.
 
 use std::collections::BTreeMap;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
-use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
+use bytes::Bytes;
+pub use strom_group::CONSUMER_PROTOCOL_TYPE;
+use strom_group::{Assignment, Subscription, TopicPartitions};
 
 use crate::error::ClientError;
 
 /// The version Strom writes.
 const WRITE_VERSION: i16 = 0;
 
-/// The protocol type of Kafka's consumer groups.
-pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
-
 /// Encodes a subscription to `topics`.
 pub fn encode_subscription(topics: &[String]) -> Bytes {
-    let sub = ConsumerProtocolSubscription::default().with_topics(
-        topics
-            .iter()
-            .map(|t| StrBytes::from_string(t.clone()))
-            .collect(),
-    );
-    let mut buf = BytesMut::new();
-    buf.put_i16(WRITE_VERSION);
-    sub.encode(&mut buf, WRITE_VERSION)
-        .expect("a v0 subscription always encodes");
-    buf.freeze()
+    Subscription {
+        topics: topics.to_vec(),
+        ..Subscription::default()
+    }
+    .encode(WRITE_VERSION)
 }
 
 /// The topics of a subscription.
 pub fn decode_subscription(bytes: &[u8]) -> Result<Vec<String>, ClientError> {
-    let (version, mut body) = split_version(bytes, "subscription")?;
-    let sub = ConsumerProtocolSubscription::decode(&mut body, version)
-        .map_err(|e| ClientError::Protocol(format!("malformed subscription: {e}")))?;
-    Ok(sub.topics.iter().map(|t| t.to_string()).collect())
+    Subscription::decode(bytes)
+        .map(|s| s.topics)
+        .map_err(|e| ClientError::Protocol(format!("malformed subscription: {e}")))
 }
 
 /// Encodes an assignment of partitions per topic.
 pub fn encode_assignment(assignment: &BTreeMap<String, Vec<i32>>) -> Bytes {
-    let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        assignment
+    Assignment {
+        partitions: assignment
             .iter()
-            .map(|(t, ps)| {
-                TopicPartition::default()
-                    .with_topic(TopicName(StrBytes::from_string(t.clone())))
-                    .with_partitions(ps.clone())
+            .map(|(topic, partitions)| TopicPartitions {
+                topic: topic.clone(),
+                partitions: partitions.clone(),
             })
             .collect(),
-    );
-    let mut buf = BytesMut::new();
-    buf.put_i16(WRITE_VERSION);
-    a.encode(&mut buf, WRITE_VERSION)
-        .expect("a v0 assignment always encodes");
-    buf.freeze()
+        user_data: None,
+    }
+    .encode(WRITE_VERSION)
 }
 
 /// The partitions per topic of an assignment; empty bytes are an empty assignment.
 pub fn decode_assignment(bytes: &[u8]) -> Result<BTreeMap<String, Vec<i32>>, ClientError> {
-    if bytes.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let (version, mut body) = split_version(bytes, "assignment")?;
-    let a = ConsumerProtocolAssignment::decode(&mut body, version)
+    let a = Assignment::decode(bytes)
         .map_err(|e| ClientError::Protocol(format!("malformed assignment: {e}")))?;
     let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for tp in a.assigned_partitions {
-        out.entry(tp.topic.0.to_string())
-            .or_default()
-            .extend(tp.partitions);
+    for tp in a.partitions {
+        out.entry(tp.topic).or_default().extend(tp.partitions);
     }
     Ok(out)
-}
-
-/// Reads the version prefix. Newer versions than kafka-protocol knows only add fields at
-/// the end, so they are read as the newest it knows.
-fn split_version(bytes: &[u8], what: &str) -> Result<(i16, Bytes), ClientError> {
-    let mut b = Bytes::copy_from_slice(bytes);
-    if b.len() < 2 {
-        return Err(ClientError::Protocol(format!(
-            "{what} shorter than its version"
-        )));
-    }
-    let v = b.get_i16();
-    if v < 0 {
-        return Err(ClientError::Protocol(format!("{what} version {v}")));
-    }
-    Ok((v.min(ConsumerProtocolAssignment::VERSIONS.max), b))
 }
 
 /// The range assignor: for each topic, its partitions in order are split into

@@ -44,7 +44,10 @@ mod state;
 mod timers;
 
 pub use config::GroupConfig;
-pub use consumer_protocol::{CONSUMER_PROTOCOL_TYPE, assigned_partitions, subscribed_topics};
+pub use consumer_protocol::{
+    Assignment, CONSUMER_PROTOCOL_TYPE, CONSUMER_PROTOCOL_VERSION, Subscription, TopicPartitions,
+    assigned_partitions, subscribed_topics,
+};
 pub use coordinator::GroupCoordinator;
 pub use effects::{Effects, OffsetsRecord, RequestId};
 pub use error::GroupError;

@@ -29,6 +29,7 @@
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
+use strom_bytes::put_uvarlong;
 
 /// One partition of the response. `records_len` bytes of records are supplied by the
 /// caller at the matching [`FetchPart::Records`] position.
@@ -71,17 +72,9 @@ pub struct FetchResponseParts {
     pub len: usize,
 }
 
-fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
-}
-
 fn put_array_len(buf: &mut BytesMut, flexible: bool, len: usize) {
     if flexible {
-        put_uvarint(buf, len as u64 + 1);
+        put_uvarlong(buf, len as u64 + 1);
     } else {
         buf.put_i32(len as i32);
     }
@@ -115,7 +108,7 @@ pub fn encode_fetch_response(
         if version >= 13 {
             buf.put_slice(&topic.topic_id);
         } else if flexible {
-            put_uvarint(&mut buf, topic.name.len() as u64 + 1);
+            put_uvarlong(&mut buf, topic.name.len() as u64 + 1);
             buf.put_slice(topic.name.as_bytes());
         } else {
             buf.put_i16(topic.name.len() as i16);
@@ -131,7 +124,7 @@ pub fn encode_fetch_response(
                 buf.put_i64(p.log_start_offset);
             }
             match &p.aborted_transactions {
-                None if flexible => put_uvarint(&mut buf, 0),
+                None if flexible => put_uvarlong(&mut buf, 0),
                 None => buf.put_i32(-1),
                 Some(list) => {
                     put_array_len(&mut buf, flexible, list.len());
@@ -148,7 +141,7 @@ pub fn encode_fetch_response(
                 buf.put_i32(p.preferred_read_replica);
             }
             if flexible {
-                put_uvarint(&mut buf, p.records_len as u64 + 1);
+                put_uvarlong(&mut buf, p.records_len as u64 + 1);
             } else {
                 buf.put_i32(p.records_len as i32);
             }

@@ -15,6 +15,7 @@
 //! bytes without looking at them.
 
 use kafka_protocol::messages::ApiKey;
+use strom_bytes::ReadError;
 
 use crate::reader::{Reader, Short};
 use crate::schema::{self, Struct, Ty};
@@ -140,11 +141,11 @@ impl Walk<'_> {
     /// those); unknown ones are skipped by `size`.
     fn tagged_fields(&mut self, s: &'static Struct) -> Result<(), GuardError> {
         let short = |e| truncated(s, "tagged fields", e);
-        let count = self.r.uvarint().map_err(short)?;
+        let count = self.r.uvarint_lenient().map_err(short)?;
         // Each pass consumes at least two bytes or fails, so a huge count ends quickly.
         for _ in 0..count {
-            let tag = self.r.uvarint().map_err(short)?;
-            let size = self.r.uvarint().map_err(short)?;
+            let tag = self.r.uvarint_lenient().map_err(short)?;
+            let size = self.r.uvarint_lenient().map_err(short)?;
             match s.tagged.iter().find(|t| t.tag == tag) {
                 Some(t) if t.present(self.version) => self.value(s, t.name, t.ty)?,
                 Some(t) => {
@@ -173,7 +174,7 @@ impl Walk<'_> {
             Ty::Uuid => self.r.take(16).map(drop).map_err(short),
             Ty::Str => {
                 let len = if self.flexible {
-                    compact_len(self.r.uvarint().map_err(short)?)
+                    compact_len(self.r.uvarint_lenient().map_err(short)?)
                 } else {
                     self.r.i16().map_err(short).map(i64::from)?
                 };
@@ -181,7 +182,7 @@ impl Walk<'_> {
             }
             Ty::Bytes => {
                 let len = if self.flexible {
-                    compact_len(self.r.uvarint().map_err(short)?)
+                    compact_len(self.r.uvarint_lenient().map_err(short)?)
                 } else {
                     self.r.i32().map_err(short).map(i64::from)?
                 };
@@ -247,7 +248,7 @@ impl Walk<'_> {
     ) -> Result<u64, GuardError> {
         let short = |e| truncated(s, name, e);
         let length = if self.flexible {
-            compact_len(self.r.uvarint().map_err(short)?)
+            compact_len(self.r.uvarint_lenient().map_err(short)?)
         } else {
             i64::from(self.r.i32().map_err(short)?)
         };
@@ -286,7 +287,8 @@ fn compact_len(raw: u32) -> i64 {
     i64::from(raw) - 1
 }
 
-fn truncated(s: &'static Struct, name: &'static str, e: Short) -> GuardError {
+fn truncated(s: &'static Struct, name: &'static str, e: ReadError) -> GuardError {
+    let e = Short::from(e);
     GuardError::Malformed {
         structure: s.name,
         field: name,

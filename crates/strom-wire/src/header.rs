@@ -25,6 +25,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
+use strom_bytes::{ReadError, put_uvarint};
 
 use crate::WireError;
 use crate::reader::{Reader, Short};
@@ -46,7 +47,7 @@ pub struct RequestPrefix {
 pub fn peek_request_prefix(frame: &[u8]) -> Result<RequestPrefix, WireError> {
     let mut r = Reader::new(frame);
     let prefix = (|| {
-        Ok::<_, Short>(RequestPrefix {
+        Ok::<_, ReadError>(RequestPrefix {
             api_key: r.i16()?,
             api_version: r.i16()?,
             correlation_id: r.i32()?,
@@ -92,9 +93,12 @@ pub fn decode_request_header(
     }
     let frame = buf.clone();
     let mut r = Reader::new(&frame);
-    let short = |s: Short| WireError::TruncatedHeader {
-        needed: s.at + s.needed,
-        available: frame.len(),
+    let short = |e: ReadError| {
+        let s = Short::from(e);
+        WireError::TruncatedHeader {
+            needed: s.at + s.needed,
+            available: frame.len(),
+        }
     };
     let mut header = RequestHeader::default()
         .with_request_api_key(r.i16().map_err(short)?)
@@ -119,10 +123,10 @@ pub fn decode_request_header(
         };
     }
     if header_version >= 2 {
-        let count = r.uvarint().map_err(short)?;
+        let count = r.uvarint_lenient().map_err(short)?;
         for _ in 0..count {
-            let tag = r.uvarint().map_err(short)?;
-            let size = r.uvarint().map_err(short)? as usize;
+            let tag = r.uvarint_lenient().map_err(short)?;
+            let size = r.uvarint_lenient().map_err(short)? as usize;
             let start = r.position();
             r.take(size).map_err(short)?;
             header
@@ -193,14 +197,6 @@ pub fn encode_response_header(
         }
     }
     Ok(())
-}
-
-fn put_uvarint(buf: &mut BytesMut, mut value: u32) {
-    while value >= 0x80 {
-        buf.put_u8((value as u8) | 0x80);
-        value >>= 7;
-    }
-    buf.put_u8(value as u8);
 }
 
 fn lenient_str(bytes: Bytes) -> StrBytes {

@@ -31,6 +31,7 @@
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
+use strom_bytes::ReadError;
 
 use crate::ErrorCode;
 use crate::WireError;
@@ -51,7 +52,8 @@ pub(crate) fn reject(
         correlation_id,
         reason,
     };
-    let short = |s: Short| {
+    let short = |e: ReadError| {
+        let s = Short::from(e);
         malformed(format!(
             "truncated at body byte {}: need {} bytes, have {}",
             s.at, s.needed, s.available

@@ -12,89 +12,73 @@
 //!   unsigned varint count, then per field a varint tag, a varint size and `size` bytes.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use strom_bytes::{ReadError, put_uvarint};
 
 use crate::error::GroupError;
 
 /// The longest string an `int16` length prefix can describe.
 pub(crate) const MAX_STRING_LEN: usize = i16::MAX as usize;
 
-/// A cursor over one record's key or value. Every read checks the remaining length, so
-/// a truncated or lying record becomes an error, never a panic or a huge allocation.
+/// A cursor over one record's key or value: strom-bytes's bounds-checked reader, with
+/// the record's name for errors and Kafka's non-nullable fields. A truncated or lying
+/// record becomes an error, never a panic or a huge allocation.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+    inner: strom_bytes::Reader<'a>,
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
     /// `what` names the record being read, for error messages.
     pub(crate) fn new(buf: &'a [u8], what: &'static str) -> Self {
-        Reader { buf, pos: 0, what }
+        Reader {
+            inner: strom_bytes::Reader::new(buf),
+            what,
+        }
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.inner.remaining()
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> GroupError {
         GroupError::Corrupt {
             record: self.what,
-            position: self.pos,
+            position: self.inner.position(),
             reason: reason.into(),
         }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], GroupError> {
-        if self.remaining() < n {
-            return Err(self.corrupt(format!("needs {n} bytes, {} remain", self.remaining())));
+    /// A failed read of the shared reader, as this crate's error.
+    fn failed(&self, e: ReadError) -> GroupError {
+        GroupError::Corrupt {
+            record: self.what,
+            position: e.at(),
+            reason: e.to_string(),
         }
-        let out = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
     }
 
     pub(crate) fn i16(&mut self) -> Result<i16, GroupError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
+        self.inner.i16().map_err(|e| self.failed(e))
     }
 
     pub(crate) fn i32(&mut self) -> Result<i32, GroupError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.inner.i32().map_err(|e| self.failed(e))
     }
 
     pub(crate) fn i64(&mut self) -> Result<i64, GroupError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_be_bytes(a))
+        self.inner.i64().map_err(|e| self.failed(e))
     }
 
-    /// An unsigned LEB128 varint of at most 32 bits.
+    /// An unsigned varint of at most 5 bytes and 32 bits.
+    #[cfg(test)]
     pub(crate) fn uvarint(&mut self) -> Result<u32, GroupError> {
-        let mut value: u32 = 0;
-        for i in 0..5 {
-            let byte = self.take(1)?[0];
-            value |= u32::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(self.corrupt("varint longer than 5 bytes"))
-    }
-
-    fn utf8(&self, raw: &[u8]) -> Result<String, GroupError> {
-        String::from_utf8(raw.to_vec()).map_err(|_| self.corrupt("string is not UTF-8"))
+        self.inner.uvarint().map_err(|e| self.failed(e))
     }
 
     pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, GroupError> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let raw = self.take(len as usize)?;
-        self.utf8(raw).map(Some)
+        let s = self.inner.nullable_string().map_err(|e| self.failed(e))?;
+        Ok(s.map(str::to_owned))
     }
 
     pub(crate) fn string(&mut self) -> Result<String, GroupError> {
@@ -102,39 +86,32 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| self.corrupt("null in a non-nullable string"))
     }
 
+    pub(crate) fn nullable_bytes(&mut self) -> Result<Option<Bytes>, GroupError> {
+        let b = self.inner.nullable_bytes().map_err(|e| self.failed(e))?;
+        Ok(b.map(Bytes::copy_from_slice))
+    }
+
     pub(crate) fn bytes(&mut self) -> Result<Bytes, GroupError> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Err(self.corrupt("null in a non-nullable bytes field"));
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
+        self.nullable_bytes()?
+            .ok_or_else(|| self.corrupt("null in a non-nullable bytes field"))
     }
 
     /// An `int32` element count, checked against the bytes left so that a corrupt count
     /// cannot make the caller reserve gigabytes: every element takes at least
     /// `min_element_size` bytes.
     pub(crate) fn array_len(&mut self, min_element_size: usize) -> Result<usize, GroupError> {
-        let n = self.i32()?;
-        if n < 0 {
-            return Err(self.corrupt("null in a non-nullable array"));
-        }
-        self.check_count(n as usize, min_element_size)
-    }
-
-    fn check_count(&self, n: usize, min_element_size: usize) -> Result<usize, GroupError> {
-        if n.saturating_mul(min_element_size.max(1)) > self.remaining() {
-            return Err(self.corrupt(format!("array of {n} elements cannot fit")));
-        }
-        Ok(n)
+        self.inner
+            .array_len(min_element_size)
+            .map_err(|e| self.failed(e))?
+            .ok_or_else(|| self.corrupt("null in a non-nullable array"))
     }
 
     pub(crate) fn compact_nullable_string(&mut self) -> Result<Option<String>, GroupError> {
-        let n = self.uvarint()?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let raw = self.take((n - 1) as usize)?;
-        self.utf8(raw).map(Some)
+        let s = self
+            .inner
+            .compact_nullable_string()
+            .map_err(|e| self.failed(e))?;
+        Ok(s.map(str::to_owned))
     }
 
     pub(crate) fn compact_string(&mut self) -> Result<String, GroupError> {
@@ -143,34 +120,29 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn compact_bytes(&mut self) -> Result<Bytes, GroupError> {
-        let n = self.uvarint()?;
-        if n == 0 {
-            return Err(self.corrupt("null in a non-nullable compact bytes field"));
-        }
-        Ok(Bytes::copy_from_slice(self.take((n - 1) as usize)?))
+        let b = self
+            .inner
+            .compact_nullable_bytes()
+            .map_err(|e| self.failed(e))?;
+        b.map(Bytes::copy_from_slice)
+            .ok_or_else(|| self.corrupt("null in a non-nullable compact bytes field"))
     }
 
+    /// A compact element count, checked like [`Reader::array_len`].
     pub(crate) fn compact_array_len(
         &mut self,
         min_element_size: usize,
     ) -> Result<usize, GroupError> {
-        let n = self.uvarint()?;
-        if n == 0 {
-            return Err(self.corrupt("null in a non-nullable compact array"));
-        }
-        self.check_count((n - 1) as usize, min_element_size)
+        self.inner
+            .compact_array_len(min_element_size)
+            .map_err(|e| self.failed(e))?
+            .ok_or_else(|| self.corrupt("null in a non-nullable compact array"))
     }
 
     /// Skips a struct's tagged fields. Strom writes none; unknown ones written by a newer
     /// Kafka are ignorable by definition.
     pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), GroupError> {
-        let count = self.uvarint()?;
-        for _ in 0..count {
-            let _tag = self.uvarint()?;
-            let size = self.uvarint()?;
-            self.take(size as usize)?;
-        }
-        Ok(())
+        self.inner.skip_tagged_fields().map_err(|e| self.failed(e))
     }
 }
 
@@ -203,12 +175,8 @@ impl Writer {
         self.buf.put_i64(v);
     }
 
-    pub(crate) fn uvarint(&mut self, mut v: u32) {
-        while v >= 0x80 {
-            self.buf.put_u8((v as u8 & 0x7f) | 0x80);
-            v >>= 7;
-        }
-        self.buf.put_u8(v as u8);
+    pub(crate) fn uvarint(&mut self, v: u32) {
+        put_uvarint(&mut self.buf, v);
     }
 
     pub(crate) fn string(&mut self, s: &str) {

@@ -11,9 +11,7 @@ mod group_metadata;
 mod key;
 mod offset_commit;
 
-#[cfg(test)]
-pub(crate) use codec::Writer;
-pub(crate) use codec::{MAX_STRING_LEN, Reader, truncate_str};
+pub(crate) use codec::{MAX_STRING_LEN, Reader, Writer, truncate_str};
 pub use group_metadata::{GROUP_METADATA_VALUE_VERSION, GroupMetadataValue, MemberMetadataValue};
 pub use key::{
     GROUP_METADATA_KEY_VERSION, LEGACY_OFFSET_COMMIT_KEY_VERSION, OFFSET_COMMIT_KEY_VERSION,
