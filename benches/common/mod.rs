@@ -18,7 +18,7 @@ mod stamp;
 /// Appends `batch` as a Raft replica does: stamped in place with the log's next offsets
 /// (epoch 0), then written through `PartitionLog::append_replicated`, which checks its
 /// CRC like every write that has not been checked on these bytes before.
-pub fn append(
+pub(crate) fn append(
     log: &mut PartitionLog,
     batch: &mut [u8],
     now_ms: i64,
@@ -29,14 +29,14 @@ pub fn append(
 
 /// Value length that makes each record encode to 1 KiB (1,023 or 1,024 bytes, depending
 /// on how many bytes its offset delta's varint takes).
-pub const RECORD_VALUE_LEN: usize = 1014;
+pub(crate) const RECORD_VALUE_LEN: usize = 1014;
 
 /// Nominal record size: batches of `n` KiB hold `n` records.
-pub const RECORD_BYTES: usize = 1024;
+pub(crate) const RECORD_BYTES: usize = 1024;
 
 /// Human-readable size, used in group names ("16KiB", "1MiB"); sizes are whole KiB, and
 /// whole MiB from 1 MiB on.
-pub fn size_name(bytes: usize) -> String {
+pub(crate) fn size_name(bytes: usize) -> String {
     if bytes >= 1 << 20 {
         format!("{}MiB", bytes >> 20)
     } else {
@@ -47,7 +47,7 @@ pub fn size_name(bytes: usize) -> String {
 /// A directory for bench files on the disk being measured, not a tmpfs: `STROM_BENCH_DIR`,
 /// else `$CARGO_TARGET_DIR/bench-scratch`, else the workspace's `target/bench-scratch`.
 /// Removed when the returned guard drops.
-pub fn scratch_dir() -> TempDir {
+pub(crate) fn scratch_dir() -> TempDir {
     let base = std::env::var_os("STROM_BENCH_DIR")
         .map(PathBuf::from)
         .or_else(|| {
@@ -62,7 +62,7 @@ pub fn scratch_dir() -> TempDir {
 
 /// One uncompressed v2 batch of `batch_bytes / 1 KiB` records of 1 KiB each, with
 /// timestamps from `first_ts` on (one millisecond apart) and pseudo-random values.
-pub fn record_batch(batch_bytes: usize, first_ts: i64, rng: &mut Rng) -> Vec<u8> {
+pub(crate) fn record_batch(batch_bytes: usize, first_ts: i64, rng: &mut Rng) -> Vec<u8> {
     let records = (batch_bytes / RECORD_BYTES).max(1);
     let mut value = vec![0u8; RECORD_VALUE_LEN];
     let mut builder = RecordBatchBuilder::new();
@@ -76,7 +76,7 @@ pub fn record_batch(batch_bytes: usize, first_ts: i64, rng: &mut Rng) -> Vec<u8>
 /// The settings every bench log uses: Kafka's defaults, except that batches up to 2 MiB
 /// are accepted (a "1 MiB batch" of 1 KiB records is 61 bytes over Kafka's default
 /// `max.message.bytes`) and nothing is fsynced behind the bench's back.
-pub fn log_config(segment_bytes: u64) -> LogConfig {
+pub(crate) fn log_config(segment_bytes: u64) -> LogConfig {
     LogConfig {
         segment_bytes,
         max_message_bytes: 2 << 20,
@@ -86,7 +86,7 @@ pub fn log_config(segment_bytes: u64) -> LogConfig {
 }
 
 /// Wall-clock milliseconds, as the broker passes to `append`.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -94,14 +94,14 @@ pub fn now_ms() -> i64 {
 
 /// xorshift64*: reproducible "random" offsets and payloads without a dependency.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed.max(1))
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -109,11 +109,11 @@ impl Rng {
     }
 
     /// Uniform in `[0, n)` (n > 0; the modulo bias is irrelevant here).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
 
-    pub fn fill(&mut self, buf: &mut [u8]) {
+    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
             let v = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
@@ -123,6 +123,6 @@ impl Rng {
 
 /// True when the binary runs as a benchmark (`cargo bench`), false under `cargo test`,
 /// where benches only need to show they still work.
-pub fn bench_mode() -> bool {
+pub(crate) fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }

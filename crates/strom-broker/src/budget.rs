@@ -23,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The broker-wide budget. Cloning shares it.
 #[derive(Debug, Clone)]
-pub struct Budget {
+pub(crate) struct Budget {
     global: Arc<Semaphore>,
     /// One permit: the request whose lease is growing.
     growing: Arc<Semaphore>,
@@ -34,7 +34,7 @@ pub struct Budget {
 /// A connection's share: at most `per_connection` bytes of its frames in flight, except
 /// that a single frame always fits (it cannot be split).
 #[derive(Debug, Clone)]
-pub struct ConnectionBudget {
+pub(crate) struct ConnectionBudget {
     own: Arc<Semaphore>,
     cap: usize,
     global: Arc<Semaphore>,
@@ -44,7 +44,7 @@ pub struct ConnectionBudget {
 
 /// Bytes of one frame held in the budget; dropping it gives them back.
 #[derive(Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     own: Option<OwnedSemaphorePermit>,
     global: Option<OwnedSemaphorePermit>,
     /// Bytes held in the broker's budget.
@@ -53,7 +53,7 @@ pub struct Lease {
 
 impl Budget {
     /// `total` bytes for all connections, `per_connection` for each.
-    pub fn new(total: usize, per_connection: usize) -> Budget {
+    pub(crate) fn new(total: usize, per_connection: usize) -> Budget {
         // Permits are taken in u32 counts: a budget beyond 4 GiB is 4 GiB.
         let total = total.clamp(1, (u32::MAX as usize).min(Semaphore::MAX_PERMITS));
         Budget {
@@ -64,7 +64,7 @@ impl Budget {
         }
     }
 
-    pub fn connection(&self) -> ConnectionBudget {
+    pub(crate) fn connection(&self) -> ConnectionBudget {
         ConnectionBudget {
             own: Arc::new(Semaphore::new(self.per_connection)),
             cap: self.per_connection,
@@ -75,11 +75,11 @@ impl Budget {
     }
 
     /// Bytes held by frames read and not yet answered, on all connections.
-    pub fn in_use(&self) -> usize {
+    pub(crate) fn in_use(&self) -> usize {
         self.total - self.global.available_permits()
     }
 
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.total
     }
 }
@@ -89,7 +89,7 @@ impl ConnectionBudget {
     /// budget, and takes it. The connection's share is taken first, so a connection
     /// waiting for its own answers to drain holds nothing of the broker's meanwhile.
     /// `len` must not exceed the broker's total (the frame size limit guarantees it).
-    pub async fn acquire(&self, len: usize) -> Lease {
+    pub(crate) async fn acquire(&self, len: usize) -> Lease {
         if len == 0 {
             return Lease {
                 own: None,
@@ -112,7 +112,7 @@ impl ConnectionBudget {
     /// Grows `lease` by `extra` bytes (what decoding its frame will hold), waiting like
     /// [`acquire`](Self::acquire). `false` when the lease could never grow that much: the
     /// request alone would exceed the broker's whole budget.
-    pub async fn grow(&self, lease: &mut Lease, extra: usize) -> bool {
+    pub(crate) async fn grow(&self, lease: &mut Lease, extra: usize) -> bool {
         if extra == 0 {
             return true;
         }
@@ -147,7 +147,7 @@ impl ConnectionBudget {
 
     /// True while any frame of this connection is read and not yet answered.
     #[cfg(test)]
-    pub fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         self.own.available_permits() < self.cap
     }
 }

@@ -75,7 +75,7 @@ impl Drop for InFlight {
 
 /// Serves one connection until the client closes it, it misbehaves, it is idle too long
 /// or asked to close (to make room for a new one), or shutdown.
-pub async fn serve(
+pub(crate) async fn serve(
     broker: Arc<Broker>,
     socket: TcpStream,
     peer: SocketAddr,

@@ -23,7 +23,7 @@ const HEAD_BYTES: usize = 16 * 1024;
 
 /// Why reading stopped for good.
 #[derive(Debug)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     Io(io::Error),
     /// The client closed the connection inside a frame.
     Truncated,
@@ -56,12 +56,12 @@ impl std::fmt::Display for ReadError {
 }
 
 /// A request frame (without its length prefix), with its bytes in the budget.
-pub struct Frame {
+pub(crate) struct Frame {
     pub body: Bytes,
     pub lease: Lease,
 }
 
-pub struct FrameReader<R> {
+pub(crate) struct FrameReader<R> {
     rd: R,
     head: BytesMut,
     max_frame: usize,
@@ -71,7 +71,7 @@ pub struct FrameReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    pub fn new(
+    pub(crate) fn new(
         rd: R,
         max_frame: usize,
         idle: Duration,
@@ -89,14 +89,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// The connection's share of the budget.
-    pub fn budget(&self) -> &ConnectionBudget {
+    pub(crate) fn budget(&self) -> &ConnectionBudget {
         &self.budget
     }
 
     /// The next frame; `Ok(None)` when the client closed the connection between frames.
     /// `state` learns of the frame (pending from its length prefix on) and tells how long
     /// the connection has been idle.
-    pub async fn next(&mut self, state: &ConnState) -> Result<Option<Frame>, ReadError> {
+    pub(crate) async fn next(&mut self, state: &ConnState) -> Result<Option<Frame>, ReadError> {
         if self.head.is_empty() && !self.wait_for_data(state).await? {
             return Ok(None);
         }

@@ -13,14 +13,14 @@ use std::path::Path;
 use uuid::Uuid;
 
 /// The file's name inside a partition directory.
-pub const FILE: &str = "partition.metadata";
+pub(crate) const FILE: &str = "partition.metadata";
 
 /// The only version written and read.
 const VERSION: u32 = 0;
 
 /// The topic id recorded in the partition directory `dir`, or `None` when there is none
 /// or it cannot be understood (then the directory is treated as legacy, with a warning).
-pub fn read(dir: &Path) -> Option<Uuid> {
+pub(crate) fn read(dir: &Path) -> Option<Uuid> {
     let path = dir.join(FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -54,7 +54,7 @@ fn parse(text: &str) -> Option<Uuid> {
 /// Records `id` in the partition directory `dir` (created if missing), fsynced. Written
 /// before the log's own files, so a log never exists without it but after a crash in
 /// between (then it is legacy, above).
-pub fn write(dir: &Path, id: Uuid) -> std::io::Result<()> {
+pub(crate) fn write(dir: &Path, id: Uuid) -> std::io::Result<()> {
     use strom_log::disk;
     // The directory's own entry and the file's are fsynced too: after a power loss a
     // log directory must not come back without the id that says whose it is.

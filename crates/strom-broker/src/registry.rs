@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 /// One connection's shared state, updated by its reader and writer.
 #[derive(Debug)]
-pub struct ConnState {
+pub(crate) struct ConnState {
     /// Milliseconds since the registry's epoch of the last frame read or answer written.
     last_active_ms: AtomicU64,
     /// Frames read and not yet answered.
@@ -37,24 +37,24 @@ impl ConnState {
     }
 
     /// Something happened on the connection (a frame read, an answer written).
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.last_active_ms.store(ms, Ordering::Relaxed);
     }
 
-    pub fn request_read(&self) {
+    pub(crate) fn request_read(&self) {
         self.pending.fetch_add(1, Ordering::Relaxed);
         self.touch();
     }
 
-    pub fn request_answered(&self) {
+    pub(crate) fn request_answered(&self) {
         self.pending.fetch_sub(1, Ordering::Relaxed);
         self.touch();
     }
 
     /// How long since the last activity; zero while requests are pending (a long poll
     /// or an acks=all produce is not idleness).
-    pub fn idle_for(&self) -> Duration {
+    pub(crate) fn idle_for(&self) -> Duration {
         if self.pending.load(Ordering::Relaxed) > 0 {
             return Duration::ZERO;
         }
@@ -64,14 +64,14 @@ impl ConnState {
     }
 
     /// Completes when the connection was asked to close.
-    pub async fn close_requested(&self) {
+    pub(crate) async fn close_requested(&self) {
         self.close.notified().await
     }
 }
 
 /// Every open connection, by id, and the count per address.
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     inner: Mutex<Inner>,
     epoch: Instant,
     per_ip: usize,
@@ -87,7 +87,7 @@ struct Inner {
 
 /// A connection's place in the registry; dropping it removes the connection.
 #[derive(Debug)]
-pub struct Registered {
+pub(crate) struct Registered {
     registry: Arc<Registry>,
     id: u64,
     ip: IpAddr,
@@ -95,7 +95,10 @@ pub struct Registered {
 }
 
 impl Registry {
-    pub fn new(per_ip: usize, overrides: impl IntoIterator<Item = (IpAddr, usize)>) -> Registry {
+    pub(crate) fn new(
+        per_ip: usize,
+        overrides: impl IntoIterator<Item = (IpAddr, usize)>,
+    ) -> Registry {
         Registry {
             inner: Mutex::new(Inner::default()),
             epoch: Instant::now(),
@@ -106,7 +109,7 @@ impl Registry {
 
     /// Adds a connection from `ip`, or `None` when that address already has as many as
     /// it may (Kafka closes such a connection right away too).
-    pub fn register(self: &Arc<Self>, ip: IpAddr) -> Option<Registered> {
+    pub(crate) fn register(self: &Arc<Self>, ip: IpAddr) -> Option<Registered> {
         let limit = self.overrides.get(&ip).copied().unwrap_or(self.per_ip);
         let mut inner = self.inner.lock().unwrap();
         let count = inner.by_ip.entry(ip).or_default();
@@ -128,7 +131,7 @@ impl Registry {
 
     /// Asks the connection idle longest (at least `min_idle`, nothing pending) to
     /// close. Returns whether one was found.
-    pub fn evict_longest_idle(&self, min_idle: Duration) -> bool {
+    pub(crate) fn evict_longest_idle(&self, min_idle: Duration) -> bool {
         let inner = self.inner.lock().unwrap();
         let victim = inner
             .open
@@ -150,7 +153,7 @@ impl Registry {
     }
 
     #[cfg(test)]
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.inner.lock().unwrap().open.len()
     }
 }

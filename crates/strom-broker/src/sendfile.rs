@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 /// Sends `len` bytes of `file` starting at `offset`, waiting for the socket to become
 /// writable as needed. A file that ends early is an error: the caller promised the bytes.
 #[allow(unsafe_code)] // audited: see the SAFETY notes below
-pub async fn sendfile_all(
+pub(crate) async fn sendfile_all(
     stream: &TcpStream,
     file: &File,
     mut offset: u64,

@@ -8,7 +8,7 @@ use crate::config::RawSettings;
 
 /// Opens a broker with its data in `dir` and `settings` (file keys and values) on top of
 /// the defaults, and waits until it is registered and `__consumer_offsets` exists.
-pub fn open(dir: &Path, settings: &[(&str, &str)]) -> Arc<Broker> {
+pub(crate) fn open(dir: &Path, settings: &[(&str, &str)]) -> Arc<Broker> {
     let mut raw = RawSettings::default();
     raw.set("data_dir", dir.display().to_string(), "test")
         .unwrap();
@@ -21,7 +21,7 @@ pub fn open(dir: &Path, settings: &[(&str, &str)]) -> Arc<Broker> {
 }
 
 /// A runtime with one worker thread, for tests whose answers arrive from tasks.
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -52,7 +52,7 @@ impl FromStr for Codec {
 
 /// The most a fetched batch may decompress to: far above what any broker accepts, but a
 /// bound, so a hostile or broken broker cannot make the client allocate without limit.
-pub const MAX_DECOMPRESSED_BATCH: usize = 1 << 30;
+pub(crate) const MAX_DECOMPRESSED_BATCH: usize = 1 << 30;
 
 /// Compresses a batch's record bytes.
 pub fn compress(codec: Codec, records: &[u8]) -> Result<Vec<u8>, ClientError> {

@@ -88,7 +88,7 @@ impl Checkpoint {
 
 impl CheckpointFile {
     /// Reads the newest valid checkpoint of a log directory, if any.
-    pub fn load(dir: &Path) -> Result<(CheckpointFile, Option<Checkpoint>)> {
+    pub(crate) fn load(dir: &Path) -> Result<(CheckpointFile, Option<Checkpoint>)> {
         let path = dir.join(CHECKPOINT_FILE);
         let (file, best) =
             SlotFile::open(path.clone(), SlotSize::Fixed(SLOT), Checkpoint::decode).at(&path)?;
@@ -97,7 +97,7 @@ impl CheckpointFile {
 
     /// Writes `cp` into the older slot; fsyncs when `sync` is set. (The log's directory
     /// entry for the file is synced with the log's first flush, as for its segments.)
-    pub fn write(&mut self, cp: &Checkpoint, sync: bool) -> Result<()> {
+    pub(crate) fn write(&mut self, cp: &Checkpoint, sync: bool) -> Result<()> {
         let durability = match sync {
             true => Durability::Synced,
             false => Durability::Written,

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 /// Suffix given to files that are scheduled for deletion. A rename is cheap and makes
 /// the file invisible to log loading, so a crash before the unlink loses nothing.
-pub const DELETED_SUFFIX: &str = ".deleted";
+pub(crate) const DELETED_SUFFIX: &str = ".deleted";
 
 /// A handle to the deletion thread; clones share the thread.
 #[derive(Debug, Clone)]

@@ -100,7 +100,11 @@ impl<E: IndexEntry> IndexFile<E> {
     /// `None` takes the file's length as exact (a trimmed file). `capacity_bytes`, when
     /// given, preallocates the file so appends can proceed without remapping.
     #[allow(unsafe_code)] // the mmap below: see its SAFETY comment
-    pub fn open(path: &Path, entries: Option<usize>, capacity_bytes: Option<u64>) -> Result<Self> {
+    pub(crate) fn open(
+        path: &Path,
+        entries: Option<usize>,
+        capacity_bytes: Option<u64>,
+    ) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -138,24 +142,24 @@ impl<E: IndexEntry> IndexFile<E> {
         })
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         (self.len + 1) * E::SIZE > self.mmap.len()
     }
 
-    pub fn get(&self, i: usize) -> E {
+    pub(crate) fn get(&self, i: usize) -> E {
         E::decode(&self.mmap[i * E::SIZE..(i + 1) * E::SIZE])
     }
 
-    pub fn last(&self) -> Option<E> {
+    pub(crate) fn last(&self) -> Option<E> {
         self.len.checked_sub(1).map(|i| self.get(i))
     }
 
     /// Appends an entry; the caller keeps keys increasing and checks `is_full` first.
-    pub fn append(&mut self, entry: E) {
+    pub(crate) fn append(&mut self, entry: E) {
         let at = self.len * E::SIZE;
         entry.encode(&mut self.mmap[at..at + E::SIZE]);
         self.len += 1;
@@ -163,7 +167,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// The index of the first entry for which `pred` is false, given that `pred` is true
     /// for a prefix of the entries.
-    pub fn partition_point(&self, pred: impl Fn(&E) -> bool) -> usize {
+    pub(crate) fn partition_point(&self, pred: impl Fn(&E) -> bool) -> usize {
         let (mut lo, mut hi) = (0, self.len);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -177,14 +181,14 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 
     /// The last entry whose key is <= `key`.
-    pub fn floor(&self, key: i64) -> Option<E> {
+    pub(crate) fn floor(&self, key: i64) -> Option<E> {
         let i = self.partition_point(|e| e.key() <= key);
         i.checked_sub(1).map(|i| self.get(i))
     }
 
     /// Forgets every entry from `len` on.
     #[cfg(test)]
-    pub fn truncate(&mut self, len: usize) {
+    pub(crate) fn truncate(&mut self, len: usize) {
         if len < self.len {
             self.len = len;
         }
@@ -192,7 +196,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// Shrinks the file to exactly its valid entries (done when a segment stops being
     /// active, so the file length alone describes it) and syncs it.
-    pub fn trim(self) -> Result<()> {
+    pub(crate) fn trim(self) -> Result<()> {
         self.mmap.flush().at(&self.path)?;
         let exact = (self.len * E::SIZE) as u64;
         let IndexFile { path, mmap, .. } = self;
@@ -204,7 +208,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// Checks that keys strictly increase and every entry satisfies `valid`; used to
     /// decide whether an index left by an unclean shutdown can be trusted.
-    pub fn is_sane(&self, valid: impl Fn(&E) -> bool) -> bool {
+    pub(crate) fn is_sane(&self, valid: impl Fn(&E) -> bool) -> bool {
         let mut prev: Option<i64> = None;
         for i in 0..self.len {
             let e = self.get(i);

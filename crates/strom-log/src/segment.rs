@@ -77,7 +77,7 @@ pub(crate) struct Segment {
 
 impl Segment {
     /// Creates a new, empty, active segment.
-    pub fn create(
+    pub(crate) fn create(
         dir: &Path,
         base_offset: i64,
         max_index_bytes: u32,
@@ -121,7 +121,7 @@ impl Segment {
     /// damage, the error names the first damaged batch of the segment (found by a full
     /// CRC scan), not the place where the walk tripped over it: a damaged length field
     /// sends the walk past the damage.
-    pub fn open_trusted(
+    pub(crate) fn open_trusted(
         dir: &Path,
         base_offset: i64,
         max_index_bytes: u32,
@@ -184,7 +184,7 @@ impl Segment {
 
     /// Opens a segment without trusting anything but its `.log` file; the caller must
     /// `recover` it before use.
-    pub fn open_untrusted(
+    pub(crate) fn open_untrusted(
         dir: &Path,
         base_offset: i64,
         max_index_bytes: u32,
@@ -211,11 +211,11 @@ impl Segment {
         Ok(seg)
     }
 
-    pub fn path(&self, suffix: &str) -> PathBuf {
+    pub(crate) fn path(&self, suffix: &str) -> PathBuf {
         segment_path(&self.dir, self.base_offset, suffix)
     }
 
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.active
     }
 
@@ -223,7 +223,7 @@ impl Segment {
     /// largest batch timestamp, or — when producers sent no usable timestamps (-1, or
     /// librdkafka's 0 for "none") — the log file's modification time, as Kafka falls
     /// back to it. `None` if neither is known.
-    pub fn newest_time_ms(&self) -> Option<i64> {
+    pub(crate) fn newest_time_ms(&self) -> Option<i64> {
         if self.max_timestamp > 0 {
             return Some(self.max_timestamp);
         }
@@ -236,24 +236,24 @@ impl Segment {
             .map(|d| d.as_millis() as i64)
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.size == 0
     }
 
     /// The log file, opened on demand.
-    pub fn file(&mut self) -> Result<Arc<File>> {
+    pub(crate) fn file(&mut self) -> Result<Arc<File>> {
         Ok(self.handles_mut()?.file.clone())
     }
 
     /// Closes the segment's files; they reopen on the next use.
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         if let Some(h) = self.handles.take() {
             self.index_len = h.index.len();
             self.time_index_len = h.time_index.len();
         }
     }
 
-    pub fn has_handles(&self) -> bool {
+    pub(crate) fn has_handles(&self) -> bool {
         self.handles.is_some()
     }
 
@@ -317,7 +317,7 @@ impl Segment {
     }
 
     /// The last offset of the batch that ends exactly at byte `end` (a batch boundary).
-    pub fn last_offset_ending_at(&mut self, end: u64) -> Result<i64> {
+    pub(crate) fn last_offset_ending_at(&mut self, end: u64) -> Result<i64> {
         let mut pos = self
             .checked_entry(|index| {
                 let i = index.partition_point(|e| (e.position as u64) < end);
@@ -335,7 +335,7 @@ impl Segment {
     }
 
     /// Makes this (trimmed) segment the active one: its indexes get room to grow.
-    pub fn activate(&mut self) -> Result<()> {
+    pub(crate) fn activate(&mut self) -> Result<()> {
         self.release();
         self.active = true;
         self.open_handles()
@@ -354,7 +354,7 @@ impl Segment {
     }
 
     /// Reads and parses the batch header at `pos` (no CRC check).
-    pub fn header_at(&mut self, pos: u64) -> Result<RecordBatchHeader> {
+    pub(crate) fn header_at(&mut self, pos: u64) -> Result<RecordBatchHeader> {
         let size = self.size;
         let file = self.file()?;
         let mut buf = [0u8; BATCH_HEADER_LEN];
@@ -471,7 +471,7 @@ impl Segment {
 
     /// True when appending `bytes` more (spanning up to `last_offset`) needs a new
     /// segment: size, age, index room or the 32-bit relative offset/position limits.
-    pub fn needs_roll(
+    pub(crate) fn needs_roll(
         &mut self,
         bytes: usize,
         last_offset: i64,
@@ -499,7 +499,7 @@ impl Segment {
 
     /// Appends already validated and stamped batches (`headers` describe `bytes` in
     /// order) at the end of the segment.
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         bytes: &[u8],
         headers: &[(RecordBatchHeader, std::ops::Range<usize>)],
@@ -528,7 +528,7 @@ impl Segment {
 
     /// Finds the batch that contains `offset` (the first batch whose last offset is >=
     /// `offset`): its position and header. `None` when the segment ends before it.
-    pub fn locate(&mut self, offset: i64) -> Result<Option<(u64, RecordBatchHeader)>> {
+    pub(crate) fn locate(&mut self, offset: i64) -> Result<Option<(u64, RecordBatchHeader)>> {
         let relative = (offset - self.base_offset).clamp(0, u32::MAX as i64);
         let (mut pos, mut known) =
             match self.checked_entry_with_header(|index| index.floor(relative))? {
@@ -550,7 +550,7 @@ impl Segment {
 
     /// The byte position where batches starting at or after `offset` begin (the end of
     /// the last batch whose base offset is below `offset`), walking from the index.
-    pub fn position_of_bound(&mut self, offset: i64) -> Result<u64> {
+    pub(crate) fn position_of_bound(&mut self, offset: i64) -> Result<u64> {
         if offset >= self.next_offset {
             return Ok(self.size);
         }
@@ -572,7 +572,7 @@ impl Segment {
     /// `start`, where `start` is a batch boundary; used to stop a read at whole batches.
     /// Also returns the header of the batch starting there (`None` at the end of the
     /// segment), which the search has read anyway.
-    pub fn boundary_at_or_before(
+    pub(crate) fn boundary_at_or_before(
         &mut self,
         start: u64,
         limit: u64,
@@ -605,7 +605,7 @@ impl Segment {
     /// offset is >= `min_offset` (batches wholly below the log start offset are gone for
     /// readers, so their timestamps must not answer), with its position; `None` if there
     /// is none.
-    pub fn find_timestamp(
+    pub(crate) fn find_timestamp(
         &mut self,
         ts: i64,
         min_offset: i64,
@@ -638,7 +638,7 @@ impl Segment {
     }
 
     /// Removes every batch whose last offset is >= `offset`; returns the new next offset.
-    pub fn truncate_to(&mut self, offset: i64, interval: u32) -> Result<i64> {
+    pub(crate) fn truncate_to(&mut self, offset: i64, interval: u32) -> Result<i64> {
         let cut = match self.locate(offset)? {
             Some((pos, _)) => pos,
             None => return Ok(self.next_offset),
@@ -675,7 +675,7 @@ impl Segment {
     /// lies at or beyond `durable_bytes` and no valid batch follows it, neither later in
     /// this file nor in a later segment (`later_data` says whether one does); otherwise
     /// it is reported as corruption.
-    pub fn recover(
+    pub(crate) fn recover(
         &mut self,
         durable_bytes: u64,
         interval: u32,
@@ -778,7 +778,7 @@ impl Segment {
 
     /// Calls `f` with the header of every batch from byte `from_pos` on, reading the file
     /// in large chunks (a start-up scan must not cost a syscall per batch).
-    pub fn scan_headers(
+    pub(crate) fn scan_headers(
         &mut self,
         from_pos: u64,
         f: &mut dyn FnMut(&RecordBatchHeader),
@@ -801,7 +801,7 @@ impl Segment {
     }
 
     /// Checks every batch's CRC without changing anything (an operator's scrub).
-    pub fn verify(&mut self) -> Result<()> {
+    pub(crate) fn verify(&mut self) -> Result<()> {
         let path = self.path(LOG_SUFFIX);
         let file = self.file()?;
         let mut buf = Vec::new();
@@ -853,7 +853,7 @@ impl Segment {
 
     /// Makes the segment inactive: writes a final time-index entry carrying the maximum
     /// timestamp (so a reopened sealed segment knows it), trims and syncs both indexes.
-    pub fn seal(&mut self) -> Result<()> {
+    pub(crate) fn seal(&mut self) -> Result<()> {
         if self.active && self.handles.is_none() {
             // An active segment's index files are preallocated on disk whether or not
             // they are mapped now (the open-file budget releases idle logs): they must
@@ -896,13 +896,13 @@ impl Segment {
     }
 
     /// fsyncs the log file (data only: its size is already covered by the write).
-    pub fn sync_file(file: &File, path: &Path) -> Result<()> {
+    pub(crate) fn sync_file(file: &File, path: &Path) -> Result<()> {
         crate::disk::sync_data(file, path).at(path)
     }
 
     /// Offset-index sanity after an unclean shutdown: keys increase and every position
     /// falls inside the file.
-    pub fn indexes_look_sane(&mut self) -> Result<bool> {
+    pub(crate) fn indexes_look_sane(&mut self) -> Result<bool> {
         let size = self.size;
         let h = self.handles_mut()?;
         Ok(
@@ -913,14 +913,14 @@ impl Segment {
 
     /// Rebuilds the indexes of a trusted segment from its headers (no CRC check); the
     /// caller seals the segment afterwards unless it stays active.
-    pub fn reindex(&mut self, interval: u32) -> Result<()> {
+    pub(crate) fn reindex(&mut self, interval: u32) -> Result<()> {
         let size = self.size;
         self.rebuild_indexes(size, interval)
     }
 
     /// Deletes the segment's files (the caller has renamed or handed them off first if
     /// the unlink must not block).
-    pub fn file_paths(&self) -> [PathBuf; 3] {
+    pub(crate) fn file_paths(&self) -> [PathBuf; 3] {
         [
             self.path(LOG_SUFFIX),
             self.path(INDEX_SUFFIX),

@@ -6,7 +6,7 @@ use std::fmt::{self, Write};
 use slog::{Drain, KV, Key, Level, Never, OwnedKVList, Record, Serializer};
 
 /// A `slog::Logger` whose records become `tracing` events.
-pub fn raft_logger(group: u64) -> slog::Logger {
+pub(crate) fn raft_logger(group: u64) -> slog::Logger {
     slog::Logger::root(TracingDrain.fuse(), slog::o!("group" => group))
 }
 

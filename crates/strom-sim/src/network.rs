@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use strom_raft::Message;
 
 #[derive(Debug)]
-pub struct Network {
+pub(crate) struct Network {
     in_flight: Vec<(u64, u64, Message)>,
     drop_rate: f64,
     /// Directed links that are cut: (from, to).
@@ -16,7 +16,7 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(drop_rate: f64) -> Network {
+    pub(crate) fn new(drop_rate: f64) -> Network {
         Network {
             in_flight: Vec::new(),
             drop_rate,
@@ -25,7 +25,7 @@ impl Network {
     }
 
     /// Queues a node's outgoing messages (some are lost on the way).
-    pub fn send_all(&mut self, out: Vec<(u64, Message)>, rng: &mut StdRng) {
+    pub(crate) fn send_all(&mut self, out: Vec<(u64, Message)>, rng: &mut StdRng) {
         for (group, m) in out {
             if rng.r#gen::<f64>() < self.drop_rate || self.cut.contains(&(m.from, m.to)) {
                 continue;
@@ -35,7 +35,7 @@ impl Network {
     }
 
     /// Takes a random message in flight: (to, group, message).
-    pub fn take(&mut self, rng: &mut StdRng) -> Option<(u64, u64, Message)> {
+    pub(crate) fn take(&mut self, rng: &mut StdRng) -> Option<(u64, u64, Message)> {
         if self.in_flight.is_empty() {
             return None;
         }
@@ -50,13 +50,13 @@ impl Network {
     }
 
     /// Drops everything addressed to or from a crashed node.
-    pub fn drop_node(&mut self, id: u64) {
+    pub(crate) fn drop_node(&mut self, id: u64) {
         self.in_flight
             .retain(|(to, _, m)| *to != id && m.from != id);
     }
 
     /// Cuts `id` off from every other node, both ways.
-    pub fn isolate(&mut self, id: u64, nodes: u64) {
+    pub(crate) fn isolate(&mut self, id: u64, nodes: u64) {
         for other in 1..=nodes {
             if other != id {
                 self.cut.insert((id, other));
@@ -65,11 +65,11 @@ impl Network {
         }
     }
 
-    pub fn is_partitioned(&self) -> bool {
+    pub(crate) fn is_partitioned(&self) -> bool {
         !self.cut.is_empty()
     }
 
-    pub fn heal(&mut self) {
+    pub(crate) fn heal(&mut self) {
         self.cut.clear();
     }
 }

@@ -21,7 +21,7 @@ struct Up {
     flush_wanted: BTreeMap<u64, i64>,
 }
 
-pub struct SimNode {
+pub(crate) struct SimNode {
     pub id: u64,
     dir: PathBuf,
     voters: Vec<u64>,
@@ -31,7 +31,13 @@ pub struct SimNode {
 }
 
 impl SimNode {
-    pub fn new(id: u64, dir: PathBuf, voters: &[u64], groups: u64, election: usize) -> SimNode {
+    pub(crate) fn new(
+        id: u64,
+        dir: PathBuf,
+        voters: &[u64],
+        groups: u64,
+        election: usize,
+    ) -> SimNode {
         let mut n = SimNode {
             id,
             dir,
@@ -44,11 +50,11 @@ impl SimNode {
         n
     }
 
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         self.up.is_some()
     }
 
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let mut config = ManagerConfig::new(&self.dir);
         config.default_log = LogConfig {
             segment_bytes: 4 * 1024,
@@ -93,7 +99,7 @@ impl SimNode {
     /// An fsync of `group`'s log fails: the log goes offline, the replica stops (its
     /// waiters fail: nothing it had not yet acknowledged ever will be), the log is cut
     /// back to its last successful fsync and the replica is rebuilt from it.
-    pub fn fail_fsync(&mut self, group: u64) -> bool {
+    pub(crate) fn fail_fsync(&mut self, group: u64) -> bool {
         let Some(mut up) = self.up.take() else {
             return false;
         };
@@ -124,7 +130,7 @@ impl SimNode {
 
     /// Crashes: of what was written since the last fsync, only the part before a point
     /// `keep` of the way survives (whole batches, as a torn tail is cut on recovery).
-    pub fn crash(&mut self, keep: f64) {
+    pub(crate) fn crash(&mut self, keep: f64) {
         let Some(up) = self.up.take() else { return };
         for g in 0..self.groups {
             up.manager.with_log(&tp(g), |l| {
@@ -145,7 +151,7 @@ impl SimNode {
         out.messages
     }
 
-    pub fn step(&mut self, group: u64, m: Message, now_ms: i64) -> Vec<(u64, Message)> {
+    pub(crate) fn step(&mut self, group: u64, m: Message, now_ms: i64) -> Vec<(u64, Message)> {
         let Some(up) = self.up.as_mut() else {
             return Vec::new();
         };
@@ -156,7 +162,7 @@ impl SimNode {
         Self::collect(up, group, out)
     }
 
-    pub fn tick(&mut self, now_ms: i64) -> Vec<(u64, Message)> {
+    pub(crate) fn tick(&mut self, now_ms: i64) -> Vec<(u64, Message)> {
         let Some(up) = self.up.as_mut() else {
             return Vec::new();
         };
@@ -173,7 +179,7 @@ impl SimNode {
 
     /// Applies size retention to a group's log: at most `bytes` of whole segments stay
     /// (and what Raft keeps). Followers behind the new log start are sent a snapshot.
-    pub fn apply_retention(&mut self, group: u64, bytes: u64, now_ms: i64) -> bool {
+    pub(crate) fn apply_retention(&mut self, group: u64, bytes: u64, now_ms: i64) -> bool {
         let Some(up) = self.up.as_ref() else {
             return false;
         };
@@ -189,7 +195,7 @@ impl SimNode {
     }
 
     /// The log start offset of a group's log.
-    pub fn log_start(&self, group: u64) -> i64 {
+    pub(crate) fn log_start(&self, group: u64) -> i64 {
         let up = self.up.as_ref().expect("node up");
         up.manager
             .with_log(&tp(group), |l| l.log_start_offset())
@@ -197,7 +203,7 @@ impl SimNode {
     }
 
     /// Runs the fsyncs the groups asked for and reports them durable.
-    pub fn flush(&mut self, now_ms: i64) -> Vec<(u64, Message)> {
+    pub(crate) fn flush(&mut self, now_ms: i64) -> Vec<(u64, Message)> {
         let Some(up) = self.up.as_mut() else {
             return Vec::new();
         };
@@ -217,7 +223,7 @@ impl SimNode {
         all
     }
 
-    pub fn propose(
+    pub(crate) fn propose(
         &mut self,
         group: u64,
         batch: Vec<u8>,
@@ -238,7 +244,7 @@ impl SimNode {
     /// Asks the group's leader here to tell `waiter` once everything in its log is
     /// committed (how the broker answers a retried idempotent batch). False when this
     /// node does not lead the group.
-    pub fn when_all_committed(
+    pub(crate) fn when_all_committed(
         &mut self,
         group: u64,
         waiter: Waiter,
@@ -253,7 +259,7 @@ impl SimNode {
     }
 
     /// (group, term) of every group this node leads.
-    pub fn leading(&self) -> Vec<(u64, u64)> {
+    pub(crate) fn leading(&self) -> Vec<(u64, u64)> {
         self.up.as_ref().map_or(Vec::new(), |up| {
             up.replicas
                 .iter()
@@ -264,14 +270,14 @@ impl SimNode {
     }
 
     /// (log end offset, high watermark, leader?) of a group.
-    pub fn group_state(&self, group: u64) -> Option<(i64, i64, bool)> {
+    pub(crate) fn group_state(&self, group: u64) -> Option<(i64, i64, bool)> {
         let up = self.up.as_ref()?;
         let r = up.replicas.get(&group)?;
         let end = up.manager.with_log(&tp(group), |l| l.log_end_offset())?;
         Some((end, r.high_watermark(), r.is_leader()))
     }
 
-    pub fn nothing_unsynced(&self) -> bool {
+    pub(crate) fn nothing_unsynced(&self) -> bool {
         self.up.as_ref().is_some_and(|up| {
             up.flush_wanted.is_empty()
                 && (0..self.groups).all(|g| {
@@ -283,7 +289,7 @@ impl SimNode {
     }
 
     /// The log of a group from offset `from` (a batch boundary) as bytes.
-    pub fn log_bytes(&mut self, group: u64, from: i64) -> Vec<u8> {
+    pub(crate) fn log_bytes(&mut self, group: u64, from: i64) -> Vec<u8> {
         let up = self.up.as_ref().expect("node up");
         up.manager
             .with_log(&tp(group), |l| {
@@ -301,7 +307,7 @@ impl SimNode {
     }
 
     /// The values of the `n` records starting at `offset`.
-    pub fn values_at(&mut self, group: u64, offset: i64, n: usize) -> Vec<Vec<u8>> {
+    pub(crate) fn values_at(&mut self, group: u64, offset: i64, n: usize) -> Vec<Vec<u8>> {
         let up = self.up.as_ref().expect("node up");
         up.manager
             .with_log(&tp(group), |l| {
@@ -319,7 +325,7 @@ impl SimNode {
             .unwrap()
     }
 
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match &self.up {
             None => format!("node {}: down", self.id),
             Some(up) => {

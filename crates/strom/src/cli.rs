@@ -9,7 +9,7 @@ use strom_client::{Client, ClientConfig};
 
 /// The flags of every client command.
 #[derive(Debug, Clone, Args)]
-pub struct Common {
+pub(crate) struct Common {
     /// Broker(s) to connect to first, comma-separated host:port
     #[arg(
         long,
@@ -24,24 +24,26 @@ pub struct Common {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
+pub(crate) enum Output {
     Text,
     Json,
 }
 
 impl Common {
-    pub fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         self.output == Output::Json
     }
 
-    pub async fn connect(&self) -> anyhow::Result<Client> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
         let config = ClientConfig::new(&self.bootstrap);
         Ok(Client::connect(config).await?)
     }
 }
 
 /// A single-threaded runtime: the commands do little work besides waiting on sockets.
-pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+pub(crate) fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(
+    f: F,
+) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -50,7 +52,7 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> an
 }
 
 /// Parses `key=value` (the value may contain '=').
-pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("expected key=value, got {s:?}")),
@@ -59,7 +61,7 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 /// Parses an RFC 3339 datetime (`2026-11-22T03:30:00Z`, `2026-11-22T04:30:00.250+01:00`)
 /// into milliseconds since the Unix epoch.
-pub fn parse_datetime(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_datetime(s: &str) -> Result<i64, String> {
     let bad = || format!("expected an RFC 3339 datetime like 2026-11-22T03:30:00Z, got {s:?}");
     let b = s.as_bytes();
     if b.len() < 20
@@ -130,7 +132,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// Formats milliseconds since the epoch as RFC 3339 UTC with milliseconds.
-pub fn format_datetime(ms: i64) -> String {
+pub(crate) fn format_datetime(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
@@ -154,7 +156,7 @@ pub fn format_datetime(ms: i64) -> String {
 }
 
 /// A plain text table: columns padded to their widest cell.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -182,12 +184,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Prints a JSON value on one line.
-pub fn print_json(v: &serde_json::Value) {
+pub(crate) fn print_json(v: &serde_json::Value) {
     println!("{v}");
 }
 
 /// Node ids as `1,2,3`.
-pub fn ids(v: &[i32]) -> String {
+pub(crate) fn ids(v: &[i32]) -> String {
     v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 

@@ -9,18 +9,18 @@ use serde_json::json;
 use crate::cli::{Common, block_on, ids, print_json, table};
 
 #[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
+pub(crate) enum ClusterCommand {
     /// Brokers, controller, cluster id, leadership per broker, under-replicated partitions
     Info(InfoArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct InfoArgs {
+pub(crate) struct InfoArgs {
     #[command(flatten)]
     pub common: Common,
 }
 
-pub fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Info(a) => block_on(info(a)),
     }

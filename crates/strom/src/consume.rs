@@ -16,7 +16,7 @@ use strom_wire::ErrorCode;
 use crate::cli::{Common, block_on, format_datetime, parse_datetime};
 
 #[derive(Debug, Args)]
-pub struct ConsumeArgs {
+pub(crate) struct ConsumeArgs {
     /// The topic to read
     pub topic: String,
     /// Where to start: beginning, end, an offset, or an RFC 3339 datetime (the first record
@@ -47,12 +47,12 @@ pub struct ConsumeArgs {
     pub common: Common,
 }
 
-pub fn run(a: ConsumeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     block_on(consume(a))
 }
 
 /// Parses `5`, `5s`, `500ms`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("expected a duration like 5s or 500ms, got {s:?}");
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => (&s[..i], &s[i..]),

@@ -10,7 +10,7 @@ use strom_client::{Client, GroupDescription, OffsetSpec};
 use crate::cli::{Common, block_on, parse_datetime, print_json, table};
 
 #[derive(Debug, Subcommand)]
-pub enum GroupCommand {
+pub(crate) enum GroupCommand {
     /// List consumer groups
     List(ListArgs),
     /// Show a group's state, members and, per partition, committed offset, end offset and lag
@@ -22,13 +22,13 @@ pub enum GroupCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     #[command(flatten)]
     pub common: Common,
 }
 
 #[derive(Debug, Args)]
-pub struct NameArgs {
+pub(crate) struct NameArgs {
     /// The group id
     pub group: String,
     #[command(flatten)]
@@ -37,7 +37,7 @@ pub struct NameArgs {
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_datetime", "to_offset", "shift_by"])))]
-pub struct ResetArgs {
+pub(crate) struct ResetArgs {
     /// The group whose offsets move
     #[arg(long, short = 'g')]
     pub group: String,
@@ -69,7 +69,7 @@ pub struct ResetArgs {
     pub common: Common,
 }
 
-pub fn run(cmd: GroupCommand) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: GroupCommand) -> anyhow::Result<()> {
     block_on(async move {
         match cmd {
             GroupCommand::List(a) => list(a).await,

@@ -23,7 +23,7 @@ const MAX_IN_FLIGHT: usize = 16;
 const READ_CHUNK: usize = 1000;
 
 #[derive(Debug, Args)]
-pub struct ProduceArgs {
+pub(crate) struct ProduceArgs {
     /// The topic to write to (created on first use if the broker auto-creates topics)
     pub topic: String,
     /// Read lines from this file instead of stdin
@@ -51,7 +51,7 @@ pub struct ProduceArgs {
     pub common: Common,
 }
 
-pub fn run(a: ProduceArgs) -> anyhow::Result<()> {
+pub(crate) fn run(a: ProduceArgs) -> anyhow::Result<()> {
     block_on(produce(a))
 }
 
@@ -315,7 +315,7 @@ fn read_lines(
 
 /// Kafka's default partitioner hash (murmur2 with seed 0x9747b28c, as the Java client
 /// computes it), so that a key lands on the same partition as with Java producers.
-pub fn murmur2(data: &[u8]) -> u32 {
+pub(crate) fn murmur2(data: &[u8]) -> u32 {
     const M: u32 = 0x5bd1_e995;
     const R: u32 = 24;
     let mut h: u32 = 0x9747_b28c ^ data.len() as u32;

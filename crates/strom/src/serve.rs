@@ -13,7 +13,7 @@ fn flag_name(key: &str) -> String {
     key.replace('_', "-")
 }
 
-pub fn command() -> Command {
+pub(crate) fn command() -> Command {
     let mut cmd = Command::new("serve")
         .about("Run a broker (defaults: 127.0.0.1:9092, data in ./strom-data, topics auto-created)")
         .arg(
@@ -48,7 +48,7 @@ pub fn command() -> Command {
     cmd
 }
 
-pub fn run(m: &ArgMatches) -> anyhow::Result<()> {
+pub(crate) fn run(m: &ArgMatches) -> anyhow::Result<()> {
     init_logging(m.get_one::<String>("log-format").map(String::as_str) == Some("json"));
     fail_stop_on_panic();
     let mut raw = RawSettings::default();

@@ -8,7 +8,7 @@ use strom_client::{Client, ConfigChange, NewTopic, OffsetSpec};
 use crate::cli::{Common, block_on, ids, parse_key_value, print_json, table};
 
 #[derive(Debug, Subcommand)]
-pub enum TopicCommand {
+pub(crate) enum TopicCommand {
     /// Create a topic
     Create(CreateArgs),
     /// List topics with their partition counts
@@ -22,7 +22,7 @@ pub enum TopicCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The topic
     pub topic: String,
     /// Number of partitions [default: the broker's default_partitions]
@@ -39,7 +39,7 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Include internal topics (__consumer_offsets)
     #[arg(long)]
     pub internal: bool,
@@ -48,7 +48,7 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct NameArgs {
+pub(crate) struct NameArgs {
     /// The topic
     pub topic: String,
     #[command(flatten)]
@@ -56,7 +56,7 @@ pub struct NameArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AlterArgs {
+pub(crate) struct AlterArgs {
     /// The topic
     pub topic: String,
     /// Set a config, e.g. retention.ms=60000 (repeatable)
@@ -69,7 +69,7 @@ pub struct AlterArgs {
     pub common: Common,
 }
 
-pub fn run(cmd: TopicCommand) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: TopicCommand) -> anyhow::Result<()> {
     block_on(async move {
         match cmd {
             TopicCommand::Create(a) => create(a).await,

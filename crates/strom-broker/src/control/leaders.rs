@@ -13,15 +13,15 @@ use strom_log::TopicPartition;
 use strom_raft::{Message, Transport};
 
 /// The group id that carries leadership reports instead of Raft messages.
-pub const GOSSIP_GROUP: u64 = u64::MAX;
+pub(crate) const GOSSIP_GROUP: u64 = u64::MAX;
 /// How often a node reports.
-pub const INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const INTERVAL: Duration = Duration::from_millis(500);
 /// Reports older than this are not trusted.
 const STALE: Duration = Duration::from_secs(2);
 
 /// One led group: its term and the replicas in sync with the leader.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Led {
+pub(crate) struct Led {
     pub group: u64,
     pub term: u64,
     pub in_sync: Vec<i32>,
@@ -38,13 +38,13 @@ struct Known {
 
 /// Leadership reported by the other nodes, by group.
 #[derive(Debug, Default)]
-pub struct RemoteLeaders {
+pub(crate) struct RemoteLeaders {
     groups: RwLock<HashMap<u64, Known>>,
 }
 
 impl RemoteLeaders {
     /// Takes a node's report; a higher term wins, an equal one refreshes.
-    pub fn record(&self, from: i32, led: Vec<Led>) {
+    pub(crate) fn record(&self, from: i32, led: Vec<Led>) {
         let now = Instant::now();
         let mut g = self.groups.write().unwrap();
         for l in led {
@@ -66,7 +66,7 @@ impl RemoteLeaders {
     }
 
     /// (leader, term, in-sync replicas) of a group, if a fresh report names one.
-    pub fn get(&self, group: u64) -> Option<(i32, u64, Vec<i32>)> {
+    pub(crate) fn get(&self, group: u64) -> Option<(i32, u64, Vec<i32>)> {
         let g = self.groups.read().unwrap();
         let k = g.get(&group)?;
         (k.at.elapsed() < STALE).then(|| (k.leader, k.term, k.in_sync.clone()))
@@ -74,7 +74,7 @@ impl RemoteLeaders {
 }
 
 /// A report as the message the transport carries (its `context`).
-pub fn encode(from: u64, led: &[Led]) -> Message {
+pub(crate) fn encode(from: u64, led: &[Led]) -> Message {
     let mut b = BytesMut::with_capacity(4 + led.len() * 24);
     b.put_u32(led.len() as u32);
     for l in led {
@@ -93,7 +93,7 @@ pub fn encode(from: u64, led: &[Led]) -> Message {
 }
 
 /// The report in a gossip message; `None` when it is malformed.
-pub fn decode(msg: &Message) -> Option<Vec<Led>> {
+pub(crate) fn decode(msg: &Message) -> Option<Vec<Led>> {
     let mut b: Bytes = msg.context.clone();
     if b.remaining() < 4 {
         return None;

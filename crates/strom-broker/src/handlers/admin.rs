@@ -28,7 +28,7 @@ pub(crate) const SOURCE_STATIC_BROKER: i8 = 4;
 pub(crate) const SOURCE_DEFAULT: i8 = 5;
 
 /// CreateTopics: each topic is a command in the metadata log, answered once applied.
-pub fn create_topics(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> Reply {
+pub(super) fn create_topics(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> Reply {
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
         let mut topics = Vec::with_capacity(req.topics.len());
@@ -125,7 +125,7 @@ fn topic_configs(broker: &Broker, meta: &TopicMeta) -> Vec<CreatableTopicConfigs
         .collect()
 }
 
-pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> Reply {
+pub(super) fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> Reply {
     // v0-v5 name topics in `topic_names`; v6 in `topics`, by name or id.
     let mut targets: Vec<(Option<String>, uuid::Uuid)> = req
         .topic_names
@@ -166,7 +166,7 @@ pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> Reply {
     }))
 }
 
-pub fn create_partitions(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> Reply {
+pub(super) fn create_partitions(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> Reply {
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
         let mut results = Vec::with_capacity(req.topics.len());

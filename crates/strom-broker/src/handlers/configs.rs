@@ -32,7 +32,7 @@ const TYPE_LIST: i8 = 7;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
-pub fn describe_configs(
+pub(super) fn describe_configs(
     broker: &Arc<Broker>,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
@@ -186,7 +186,7 @@ fn refuse_non_topic(resource_type: i8) -> Failure {
     }
 }
 
-pub fn alter_configs(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Reply {
+pub(super) fn alter_configs(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Reply {
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
         let mut responses = Vec::with_capacity(req.resources.len());
@@ -226,7 +226,7 @@ pub fn alter_configs(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Reply {
     }))
 }
 
-pub fn incremental_alter_configs(
+pub(super) fn incremental_alter_configs(
     broker: &Arc<Broker>,
     req: IncrementalAlterConfigsRequest,
 ) -> Reply {

@@ -16,7 +16,7 @@ use crate::broker::Broker;
 /// A commit on its way to the coordinator, remembered with the offsets it replaces so its
 /// latencies can be observed once it is answered.
 #[derive(Debug)]
-pub struct PendingCommit {
+pub(super) struct PendingCommit {
     broker: Arc<Broker>,
     group: String,
     /// `(topic, partition, new offset, offset committed before)`.
@@ -25,7 +25,7 @@ pub struct PendingCommit {
 
 impl PendingCommit {
     /// Remembers what `req` commits and what the group had committed before.
-    pub fn new(broker: &Arc<Broker>, req: &OffsetCommitRequest) -> PendingCommit {
+    pub(super) fn new(broker: &Arc<Broker>, req: &OffsetCommitRequest) -> PendingCommit {
         let wanted: Vec<(String, i32)> = req
             .topics
             .iter()
@@ -56,7 +56,7 @@ impl PendingCommit {
 
     /// Observes the delivery latency of every partition whose commit succeeded and moved
     /// the group forward. `errors` holds the coordinator's answer per partition.
-    pub fn answered(self, errors: &HashMap<(String, i32), ErrorCode>) {
+    pub(super) fn answered(self, errors: &HashMap<(String, i32), ErrorCode>) {
         let now = now_ms();
         let mut histogram = None;
         for (topic, partition, offset, before) in self.offsets {

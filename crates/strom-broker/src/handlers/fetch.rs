@@ -27,7 +27,7 @@ struct Wanted {
     leader_epoch: i32,
 }
 
-pub fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
+pub(super) fn fetch(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
     let mut wanted = Vec::new();
     for t in &req.topics {
         let meta = if version >= 13 {

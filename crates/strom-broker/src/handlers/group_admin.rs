@@ -23,7 +23,7 @@ use crate::broker::Broker;
 /// Authorized operations are not computed (there is no ACL support): Kafka's "omitted".
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
-pub fn describe_groups(broker: &Arc<Broker>, r: WireDescribe) -> Reply {
+pub(super) fn describe_groups(broker: &Arc<Broker>, r: WireDescribe) -> Reply {
     let names: Vec<String> = r.groups.iter().map(|g| string(&g.0)).collect();
     let req = DescribeGroupsRequest {
         groups: names.clone(),
@@ -76,7 +76,7 @@ pub fn describe_groups(broker: &Arc<Broker>, r: WireDescribe) -> Reply {
     )
 }
 
-pub fn list_groups(broker: &Arc<Broker>, r: WireList) -> Reply {
+pub(super) fn list_groups(broker: &Arc<Broker>, r: WireList) -> Reply {
     let req = ListGroupsRequest {
         states_filter: r.states_filter.iter().map(string).collect(),
     };
@@ -108,7 +108,7 @@ pub fn list_groups(broker: &Arc<Broker>, r: WireList) -> Reply {
     )
 }
 
-pub fn delete_groups(broker: &Arc<Broker>, r: WireDelete) -> Reply {
+pub(super) fn delete_groups(broker: &Arc<Broker>, r: WireDelete) -> Reply {
     let names: Vec<String> = r.groups_names.iter().map(|g| string(&g.0)).collect();
     let req = DeleteGroupsRequest {
         groups_names: names.clone(),

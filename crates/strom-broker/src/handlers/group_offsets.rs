@@ -37,7 +37,7 @@ fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
         .is_some_and(|t| partition >= 0 && partition < t.partitions)
 }
 
-pub fn offset_commit(broker: &Arc<Broker>, r: WireCommit, version: i16) -> Reply {
+pub(super) fn offset_commit(broker: &Arc<Broker>, r: WireCommit, version: i16) -> Reply {
     // The request's order, which the answer keeps; unknown partitions are answered here
     // and never reach the coordinator.
     let order: Vec<(String, Vec<(i32, bool)>)> = r
@@ -138,7 +138,7 @@ pub fn offset_commit(broker: &Arc<Broker>, r: WireCommit, version: i16) -> Reply
     )
 }
 
-pub fn offset_fetch(broker: &Arc<Broker>, r: WireFetch, version: i16) -> Reply {
+pub(super) fn offset_fetch(broker: &Arc<Broker>, r: WireFetch, version: i16) -> Reply {
     let groups: Vec<OffsetFetchGroup> = if version >= 8 {
         r.groups
             .into_iter()
@@ -285,7 +285,7 @@ fn legacy_error_topics(
         .collect()
 }
 
-pub fn offset_delete(broker: &Arc<Broker>, r: WireOffsetDelete) -> Reply {
+pub(super) fn offset_delete(broker: &Arc<Broker>, r: WireOffsetDelete) -> Reply {
     let req = OffsetDeleteRequest {
         group_id: string(&r.group_id.0),
         topics: r

@@ -58,7 +58,7 @@ pub(super) fn opt_str_bytes(s: Option<String>) -> Option<StrBytes> {
 /// Where the coordinator did not answer at all: clients look for it again.
 pub(super) const LOST: ErrorCode = ErrorCode::CoordinatorNotAvailable;
 
-pub fn join_group(
+pub(super) fn join_group(
     broker: &Arc<Broker>,
     r: WireJoin,
     version: i16,
@@ -131,7 +131,7 @@ pub fn join_group(
     )
 }
 
-pub fn sync_group(broker: &Arc<Broker>, r: WireSync) -> Reply {
+pub(super) fn sync_group(broker: &Arc<Broker>, r: WireSync) -> Reply {
     let req = SyncGroupRequest {
         group_id: string(&r.group_id.0),
         generation_id: r.generation_id,
@@ -164,7 +164,7 @@ pub fn sync_group(broker: &Arc<Broker>, r: WireSync) -> Reply {
     )
 }
 
-pub fn heartbeat(broker: &Arc<Broker>, r: WireHeartbeat) -> Reply {
+pub(super) fn heartbeat(broker: &Arc<Broker>, r: WireHeartbeat) -> Reply {
     let req = HeartbeatRequest {
         group_id: string(&r.group_id.0),
         generation_id: r.generation_id,
@@ -184,7 +184,7 @@ pub fn heartbeat(broker: &Arc<Broker>, r: WireHeartbeat) -> Reply {
     )
 }
 
-pub fn leave_group(broker: &Arc<Broker>, r: WireLeave, version: i16) -> Reply {
+pub(super) fn leave_group(broker: &Arc<Broker>, r: WireLeave, version: i16) -> Reply {
     // v0-v2 name one member; v3+ a list (an admin may remove several static members).
     let members = if version < 3 {
         vec![LeavingMember {

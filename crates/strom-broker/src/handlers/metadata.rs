@@ -29,7 +29,7 @@ const OPERATIONS_OMITTED: i32 = i32::MIN;
 /// Metadata: the registered brokers, the controller (the metadata group's leader) and
 /// the topics asked for, created first when auto-creation applies (which waits for the
 /// metadata log, hence an answer that comes later).
-pub fn metadata(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> Reply {
+pub(super) fn metadata(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> Reply {
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
         Response::Kind(ResponseKind::Metadata(
@@ -186,7 +186,7 @@ fn describe_topic(broker: &Broker, meta: &TopicMeta) -> MetadataResponseTopic {
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
 
-pub fn describe_cluster(
+pub(super) fn describe_cluster(
     broker: &Arc<Broker>,
     _req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
@@ -218,7 +218,7 @@ const KEY_TRANSACTION: i8 = 1;
 /// supported, so a transaction coordinator is COORDINATOR_NOT_AVAILABLE (which clients
 /// retry) rather than a closed connection, which would fail whatever else that client has
 /// in flight on it.
-pub fn find_coordinator(
+pub(super) fn find_coordinator(
     broker: &Broker,
     req: FindCoordinatorRequest,
     version: i16,

@@ -29,16 +29,16 @@ use crate::fetch_out::FetchOut;
 /// An answer: a message body kafka-protocol encodes, or a Fetch answer whose records
 /// the connection sends straight from the segment files.
 #[derive(Debug)]
-pub enum Response {
+pub(crate) enum Response {
     Kind(ResponseKind),
     Fetch(FetchOut),
 }
 
 /// A response still being worked on (waiting for durability or new data).
-pub type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// What the connection does with a request once it was handled.
-pub enum Reply {
+pub(crate) enum Reply {
     /// Answer with this (boxed: responses are large, the other variants small).
     Now(Box<Response>),
     /// Answer with this when it completes; later requests' answers wait behind it.
@@ -51,7 +51,7 @@ pub enum Reply {
 }
 
 impl Reply {
-    pub fn now(response: Response) -> Reply {
+    pub(crate) fn now(response: Response) -> Reply {
         Reply::Now(Box::new(response))
     }
 }
@@ -68,7 +68,7 @@ impl std::fmt::Debug for Reply {
 }
 
 /// Handles one decoded request from the client at `peer`.
-pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Reply {
+pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Reply {
     let version = request.api_version();
     let client_id = || {
         request

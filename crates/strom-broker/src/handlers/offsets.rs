@@ -58,7 +58,7 @@ fn check_partition(
     }
 }
 
-pub fn list_offsets(
+pub(super) fn list_offsets(
     broker: &Arc<Broker>,
     req: ListOffsetsRequest,
     version: i16,
@@ -185,7 +185,7 @@ fn first_record_at_or_after(
         .map(|r| (r.offset, r.timestamp))
 }
 
-pub fn offset_for_leader_epoch(
+pub(super) fn offset_for_leader_epoch(
     broker: &Arc<Broker>,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
@@ -226,7 +226,10 @@ pub fn offset_for_leader_epoch(
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
 
-pub fn delete_records(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub(super) fn delete_records(
+    broker: &Arc<Broker>,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()

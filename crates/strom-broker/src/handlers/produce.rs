@@ -21,7 +21,7 @@ struct PartitionResult {
     outcome: Result<Appended, Failure>,
 }
 
-pub fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply {
+pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply {
     let acks = req.acks;
     let timeout_ms = req.timeout_ms;
     let mut results: Vec<(

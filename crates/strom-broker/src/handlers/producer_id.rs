@@ -10,7 +10,7 @@ use strom_wire::kafka_protocol::messages::{
 
 use crate::broker::Broker;
 
-pub fn init_producer_id(
+pub(super) fn init_producer_id(
     broker: &Arc<Broker>,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A running server; stopped (gracefully) by [`Server::stop`].
-pub struct Server {
+pub(crate) struct Server {
     pub addr: SocketAddr,
     pub broker: std::sync::Arc<Broker>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -26,7 +26,7 @@ pub struct Server {
 }
 
 /// Starts a broker with `settings` (file keys) over the defaults.
-pub async fn start(settings: &[(&str, &str)]) -> Server {
+pub(crate) async fn start(settings: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut raw = RawSettings::default();
     raw.set("data_dir", dir.path().display().to_string(), "test")
@@ -54,14 +54,19 @@ pub async fn start(settings: &[(&str, &str)]) -> Server {
 }
 
 impl Server {
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.run.await.unwrap().unwrap();
     }
 }
 
 /// A request frame: length prefix, header, body.
-pub fn frame<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &R) -> Bytes {
+pub(crate) fn frame<R: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Bytes {
     let header = RequestHeader::default()
         .with_request_api_key(api as i16)
         .with_request_api_version(version)
@@ -79,7 +84,7 @@ pub fn frame<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body:
 }
 
 /// Reads one response frame; returns its body after the header.
-pub async fn read_response(s: &mut TcpStream, api: ApiKey, version: i16) -> Bytes {
+pub(crate) async fn read_response(s: &mut TcpStream, api: ApiKey, version: i16) -> Bytes {
     let len = s.read_i32().await.unwrap();
     let mut buf = vec![0; len as usize];
     s.read_exact(&mut buf).await.unwrap();
@@ -89,7 +94,7 @@ pub async fn read_response(s: &mut TcpStream, api: ApiKey, version: i16) -> Byte
 }
 
 /// Sends one request and decodes its answer.
-pub async fn call<Req: Encodable, Resp: Decodable>(
+pub(crate) async fn call<Req: Encodable, Resp: Decodable>(
     s: &mut TcpStream,
     api: ApiKey,
     version: i16,
@@ -103,7 +108,7 @@ pub async fn call<Req: Encodable, Resp: Decodable>(
 }
 
 /// The broker still answers a new client.
-pub async fn answers(addr: SocketAddr) -> bool {
+pub(crate) async fn answers(addr: SocketAddr) -> bool {
     let attempt = async {
         let mut s = TcpStream::connect(addr).await.ok()?;
         let r: ApiVersionsResponse = call(
@@ -122,7 +127,7 @@ pub async fn answers(addr: SocketAddr) -> bool {
 }
 
 /// Whether the server closes `s` within `within` (data it sends meanwhile is discarded).
-pub async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+pub(crate) async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 4096];
     let wait = async {
         loop {

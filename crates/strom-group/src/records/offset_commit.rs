@@ -23,7 +23,7 @@ use crate::error::GroupError;
 const RECORD: &str = "OffsetCommitValue";
 
 /// Sentinel for "no leader epoch" and "no expire timestamp", as in Kafka.
-pub const NO_VALUE: i64 = -1;
+pub(super) const NO_VALUE: i64 = -1;
 
 /// One committed offset as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,12 +12,12 @@ use strom_log::{AppendInfo, LogManager, PartitionLog, TopicPartition};
 
 mod stamp;
 
-pub use stamp::stamp_batches;
+pub(crate) use stamp::stamp_batches;
 
 /// Appends `batches` as a Raft replica does: stamped in place with the log's next
 /// offsets and `epoch`, then written through `PartitionLog::append_replicated` (which
 /// checks every CRC, like the old producer append did).
-pub fn append(
+pub(crate) fn append(
     log: &mut PartitionLog,
     batches: &mut [u8],
     epoch: i32,
@@ -30,7 +30,7 @@ pub fn append(
 /// [`append`] to a partition of a `LogManager`, under its lock and open-file budget.
 /// Flushes are left to the flush policy: the manager's background tick starts those an
 /// interval or size policy asks for, as for every write Raft makes.
-pub fn append_to(
+pub(crate) fn append_to(
     manager: &LogManager,
     tp: &TopicPartition,
     batches: &mut [u8],
@@ -44,31 +44,31 @@ pub fn append_to(
 
 /// SplitMix64: tiny, deterministic, and good enough to pick positions and sizes.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix(self.0)
     }
 
     /// A number in `[0, n)`; `n` must not be 0.
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
 
     /// A number in `[lo, hi)`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo)
     }
 }
 
 /// The SplitMix64 output function, also used to derive batch contents from an offset.
-pub fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -76,7 +76,7 @@ pub fn mix(mut z: u64) -> u64 {
 
 /// The seed of a randomised test: `STROM_TEST_SEED` if set (to replay a failure),
 /// otherwise the clock. Printed so that a failing run can be repeated.
-pub fn seed(test: &str) -> u64 {
+pub(crate) fn seed(test: &str) -> u64 {
     let seed = std::env::var("STROM_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -94,7 +94,7 @@ pub fn seed(test: &str) -> u64 {
 /// stores it (base offset and leader epoch stamped). Its record count, sizes, contents
 /// and timestamp all follow from `(seed, offset)`, so whoever reads the log can tell
 /// whether what it finds is what was written.
-pub fn batch_at(seed: u64, offset: i64, epoch: i32) -> Vec<u8> {
+pub(crate) fn batch_at(seed: u64, offset: i64, epoch: i32) -> Vec<u8> {
     let h = mix(seed ^ (offset as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
     let records = 1 + (h % 4) as usize;
     let mut b = RecordBatchBuilder::new();
@@ -116,13 +116,13 @@ pub fn batch_at(seed: u64, offset: i64, epoch: i32) -> Vec<u8> {
 }
 
 /// The timestamp of every record of the batch at `offset`: increasing with the offset.
-pub fn timestamp_of(offset: i64) -> i64 {
+pub(crate) fn timestamp_of(offset: i64) -> i64 {
     1_700_000_000_000 + offset * 10
 }
 
 /// Segment `.log` files of a log directory, by base offset (files being deleted are
 /// renamed to `*.deleted` first and are not listed).
-pub fn segment_files(dir: &Path) -> Vec<(i64, PathBuf)> {
+pub(crate) fn segment_files(dir: &Path) -> Vec<(i64, PathBuf)> {
     let mut v: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -138,7 +138,7 @@ pub fn segment_files(dir: &Path) -> Vec<(i64, PathBuf)> {
 
 /// The whole, valid batches at the start of a segment file's bytes, with their byte
 /// positions; stops at the first one that does not frame or pass its CRC.
-pub fn batches_in(bytes: &[u8]) -> Vec<(u64, RecordBatchHeader)> {
+pub(crate) fn batches_in(bytes: &[u8]) -> Vec<(u64, RecordBatchHeader)> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
@@ -154,7 +154,7 @@ pub fn batches_in(bytes: &[u8]) -> Vec<(u64, RecordBatchHeader)> {
 }
 
 /// Copies the files of one log directory into another (which must exist).
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let p = entry.unwrap().path();
         if p.is_file() {
@@ -164,7 +164,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Flips one bit of a file in place.
-pub fn flip_bit(path: &Path, byte: u64, bit: u8) {
+pub(crate) fn flip_bit(path: &Path, byte: u64, bit: u8) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[byte as usize] ^= 1 << bit;
     std::fs::write(path, &bytes).unwrap();

@@ -12,7 +12,7 @@ use strom_batch::RecordBatchHeader;
 /// `epoch`; returns the offset after the last batch stamped. Stops at the first batch
 /// whose header does not parse: the log refuses such input whole when it is appended,
 /// which is what a test of bad input wants to see.
-pub fn stamp_batches(bytes: &mut [u8], first: i64, epoch: i32) -> i64 {
+pub(crate) fn stamp_batches(bytes: &mut [u8], first: i64, epoch: i32) -> i64 {
     let mut pos = 0;
     let mut next = first;
     while pos < bytes.len() {

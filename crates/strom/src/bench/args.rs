@@ -9,7 +9,7 @@ use crate::cli::Common;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     #[command(subcommand)]
     pub command: Option<BenchCommand>,
     #[command(flatten)]
@@ -17,7 +17,7 @@ pub struct BenchArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {
+pub(crate) enum BenchCommand {
     /// Measure this machine's raw limits: buffered write, write + fdatasync per MiB,
     /// loopback TCP and sendfile (the baselines Strom's results are compared with)
     Baseline(super::baseline::BaselineArgs),
@@ -25,7 +25,7 @@ pub enum BenchCommand {
 
 /// A produce/consume workload against a running broker or cluster.
 #[derive(Debug, Clone, Args)]
-pub struct WorkloadArgs {
+pub(crate) struct WorkloadArgs {
     /// Topic to use; created with --partitions and --replication-factor if missing
     #[arg(long, short = 't', default_value = "strom-bench")]
     pub topic: String,
@@ -100,14 +100,14 @@ pub struct WorkloadArgs {
 
 /// Where consumers begin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAt {
+pub(crate) enum StartAt {
     Beginning,
     End,
 }
 
 /// A checked workload.
 #[derive(Debug, Clone)]
-pub struct Workload {
+pub(crate) struct Workload {
     pub args: WorkloadArgs,
     pub acks: Acks,
     pub codec: Codec,
@@ -117,7 +117,7 @@ pub struct Workload {
 }
 
 impl WorkloadArgs {
-    pub fn check(self) -> anyhow::Result<Workload> {
+    pub(crate) fn check(self) -> anyhow::Result<Workload> {
         let acks = self.acks.parse::<Acks>()?;
         let codec = self.compression.parse::<Codec>()?;
         let start_at = match self.from.as_deref() {
@@ -156,7 +156,7 @@ impl WorkloadArgs {
 }
 
 /// `1024`, `16KiB`, `1MiB`, `1MB`, `2GiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let digits = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -179,7 +179,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// `500ms`, `10s`, `2m`, `1h`, or seconds as a bare number.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let bad = || format!("expected a duration like 500ms, 10s or 2m, got {s:?}");
     let digits = t

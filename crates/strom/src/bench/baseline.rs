@@ -28,7 +28,7 @@ use crate::cli::{Output, print_json};
 const CHUNK: usize = 1 << 20;
 
 #[derive(Debug, Clone, Args)]
-pub struct BaselineArgs {
+pub(crate) struct BaselineArgs {
     /// Directory for the scratch file (on the disk the broker's data goes to)
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
@@ -49,7 +49,7 @@ struct Baselines {
     loopback_sendfile: f64,
 }
 
-pub fn run(a: BaselineArgs) -> anyhow::Result<()> {
+pub(super) fn run(a: BaselineArgs) -> anyhow::Result<()> {
     let path = a
         .dir
         .join(format!("strom-baseline-{}.tmp", std::process::id()));

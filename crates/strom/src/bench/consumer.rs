@@ -20,7 +20,7 @@ use super::producer::wall_micros;
 use super::stats::Stats;
 
 /// When a consumer stops.
-pub struct Plan {
+pub(super) struct Plan {
     /// Partition → next offset to read.
     pub positions: BTreeMap<i32, i64>,
     /// Partition → offset at which this consumer has read everything it should
@@ -36,7 +36,7 @@ pub struct Plan {
 /// After the producers finish, how long consumers may take to read what they wrote.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn run(
+pub(super) async fn run(
     client: Client,
     work: Arc<Workload>,
     stats: Arc<Stats>,

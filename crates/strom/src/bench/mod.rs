@@ -25,11 +25,11 @@ use anyhow::Context;
 use strom_client::{Client, ClientConfig, ClientError, NewTopic, OffsetSpec};
 use tokio::task::JoinSet;
 
-pub use args::{BenchArgs, BenchCommand};
+pub(crate) use args::{BenchArgs, BenchCommand};
 use args::{StartAt, Workload};
 use stats::Stats;
 
-pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
     if let Some(BenchCommand::Baseline(b)) = a.command {
         return baseline::run(b);
     }

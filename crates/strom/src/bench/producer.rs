@@ -26,7 +26,7 @@ const MAKE_CHUNK: u64 = 1024;
 
 /// Microseconds since the Unix epoch: the send time a message carries in its first 8
 /// bytes, so a consumer (in this process or another) can tell its end-to-end latency.
-pub fn wall_micros() -> u64 {
+pub(super) fn wall_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -55,7 +55,7 @@ struct Clock {
 type Taken = (usize, RecordBatchBuilder, Vec<Instant>);
 
 /// What this producer must do.
-pub struct Plan {
+pub(super) struct Plan {
     pub index: usize,
     pub partitions: Vec<i32>,
     /// Messages to make at most.
@@ -92,7 +92,7 @@ struct Producer {
     batch_capacity: usize,
 }
 
-pub async fn run(client: Client, work: Arc<Workload>, stats: Arc<Stats>, plan: Plan) {
+pub(super) async fn run(client: Client, work: Arc<Workload>, stats: Arc<Stats>, plan: Plan) {
     let n = plan.partitions.len();
     let mut p = Producer {
         client,

@@ -14,13 +14,13 @@ use super::stats::{Percentiles, Stats};
 use crate::cli::print_json;
 
 /// The running progress line; `finish` stops it and ends the line.
-pub struct Progress {
+pub(super) struct Progress {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl Progress {
-    pub async fn finish(mut self) {
+    pub(super) async fn finish(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -30,7 +30,7 @@ impl Progress {
     }
 }
 
-pub fn spawn_progress(stats: Arc<Stats>, work: Arc<Workload>) -> Progress {
+pub(super) fn spawn_progress(stats: Arc<Stats>, work: Arc<Workload>) -> Progress {
     let tty = std::io::stderr().is_terminal();
     if !(tty || work.args.progress) {
         return Progress {
@@ -118,7 +118,7 @@ fn rates(messages: u64, bytes: u64, window: Duration) -> (f64, f64) {
     (messages as f64 / secs, bytes as f64 / 1e6 / secs)
 }
 
-pub fn summary(work: &Workload, partitions: usize, stats: &Stats) {
+pub(super) fn summary(work: &Workload, partitions: usize, stats: &Stats) {
     let a = &work.args;
     let (acked, acked_bytes) = stats.acked.get();
     let (failed, _) = stats.failed.get();

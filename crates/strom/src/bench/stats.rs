@@ -17,7 +17,7 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 
 /// A latency histogram for the run and one for the current progress interval.
 #[derive(Debug)]
-pub struct Latency {
+pub(super) struct Latency {
     run: Histogram<u64>,
     interval: Histogram<u64>,
 }
@@ -40,7 +40,7 @@ impl Latency {
 
 /// Percentiles of one histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Percentiles {
+pub(super) struct Percentiles {
     pub count: u64,
     pub p50: f64,
     pub p99: f64,
@@ -65,7 +65,7 @@ impl Percentiles {
         }
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(super) fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "count": self.count,
             "p50": self.p50,
@@ -79,7 +79,7 @@ impl Percentiles {
 
 /// Counters of one direction (produce or consume).
 #[derive(Debug, Default)]
-pub struct Counter {
+pub(super) struct Counter {
     messages: AtomicU64,
     bytes: AtomicU64,
     /// Counts at the end of the warm-up, subtracted from the totals.
@@ -88,13 +88,13 @@ pub struct Counter {
 }
 
 impl Counter {
-    pub fn add(&self, messages: u64, bytes: u64) {
+    pub(super) fn add(&self, messages: u64, bytes: u64) {
         self.messages.fetch_add(messages, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// (messages, bytes) since the measurement began.
-    pub fn get(&self) -> (u64, u64) {
+    pub(super) fn get(&self) -> (u64, u64) {
         (
             self.messages.load(Ordering::Relaxed) - self.base_messages.load(Ordering::Relaxed),
             self.bytes.load(Ordering::Relaxed) - self.base_bytes.load(Ordering::Relaxed),
@@ -111,7 +111,7 @@ impl Counter {
 
 /// Everything the producers and consumers of one run report into.
 #[derive(Debug)]
-pub struct Stats {
+pub(super) struct Stats {
     /// When the run started; every instant below is kept relative to it.
     epoch: Instant,
     /// When the measurement began (the end of the warm-up), nanoseconds after `epoch`.
@@ -133,7 +133,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Stats {
             epoch: Instant::now(),
             measure_from: AtomicU64::new(0),
@@ -155,7 +155,7 @@ impl Stats {
     }
 
     /// Ends the warm-up: counts and latencies so far are dropped from the results.
-    pub fn begin_measurement(&self) {
+    pub(super) fn begin_measurement(&self) {
         self.measure_from
             .store(self.since_epoch(Instant::now()), Ordering::Relaxed);
         for c in [&self.acked, &self.failed, &self.consumed] {
@@ -170,7 +170,7 @@ impl Stats {
     }
 
     /// Batches answered at `at`: `latencies` holds each message's wait in microseconds.
-    pub fn record_acked(&self, at: Instant, bytes: u64, latencies: &[u64]) {
+    pub(super) fn record_acked(&self, at: Instant, bytes: u64, latencies: &[u64]) {
         self.acked.add(latencies.len() as u64, bytes);
         self.last_ack
             .fetch_max(self.since_epoch(at), Ordering::Relaxed);
@@ -180,14 +180,14 @@ impl Stats {
         }
     }
 
-    pub fn record_failed(&self, messages: u64, bytes: u64, reason: String) {
+    pub(super) fn record_failed(&self, messages: u64, bytes: u64, reason: String) {
         self.failed.add(messages, bytes);
         *self.errors.lock().unwrap().entry(reason).or_default() += messages;
     }
 
     /// Messages consumed at `at`; `e2e` holds the end-to-end latency (µs) of those that
     /// carried a send time from this run.
-    pub fn record_consumed(&self, at: Instant, messages: u64, bytes: u64, e2e: &[u64]) {
+    pub(super) fn record_consumed(&self, at: Instant, messages: u64, bytes: u64, e2e: &[u64]) {
         if messages == 0 {
             return;
         }
@@ -204,7 +204,7 @@ impl Stats {
     }
 
     /// The measured produce window: from the start of the measurement to the last answer.
-    pub fn produce_window(&self) -> Duration {
+    pub(super) fn produce_window(&self) -> Duration {
         let from = self.measure_from.load(Ordering::Relaxed);
         Duration::from_nanos(self.last_ack.load(Ordering::Relaxed).saturating_sub(from))
     }
@@ -212,7 +212,7 @@ impl Stats {
     /// The measured consume window: from the later of the start of the measurement and
     /// the first message consumed (a consumer that waits for producers does not count
     /// its wait), to the last message consumed.
-    pub fn consume_window(&self) -> Duration {
+    pub(super) fn consume_window(&self) -> Duration {
         let from = self.measure_from.load(Ordering::Relaxed);
         let first = self.first_consumed.load(Ordering::Relaxed);
         let start = if first == u64::MAX {
@@ -227,20 +227,20 @@ impl Stats {
         )
     }
 
-    pub fn elapsed(&self) -> Duration {
+    pub(super) fn elapsed(&self) -> Duration {
         self.epoch.elapsed()
     }
 
-    pub fn ack_percentiles(&self) -> Percentiles {
+    pub(super) fn ack_percentiles(&self) -> Percentiles {
         Percentiles::of(&self.ack_latency.lock().unwrap().run)
     }
 
-    pub fn e2e_percentiles(&self) -> Percentiles {
+    pub(super) fn e2e_percentiles(&self) -> Percentiles {
         Percentiles::of(&self.e2e_latency.lock().unwrap().run)
     }
 
     /// p99 of acknowledgement and end-to-end latency since the last call, in ms.
-    pub fn take_interval_p99(&self) -> (Option<f64>, Option<f64>) {
+    pub(super) fn take_interval_p99(&self) -> (Option<f64>, Option<f64>) {
         let take = |l: &Mutex<Latency>| {
             let mut l = l.lock().unwrap();
             let p = (!l.interval.is_empty())
@@ -251,7 +251,7 @@ impl Stats {
         (take(&self.ack_latency), take(&self.e2e_latency))
     }
 
-    pub fn errors(&self) -> BTreeMap<String, u64> {
+    pub(super) fn errors(&self) -> BTreeMap<String, u64> {
         self.errors.lock().unwrap().clone()
     }
 }
