@@ -1,4 +1,10 @@
-//! The one place where storage and codec errors become Kafka error codes.
+//! The broker's one error type, [`Failure`]: a Kafka error code with the message that
+//! explains it. The errors of the crates below (storage, batches, Raft) become Kafka
+//! codes here and nowhere else, through `From` and [`partition_raft_failure`]; so do the
+//! partition-level answers every path gives (unknown, not the leader, offline) and the
+//! leader-epoch check. A check of the Kafka protocol itself (acks out of range, a batch
+//! above max.message.bytes) names its code where it is made: the code is what the check
+//! means, and Kafka's clients act on it.
 
 use strom_batch::BatchError;
 use strom_log::{LogError, TopicPartition};
@@ -60,6 +66,30 @@ impl From<&LogError> for Failure {
 impl From<LogError> for Failure {
     fn from(e: LogError) -> Self {
         Failure::from(&e)
+    }
+}
+
+impl From<BatchError> for Failure {
+    fn from(e: BatchError) -> Self {
+        Failure::new(batch_error_code(&e), e.to_string())
+    }
+}
+
+/// A partition's Raft group refused or failed an operation on `tp`: the partition-level
+/// answers (not the leader, offline, too much not yet replicated).
+pub fn partition_raft_failure(tp: &TopicPartition, e: strom_raft::RaftError) -> Failure {
+    use strom_raft::RaftError;
+    match e {
+        RaftError::NotLeader { .. } => not_leader(tp),
+        RaftError::Offline { .. } => offline(tp),
+        RaftError::Dropped => Failure::new(
+            ErrorCode::RequestTimedOut,
+            format!(
+                "{} has too much data not yet replicated; retry",
+                tp.dir_name()
+            ),
+        ),
+        other => Failure::from(other),
     }
 }
 

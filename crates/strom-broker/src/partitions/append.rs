@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use strom_batch::{RecordBatchHeader, now_ms, split_batches};
 use strom_log::TopicPartition;
-use strom_raft::RaftError;
 use strom_wire::ErrorCode;
 
 use super::{Commit, Partitions};
-use crate::errors::{Failure, batch_error_code, not_leader, offline, unknown_partition};
+use crate::errors::{Failure, not_leader, offline, partition_raft_failure, unknown_partition};
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::record_check;
 
@@ -51,8 +50,7 @@ impl Partitions {
         if !status.is_leader {
             return Err(not_leader(tp));
         }
-        let batches = split_batches(records)
-            .map_err(|e| Failure::new(batch_error_code(&e), e.to_string()))?;
+        let batches = split_batches(records).map_err(Failure::from)?;
         let first = batches[0].0;
         if batches
             .iter()
@@ -140,10 +138,7 @@ impl Partitions {
                     let (waiter, commit) = Commit::new();
                     self.raft
                         .when_all_committed(partition.group, waiter)
-                        .map_err(|e| match e {
-                            RaftError::NotLeader { .. } => not_leader(tp),
-                            other => Failure::from(other),
-                        })?;
+                        .map_err(|e| partition_raft_failure(tp, e))?;
                     return Ok(Appended {
                         base_offset,
                         last_offset,
@@ -177,14 +172,7 @@ impl Partitions {
         let proposed = self
             .raft
             .propose(partition.group, copies, Some(waiter))
-            .map_err(|e| match e {
-                RaftError::NotLeader { .. } => not_leader(tp),
-                RaftError::Dropped => Failure::new(
-                    ErrorCode::RequestTimedOut,
-                    "the partition has too much data not yet replicated; retry",
-                ),
-                other => Failure::from(other),
-            })?;
+            .map_err(|e| partition_raft_failure(tp, e))?;
         {
             let mut u = partition.uncommitted.lock().unwrap();
             u.0.push_back((proposed.last_offset + 1, records.len() as u64));

@@ -9,7 +9,7 @@ use strom_wire::ErrorCode;
 use tokio::sync::{oneshot, watch};
 
 use super::{PartitionStatus, Partitions};
-use crate::errors::{Failure, not_leader, offline, unknown_partition};
+use crate::errors::{Failure, not_leader, offline, partition_raft_failure, unknown_partition};
 
 /// Where an append learns that it is committed: the Raft group's own commit
 /// notification for the append's entries (the one strom-sim checks).
@@ -45,10 +45,11 @@ impl Partitions {
     ) -> Result<(), Failure> {
         match tokio::time::timeout(timeout, &mut commit.rx).await {
             Ok(Ok(Ok(_))) => Ok(()),
-            Ok(Ok(Err(RaftError::Offline { .. }))) => Err(offline(tp)),
-            // Leadership moved on, or the group stopped (its waiters are dropped).
+            // A replica taken offline fails its waiters as "not leader": say why.
             Ok(_) if self.status(tp).is_some_and(|s| s.offline) => Err(offline(tp)),
-            Ok(_) => Err(not_leader(tp)),
+            Ok(Ok(Err(e))) => Err(partition_raft_failure(tp, e)),
+            // The group stopped and dropped its waiters.
+            Ok(Err(_)) => Err(not_leader(tp)),
             Err(_) => Err(Failure::new(
                 ErrorCode::RequestTimedOut,
                 format!("{} was not replicated to a majority in time", tp.dir_name()),
