@@ -402,28 +402,23 @@ pub fn build(
 
 /// A ConsumerProtocol subscription (version 0) to one topic, as JoinGroup carries it.
 fn consumer_subscription(topic: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&1i32.to_be_bytes());
-    b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
-    b.extend_from_slice(topic.as_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // no user data
-    b
+    let s = strom_group::Subscription {
+        topics: vec![topic.to_string()],
+        ..Default::default()
+    };
+    s.encode(0).to_vec()
 }
 
 /// A ConsumerProtocol assignment (version 0) of all partitions of one topic.
 fn consumer_assignment(topic: &str, partitions: i32) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&1i32.to_be_bytes());
-    b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
-    b.extend_from_slice(topic.as_bytes());
-    b.extend_from_slice(&partitions.to_be_bytes());
-    for p in 0..partitions {
-        b.extend_from_slice(&p.to_be_bytes());
-    }
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b
+    let a = strom_group::Assignment {
+        partitions: vec![strom_group::TopicPartitions {
+            topic: topic.to_string(),
+            partitions: (0..partitions).collect(),
+        }],
+        user_data: None,
+    };
+    a.encode(0).to_vec()
 }
 
 #[cfg(test)]
