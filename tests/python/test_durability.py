@@ -338,8 +338,10 @@ def fsyncs(broker) -> float:
     return prom_text.value(prom_text.parse(body), "strom_log_fsync_duration_seconds_count") or 0
 
 
-def produce_acks1(broker, topic: str, total: int, record: int = 32 << 10) -> None:
-    """`total` bytes to partition 0 in batches of one `record`-byte record, acks=1."""
+def produce_acks1(broker, topic: str, total: int, record: int = 32 << 10, pause_every: int = 0) -> None:
+    """`total` bytes to partition 0 in batches of one `record`-byte record, acks=1; with
+    `pause_every`, a pause longer than the storage engine's 100 ms flush tick after
+    every `pause_every` bytes."""
     with kafka_wire.Conn(broker.bootstrap) as c:
         for i in range(total // record):
             batch = kafka_wire.record_batch([(None, bytes([i % 256]) * record)])
@@ -347,18 +349,26 @@ def produce_acks1(broker, topic: str, total: int, record: int = 32 << 10) -> Non
                 c.call(0, 3, kafka_wire.produce_v3_body(topic, 0, batch, acks=1))
             )
             assert resp[0].error_code == 0, resp
+            if pause_every and (i + 1) * record % pause_every == 0:
+                time.sleep(0.3)
 
 
 @pytest.mark.strom_args("--flush", "bytes:262144")
 def test_flush_by_size_fsyncs_every_n_bytes_of_appends(broker, topic):
     """`flush = bytes:<n>`: produced data is fsynced once n bytes are unflushed (by the
-    storage engine's background tick), not per append and not never."""
+    storage engine's background tick, every 100 ms), not per append and not never."""
     create_topic(broker.bootstrap, topic, partitions=1)
     time.sleep(0.5)
     before = fsyncs(broker)
-    produce_acks1(broker, topic, 4 << 20)  # 16 x 256 KiB
-    wait_until(lambda: fsyncs(broker) - before >= 8, timeout=10, what="fsyncs by size")
-    # Per append would be 128 (one per 32 KiB batch); by size about 16.
+    # 256 KiB, then a pause the tick sees it in, 12 times: one fsync each.
+    produce_acks1(broker, topic, 12 * (256 << 10), pause_every=256 << 10)
+    wait_until(lambda: fsyncs(broker) - before >= 12, timeout=10, what="fsyncs by size")
+    # Per append would be 96 (one per 32 KiB batch).
+    assert fsyncs(broker) - before <= 24
+    # Without pauses the tick fsyncs what has gathered: fewer fsyncs than appends.
+    before = fsyncs(broker)
+    produce_acks1(broker, topic, 4 << 20)
+    wait_until(lambda: fsyncs(broker) - before >= 1, timeout=10, what="a flush by size")
     assert fsyncs(broker) - before <= 40
 
 

@@ -399,7 +399,10 @@ impl RaftNode {
         {
             let mut r = slot.replica.lock().unwrap();
             slot.removed.store(true, Ordering::Release);
-            r.fail_waiters();
+            r.fail_waiters_with(|| RaftError::Offline {
+                tp: slot.tp.dir_name(),
+                cause: cause.clone(),
+            });
         }
         self.storage_failures.fetch_add(1, Ordering::Relaxed);
         tracing::error!(group = slot.group, partition = %slot.tp.dir_name(), %cause, "storage error: the replica stops until it is recovered");

@@ -556,10 +556,15 @@ impl Replica {
 
     /// Fails every waiter (the group is being removed or the node stops).
     pub fn fail_waiters(&mut self) {
+        let leader = self.leader();
+        self.fail_waiters_with(|| RaftError::NotLeader { leader });
+    }
+
+    /// Fails every waiter with `error` (a storage failure says so, so the proposer can
+    /// answer KAFKA_STORAGE_ERROR rather than "not the leader").
+    pub fn fail_waiters_with(&mut self, error: impl Fn() -> RaftError) {
         for (_, (_, _, w)) in std::mem::take(&mut self.waiters) {
-            w(Err(RaftError::NotLeader {
-                leader: self.leader(),
-            }));
+            w(Err(error()));
         }
     }
 
