@@ -378,6 +378,15 @@ impl LogStorage {
             match classify(e) {
                 Some(EntryKind::Batch { records }) => {
                     let h = RecordBatchHeader::parse(&e.data, 0).map_err(|x| bad(x.to_string()))?;
+                    // One entry is one batch: a peer's entry holding more (or less) would
+                    // be written whole while the offsets counted only its first batch.
+                    if h.total_size() != e.data.len() {
+                        return Err(bad(format!(
+                            "an entry of {} bytes holding a batch of {}",
+                            e.data.len(),
+                            h.total_size()
+                        )));
+                    }
                     let ours = proposed.is_some_and(|p| p.contains(e.index, e.term));
                     all_validated &= ours;
                     let base = map.end_offset();

@@ -196,3 +196,40 @@ fn a_failed_fsync_of_the_anchors_stops_the_group_which_recovers_with_its_offsets
     }
     node.shutdown();
 }
+
+/// A peer's entry must be exactly one batch: one holding two would be written whole
+/// while the offsets counted only its first batch, and the replica's numbering would
+/// drift from the log's.
+#[test]
+fn an_entry_of_two_batches_from_a_peer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ManagerConfig::new(dir.path());
+    config.retention_check_interval = Duration::from_secs(86_400);
+    let manager = LogManager::open(config).unwrap();
+    manager.create(&tp(), None).unwrap();
+    let log = strom_raft::LogRef {
+        manager: manager.clone(),
+        tp: tp(),
+    };
+    let mut storage = strom_raft::LogStorage::open(log, &[1, 2], false).unwrap();
+    let entry = |index: u64, data: Vec<u8>| {
+        let mut e = strom_raft::raft::eraftpb::Entry::default();
+        e.index = index;
+        e.term = 1;
+        e.data = data.into();
+        e
+    };
+    // The leader's empty entry, then one batch: fine.
+    storage
+        .append(&[entry(1, Vec::new()), entry(2, batch(0, 2))], 0)
+        .unwrap();
+    let mut two = batch(2, 3);
+    two.extend(batch(5, 1));
+    match storage.append(&[entry(3, two)], 0) {
+        Err(strom_raft::RaftError::BadEntry { index: 3, reason }) => {
+            assert!(reason.contains("holding a batch of"), "{reason}")
+        }
+        other => panic!("an entry of two batches was not refused: {other:?}"),
+    }
+    assert_eq!(stored(&manager), vec![(0, 1)], "nothing of it was written");
+}
