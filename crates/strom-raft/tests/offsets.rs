@@ -212,12 +212,11 @@ fn an_entry_of_two_batches_from_a_peer_is_refused() {
         tp: tp(),
     };
     let mut storage = strom_raft::LogStorage::open(log, &[1, 2], false).unwrap();
-    let entry = |index: u64, data: Vec<u8>| {
-        let mut e = strom_raft::raft::eraftpb::Entry::default();
-        e.index = index;
-        e.term = 1;
-        e.data = data.into();
-        e
+    let entry = |index: u64, data: Vec<u8>| strom_raft::raft::eraftpb::Entry {
+        index,
+        term: 1,
+        data: data.into(),
+        ..Default::default()
     };
     // The leader's empty entry, then one batch: fine.
     storage
