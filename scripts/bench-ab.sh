@@ -7,6 +7,7 @@
 #   scripts/bench-ab.sh OLD_BIN NEW_BIN                  # 3 rounds of 10 s runs
 #   RUNS=5 DURATION=15s NO_CLUSTER=1 scripts/bench-ab.sh OLD_BIN NEW_BIN
 #   RUNS=5 ONLY_CLUSTER=1 ALTERNATE=1 scripts/bench-ab.sh OLD_BIN NEW_BIN   # 3 nodes only
+#   ACKS_LIST=all SIZES=1024 ... scripts/bench-ab.sh OLD_BIN NEW_BIN       # one workload
 #
 # A shared machine speeds up and slows down by more than most changes gain, so every
 # round runs each workload on A and right after on B (ALTERNATE=1: B first in even
@@ -78,7 +79,7 @@ NODES=(1); [ -z "${NO_CLUSTER:-}" ] && NODES+=(3)
 [ -n "${ONLY_CLUSTER:-}" ] && NODES=(3)
 for r in $(seq "$RUNS"); do
   order=(A B); [ -n "${ALTERNATE:-}" ] && [ $((r % 2)) = 0 ] && order=(B A)
-  for n in "${NODES[@]}"; do for acks in 1 all; do for size in 100 1024; do
+  for n in "${NODES[@]}"; do for acks in ${ACKS_LIST:-1 all}; do for size in ${SIZES:-100 1024}; do
     for side in "${order[@]}"; do run_one "$r" "$side" "$n" "$acks" "$size"; done
   done; done; done
 done
