@@ -45,7 +45,8 @@ impl Partitions {
     ) -> Result<(), Failure> {
         match tokio::time::timeout(timeout, &mut commit.rx).await {
             Ok(Ok(Ok(_))) => Ok(()),
-            // A replica taken offline fails its waiters as "not leader": say why.
+            // Offline: its waiters fail as such, and any that failed otherwise while it
+            // went (the group stopping) are answered for the cause.
             Ok(_) if self.status(tp).is_some_and(|s| s.offline) => Err(offline(tp)),
             Ok(Ok(Err(e))) => Err(partition_raft_failure(tp, e)),
             // The group stopped and dropped its waiters.
