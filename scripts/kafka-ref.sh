@@ -29,6 +29,11 @@ SLF4J_VERSION=2.0.17
 
 die() { echo "kafka-ref: $*" >&2; exit 1; }
 
+# SO_REUSEADDR as Kafka's listeners: a port only in TIME_WAIT (a restart) counts as free.
+port_free() {
+  python3 -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The broker (kafka_2.13: kafka.Kafka, kafka.tools.StorageTool), the tools (kafka-tools:
@@ -174,9 +179,13 @@ start() {
       kafka.tools.StorageTool format --config "$DIR/server.properties" --cluster-id "$cluster" \
       >"$DIR/format.log" 2>&1 || { cat "$DIR/format.log" >&2; die "formatting the storage failed"; }
   fi
-  local port
+  local port p
   port=$(address)
   port=${port##*:}
+  # A listener already there (another broker) would answer the readiness probe for us.
+  for p in "$port" "$(sed -n 's/^controller.quorum.voters=1@127.0.0.1://p' "$DIR/server.properties")"; do
+    port_free "$p" || die "port $p on 127.0.0.1 is in use"
+  done
   # shellcheck disable=SC2086
   nohup "$JAVA" ${KAFKA_REF_HEAP_OPTS:--Xms128m -Xmx512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$DIR/log4j2.properties" \
