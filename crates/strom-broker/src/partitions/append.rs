@@ -8,7 +8,7 @@ use strom_log::TopicPartition;
 use strom_wire::ErrorCode;
 
 use super::{Commit, Partitions};
-use crate::errors::{Failure, not_leader, offline, partition_raft_failure, unknown_partition};
+use crate::errors::{Failure, partition_raft_failure, unknown_partition};
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::record_check;
 
@@ -44,12 +44,7 @@ impl Partitions {
     pub fn append(&self, tp: &TopicPartition, records: &[u8]) -> Result<Appended, Failure> {
         let partition = self.get(tp).ok_or_else(|| unknown_partition(tp))?;
         let status = *partition.status.borrow();
-        if status.offline {
-            return Err(offline(tp));
-        }
-        if !status.is_leader {
-            return Err(not_leader(tp));
-        }
+        status.check_leading(tp)?;
         let batches = split_batches(records).map_err(Failure::from)?;
         let first = batches[0].0;
         if batches

@@ -4,7 +4,7 @@ use strom_log::TopicPartition;
 use strom_wire::ErrorCode;
 
 use super::Partitions;
-use crate::errors::{Failure, not_leader, offline, unknown_partition};
+use crate::errors::{Failure, unknown_partition};
 
 impl Partitions {
     /// Moves the log start of a partition this node leads to `before` (-1: the high
@@ -13,12 +13,7 @@ impl Partitions {
     /// OFFSET_OUT_OF_RANGE: records not yet committed are never deleted.
     pub fn delete_records(&self, tp: &TopicPartition, before: i64) -> Result<i64, Failure> {
         let status = self.status(tp).ok_or_else(|| unknown_partition(tp))?;
-        if status.offline {
-            return Err(offline(tp));
-        }
-        if !status.is_leader {
-            return Err(not_leader(tp));
-        }
+        status.check_leading(tp)?;
         let hw = status.high_watermark;
         let before = if before == -1 { hw } else { before };
         if before < 0 || before > hw {

@@ -24,7 +24,7 @@ use strom_log::{LogConfig, LogManager, TopicPartition};
 use strom_raft::RaftNode;
 use tokio::sync::watch;
 
-use crate::errors::Failure;
+use crate::errors::{Failure, not_leader, offline};
 use crate::metrics::Metrics;
 use crate::producers::ProducerStates;
 use crate::record_check::RecordDefaults;
@@ -51,6 +51,18 @@ pub struct PartitionStatus {
 impl PartitionStatus {
     pub fn leader_epoch(&self) -> i32 {
         self.term as i32
+    }
+
+    /// Whether this node may serve `tp` as its leader now: an offline replica answers
+    /// KAFKA_STORAGE_ERROR, a follower NOT_LEADER_OR_FOLLOWER.
+    fn check_leading(&self, tp: &TopicPartition) -> Result<(), Failure> {
+        if self.offline {
+            return Err(offline(tp));
+        }
+        if !self.is_leader {
+            return Err(not_leader(tp));
+        }
+        Ok(())
     }
 }
 

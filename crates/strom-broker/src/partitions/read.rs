@@ -6,7 +6,7 @@ use strom_log::TopicPartition;
 use super::Partitions;
 use strom_wire::ErrorCode;
 
-use crate::errors::{Failure, check_leader_epoch, not_leader, offline, unknown_partition};
+use crate::errors::{Failure, check_leader_epoch, not_leader, unknown_partition};
 
 /// What a read found.
 #[derive(Debug, Clone)]
@@ -53,12 +53,9 @@ impl Partitions {
         max_bytes: usize,
         leader_epoch: i32,
     ) -> Result<Fetched, Failure> {
-        let Some(status) = self.status(tp).filter(|s| s.is_leader) else {
-            return Err(match self.status(tp) {
-                Some(s) if s.offline => offline(tp),
-                _ => not_leader(tp),
-            });
-        };
+        // Not a replica here: not the leader (the handler checked the topic exists).
+        let status = self.status(tp).ok_or_else(|| not_leader(tp))?;
+        status.check_leading(tp)?;
         let epoch = check_leader_epoch(leader_epoch, status.leader_epoch());
         if epoch != ErrorCode::None {
             return Err(Failure::new(

@@ -45,9 +45,7 @@ impl Partitions {
     ) -> Result<(), Failure> {
         match tokio::time::timeout(timeout, &mut commit.rx).await {
             Ok(Ok(Ok(_))) => Ok(()),
-            // Offline: its waiters fail as such, and any that failed otherwise while it
-            // went (the group stopping) are answered for the cause.
-            Ok(_) if self.status(tp).is_some_and(|s| s.offline) => Err(offline(tp)),
+            // A storage failure fails its waiters as `Offline`: KAFKA_STORAGE_ERROR.
             Ok(Ok(Err(e))) => Err(partition_raft_failure(tp, e)),
             // The group stopped and dropped its waiters.
             Ok(Err(_)) => Err(not_leader(tp)),
