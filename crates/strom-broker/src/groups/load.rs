@@ -29,8 +29,7 @@ pub(super) fn replay_partition(
     let mut offset = start;
     let mut replayed = 0u64;
     while offset < end {
-        let read = partitions.read_local(&tp, offset, READ_BYTES)?;
-        let Some(slice) = read.slice else {
+        let Some(slice) = partitions.read_local(&tp, offset, READ_BYTES)? else {
             break;
         };
         let bytes = slice.read_to_vec().map_err(|e| Failure::from(&e))?;
@@ -40,7 +39,7 @@ pub(super) fn replay_partition(
             let (header, records) = decode_records(&bytes[range])
                 .map_err(|e| corrupt(format!("{}: {e}", tp.dir_name())))?;
             if header.is_control() {
-                // Raft's leader-change markers.
+                // Control batches (transaction markers) carry no group records.
                 offset = offset.max(header.last_offset() + 1);
                 continue;
             }

@@ -83,7 +83,7 @@ fn batch_max_timestamp(broker: &Broker, tp: &TopicPartition, offset: i64) -> Opt
     if offset < start || offset >= end {
         return None;
     }
-    let slice = broker.data().read_local(tp, offset, 1).ok()?.slice?;
+    let slice = broker.data().read_local(tp, offset, 1).ok()??;
     if slice.len < BATCH_HEADER_LEN as u64 {
         return None;
     }

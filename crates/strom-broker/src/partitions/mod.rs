@@ -31,7 +31,7 @@ use crate::record_check::RecordDefaults;
 use crate::topics::TopicStore;
 
 pub use append::Appended;
-pub use read::{Fetched, PartitionRead};
+pub use read::Fetched;
 pub use wait::Commit;
 
 /// A partition's replication state as this node sees it.

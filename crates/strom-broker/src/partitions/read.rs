@@ -8,25 +8,6 @@ use strom_wire::ErrorCode;
 
 use crate::errors::{Failure, check_leader_epoch, not_leader, unknown_partition};
 
-/// What a read found.
-#[derive(Debug, Clone)]
-pub struct PartitionRead {
-    /// Whole batches as a view of the segment file; `None` when there is nothing yet.
-    pub slice: Option<strom_log::FileSlice>,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
-}
-
-impl PartitionRead {
-    pub fn len(&self) -> usize {
-        self.slice.as_ref().map_or(0, |s| s.len as usize)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// What Fetch found in one partition.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -90,23 +71,18 @@ impl Partitions {
             .ok_or_else(|| unknown_partition(tp))?
     }
 
-    /// Reads this node's copy of a partition regardless of leadership and high
-    /// watermark (a new coordinator replaying `__consumer_offsets`).
+    /// Reads whole batches from `offset` of this node's copy of a partition, regardless
+    /// of leadership and high watermark (a new coordinator replaying
+    /// `__consumer_offsets`), as a view of the segment file; `None` when there is
+    /// nothing there.
     pub fn read_local(
         &self,
         tp: &TopicPartition,
         offset: i64,
         max_bytes: usize,
-    ) -> Result<PartitionRead, Failure> {
+    ) -> Result<Option<strom_log::FileSlice>, Failure> {
         self.logs
-            .with_log(tp, |log| {
-                let r = log.read(offset, max_bytes, None)?;
-                Ok::<_, strom_log::LogError>(PartitionRead {
-                    slice: r.slice,
-                    high_watermark: r.log_end_offset,
-                    log_start_offset: r.log_start_offset,
-                })
-            })
+            .with_log(tp, |log| log.read(offset, max_bytes, None).map(|r| r.slice))
             .ok_or_else(|| unknown_partition(tp))?
             .map_err(Failure::from)
     }
