@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import time
 import uuid
@@ -22,6 +23,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
+import kafka_wire as wire
 from conftest import REPO, StromBroker
 from kafka_util import (
     TIMEOUT_S,
@@ -190,3 +192,135 @@ def test_kafkas_topic_tool_creates_and_describes(bootstrap, kafka_broker):
     wait_until(lambda: topic in tool("--list").split(), timeout=TIMEOUT_S, what="the topic listed")
     described = tool("--describe", "--topic", topic)
     assert described.count(f"Topic: {topic}\tPartition: ") == 3, described
+
+
+def _leader_epoch(bootstrap: str, topic: str) -> int:
+    """Partition 0's leader epoch, from a ListOffsets v4 answer."""
+    body = struct.pack(">ibi", -1, 0, 1) + wire.string(topic) + struct.pack(">iiiq", 1, 0, -1, -1)
+    with wire.Conn(bootstrap) as conn:
+        r = wire.Reader(conn.call(2, 4, body))
+    r.take("i")  # throttle
+    assert r.take("i") == 1 and r.string() == topic and r.take("i") == 1
+    partition, error, _timestamp, _offset, epoch = r.take("ihqqi")
+    assert (partition, error) == (0, 0)
+    return epoch
+
+
+def _legacy_calls(
+    topic: str, epoch: int, group: str, created: str
+) -> list[tuple[str, int, int, bytes]]:
+    """One request at each version Kafka 4 removed (KIP-896) and Kafka 3.9 still served:
+    (what, api key, version, body), in Kafka 3.9's layouts."""
+    s, i16, i32, i64 = wire.string, ">h", ">i", ">q"
+    pack = struct.pack
+    return [
+        # ListOffsets v0: replica, [topic, [partition, timestamp (-1 latest), max offsets]]
+        ("ListOffsets v0", 2, 0, pack(">ii", -1, 1) + s(topic) + pack(">iiqi", 1, 0, -1, 1)),
+        # OffsetCommit v1: group, generation, member, [topic, [partition, offset, ts, meta]]
+        (
+            "OffsetCommit v1",
+            8,
+            1,
+            s(group) + pack(i32, -1) + s("") + pack(i32, 1) + s(topic)
+            + pack(">iiqq", 1, 0, 3, -1) + s("m"),
+        ),
+        # OffsetCommit v0: no generation, no timestamp
+        (
+            "OffsetCommit v0",
+            8,
+            0,
+            s(group) + pack(i32, 1) + s(topic) + pack(">iiq", 1, 0, 4) + s(None),
+        ),
+        # OffsetFetch v0: group, [topic, [partition]]
+        ("OffsetFetch v0", 9, 0, s(group) + pack(i32, 1) + s(topic) + pack(">ii", 1, 0)),
+        # OffsetForLeaderEpoch v0: [topic, [partition, leader epoch]]
+        ("OffsetForLeaderEpoch v0", 23, 0, pack(i32, 1) + s(topic) + pack(">iii", 1, 0, epoch)),
+        # DescribeConfigs v0: [type 2 = topic, name, null keys]
+        ("DescribeConfigs v0", 32, 0, pack(i32, 1) + pack(">b", 2) + s(topic) + pack(i32, -1)),
+        # CreateTopics v0: [name, partitions, rf, no assignments, no configs], timeout
+        (
+            "CreateTopics v0",
+            19,
+            0,
+            pack(i32, 1) + s(created) + pack(">ihii", 2, 1, 0, 0) + pack(i32, 10000),
+        ),
+        # DeleteTopics v0: [name], timeout
+        ("DeleteTopics v0", 20, 0, pack(i32, 1) + s(created) + pack(i32, 10000)),
+    ]
+
+
+def _legacy_answers(bootstrap: str, calls) -> dict[str, bytes | None]:
+    """Each request on a fresh connection: its response body, or None when the broker
+    closed the connection instead of answering."""
+    answers: dict[str, bytes | None] = {}
+    for what, key, version, body in calls:
+        with wire.Conn(bootstrap) as conn:
+            try:
+                answers[what] = conn.call(key, version, body)
+            except (wire.ConnectionClosed, ConnectionResetError):
+                answers[what] = None
+    return answers
+
+
+def test_request_versions_kafka_4_removed_are_still_served(bootstrap, kafka_broker):
+    """KIP-896: Kafka 4 closes the connection on the old versions Sarama < 1.40 and other
+    Kafka 3 era clients send. Strom serves them (docs/compatibility.md); this test shows
+    both halves: Kafka refuses every one, Strom answers every one correctly."""
+    topic = unique("legacy")
+    group = unique("lg")
+    created = unique("legacy-created")
+    a = admin(bootstrap)
+    result(a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic])
+    p = make_producer(bootstrap, linger_ms=0)
+    assert_delivered(produce_all(p, topic, [{"value": b"x", "partition": 0}] * 5))
+
+    epoch = _leader_epoch(bootstrap, topic)
+    answers = _legacy_answers(bootstrap, _legacy_calls(topic, epoch, group, created))
+    if bootstrap == kafka_broker:
+        assert answers == {what: None for what in answers}, "Kafka 4 answered a removed version"
+        return
+    assert None not in answers.values(), [w for w, a in answers.items() if a is None]
+
+    r = wire.Reader(answers["ListOffsets v0"])
+    assert r.take("i") == 1 and r.string() == topic and r.take("i") == 1
+    assert r.take("ihi") == (0, 0, 1) and r.take("q") == 5  # [high watermark]
+
+    for what in ("OffsetCommit v1", "OffsetCommit v0"):
+        r = wire.Reader(answers[what])
+        assert r.take("i") == 1 and r.string() == topic and r.take("i") == 1
+        assert r.take("ih") == (0, 0), what
+
+    # The v0 commit came last: offset 4, null metadata (read back as "").
+    r = wire.Reader(answers["OffsetFetch v0"])
+    assert r.take("i") == 1 and r.string() == topic and r.take("i") == 1
+    assert r.take("iq") == (0, 4)
+    assert r.string() in ("", None) and r.take("h") == 0
+    c = Consumer(client_conf(bootstrap, **{"group.id": group}))
+    try:
+        (tp,) = c.committed([TopicPartition(topic, 0)], timeout=10)
+        assert tp.offset == 4
+    finally:
+        c.close()
+
+    r = wire.Reader(answers["OffsetForLeaderEpoch v0"])
+    assert r.take("i") == 1 and r.string() == topic and r.take("i") == 1
+    assert r.take("hi") == (0, 0) and r.take("q") == 5
+
+    r = wire.Reader(answers["DescribeConfigs v0"])
+    r.take("i")  # throttle
+    assert r.take("i") == 1
+    assert r.take("h") == 0
+    r.string()
+    assert r.take("b") == 2 and r.string() == topic
+    configs = {}
+    for _ in range(r.take("i")):
+        name, value = r.string(), r.string()
+        read_only, is_default, sensitive = r.take("bbb")
+        configs[name] = (value, is_default)
+    assert "retention.ms" in configs and "cleanup.policy" in configs, sorted(configs)
+    assert configs["cleanup.policy"] == ("delete", 1)
+
+    for what in ("CreateTopics v0", "DeleteTopics v0"):
+        r = wire.Reader(answers[what])
+        assert r.take("i") == 1 and r.string() == created
+        assert r.take("h") == 0, what

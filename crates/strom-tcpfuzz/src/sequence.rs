@@ -108,14 +108,8 @@ pub fn generate(seed: u64) -> Sequence {
         if api == ApiKey::JoinGroup && rng.chance(50) {
             ctx.member = format!("m-{}", rng.below(4));
         }
-        // Produce below v3 cannot be encoded by kafka-protocol; the api_version mutation
-        // still sends those versions.
-        let min = if api == ApiKey::Produce {
-            strom_wire::PRODUCE_MIN_USABLE_VERSION
-        } else {
-            range.min
-        };
-        let version = rng.range(min as i64, range.max as i64) as i16;
+        let versions = corpus::buildable_versions(range);
+        let version = rng.range(*versions.start() as i64, *versions.end() as i64) as i16;
         let Ok(mut msg) = corpus::build(api, version, i as i32, &ctx, &mut rng) else {
             continue;
         };

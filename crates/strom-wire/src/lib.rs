@@ -34,7 +34,7 @@ mod fetch_response;
 mod frame;
 mod guard;
 mod header;
-mod produce_legacy;
+mod legacy;
 mod reader;
 mod records;
 mod request;

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! request header   v1 or v2, chosen by (api key, api version); see crate::header
-//! request body     the api's fields at that version, decoded by kafka-protocol
+//! request body     the api's fields at that version, decoded by kafka-protocol (or,
+//!                  for versions Kafka 4 removed, by crate::legacy)
 //! ```
 //!
 //! The decoder never panics on any input. Before kafka-protocol sees a body, the body
@@ -17,7 +18,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use crate::guard::{self, GuardError};
 use crate::header::{decode_request_header, peek_request_prefix, request_header_version};
 use crate::versions::{advertised_range, is_usable};
-use crate::{WireError, header};
+use crate::{WireError, header, legacy};
 
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,14 +110,17 @@ pub fn decode_request(frame: Bytes) -> Result<Request, WireError> {
         },
     })?;
 
-    let body = RequestKind::decode(api_key, &mut body, version).map_err(|e| {
-        WireError::MalformedRequest {
-            api_key: prefix.api_key,
-            api_version: version,
-            correlation_id: prefix.correlation_id,
-            // `{:#}` prints anyhow's whole context chain on one line.
-            reason: format!("{e:#}"),
-        }
+    let decoded = if legacy::is_legacy(api_key, version) {
+        legacy::decode(api_key, version, &mut body)
+    } else {
+        // `{:#}` prints anyhow's whole context chain on one line.
+        RequestKind::decode(api_key, &mut body, version).map_err(|e| format!("{e:#}"))
+    };
+    let body = decoded.map_err(|reason| WireError::MalformedRequest {
+        api_key: prefix.api_key,
+        api_version: version,
+        correlation_id: prefix.correlation_id,
+        reason,
     })?;
     Ok(Request {
         api_key,
@@ -226,7 +230,8 @@ pub(crate) mod tests {
 
     #[test]
     fn default_requests_decode_at_both_ends_of_every_range() {
-        for (key, version) in range_ends() {
+        // The versions below kafka-protocol's are tested with crate::legacy.
+        for (key, version) in range_ends().filter(|&(k, v)| !legacy::is_legacy(k, v)) {
             let want = default_body(key);
             let mut body = BytesMut::new();
             want.encode(&mut body, version)
@@ -256,7 +261,11 @@ pub(crate) mod tests {
                 let body = sample::body(r.key, version);
                 let request = decode_request(frame(r.key, version, 7, &body))
                     .unwrap_or_else(|e| panic!("{:?} v{version}: {e}", r.key));
-                let direct = RequestKind::decode(r.key, &mut body.freeze(), version).unwrap();
+                let direct = if legacy::is_legacy(r.key, version) {
+                    legacy::decode(r.key, version, &mut body.freeze()).unwrap()
+                } else {
+                    RequestKind::decode(r.key, &mut body.freeze(), version).unwrap()
+                };
                 assert_eq!(request.body, direct, "{:?} v{version}", r.key);
             }
         }

@@ -3,7 +3,8 @@
 //!
 //! Transcribed from the `Decodable` impls kafka-protocol 0.18 generates (themselves
 //! generated from Kafka's JSON schemas), because the guard must read exactly the bytes that
-//! decoder reads. The test `guard::tests::schema_matches_kafka_protocol` builds a populated
+//! decoder reads; for the versions Kafka 4 removed, from Kafka 3.9's schemas (crate::legacy
+//! reads those). The test `guard::tests::schema_matches_kafka_protocol` builds a populated
 //! request for every api and version in [`crate::SUPPORTED_APIS`] from this table and checks
 //! that kafka-protocol decodes it and re-encodes the same bytes, so a mistake here fails
 //! the build's tests rather than a client's request.
@@ -219,6 +220,7 @@ const LIST_OFFSETS_PARTITION: Struct = s(
         f("partition_index", I32, 0, ALL),
         f("current_leader_epoch", I32, 4, ALL),
         f("timestamp", I64, 0, ALL),
+        f("max_num_offsets", I32, 0, 0),
     ],
 );
 const LIST_OFFSETS_TOPIC: Struct = s(
@@ -260,6 +262,7 @@ const OFFSET_COMMIT_REQUEST_PARTITION: Struct = s(
         f("partition_index", I32, 0, ALL),
         f("committed_offset", I64, 0, ALL),
         f("committed_leader_epoch", I32, 6, ALL),
+        f("commit_timestamp", I64, 1, 1),
         f("committed_metadata", Str, 0, ALL),
     ],
 );
@@ -279,10 +282,10 @@ const OFFSET_COMMIT_REQUEST: Struct = s(
     "OffsetCommitRequest",
     &[
         f("group_id", Str, 0, ALL),
-        f("generation_id_or_member_epoch", I32, 0, ALL),
-        f("member_id", Str, 0, ALL),
+        f("generation_id_or_member_epoch", I32, 1, ALL),
+        f("member_id", Str, 1, ALL),
         f("group_instance_id", Str, 7, ALL),
-        f("retention_time_ms", I64, 0, 4),
+        f("retention_time_ms", I64, 2, 4),
         f("topics", Structs(&OFFSET_COMMIT_REQUEST_TOPIC), 0, ALL),
     ],
 );
@@ -454,7 +457,7 @@ const CREATE_TOPICS_REQUEST: Struct = s(
     &[
         f("topics", Structs(&CREATABLE_TOPIC), 0, ALL),
         f("timeout_ms", I32, 0, ALL),
-        f("validate_only", I8, 0, ALL),
+        f("validate_only", I8, 1, ALL),
     ],
 );
 
@@ -508,7 +511,7 @@ const OFFSET_FOR_LEADER_PARTITION: Struct = s(
     "OffsetForLeaderPartition",
     &[
         f("partition", I32, 0, ALL),
-        f("current_leader_epoch", I32, 0, ALL),
+        f("current_leader_epoch", I32, 2, ALL),
         f("leader_epoch", I32, 0, ALL),
     ],
 );
@@ -540,7 +543,7 @@ const DESCRIBE_CONFIGS_REQUEST: Struct = s(
     "DescribeConfigsRequest",
     &[
         f("resources", Structs(&DESCRIBE_CONFIGS_RESOURCE), 0, ALL),
-        f("include_synonyms", I8, 0, ALL),
+        f("include_synonyms", I8, 1, ALL),
         f("include_documentation", I8, 3, ALL),
     ],
 );
