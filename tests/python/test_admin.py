@@ -247,8 +247,16 @@ def test_describe_broker_configs_are_read_only(broker):
     a = admin(broker.bootstrap)
     res = ConfigResource(ResourceType.BROKER, "1")
     entries = result(a.describe_configs([res], request_timeout=TIMEOUT_S)[res])
+    # Strom's own settings, and Kafka's names for those Kafka has.
     assert entries["listen"].value == broker.bootstrap
     assert entries["default_partitions"].value == "1"
+    assert entries["listeners"].value == f"PLAINTEXT://{broker.bootstrap}"
+    assert entries["num.partitions"].value == "1"
+    assert entries["num.partitions"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+    assert entries["log.retention.ms"].value == "604800000"
+    assert entries["log.retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert entries["min.insync.replicas"].value == "1"
+    assert all(e.value is not None for e in entries.values()), entries
     assert all(e.is_read_only for e in entries.values())
     change = ConfigResource(
         ResourceType.BROKER,

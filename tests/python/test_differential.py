@@ -324,3 +324,35 @@ def test_request_versions_kafka_4_removed_are_still_served(bootstrap, kafka_brok
         r = wire.Reader(answers[what])
         assert r.take("i") == 1 and r.string() == created
         assert r.take("h") == 0, what
+
+
+def test_groups_are_listed_with_their_type_and_filtered_by_it(bootstrap):
+    """ListGroups v5 (KIP-848): a group made by a classic consumer is listed as CLASSIC,
+    and a filter on another type leaves it out."""
+    from confluent_kafka import ConsumerGroupType
+
+    topic = unique("types")
+    group = unique("tg")
+    a = admin(bootstrap)
+    result(a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic])
+    c = Consumer(
+        client_conf(
+            bootstrap,
+            **{"group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"},
+        )
+    )
+    try:
+        c.subscribe([topic])
+        wait_until(lambda: c.poll(0.2) is None and c.assignment(), timeout=TIMEOUT_S, what="assignment")
+
+        def listed(**kw):
+            res = a.list_consumer_groups(request_timeout=TIMEOUT_S, **kw).result()
+            return {g.group_id: g for g in res.valid}
+
+        everything = listed()
+        assert group in everything
+        assert everything[group].type == ConsumerGroupType.CLASSIC
+        assert group in listed(types={ConsumerGroupType.CLASSIC})
+        assert group not in listed(types={ConsumerGroupType.CONSUMER})
+    finally:
+        c.close()

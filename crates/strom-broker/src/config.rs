@@ -252,6 +252,9 @@ pub const SETTINGS: &[Setting] = &[
 /// The parsed settings.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// Every setting as given (or defaulted), in [`SETTINGS`] order: what DescribeConfigs
+    /// on the broker reports.
+    pub settings: Vec<SettingValue>,
     pub listen: SocketAddr,
     /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` when disabled.
     pub metrics_listen: Option<SocketAddr>,
@@ -297,6 +300,15 @@ pub struct BrokerConfig {
     pub raft_tick: Duration,
     pub raft_election_ticks: usize,
     pub raft_heartbeat_ticks: usize,
+}
+
+/// One setting's text as the broker started with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingValue {
+    pub key: &'static str,
+    pub value: String,
+    /// Given by a flag, the environment or the config file, rather than the default.
+    pub explicit: bool,
 }
 
 #[derive(Debug, Error)]
@@ -513,7 +525,19 @@ impl RawSettings {
                 "must exceed raft_heartbeat_ticks, which must be at least 1",
             ));
         }
+        let settings = SETTINGS
+            .iter()
+            .map(|s| {
+                let (value, origin) = self.get(s.key);
+                SettingValue {
+                    key: s.key,
+                    value,
+                    explicit: origin != "default",
+                }
+            })
+            .collect();
         Ok(BrokerConfig {
+            settings,
             listen: self.parse("listen")?,
             metrics_listen,
             advertised_listener: advertised,

@@ -57,7 +57,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::LeaveGroup, 0, 5),
     api(ApiKey::SyncGroup, 0, 5),
     api(ApiKey::DescribeGroups, 0, 5),
-    api(ApiKey::ListGroups, 0, 4),
+    api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 0, 7),
     api(ApiKey::DeleteTopics, 0, 6),
@@ -168,7 +168,7 @@ mod tests {
         ("OffsetCommit", 0, 8),
         ("OffsetFetch", 0, 8),
         ("DescribeGroups", 0, 5),
-        ("ListGroups", 0, 4),
+        ("ListGroups", 0, 5),
         ("DeleteGroups", 0, 2),
         ("OffsetDelete", 0, 0),
     ];

@@ -1,7 +1,6 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (with their
-//! defaults), and read-only broker configs.
+//! defaults), and read-only broker configs (their table is in broker_configs.rs).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use strom_wire::ErrorCode;
@@ -15,6 +14,7 @@ use strom_wire::kafka_protocol::messages::{
 };
 
 use super::admin::{SOURCE_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
+use super::broker_configs::{KAFKA_BROKER_CONFIGS, TYPE_LIST, TYPE_LONG, TYPE_STRING};
 use super::{Reply, Response, str_bytes};
 use crate::broker::Broker;
 use crate::config::SETTINGS;
@@ -24,10 +24,6 @@ use crate::topics::TOPIC_CONFIGS;
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-/// Kafka's ConfigType codes for DescribeConfigs v3+.
-const TYPE_STRING: i8 = 2;
-const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -105,23 +101,12 @@ pub(super) fn describe_configs(
                 RESOURCE_BROKER
                     if name.is_empty() || name == broker.config().node_id.to_string() =>
                 {
-                    let values = broker_values(broker);
-                    let configs = SETTINGS
-                        .iter()
-                        .filter(|s| wanted(s.key))
-                        .map(|s| {
-                            DescribeConfigsResourceResult::default()
-                                .with_name(str_bytes(s.key))
-                                .with_value(values.get(s.key).cloned().map(str_bytes))
-                                .with_read_only(true)
-                                .with_config_source(SOURCE_STATIC_BROKER)
-                                .with_config_type(TYPE_STRING)
-                                .with_documentation(
-                                    req.include_documentation.then(|| str_bytes(s.help)),
-                                )
-                        })
-                        .collect();
-                    base.with_configs(configs)
+                    base.with_configs(broker_configs(
+                        broker,
+                        req.include_synonyms,
+                        req.include_documentation,
+                        &wanted,
+                    ))
                 }
                 other => base
                     .with_error_code(ErrorCode::InvalidRequest.code())
@@ -134,42 +119,64 @@ pub(super) fn describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// The broker's settings as the values it runs with.
-fn broker_values(broker: &Broker) -> BTreeMap<&'static str, String> {
-    let c = &broker.config();
-    let (host, port) = c.advertised();
-    BTreeMap::from([
-        ("listen", c.listen.to_string()),
-        ("advertised_listener", format!("{host}:{port}")),
-        ("data_dir", c.data_dir.display().to_string()),
-        ("node_id", c.node_id.to_string()),
-        ("default_partitions", c.default_partitions.to_string()),
-        ("auto_create_topics", c.auto_create_topics.to_string()),
-        ("max_connections", c.max_connections.to_string()),
-        ("max_frame_bytes", c.max_frame_bytes.to_string()),
-        ("max_open_logs", c.max_open_logs.to_string()),
-        ("segment_bytes", c.log.segment_bytes.to_string()),
-        ("segment_ms", c.log.segment_ms.unwrap_or(-1).to_string()),
-        ("retention_ms", c.log.retention_ms.unwrap_or(-1).to_string()),
-        (
-            "retention_bytes",
-            c.log.retention_bytes.map_or(-1, |b| b as i64).to_string(),
-        ),
-        ("max_message_bytes", c.log.max_message_bytes.to_string()),
-        (
-            "index_interval_bytes",
-            c.log.index_interval_bytes.to_string(),
-        ),
-        ("flush", format!("{:?}", c.log.flush)),
-        (
-            "retention_check_ms",
-            c.retention_check.as_millis().to_string(),
-        ),
-        (
-            "shutdown_timeout_ms",
-            c.shutdown_timeout.as_millis().to_string(),
-        ),
-    ])
+/// The BROKER resource: Kafka's names where Strom has an equivalent, then every Strom
+/// setting (see [`super::broker_configs`]). Read-only; the source says whether the value
+/// was set or is the default.
+fn broker_configs(
+    broker: &Broker,
+    include_synonyms: bool,
+    include_documentation: bool,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let config = broker.config();
+    let source_of = |key: &str| {
+        let explicit = config.settings.iter().any(|s| s.key == key && s.explicit);
+        if explicit {
+            SOURCE_STATIC_BROKER
+        } else {
+            SOURCE_DEFAULT
+        }
+    };
+    let entry = |name: &'static str, value: String, source: i8, ty: i8, doc: &'static str| {
+        let synonyms = if include_synonyms {
+            vec![
+                DescribeConfigsSynonym::default()
+                    .with_name(str_bytes(name))
+                    .with_value(Some(str_bytes(value.clone())))
+                    .with_source(source),
+            ]
+        } else {
+            Vec::new()
+        };
+        DescribeConfigsResourceResult::default()
+            .with_name(str_bytes(name))
+            .with_value(Some(str_bytes(value)))
+            .with_read_only(true)
+            .with_config_source(source)
+            .with_synonyms(synonyms)
+            .with_config_type(ty)
+            .with_documentation(include_documentation.then(|| str_bytes(doc)))
+    };
+    let rf = broker.control().default_replication_factor();
+    let kafka = KAFKA_BROKER_CONFIGS
+        .iter()
+        .filter(|c| wanted(c.name))
+        .map(|c| {
+            let source = c.from.map_or(SOURCE_DEFAULT, source_of);
+            entry(c.name, (c.value)(config, rf), source, c.ty, c.doc)
+        });
+    let own = config
+        .settings
+        .iter()
+        .filter(|s| wanted(s.key))
+        .map(|s| {
+            let doc = SETTINGS
+                .iter()
+                .find(|d| d.key == s.key)
+                .map_or("", |d| d.help);
+            entry(s.key, s.value.clone(), source_of(s.key), TYPE_STRING, doc)
+        });
+    kafka.chain(own).collect()
 }
 
 fn refuse_non_topic(resource_type: i8) -> Failure {

@@ -17,7 +17,7 @@ use strom_wire::kafka_protocol::messages::{
 };
 
 use super::groups::{LOST, call, opt_str_bytes, string};
-use super::{Reply, str_bytes};
+use super::{Reply, Response, str_bytes};
 use crate::broker::Broker;
 
 /// Authorized operations are not computed (there is no ACL support): Kafka's "omitted".
@@ -76,7 +76,22 @@ pub(super) fn describe_groups(broker: &Arc<Broker>, r: WireDescribe) -> Reply {
     )
 }
 
+/// Every group Strom has is a classic one (KIP-848's `consumer`, share and streams groups
+/// do not exist here), so v5's types filter either keeps them all or none. Kafka matches
+/// type names without regard to case, and an unknown name matches no group.
+const GROUP_TYPE: &str = "classic";
+
 pub(super) fn list_groups(broker: &Arc<Broker>, r: WireList) -> Reply {
+    let wants_classic = r.types_filter.is_empty()
+        || r
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
+    if !wants_classic {
+        return Reply::now(Response::Kind(ResponseKind::ListGroups(
+            ListGroupsResponse::default(),
+        )));
+    }
     let req = ListGroupsRequest {
         states_filter: r.states_filter.iter().map(string).collect(),
     };
@@ -100,6 +115,7 @@ pub(super) fn list_groups(broker: &Arc<Broker>, r: WireList) -> Reply {
                                     .with_group_id(GroupId(str_bytes(g.group_id)))
                                     .with_protocol_type(str_bytes(g.protocol_type))
                                     .with_group_state(str_bytes(g.group_state))
+                                    .with_group_type(str_bytes(GROUP_TYPE))
                             })
                             .collect(),
                     ),

@@ -2,6 +2,7 @@
 //! a response using the [`Broker`]'s operations. `dispatch` is the only entry point.
 
 mod admin;
+mod broker_configs;
 mod configs;
 mod delivery;
 mod fetch;
