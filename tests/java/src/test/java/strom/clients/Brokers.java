@@ -28,7 +28,11 @@ public final class Brokers implements BeforeAllCallback {
     if (both == null) {
       try {
         Path repo = Path.of(System.getProperty("strom.repo", "../..")).toAbsolutePath().normalize();
-        Path work = Files.createTempDirectory("strom-java-client-");
+        // Both brokers' state and logs, kept after the run for a look at a failure; the
+        // next run starts it afresh (mvn clean removes it).
+        Path work = Path.of(System.getProperty("strom.work", "target/brokers")).toAbsolutePath();
+        deleteTree(work);
+        Files.createDirectories(work);
         kafka = KafkaRef.start(repo, work.resolve("kafka-ref"));
         String bin = System.getenv("STROM_BIN");
         Path binary =
@@ -41,6 +45,17 @@ public final class Brokers implements BeforeAllCallback {
       }
     }
     return both;
+  }
+
+  private static void deleteTree(Path dir) throws java.io.IOException {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (Stream<Path> paths = Files.walk(dir)) {
+      for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.delete(p);
+      }
+    }
   }
 
   /** Arguments for a @MethodSource: every broker. */
