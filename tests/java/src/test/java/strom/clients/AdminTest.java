@@ -225,6 +225,36 @@ class AdminTest {
     }
   }
 
+  /** Every topic config Kafka 4.4 describes for a new topic, Strom describes too, with the same default. */
+  @org.junit.jupiter.api.Test
+  void both_brokers_describe_the_same_topic_configs_and_defaults() throws Exception {
+    List<Map<String, String>> described = new java.util.ArrayList<>();
+    for (Broker broker : Brokers.both()) {
+      String topic = Broker.unique("allconfigs");
+      ConfigResource r = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+      try (Admin admin = broker.admin()) {
+        createTopic(admin, topic, 1);
+        Map<String, String> values = new java.util.TreeMap<>();
+        for (ConfigEntry e : get(admin.describeConfigs(List.of(r)).all()).get(r).entries()) {
+          values.put(e.name(), e.value());
+        }
+        described.add(values);
+      }
+    }
+    Map<String, String> kafka = described.get(0);
+    Map<String, String> strom = described.get(1);
+    Map<String, String> missing = new java.util.TreeMap<>(kafka);
+    missing.keySet().removeAll(strom.keySet());
+    Map<String, String> differing = new java.util.TreeMap<>();
+    for (String name : kafka.keySet()) {
+      if (strom.containsKey(name) && !java.util.Objects.equals(kafka.get(name), strom.get(name))) {
+        differing.put(name, "kafka=" + kafka.get(name) + " strom=" + strom.get(name));
+      }
+    }
+    assertEquals(Map.of(), differing, "topic config defaults that differ");
+    assertEquals(Map.of(), missing, "topic configs Kafka describes and Strom does not");
+  }
+
   @ParameterizedTest(name = "[{0}]")
   @MethodSource("brokers")
   void describe_cluster_names_the_one_node_and_the_controller(Broker broker) throws Exception {
