@@ -179,8 +179,8 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "message_timestamp_after_max_ms",
-        default: "9223372036854775807",
-        help: "default message.timestamp.after.max.ms: how far in the future a create time may lie, else INVALID_TIMESTAMP (Kafka: log.message.timestamp.after.max.ms)",
+        default: "3600000",
+        help: "default message.timestamp.after.max.ms: how far in the future a create time may lie, else INVALID_TIMESTAMP; one hour, as in Kafka 4 (Kafka: log.message.timestamp.after.max.ms)",
     },
     Setting {
         key: "message_timestamp_difference_max_ms",

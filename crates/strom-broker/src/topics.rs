@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use strom_log::LogConfig;
+use strom_log::{FlushPolicy, LogConfig};
 use strom_wire::ErrorCode;
 
 use crate::config::BrokerConfig;
@@ -38,6 +38,20 @@ pub struct TopicMeta {
 }
 
 impl TopicMeta {
+    /// Replicas per partition (the first partition's count: every partition has as many).
+    pub fn replication_factor(&self) -> usize {
+        self.replicas.first().map_or(1, Vec::len)
+    }
+
+    /// A config's value for this topic, and whether the topic sets it (otherwise it is
+    /// the broker's default).
+    pub fn config_value(&self, def: &TopicConfigDef, broker: &BrokerConfig) -> (String, bool) {
+        match self.configs.get(def.name) {
+            Some(v) => (v.clone(), true),
+            None => (def.default_value(broker, self.replication_factor()), false),
+        }
+    }
+
     /// The Raft group of partition `p`.
     pub fn group(&self, p: i32) -> Option<u64> {
         self.groups.get(usize::try_from(p).ok()?).copied()
@@ -67,6 +81,24 @@ enum ConfigKind {
     Long { min: i64, allow_unlimited: bool },
     /// One of a fixed set of strings.
     Choice(&'static [&'static str]),
+    /// Decided for every topic by the broker (the text says how); described, never set
+    /// per topic.
+    Broker(&'static str),
+}
+
+/// A Kafka topic config whose feature Strom does not have (or has one way only): it is
+/// described with Kafka's default, which is what Strom does, and only that value may be
+/// set, so a client that sets it explicitly to the default still works.
+const fn fixed(
+    name: &'static str,
+    doc: &'static str,
+    value: &'static [&'static str],
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        doc,
+        kind: ConfigKind::Choice(value),
+    }
 }
 
 /// Every topic config Strom accepts; anything else is refused with INVALID_CONFIG.
@@ -158,6 +190,112 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "batches are stored compressed as the producer sent them; the broker never recompresses",
         kind: ConfigKind::Choice(&["producer"]),
     },
+    TopicConfigDef {
+        name: "flush.messages",
+        doc: "set for every topic by the broker's flush setting: 1 when every acknowledged write is fsynced first (flush=group-commit)",
+        kind: ConfigKind::Broker("the broker's flush setting"),
+    },
+    TopicConfigDef {
+        name: "flush.ms",
+        doc: "set for every topic by the broker's flush setting (flush=interval:<ms>)",
+        kind: ConfigKind::Broker("the broker's flush setting"),
+    },
+    TopicConfigDef {
+        name: "min.insync.replicas",
+        doc: "acks=all waits until a majority of the partition's replicas (a Raft quorum) has fsynced the batch",
+        kind: ConfigKind::Broker("Raft: acks=all waits for a majority of the replicas"),
+    },
+    TopicConfigDef {
+        name: "segment.index.bytes",
+        doc: "size each offset-index file is preallocated to",
+        kind: ConfigKind::Broker("the broker"),
+    },
+    TopicConfigDef {
+        name: "max.decompressed.message.bytes",
+        doc: "largest size a compressed batch may decompress to when its records are checked",
+        kind: ConfigKind::Broker("the broker's max_decompressed_batch_bytes"),
+    },
+    fixed(
+        "compression.gzip.level",
+        "unused: the broker never recompresses",
+        &["-1"],
+    ),
+    fixed(
+        "compression.lz4.level",
+        "unused: the broker never recompresses",
+        &["9"],
+    ),
+    fixed(
+        "compression.zstd.level",
+        "unused: the broker never recompresses",
+        &["3"],
+    ),
+    fixed(
+        "delete.retention.ms",
+        "unused until compaction: tombstones are kept like other records",
+        &["86400000"],
+    ),
+    fixed("min.compaction.lag.ms", "unused until compaction", &["0"]),
+    fixed(
+        "max.compaction.lag.ms",
+        "unused until compaction",
+        &["9223372036854775807"],
+    ),
+    fixed(
+        "min.cleanable.dirty.ratio",
+        "unused until compaction",
+        &["0.5"],
+    ),
+    fixed(
+        "errors.deadletterqueue.group.enable",
+        "share groups' dead-letter topics are not served yet",
+        &["false"],
+    ),
+    fixed(
+        "file.delete.delay.ms",
+        "segments are deleted at once when retention or a topic's deletion removes them",
+        &["60000"],
+    ),
+    fixed(
+        "follower.replication.throttled.replicas",
+        "replication is not throttled",
+        &[""],
+    ),
+    fixed(
+        "leader.replication.throttled.replicas",
+        "replication is not throttled",
+        &[""],
+    ),
+    fixed(
+        "local.retention.bytes",
+        "no tiered storage: everything is local (-2: as retention.bytes)",
+        &["-2"],
+    ),
+    fixed(
+        "local.retention.ms",
+        "no tiered storage: everything is local (-2: as retention.ms)",
+        &["-2"],
+    ),
+    fixed("remote.storage.enable", "no tiered storage", &["false"]),
+    fixed("remote.copy.lag.bytes", "no tiered storage", &["-1"]),
+    fixed("remote.copy.lag.ms", "no tiered storage", &["0"]),
+    fixed("remote.log.copy.disable", "no tiered storage", &["false"]),
+    fixed(
+        "remote.log.delete.on.disable",
+        "no tiered storage",
+        &["false"],
+    ),
+    fixed("preallocate", "segment files grow as written", &["false"]),
+    fixed(
+        "segment.jitter.ms",
+        "segments roll at segment.ms exactly",
+        &["0"],
+    ),
+    fixed(
+        "unclean.leader.election.enable",
+        "only a replica holding every committed record can lead (Raft)",
+        &["false"],
+    ),
 ];
 
 impl TopicConfigDef {
@@ -186,6 +324,10 @@ impl TopicConfigDef {
                     ))
                 }
             }
+            ConfigKind::Broker(by) => Err(format!(
+                "{} cannot be set per topic in Strom: it is decided by {by}",
+                self.name
+            )),
             ConfigKind::Choice(options) => {
                 if options.contains(&value) {
                     Ok(())
@@ -199,9 +341,17 @@ impl TopicConfigDef {
         }
     }
 
-    /// The broker-wide default of this config.
-    pub fn default_value(&self, broker: &BrokerConfig) -> String {
+    /// Whether a topic may set it at all.
+    pub fn read_only(&self) -> bool {
+        matches!(self.kind, ConfigKind::Broker(_))
+    }
+
+    /// The broker-wide default of this config, for a topic of `replication_factor`.
+    pub fn default_value(&self, broker: &BrokerConfig, replication_factor: usize) -> String {
         let log = &broker.log;
+        if let ConfigKind::Choice([only]) = self.kind {
+            return (*only).to_string();
+        }
         match self.name {
             "retention.ms" => log.retention_ms.unwrap_or(-1).to_string(),
             "retention.bytes" => log.retention_bytes.map_or(-1, |b| b as i64).to_string(),
@@ -220,6 +370,19 @@ impl TopicConfigDef {
             "message.timestamp.after.max.ms" => broker.records.after_max_ms.to_string(),
             "message.timestamp.difference.max.ms" => broker.records.difference_max_ms.to_string(),
             "compression.type" => "producer".into(),
+            "flush.messages" => match log.flush {
+                FlushPolicy::EveryAppend => "1".into(),
+                _ => i64::MAX.to_string(),
+            },
+            "flush.ms" => match log.flush {
+                FlushPolicy::Interval(d) => d.as_millis().to_string(),
+                _ => i64::MAX.to_string(),
+            },
+            "min.insync.replicas" => (replication_factor / 2 + 1).to_string(),
+            "segment.index.bytes" => log.max_index_bytes.to_string(),
+            "max.decompressed.message.bytes" => {
+                broker.records.max_decompressed_batch_bytes.to_string()
+            }
             _ => String::new(),
         }
     }

@@ -113,14 +113,12 @@ fn topic_configs(broker: &Broker, meta: &TopicMeta) -> Vec<CreatableTopicConfigs
     TOPIC_CONFIGS
         .iter()
         .map(|d| {
-            let (value, source) = match meta.configs.get(d.name) {
-                Some(v) => (v.clone(), SOURCE_TOPIC),
-                None => (d.default_value(broker.config()), SOURCE_DEFAULT),
-            };
+            let (value, set) = meta.config_value(d, broker.config());
             CreatableTopicConfigs::default()
                 .with_name(str_bytes(d.name))
                 .with_value(Some(str_bytes(value)))
-                .with_config_source(source)
+                .with_read_only(d.read_only())
+                .with_config_source(if set { SOURCE_TOPIC } else { SOURCE_DEFAULT })
         })
         .collect()
 }

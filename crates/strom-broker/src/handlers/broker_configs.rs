@@ -15,6 +15,7 @@ pub(super) const TYPE_BOOLEAN: i8 = 1;
 pub(super) const TYPE_STRING: i8 = 2;
 pub(super) const TYPE_INT: i8 = 3;
 pub(super) const TYPE_LONG: i8 = 5;
+pub(super) const TYPE_DOUBLE: i8 = 6;
 pub(super) const TYPE_LIST: i8 = 7;
 
 /// A Kafka broker config Strom answers for.
@@ -332,7 +333,10 @@ mod tests {
     fn values_follow_the_settings() {
         let config = BrokerConfig::defaults();
         let value = |name: &str| {
-            let c = KAFKA_BROKER_CONFIGS.iter().find(|c| c.name == name).unwrap();
+            let c = KAFKA_BROKER_CONFIGS
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap();
             (c.value)(&config, 3)
         };
         assert_eq!(value("listeners"), "PLAINTEXT://127.0.0.1:9092");

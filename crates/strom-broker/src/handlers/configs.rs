@@ -14,7 +14,9 @@ use strom_wire::kafka_protocol::messages::{
 };
 
 use super::admin::{SOURCE_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
-use super::broker_configs::{KAFKA_BROKER_CONFIGS, TYPE_LIST, TYPE_LONG, TYPE_STRING};
+use super::broker_configs::{
+    KAFKA_BROKER_CONFIGS, TYPE_BOOLEAN, TYPE_DOUBLE, TYPE_INT, TYPE_LIST, TYPE_LONG, TYPE_STRING,
+};
 use super::{Reply, Response, str_bytes};
 use crate::broker::Broker;
 use crate::config::SETTINGS;
@@ -23,7 +25,6 @@ use crate::topics::TOPIC_CONFIGS;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -57,11 +58,10 @@ pub(super) fn describe_configs(
                             .iter()
                             .filter(|d| wanted(d.name))
                             .map(|d| {
-                                let default = d.default_value(broker.config());
-                                let (value, source) = match meta.configs.get(d.name) {
-                                    Some(v) => (v.clone(), SOURCE_TOPIC),
-                                    None => (default.clone(), SOURCE_DEFAULT),
-                                };
+                                let default =
+                                    d.default_value(broker.config(), meta.replication_factor());
+                                let (value, set) = meta.config_value(d, broker.config());
+                                let source = if set { SOURCE_TOPIC } else { SOURCE_DEFAULT };
                                 let mut synonyms = Vec::new();
                                 if req.include_synonyms {
                                     if source == SOURCE_TOPIC {
@@ -79,17 +79,13 @@ pub(super) fn describe_configs(
                                             .with_source(SOURCE_DEFAULT),
                                     );
                                 }
-                                let config_type = match d.name {
-                                    "cleanup.policy" => TYPE_LIST,
-                                    "message.timestamp.type" | "compression.type" => TYPE_STRING,
-                                    _ => TYPE_LONG,
-                                };
                                 DescribeConfigsResourceResult::default()
                                     .with_name(str_bytes(d.name))
                                     .with_value(Some(str_bytes(value)))
+                                    .with_read_only(d.read_only())
                                     .with_config_source(source)
                                     .with_synonyms(synonyms)
-                                    .with_config_type(config_type)
+                                    .with_config_type(topic_config_type(d.name))
                                     .with_documentation(
                                         req.include_documentation.then(|| str_bytes(d.doc)),
                                     )
@@ -117,6 +113,33 @@ pub(super) fn describe_configs(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Kafka's ConfigType of a topic config (DescribeConfigs v3+).
+fn topic_config_type(name: &str) -> i8 {
+    match name {
+        "cleanup.policy"
+        | "follower.replication.throttled.replicas"
+        | "leader.replication.throttled.replicas" => TYPE_LIST,
+        "message.timestamp.type" | "compression.type" => TYPE_STRING,
+        "preallocate"
+        | "remote.storage.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable"
+        | "unclean.leader.election.enable"
+        | "errors.deadletterqueue.group.enable" => TYPE_BOOLEAN,
+        "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
+        "min.insync.replicas"
+        | "max.message.bytes"
+        | "segment.bytes"
+        | "segment.index.bytes"
+        | "index.interval.bytes"
+        | "max.decompressed.message.bytes"
+        | "compression.gzip.level"
+        | "compression.lz4.level"
+        | "compression.zstd.level" => TYPE_INT,
+        _ => TYPE_LONG,
+    }
 }
 
 /// The BROKER resource: Kafka's names where Strom has an equivalent, then every Strom
@@ -165,17 +188,13 @@ fn broker_configs(
             let source = c.from.map_or(SOURCE_DEFAULT, source_of);
             entry(c.name, (c.value)(config, rf), source, c.ty, c.doc)
         });
-    let own = config
-        .settings
-        .iter()
-        .filter(|s| wanted(s.key))
-        .map(|s| {
-            let doc = SETTINGS
-                .iter()
-                .find(|d| d.key == s.key)
-                .map_or("", |d| d.help);
-            entry(s.key, s.value.clone(), source_of(s.key), TYPE_STRING, doc)
-        });
+    let own = config.settings.iter().filter(|s| wanted(s.key)).map(|s| {
+        let doc = SETTINGS
+            .iter()
+            .find(|d| d.key == s.key)
+            .map_or("", |d| d.help);
+        entry(s.key, s.value.clone(), source_of(s.key), TYPE_STRING, doc)
+    });
     kafka.chain(own).collect()
 }
 

@@ -83,8 +83,7 @@ const GROUP_TYPE: &str = "classic";
 
 pub(super) fn list_groups(broker: &Arc<Broker>, r: WireList) -> Reply {
     let wants_classic = r.types_filter.is_empty()
-        || r
-            .types_filter
+        || r.types_filter
             .iter()
             .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
     if !wants_classic {
