@@ -2,10 +2,12 @@ module strom.local/tests/go/sarama-old
 
 go 1.26
 
-require strom.local/tests/go/harness v0.0.0
+require (
+	github.com/Shopify/sarama v1.38.1
+	strom.local/tests/go/harness v0.0.0
+)
 
 require (
-	github.com/Shopify/sarama v1.38.1 // indirect
 	github.com/davecgh/go-spew v1.1.1 // indirect
 	github.com/eapache/go-resiliency v1.3.0 // indirect
 	github.com/eapache/go-xerial-snappy v0.0.0-20230111030713-bf00bc1b83b6 // indirect
