@@ -1,0 +1,3 @@
+module strom.local/tests/go/harness
+
+go 1.26
