@@ -10,6 +10,8 @@
 #       scripts/kafka-ref.sh tool kafka-topics --bootstrap-server 127.0.0.1:9092 --list
 #   scripts/kafka-ref.sh tool      lists the tool names
 #   scripts/kafka-ref.sh classpath the cached jars as a java -cp argument
+#   scripts/kafka-ref.sh kafka-path writes <cache>/bin/NAME.sh for every tool and prints <cache>:
+#       a KAFKA_PATH for suites that run "$KAFKA_PATH/bin/kafka-topics.sh ..." (librdkafka's)
 #   scripts/kafka-ref.sh assemble  only fill the cache
 #
 # Environment: KAFKA_REF_VERSION (4.4.0), KAFKA_REF_CACHE (~/.cache/strom/kafka-ref/VERSION),
@@ -305,12 +307,34 @@ tool() {
     -Dlog4j2.configurationFile="$CACHE/tools-log4j2.properties" -cp "$CACHE/lib/*" "$class" "$@"
 }
 
+# A Kafka distribution's bin/NAME.sh for every tool, over the cached jars, for test suites
+# that run "$KAFKA_PATH/bin/kafka-topics.sh ..." (librdkafka's). Written on every call (a
+# few small files), so a changed java takes effect; the cache is not in the repository.
+kafka_path() {
+  assemble
+  local name class
+  mkdir -p "$CACHE/bin"
+  for name in $(echo "$TOOLS" | grep -o 'kafka-[a-z0-9-]*'); do
+    class=$(tool_class "$name") || class= # kafka-run-class: the class is the first argument
+    {
+      echo '#!/bin/sh'
+      echo "# Written by scripts/kafka-ref.sh kafka-path: Kafka's bin/$name.sh over the cached jars."
+      echo "exec \"$JAVA\" \${KAFKA_REF_TOOL_OPTS:--Xmx256m} -Djava.awt.headless=true \\"
+      echo "  -Dlog4j2.configurationFile=\"$CACHE/tools-log4j2.properties\" -cp \"$CACHE/lib/*\" $class \"\$@\""
+    } >"$CACHE/bin/$name.sh.tmp"
+    chmod +x "$CACHE/bin/$name.sh.tmp"
+    mv "$CACHE/bin/$name.sh.tmp" "$CACHE/bin/$name.sh"
+  done
+  echo "$CACHE"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
   tool) shift; tool "$@" ;;
   classpath) assemble; echo "$CACHE/lib/*" ;;
+  kafka-path) kafka_path ;;
   assemble) assemble; echo "$CACHE" ;;
   *)
     awk 'NR > 1 && !/^#/ { exit } NR > 1 { print }' "$0"

@@ -5,15 +5,12 @@ passes on Kafka and fails on Strom is a Strom bug, or a difference to document i
 docs/compatibility.md and name in the test.
 
 Both brokers run with the defaults that matter alike: auto-created topics get 4
-partitions, a group's first rebalance is not delayed. The reference broker needs Java 17+
-and, the first time, Maven (the jars are cached); where they are missing the Kafka side
-is skipped with the reason, unless STROM_REQUIRE_KAFKA_REF=1 makes that a failure.
+partitions, a group's first rebalance is not delayed. The fixtures, shared with
+test_kafka_tools.py, are in kafka_ref.py, which says what the reference broker needs.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 import subprocess
 import time
@@ -24,7 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import NewTopic
 
 import kafka_wire as wire
-from conftest import REPO, StromBroker
+from kafka_ref import SCRIPT, bootstrap, kafka_broker, strom_broker  # noqa: F401 (fixtures)
 from kafka_util import (
     TIMEOUT_S,
     admin,
@@ -39,50 +36,6 @@ from kafka_util import (
     wait_until,
     watermarks,
 )
-
-SCRIPT = REPO / "scripts" / "kafka-ref.sh"
-
-
-@pytest.fixture(scope="module")
-def kafka_broker(tmp_path_factory) -> str:
-    """The reference Apache Kafka (one KRaft node) for this module's tests."""
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
-    if missing:
-        reason = f"the reference Kafka needs {' and '.join(missing)}"
-        if os.environ.get("STROM_REQUIRE_KAFKA_REF") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    state = tmp_path_factory.mktemp("kafka-ref")
-    env = {**os.environ, "KAFKA_REF_DIR": str(state)}
-    started = subprocess.run(
-        [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
-    )
-    if started.returncode != 0:
-        pytest.fail(f"the reference Kafka did not start:\n{started.stdout}\n{started.stderr}")
-    bootstrap = started.stdout.strip().splitlines()[-1]
-    yield bootstrap
-    subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def strom_broker(tmp_path_factory) -> str:
-    """A Strom with the reference's defaults (4 partitions, no rebalance delay)."""
-    d = tmp_path_factory.mktemp("strom")
-    b = StromBroker(
-        d / "data",
-        d / "strom.stderr",
-        ["--default-partitions", "4", "--group-initial-rebalance-delay-ms", "0"],
-    )
-    b.start()
-    yield b.bootstrap
-    assert b.stop() == 0, "strom exited uncleanly"
-    assert "panicked" not in b.log_text()
-
-
-@pytest.fixture(params=["kafka", "strom"])
-def bootstrap(request) -> str:
-    """Each test runs against Kafka first, then Strom."""
-    return request.getfixturevalue(f"{request.param}_broker")
 
 
 def unique(name: str) -> str:
