@@ -4,7 +4,7 @@
 # at its defaults (no fsync per write) and with log.flush.interval.messages=1 (an fsync
 # per append, durable like Strom). The ratios Strom/Kafka go into docs/perf.md.
 #
-#   scripts/bench-kafka.sh                         # 3 rounds, about 15 minutes each
+#   scripts/bench-kafka.sh                         # 3 rounds, about 20 minutes each
 #   RUNS=1 DURATION=2s WARMUP=1s COUNT=20000 LAT_RATE=2000 NO_DOC=1 scripts/bench-kafka.sh   # smoke
 #   NO_CLUSTER=1 TARGETS="strom kafka" scripts/bench-kafka.sh
 #
