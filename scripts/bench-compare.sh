@@ -42,19 +42,6 @@ record() {
   printf '{"round": %s, "name": "%s", "data": %s}\n' "$1" "$2" "$3" >>"$RESULTS"
 }
 
-# strom bench against BOOT with the standard message size; prints its JSON.
-sbench() { "$STROM" bench --bootstrap "$BOOT" --message-size 1024 --output json "$@"; }
-
-# rdkafka_performance, 1 KiB; $1 = mode (-P/-C), then its flags; prints MB/s.
-rdk() {
-  local mode=$1 col=dr_MB/s
-  shift
-  [ "$mode" = -C ] && col='^MB/s'
-  "$PERF" "$mode" -s 1024 -b "$BOOT" -u "$@" 2>&1 | perf_column "$col"
-}
-
-drop_topic() { "$STROM" topic delete "$1" --bootstrap "$BOOT" >/dev/null 2>&1 || true; }
-
 # Half of a peak run's message rate, from its JSON on stdin.
 half_rate() { python3 -c 'import json,sys; print(max(1.0, json.load(sys.stdin)["produce"]["msgs_per_sec"] / 2))'; }
 

@@ -191,6 +191,18 @@ def report(rounds: dict, run: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_section(doc: Path, text: str, begin: str, end: str) -> None:
+    """Replaces what lies between the marker lines begin and end in doc with text, or
+    appends the markers and text when doc has none."""
+    old = doc.read_text()
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        _, tail = rest.split(end, 1)
+    else:
+        head, tail = old.rstrip("\n") + "\n\n", "\n"
+    doc.write_text(f"{head}{begin}\n{text}{end}{tail}")
+
+
 def main() -> None:
     args = sys.argv[1:]
     if not args:
@@ -198,14 +210,7 @@ def main() -> None:
     results = Path(args[0])
     text = report(load(results), results.resolve().parent.name)
     if len(args) == 3 and args[1] == "--into":
-        doc = Path(args[2])
-        old = doc.read_text()
-        if BEGIN in old and END in old:
-            head, rest = old.split(BEGIN, 1)
-            _, tail = rest.split(END, 1)
-        else:
-            head, tail = old.rstrip("\n") + "\n\n", "\n"
-        doc.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+        write_section(Path(args[2]), text, BEGIN, END)
     else:
         sys.stdout.write(text)
 

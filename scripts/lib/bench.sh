@@ -1,5 +1,5 @@
 # Shell helpers shared by the benchmark scripts (sourced, not run): ports, brokers,
-# librdkafka's rdkafka_performance and its output.
+# the clients (strom bench, librdkafka's rdkafka_performance and its output), CPU time.
 #
 # Expects ROOT (the repository) and WORK (a scratch directory) to be set.
 
@@ -34,6 +34,32 @@ perf_column() {
     !col { for (i = 1; i <= NF; i++) { h = $i; gsub(/ /, "", h); if (h ~ want) { col = i; n = NF; break } } ; if (col) next }
     col && NF == n && $2 ~ /[0-9]/ { v = $col }
     END { gsub(/ /, "", v); print (v == "" ? "0" : v) }'
+}
+
+# strom bench against BOOT with the standard message size; prints its JSON.
+sbench() { "$STROM" bench --bootstrap "$BOOT" --message-size 1024 --output json "$@"; }
+
+# rdkafka_performance against BOOT, 1 KiB; $1 = mode (-P/-C), then its flags; prints MB/s.
+rdk() {
+  local mode=$1 col=dr_MB/s
+  shift
+  [ "$mode" = -C ] && col='^MB/s'
+  "$PERF" "$mode" -s 1024 -b "$BOOT" -u "$@" 2>&1 | perf_column "$col"
+}
+
+drop_topic() { "$STROM" topic delete "$1" --bootstrap "$BOOT" >/dev/null 2>&1 || true; }
+
+# CPU seconds (user + system) the processes $@ have used so far, summed; from
+# /proc/PID/stat fields 14 and 15, in clock ticks. A process gone counts 0.
+cpu_seconds() {
+  local p ticks=0 f
+  for p in "$@"; do
+    f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    # After "pid (comm) " (comm may hold ") ") the fields are numbered from 3 on: utime
+    # (14) is the 12th, stime (15) the 13th.
+    ticks=$((ticks + $(awk '{print $12 + $13}' <<<"${f##*) }")))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f\n", t / hz }'
 }
 
 # Starts $1 nodes with data under $2 (a cluster when $1 > 1); extra `serve` flags
