@@ -17,6 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::Client;
 use crate::consumer_protocol::{CONSUMER_PROTOCOL_TYPE, decode_assignment};
 use crate::error::ClientError;
+use strom_wire::ErrorCode;
 
 /// A group as ListGroups names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +82,8 @@ impl Client {
     }
 
     /// Describes `group`. A group nobody knows is described as Dead with no members, as
-    /// Kafka does.
+    /// Kafka does before DescribeGroups v6 (from v6 it answers GROUP_ID_NOT_FOUND, which
+    /// is turned into the same description here).
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, ClientError> {
         let resp = self
             .with_coordinator(group, |conn| async move {
@@ -95,6 +97,12 @@ impl Client {
                 let g = resp.groups.into_iter().next().ok_or_else(|| {
                     ClientError::Protocol(format!("no description of group {group}"))
                 })?;
+                if g.error_code == ErrorCode::GroupIdNotFound.code() {
+                    return Ok(g
+                        .with_error_code(0)
+                        .with_group_state(StrBytes::from_static_str("Dead"))
+                        .with_members(Vec::new()));
+                }
                 ClientError::check(g.error_code, g.error_message.as_deref(), || {
                     format!("describe group {group}")
                 })?;

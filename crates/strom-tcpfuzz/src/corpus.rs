@@ -413,6 +413,20 @@ pub fn build(
             enc(req, version, corr)
         }
         ApiKey::DescribeCluster => enc(DescribeClusterRequest::default(), version, corr),
+        ApiKey::DescribeTopicPartitions => {
+            use describe_topic_partitions_request::{Cursor, TopicRequest};
+            let mut req = DescribeTopicPartitionsRequest::default()
+                .with_topics(rep(ctx, TopicRequest::default().with_name(topic(ctx))))
+                .with_response_partition_limit(rng.range(0, 3) as i32);
+            if rng.chance(30) {
+                req = req.with_cursor(Some(
+                    Cursor::default()
+                        .with_topic_name(topic(ctx))
+                        .with_partition_index(rng.range(0, 4) as i32),
+                ));
+            }
+            enc(req, version, corr)
+        }
         other => anyhow::bail!("no template for {other:?}"),
     }
 }

@@ -102,6 +102,8 @@ pub(crate) fn min_size(ty: Ty, version: i16, flexible: bool) -> usize {
             }
         }
         Ty::Inline(s) => min_struct_size(s, version, flexible),
+        // Null: the marker alone.
+        Ty::Optional(_) => 1,
     }
 }
 
@@ -212,6 +214,13 @@ impl Walk<'_> {
                 Ok(())
             }
             Ty::Inline(inner) => self.structure(inner),
+            Ty::Optional(inner) => {
+                if self.r.i8().map_err(short)? >= 0 {
+                    self.elements.structs += 1;
+                    self.structure(inner)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -386,6 +395,10 @@ pub(crate) mod sample {
                     self.value(Ty::Str);
                 }
                 Ty::Inline(inner) => self.structure(inner),
+                Ty::Optional(inner) => {
+                    self.buf.put_i8(1);
+                    self.structure(inner);
+                }
             }
         }
     }

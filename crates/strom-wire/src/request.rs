@@ -224,6 +224,7 @@ pub(crate) mod tests {
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),
             ApiKey::OffsetDelete => OffsetDeleteRequest::default().into(),
             ApiKey::DescribeCluster => DescribeClusterRequest::default().into(),
+            ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::default().into(),
             other => panic!("{other:?} is not served"),
         }
     }

@@ -113,6 +113,7 @@ mod tests {
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsResponse::default().into(),
             ApiKey::OffsetDelete => OffsetDeleteResponse::default().into(),
             ApiKey::DescribeCluster => DescribeClusterResponse::default().into(),
+            ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsResponse::default().into(),
             other => panic!("{other:?} is not served"),
         }
     }

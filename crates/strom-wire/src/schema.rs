@@ -38,6 +38,8 @@ pub(crate) enum Ty {
     Strs,
     /// One struct inline (only used as a tagged field).
     Inline(&'static Struct),
+    /// A nullable struct field: an INT8 marker (negative: null), then the struct.
+    Optional(&'static Struct),
 }
 
 /// A field present in versions `min..=max`.
@@ -664,6 +666,29 @@ const DESCRIBE_CLUSTER_REQUEST: Struct = s(
     ],
 );
 
+// DescribeTopicPartitions (75): flexible from v0.
+const DESCRIBE_TOPIC_PARTITIONS_TOPIC: Struct = s("TopicRequest", &[f("name", Str, 0, ALL)]);
+const DESCRIBE_TOPIC_PARTITIONS_CURSOR: Struct = s(
+    "Cursor",
+    &[
+        f("topic_name", Str, 0, ALL),
+        f("partition_index", I32, 0, ALL),
+    ],
+);
+const DESCRIBE_TOPIC_PARTITIONS_REQUEST: Struct = s(
+    "DescribeTopicPartitionsRequest",
+    &[
+        f("topics", Structs(&DESCRIBE_TOPIC_PARTITIONS_TOPIC), 0, ALL),
+        f("response_partition_limit", I32, 0, ALL),
+        f(
+            "cursor",
+            Optional(&DESCRIBE_TOPIC_PARTITIONS_CURSOR),
+            0,
+            ALL,
+        ),
+    ],
+);
+
 const fn m(key: ApiKey, flexible_from: i16, body: &'static Struct) -> Message {
     Message {
         key,
@@ -708,6 +733,11 @@ pub(crate) const MESSAGES: &[Message] = &[
     ),
     m(ApiKey::OffsetDelete, NEVER, &OFFSET_DELETE_REQUEST),
     m(ApiKey::DescribeCluster, 0, &DESCRIBE_CLUSTER_REQUEST),
+    m(
+        ApiKey::DescribeTopicPartitions,
+        0,
+        &DESCRIBE_TOPIC_PARTITIONS_REQUEST,
+    ),
 ];
 
 /// The request body schema for an api, if Strom decodes it.

@@ -56,7 +56,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::Heartbeat, 0, 4),
     api(ApiKey::LeaveGroup, 0, 5),
     api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 0, 7),
@@ -71,6 +71,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// Produce v0-v2 (the pre-0.11 message-set formats) are advertised, like Kafka 4.0 does,
@@ -167,10 +168,11 @@ mod tests {
         ("LeaveGroup", 0, 5),
         ("OffsetCommit", 0, 8),
         ("OffsetFetch", 0, 8),
-        ("DescribeGroups", 0, 5),
+        ("DescribeGroups", 0, 6),
         ("ListGroups", 0, 5),
         ("DeleteGroups", 0, 2),
         ("OffsetDelete", 0, 0),
+        ("DescribeTopicPartitions", 0, 0),
     ];
 
     #[test]

@@ -142,7 +142,7 @@ impl ControlPlane {
         if self.topics.contains(name) {
             return Err(Failure::new(
                 ErrorCode::TopicAlreadyExists,
-                format!("topic '{name}' already exists"),
+                format!("Topic '{name}' already exists."),
             ));
         }
         if validate_only {
@@ -155,7 +155,7 @@ impl ControlPlane {
                     true => Ok(t),
                     false => Err(Failure::new(
                         ErrorCode::TopicAlreadyExists,
-                        format!("topic '{name}' already exists"),
+                        format!("Topic '{name}' already exists."),
                     )),
                 })
             })
@@ -259,13 +259,20 @@ impl ControlPlane {
                 format!("the partition count of the internal topic '{name}' cannot change"),
             ));
         }
-        if count <= current.partitions {
+        // Kafka's messages, word for word: tools and tests print and match them.
+        if count < current.partitions {
             return Err(Failure::new(
                 ErrorCode::InvalidPartitions,
                 format!(
-                    "topic '{name}' has {} partitions; the new count {count} must be larger",
+                    "The topic {name} currently has {} partition(s); {count} would not be an increase.",
                     current.partitions
                 ),
+            ));
+        }
+        if count == current.partitions {
+            return Err(Failure::new(
+                ErrorCode::InvalidPartitions,
+                format!("Topic already has {count} partition(s)."),
             ));
         }
         // Before the assignment below, whose size is the partition count.

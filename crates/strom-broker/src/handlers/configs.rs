@@ -72,12 +72,14 @@ pub(super) fn describe_configs(
                                                 .with_source(SOURCE_TOPIC),
                                         );
                                     }
-                                    synonyms.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(str_bytes(d.name))
-                                            .with_value(Some(str_bytes(default)))
-                                            .with_source(SOURCE_DEFAULT),
-                                    );
+                                    if let Some(broker_name) = broker_synonym(d.name) {
+                                        synonyms.push(
+                                            DescribeConfigsSynonym::default()
+                                                .with_name(str_bytes(broker_name))
+                                                .with_value(Some(str_bytes(default)))
+                                                .with_source(SOURCE_DEFAULT),
+                                        );
+                                    }
                                 }
                                 DescribeConfigsResourceResult::default()
                                     .with_name(str_bytes(d.name))
@@ -113,6 +115,38 @@ pub(super) fn describe_configs(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// The broker config whose default a topic config takes, as Kafka names it in a
+/// DEFAULT_CONFIG synonym. `None` where Kafka shows no default synonym: its broker-side
+/// name has no default of its own (retention.ms's `log.retention.ms` defers to
+/// `log.retention.hours`, segment.ms's `log.roll.ms` to `log.roll.hours`), or there is
+/// no broker-side name.
+fn broker_synonym(topic_config: &str) -> Option<&'static str> {
+    Some(match topic_config {
+        "cleanup.policy" => "log.cleanup.policy",
+        "compression.type" => "compression.type",
+        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
+        "file.delete.delay.ms" => "log.segment.delete.delay.ms",
+        "flush.messages" => "log.flush.interval.messages",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        "local.retention.bytes" => "log.local.retention.bytes",
+        "local.retention.ms" => "log.local.retention.ms",
+        "max.compaction.lag.ms" => "log.cleaner.max.compaction.lag.ms",
+        "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.after.max.ms" => "log.message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms" => "log.message.timestamp.before.max.ms",
+        "message.timestamp.type" => "log.message.timestamp.type",
+        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
+        "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
+        "min.insync.replicas" => "min.insync.replicas",
+        "preallocate" => "log.preallocate",
+        "retention.bytes" => "log.retention.bytes",
+        "segment.bytes" => "log.segment.bytes",
+        "segment.index.bytes" => "log.index.size.max.bytes",
+        "unclean.leader.election.enable" => "unclean.leader.election.enable",
+        _ => return None,
+    })
 }
 
 /// Kafka's ConfigType of a topic config (DescribeConfigs v3+).

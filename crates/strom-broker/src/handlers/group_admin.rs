@@ -5,6 +5,7 @@ use std::sync::Arc;
 use strom_group::{
     DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, Response as GroupResponse,
 };
+use strom_wire::ErrorCode;
 use strom_wire::kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use strom_wire::kafka_protocol::messages::describe_groups_response::{
     DescribedGroup, DescribedGroupMember,
@@ -23,7 +24,12 @@ use crate::broker::Broker;
 /// Authorized operations are not computed (there is no ACL support): Kafka's "omitted".
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
-pub(super) fn describe_groups(broker: &Arc<Broker>, r: WireDescribe) -> Reply {
+/// A group no one has used (or whose last offsets expired) is described as Dead. From v6
+/// Kafka answers it with GROUP_ID_NOT_FOUND and a message instead (KIP-1043), which
+/// `kafka-consumer-groups --describe` reports as such.
+const DEAD: &str = "Dead";
+
+pub(super) fn describe_groups(broker: &Arc<Broker>, r: WireDescribe, version: i16) -> Reply {
     let names: Vec<String> = r.groups.iter().map(|g| string(&g.0)).collect();
     let req = DescribeGroupsRequest {
         groups: names.clone(),
@@ -37,8 +43,19 @@ pub(super) fn describe_groups(broker: &Arc<Broker>, r: WireDescribe) -> Reply {
                     .groups
                     .into_iter()
                     .map(|g| {
+                        let unknown = version >= 6
+                            && g.error == ErrorCode::None
+                            && g.group_state == DEAD
+                            && g.members.is_empty();
+                        let (error, message) = if unknown {
+                            let message = format!("Group {} not found.", g.group_id);
+                            (ErrorCode::GroupIdNotFound, Some(str_bytes(message)))
+                        } else {
+                            (g.error, None)
+                        };
                         DescribedGroup::default()
-                            .with_error_code(g.error.code())
+                            .with_error_code(error.code())
+                            .with_error_message(message)
                             .with_group_id(GroupId(str_bytes(g.group_id)))
                             .with_group_state(str_bytes(g.group_state))
                             .with_protocol_type(str_bytes(g.protocol_type))

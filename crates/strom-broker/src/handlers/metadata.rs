@@ -25,7 +25,7 @@ use crate::groups::OFFSETS_TOPIC;
 use crate::topics::{TopicMeta, validate_topic_name};
 
 /// Authorized-operations fields when the client did not ask for them.
-const OPERATIONS_OMITTED: i32 = i32::MIN;
+pub(super) const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Metadata: the registered brokers, the controller (the metadata group's leader) and
 /// the topics asked for, created first when auto-creation applies (which waits for the
@@ -163,32 +163,53 @@ fn error_topic(name: &str, code: ErrorCode) -> MetadataResponseTopic {
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
 
+/// What Metadata and DescribeTopicPartitions say about one partition.
+pub(super) struct PartitionView {
+    pub(super) index: i32,
+    /// NONE, or LEADER_NOT_AVAILABLE while no leader is known.
+    pub(super) error: ErrorCode,
+    /// -1 (and epoch -1) while no leader is known.
+    pub(super) leader: i32,
+    pub(super) leader_epoch: i32,
+    pub(super) replicas: Vec<BrokerId>,
+    pub(super) isr: Vec<BrokerId>,
+}
+
+pub(super) fn partition_view(broker: &Broker, meta: &TopicMeta, p: i32) -> PartitionView {
+    let tp = TopicPartition::new(meta.name.clone(), p);
+    let replicas: Vec<BrokerId> = meta.replicas_of(p).iter().map(|&r| BrokerId(r)).collect();
+    let isr: Vec<BrokerId> = broker
+        .control()
+        .in_sync_replicas(&tp)
+        .map(|v| v.into_iter().map(BrokerId).collect())
+        .unwrap_or_else(|| replicas.clone());
+    // Neither the local replica nor a fresh report from a leader (leaders.rs) may know
+    // one: an election is under way or no majority is up.
+    let (error, leader, leader_epoch) = match broker.control().leader_of(&tp) {
+        Some((leader, epoch)) => (ErrorCode::None, leader, epoch),
+        None => (ErrorCode::LeaderNotAvailable, -1, -1),
+    };
+    PartitionView {
+        index: p,
+        error,
+        leader,
+        leader_epoch,
+        replicas,
+        isr,
+    }
+}
+
 fn describe_topic(broker: &Broker, meta: &TopicMeta) -> MetadataResponseTopic {
     let partitions = (0..meta.partitions)
         .map(|p| {
-            let tp = TopicPartition::new(meta.name.clone(), p);
-            let replicas: Vec<BrokerId> =
-                meta.replicas_of(p).iter().map(|&r| BrokerId(r)).collect();
-            let isr: Vec<BrokerId> = broker
-                .control()
-                .in_sync_replicas(&tp)
-                .map(|v| v.into_iter().map(BrokerId).collect())
-                .unwrap_or_else(|| replicas.clone());
-            let base = MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_replica_nodes(replicas)
-                .with_isr_nodes(isr);
-            match broker.control().leader_of(&tp) {
-                Some((leader, epoch)) => base
-                    .with_leader_id(BrokerId(leader))
-                    .with_leader_epoch(epoch),
-                // Neither the local replica nor a fresh report from a leader (leaders.rs)
-                // knows one: an election is under way or no majority is up.
-                None => base
-                    .with_error_code(ErrorCode::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_leader_epoch(-1),
-            }
+            let v = partition_view(broker, meta, p);
+            MetadataResponsePartition::default()
+                .with_error_code(v.error.code())
+                .with_partition_index(v.index)
+                .with_leader_id(BrokerId(v.leader))
+                .with_leader_epoch(v.leader_epoch)
+                .with_replica_nodes(v.replicas)
+                .with_isr_nodes(v.isr)
         })
         .collect();
     MetadataResponseTopic::default()

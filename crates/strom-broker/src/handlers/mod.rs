@@ -13,6 +13,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_id;
+mod topic_partitions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -87,6 +88,11 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr)
         RequestKind::DescribeCluster(r) => Reply::now(Response::Kind(
             ResponseKind::DescribeCluster(metadata::describe_cluster(broker, r)),
         )),
+        RequestKind::DescribeTopicPartitions(r) => {
+            Reply::now(Response::Kind(ResponseKind::DescribeTopicPartitions(
+                topic_partitions::describe_topic_partitions(broker, r),
+            )))
+        }
         RequestKind::Produce(r) => produce::produce(broker, r, version),
         RequestKind::Fetch(r) => fetch::fetch(broker, r, version),
         RequestKind::ListOffsets(r) => Reply::now(Response::Kind(ResponseKind::ListOffsets(
@@ -119,7 +125,7 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr)
         RequestKind::OffsetCommit(r) => group_offsets::offset_commit(broker, r, version),
         RequestKind::OffsetFetch(r) => group_offsets::offset_fetch(broker, r, version),
         RequestKind::OffsetDelete(r) => group_offsets::offset_delete(broker, r),
-        RequestKind::DescribeGroups(r) => group_admin::describe_groups(broker, r),
+        RequestKind::DescribeGroups(r) => group_admin::describe_groups(broker, r, version),
         RequestKind::ListGroups(r) => group_admin::list_groups(broker, r),
         RequestKind::DeleteGroups(r) => group_admin::delete_groups(broker, r),
         _ => Reply::Close(format!("no handler for {:?}", request.api_key)),
