@@ -68,7 +68,10 @@ impl Client {
 
     /// Creates one topic. The broker's refusal (exists, bad replication factor, bad
     /// config) comes back as the Kafka error it sent.
-    pub async fn create_topic(&self, topic: &NewTopic) -> Result<(), ClientError> {
+    /// Creates a topic and returns its partition count as the controller created it
+    /// (CreateTopics v5+ answers it, so no Metadata request has to find a topic that
+    /// Kafka's other brokers may not know yet); `None` from an older broker.
+    pub async fn create_topic(&self, topic: &NewTopic) -> Result<Option<i32>, ClientError> {
         let req_topic = CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_string(topic.name.clone())))
             .with_num_partitions(topic.partitions)
@@ -87,7 +90,8 @@ impl Client {
         let req = CreateTopicsRequest::default()
             .with_topics(vec![req_topic])
             .with_timeout_ms(self.config().request_timeout.as_millis() as i32);
-        for attempt in 0.. {
+        let mut attempt = 0;
+        loop {
             let conn = self.controller().await?;
             let version = conn.version::<CreateTopicsRequest>()?;
             let resp = conn.send(&req, version).await?;
@@ -99,15 +103,15 @@ impl Client {
                     ClientError::Protocol(format!("no result for topic {}", topic.name))
                 })?;
             if r.error_code == NOT_CONTROLLER && attempt < 3 {
+                attempt += 1;
                 continue;
             }
             ClientError::check(r.error_code, r.error_message.as_deref(), || {
                 format!("create topic {}", topic.name)
             })?;
-            break;
+            self.invalidate_topic(&topic.name);
+            return Ok((version >= 5 && r.num_partitions > 0).then_some(r.num_partitions));
         }
-        self.invalidate_topic(&topic.name);
-        Ok(())
     }
 
     /// Deletes one topic.

@@ -89,8 +89,10 @@ async fn create(a: CreateArgs) -> anyhow::Result<()> {
         replication_factor: a.replication_factor.unwrap_or(-1),
         configs: a.configs,
     };
-    client.create_topic(&topic).await?;
-    let partitions = client.partitions(&a.topic).await?.len();
+    let partitions = match client.create_topic(&topic).await? {
+        Some(n) => n as usize,
+        None => client.partitions(&a.topic).await?.len(),
+    };
     if a.common.json() {
         print_json(&json!({"topic": a.topic, "created": true, "partitions": partitions}));
     } else {

@@ -178,7 +178,7 @@ async fn ensure_topic(client: &Client, work: &Workload) -> anyhow::Result<Vec<i3
             let creator = Client::connect(config).await?;
             let code = |e: &ClientError| e.kafka_code();
             match creator.create_topic(&topic).await {
-                Ok(()) => {}
+                Ok(_) => {}
                 // Another bench created it at the same moment.
                 Err(e) if code(&e) == Some(strom_wire::ErrorCode::TopicAlreadyExists.code()) => {}
                 // Still being created: the wait for leaders below tells.
