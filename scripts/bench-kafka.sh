@@ -196,6 +196,10 @@ for r in $(seq "$RUNS"); do
     topo=${tn%:*} n=${tn#*:}
     for target in "${order[@]}"; do
       echo "round $r/$RUNS: $topo, $target" >&2
+      # Every broker starts with no dirty pages left by the one before: plain Kafka leaves
+      # gigabytes unwritten, and the kernel writing them back would slow the next
+      # broker's fsyncs (the page cache in the same state for every side).
+      sync
       start_target "$target" "$n"
       workloads "$r" "$topo" "$target" "$n"
       stop_target "$target" "$n"
