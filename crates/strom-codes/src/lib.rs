@@ -53,6 +53,14 @@ pub enum ErrorCode {
     OutOfOrderSequenceNumber = 45,
     DuplicateSequenceNumber = 46,
     InvalidProducerEpoch = 47,
+    /// The request does not fit the transaction's state (a commit after an abort).
+    InvalidTxnState = 48,
+    /// The producer id is not the transactional id's current one.
+    InvalidProducerIdMapping = 49,
+    /// The transaction timeout is not in `1..=transaction.max.timeout.ms`.
+    InvalidTransactionTimeout = 50,
+    /// Another transition of the transaction is in progress; retried after a backoff.
+    ConcurrentTransactions = 51,
     KafkaStorageError = 56,
     UnknownProducerId = 59,
     NonEmptyGroup = 68,
@@ -71,6 +79,11 @@ pub enum ErrorCode {
     ThrottlingQuotaExceeded = 89,
     ProducerFenced = 90,
     UnknownTopicId = 100,
+    /// DescribeTransactions of an id the coordinator does not know.
+    TransactionalIdNotFound = 105,
+    /// KIP-890: the partition is not part of the ongoing transaction; the producer must
+    /// abort it.
+    TransactionAbortable = 120,
 }
 
 impl ErrorCode {
@@ -114,6 +127,10 @@ impl ErrorCode {
         ErrorCode::OutOfOrderSequenceNumber,
         ErrorCode::DuplicateSequenceNumber,
         ErrorCode::InvalidProducerEpoch,
+        ErrorCode::InvalidTxnState,
+        ErrorCode::InvalidProducerIdMapping,
+        ErrorCode::InvalidTransactionTimeout,
+        ErrorCode::ConcurrentTransactions,
         ErrorCode::KafkaStorageError,
         ErrorCode::UnknownProducerId,
         ErrorCode::NonEmptyGroup,
@@ -131,6 +148,8 @@ impl ErrorCode {
         ErrorCode::ThrottlingQuotaExceeded,
         ErrorCode::ProducerFenced,
         ErrorCode::UnknownTopicId,
+        ErrorCode::TransactionalIdNotFound,
+        ErrorCode::TransactionAbortable,
     ];
 
     /// The value written on the wire.
@@ -185,6 +204,10 @@ impl ErrorCode {
             ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
             ErrorCode::DuplicateSequenceNumber => "DUPLICATE_SEQUENCE_NUMBER",
             ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::InvalidTxnState => "INVALID_TXN_STATE",
+            ErrorCode::InvalidProducerIdMapping => "INVALID_PRODUCER_ID_MAPPING",
+            ErrorCode::InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
+            ErrorCode::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
             ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
             ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
             ErrorCode::NonEmptyGroup => "NON_EMPTY_GROUP",
@@ -202,6 +225,8 @@ impl ErrorCode {
             ErrorCode::ThrottlingQuotaExceeded => "THROTTLING_QUOTA_EXCEEDED",
             ErrorCode::ProducerFenced => "PRODUCER_FENCED",
             ErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
+            ErrorCode::TransactionalIdNotFound => "TRANSACTIONAL_ID_NOT_FOUND",
+            ErrorCode::TransactionAbortable => "TRANSACTION_ABORTABLE",
         }
     }
 }
@@ -265,6 +290,10 @@ mod tests {
         ("OUT_OF_ORDER_SEQUENCE_NUMBER", 45),
         ("DUPLICATE_SEQUENCE_NUMBER", 46),
         ("INVALID_PRODUCER_EPOCH", 47),
+        ("INVALID_TXN_STATE", 48),
+        ("INVALID_PRODUCER_ID_MAPPING", 49),
+        ("INVALID_TRANSACTION_TIMEOUT", 50),
+        ("CONCURRENT_TRANSACTIONS", 51),
         ("KAFKA_STORAGE_ERROR", 56),
         ("UNKNOWN_PRODUCER_ID", 59),
         ("NON_EMPTY_GROUP", 68),
@@ -282,6 +311,8 @@ mod tests {
         ("THROTTLING_QUOTA_EXCEEDED", 89),
         ("PRODUCER_FENCED", 90),
         ("UNKNOWN_TOPIC_ID", 100),
+        ("TRANSACTIONAL_ID_NOT_FOUND", 105),
+        ("TRANSACTION_ABORTABLE", 120),
     ];
 
     #[test]

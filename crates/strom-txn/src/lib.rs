@@ -46,7 +46,7 @@ mod request;
 mod response;
 mod state;
 
-pub use code::TxnErrorCode;
+pub use code::from_append_error;
 pub use config::TxnConfig;
 pub use coordinator::{CONSUMER_OFFSETS_TOPIC, TransactionCoordinator};
 pub use effects::{Effects, MarkerWork, RequestId, TransactionResult, TxnLogWrite, WriteId};
@@ -57,3 +57,4 @@ pub use metadata::{
 pub use request::*;
 pub use response::*;
 pub use state::TransactionState;
+pub use strom_codes::ErrorCode;

@@ -1,9 +1,9 @@
 //! The responses the coordinator produces, as plain structs mirroring the Kafka messages
 //! (throttle times are the broker's to fill in).
 
-use crate::code::TxnErrorCode;
 use crate::metadata::{NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TopicPartition};
 use crate::state::TransactionState;
+use strom_codes::ErrorCode;
 
 /// The answer to one request that may wait for a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +16,11 @@ pub enum Response {
 
 impl Response {
     /// The error of the response (the first partition's for AddPartitionsToTxn).
-    pub fn error(&self) -> TxnErrorCode {
+    pub fn error(&self) -> ErrorCode {
         match self {
             Response::InitProducerId(r) => r.error,
             Response::AddPartitionsToTxn(r) => {
-                r.results.first().map_or(TxnErrorCode::None, |(_, e)| *e)
+                r.results.first().map_or(ErrorCode::None, |(_, e)| *e)
             }
             Response::AddOffsetsToTxn(r) => r.error,
             Response::EndTxn(r) => r.error,
@@ -30,13 +30,13 @@ impl Response {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitProducerIdResponse {
-    pub error: TxnErrorCode,
+    pub error: ErrorCode,
     pub producer_id: i64,
     pub producer_epoch: i16,
 }
 
 impl InitProducerIdResponse {
-    pub(crate) fn error(error: TxnErrorCode) -> Self {
+    pub(crate) fn error(error: ErrorCode) -> Self {
         InitProducerIdResponse {
             error,
             producer_id: NO_PRODUCER_ID,
@@ -50,14 +50,14 @@ impl InitProducerIdResponse {
 pub struct AddPartitionsToTxnResponse {
     pub transactional_id: String,
     /// One entry per requested partition, in the request's order.
-    pub results: Vec<(TopicPartition, TxnErrorCode)>,
+    pub results: Vec<(TopicPartition, ErrorCode)>,
 }
 
 impl AddPartitionsToTxnResponse {
     pub(crate) fn all(
         transactional_id: &str,
         partitions: &[TopicPartition],
-        error: TxnErrorCode,
+        error: ErrorCode,
     ) -> Self {
         AddPartitionsToTxnResponse {
             transactional_id: transactional_id.to_string(),
@@ -68,20 +68,20 @@ impl AddPartitionsToTxnResponse {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddOffsetsToTxnResponse {
-    pub error: TxnErrorCode,
+    pub error: ErrorCode,
 }
 
 /// EndTxn's answer; `producer_id`/`producer_epoch` (v5+) are what a transaction version 2
 /// producer uses next, -1 otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndTxnResponse {
-    pub error: TxnErrorCode,
+    pub error: ErrorCode,
     pub producer_id: i64,
     pub producer_epoch: i16,
 }
 
 impl EndTxnResponse {
-    pub(crate) fn error(error: TxnErrorCode) -> Self {
+    pub(crate) fn error(error: ErrorCode) -> Self {
         EndTxnResponse {
             error,
             producer_id: NO_PRODUCER_ID,
@@ -93,7 +93,7 @@ impl EndTxnResponse {
 /// One transaction of DescribeTransactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DescribedTransaction {
-    pub error: TxnErrorCode,
+    pub error: ErrorCode,
     pub transactional_id: String,
     /// Kafka's state name; empty on error.
     pub transaction_state: String,
@@ -107,7 +107,7 @@ pub struct DescribedTransaction {
 }
 
 impl DescribedTransaction {
-    pub(crate) fn error(transactional_id: &str, error: TxnErrorCode) -> Self {
+    pub(crate) fn error(transactional_id: &str, error: ErrorCode) -> Self {
         DescribedTransaction {
             error,
             transactional_id: transactional_id.to_string(),
@@ -123,7 +123,7 @@ impl DescribedTransaction {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListTransactionsResponse {
-    pub error: TxnErrorCode,
+    pub error: ErrorCode,
     /// State filters that name no state, echoed back as Kafka does.
     pub unknown_state_filters: Vec<String>,
     /// In transactional id order.

@@ -1,12 +1,12 @@
 //! AddPartitionsToTxn (add, and the verify-only form of KIP-890 part 1) and
 //! AddOffsetsToTxn: the partitions a transaction writes to.
 
-use crate::code::TxnErrorCode;
 use crate::effects::{Effects, RequestId};
 use crate::metadata::{TopicPartition, Transit};
 use crate::request::{AddOffsetsToTxnRequest, AddPartitionsToTxnRequest};
 use crate::response::{AddOffsetsToTxnResponse, AddPartitionsToTxnResponse, Response};
 use crate::state::TransactionState;
+use strom_codes::ErrorCode;
 
 use super::{AfterWrite, TransactionCoordinator, valid_transactional_id};
 
@@ -49,7 +49,7 @@ impl TransactionCoordinator {
                 Response::AddPartitionsToTxn(AddPartitionsToTxnResponse::all(
                     id,
                     &req.partitions,
-                    TxnErrorCode::None,
+                    ErrorCode::None,
                 )),
             ),
             Err(error) => fx.respond(
@@ -57,7 +57,7 @@ impl TransactionCoordinator {
                 Response::AddPartitionsToTxn(AddPartitionsToTxnResponse::all(
                     id,
                     &req.partitions,
-                    error.for_version(req.api_version, FIRST_FENCED_VERSION),
+                    crate::code::for_version(error, req.api_version, FIRST_FENCED_VERSION),
                 )),
             ),
         }
@@ -94,13 +94,13 @@ impl TransactionCoordinator {
             Ok(None) => fx.respond(
                 request,
                 Response::AddOffsetsToTxn(AddOffsetsToTxnResponse {
-                    error: TxnErrorCode::None,
+                    error: ErrorCode::None,
                 }),
             ),
             Err(error) => fx.respond(
                 request,
                 Response::AddOffsetsToTxn(AddOffsetsToTxnResponse {
-                    error: error.for_version(req.api_version, FIRST_FENCED_VERSION),
+                    error: crate::code::for_version(error, req.api_version, FIRST_FENCED_VERSION),
                 }),
             ),
         }
@@ -120,22 +120,22 @@ impl TransactionCoordinator {
     ) -> AddPartitionsToTxnResponse {
         let all = |error| AddPartitionsToTxnResponse::all(transactional_id, partitions, error);
         if !valid_transactional_id(transactional_id) {
-            return all(TxnErrorCode::InvalidRequest);
+            return all(ErrorCode::InvalidRequest);
         }
         if let Err(error) = self.lookup(transactional_id) {
             return all(error);
         }
         let Some(meta) = self.txns.get(transactional_id) else {
-            return all(TxnErrorCode::InvalidProducerIdMapping);
+            return all(ErrorCode::InvalidProducerIdMapping);
         };
         // Pending transitions are not checked: the partition's own append is the final
         // check, and partitions only leave a transaction once its marker is written.
         if meta.producer_id != producer_id {
-            all(TxnErrorCode::InvalidProducerIdMapping)
+            all(ErrorCode::InvalidProducerIdMapping)
         } else if meta.producer_epoch != producer_epoch {
-            all(TxnErrorCode::ProducerFenced)
+            all(ErrorCode::ProducerFenced)
         } else if meta.state.is_prepare() {
-            all(TxnErrorCode::ConcurrentTransactions)
+            all(ErrorCode::ConcurrentTransactions)
         } else {
             AddPartitionsToTxnResponse {
                 transactional_id: transactional_id.to_string(),
@@ -143,9 +143,9 @@ impl TransactionCoordinator {
                     .iter()
                     .map(|p| {
                         let error = if meta.partitions.contains(p) {
-                            TxnErrorCode::None
+                            ErrorCode::None
                         } else {
-                            TxnErrorCode::TransactionAbortable
+                            ErrorCode::TransactionAbortable
                         };
                         (p.clone(), error)
                     })
@@ -164,20 +164,20 @@ impl TransactionCoordinator {
         partitions: &[TopicPartition],
         transaction_version: i16,
         now: i64,
-    ) -> Result<Option<Transit>, TxnErrorCode> {
+    ) -> Result<Option<Transit>, ErrorCode> {
         if !valid_transactional_id(id) {
-            return Err(TxnErrorCode::InvalidRequest);
+            return Err(ErrorCode::InvalidRequest);
         }
         self.lookup(id)?;
         let Some(meta) = self.txns.get_mut(id) else {
-            return Err(TxnErrorCode::InvalidProducerIdMapping);
+            return Err(ErrorCode::InvalidProducerIdMapping);
         };
         if meta.producer_id != producer_id {
-            Err(TxnErrorCode::InvalidProducerIdMapping)
+            Err(ErrorCode::InvalidProducerIdMapping)
         } else if meta.producer_epoch != producer_epoch {
-            Err(TxnErrorCode::ProducerFenced)
+            Err(ErrorCode::ProducerFenced)
         } else if meta.pending.is_some() || meta.state.is_prepare() {
-            Err(TxnErrorCode::ConcurrentTransactions)
+            Err(ErrorCode::ConcurrentTransactions)
         } else if meta.state == TransactionState::Ongoing
             && partitions.iter().all(|p| meta.partitions.contains(p))
         {
@@ -185,7 +185,7 @@ impl TransactionCoordinator {
         } else {
             meta.prepare_add_partitions(partitions.iter().cloned(), now, transaction_version)
                 .map(Some)
-                .map_err(|_| TxnErrorCode::UnknownServerError)
+                .map_err(|_| ErrorCode::UnknownServerError)
         }
     }
 }

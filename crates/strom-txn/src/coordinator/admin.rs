@@ -2,10 +2,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::code::TxnErrorCode;
 use crate::request::ListTransactionsRequest;
 use crate::response::{DescribedTransaction, ListTransactionsResponse, ListedTransaction};
 use crate::state::TransactionState;
+use strom_codes::ErrorCode;
 
 use super::{PartitionState, TransactionCoordinator};
 
@@ -20,7 +20,7 @@ impl TransactionCoordinator {
 
     fn describe(&self, id: &str) -> DescribedTransaction {
         if id.is_empty() {
-            return DescribedTransaction::error(id, TxnErrorCode::InvalidRequest);
+            return DescribedTransaction::error(id, ErrorCode::InvalidRequest);
         }
         if let Err(error) = self.lookup(id) {
             return DescribedTransaction::error(id, error);
@@ -30,7 +30,7 @@ impl TransactionCoordinator {
             .get(id)
             .filter(|m| m.state != TransactionState::Dead)
         else {
-            return DescribedTransaction::error(id, TxnErrorCode::TransactionalIdNotFound);
+            return DescribedTransaction::error(id, ErrorCode::TransactionalIdNotFound);
         };
         let mut topics: Vec<(String, Vec<i32>)> = Vec::new();
         for tp in &meta.partitions {
@@ -40,7 +40,7 @@ impl TransactionCoordinator {
             }
         }
         DescribedTransaction {
-            error: TxnErrorCode::None,
+            error: ErrorCode::None,
             transactional_id: id.to_string(),
             transaction_state: meta.state.name().to_string(),
             transaction_timeout_ms: meta.timeout_ms,
@@ -60,7 +60,7 @@ impl TransactionCoordinator {
         now: i64,
     ) -> ListTransactionsResponse {
         let mut response = ListTransactionsResponse {
-            error: TxnErrorCode::None,
+            error: ErrorCode::None,
             unknown_state_filters: Vec::new(),
             transaction_states: Vec::new(),
         };
@@ -69,7 +69,7 @@ impl TransactionCoordinator {
             .values()
             .any(|p| matches!(p, PartitionState::Loading { .. }))
         {
-            response.error = TxnErrorCode::CoordinatorLoadInProgress;
+            response.error = ErrorCode::CoordinatorLoadInProgress;
             return response;
         }
         let mut states = BTreeSet::new();

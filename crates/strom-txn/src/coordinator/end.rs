@@ -1,12 +1,12 @@
 //! EndTxn: commit or abort, with Kafka's answers to retries, for transaction version 1 and
 //! 2 (KIP-890 part 2: the epoch is bumped at every end).
 
-use crate::code::TxnErrorCode;
 use crate::effects::{Effects, RequestId};
 use crate::metadata::{NO_PRODUCER_ID, TransactionMetadata, Transit, is_epoch_exhausted};
 use crate::request::EndTxnRequest;
 use crate::response::{EndTxnResponse, Response};
 use crate::state::TransactionState::{self, *};
+use strom_codes::ErrorCode;
 
 use super::{AfterWrite, TransactionCoordinator, valid_transactional_id};
 
@@ -38,7 +38,7 @@ impl TransactionCoordinator {
         request: RequestId,
         req: &EndTxnRequest,
         now: i64,
-        mut new_producer_id: impl FnMut() -> Result<i64, TxnErrorCode>,
+        mut new_producer_id: impl FnMut() -> Result<i64, ErrorCode>,
     ) -> Effects {
         let mut fx = Effects::default();
         let tv = req.transaction_version();
@@ -62,7 +62,7 @@ impl TransactionCoordinator {
                 fx.respond(
                     request,
                     Response::EndTxn(EndTxnResponse {
-                        error: TxnErrorCode::None,
+                        error: ErrorCode::None,
                         producer_id,
                         producer_epoch,
                     }),
@@ -70,9 +70,11 @@ impl TransactionCoordinator {
             }
             Err(error) => fx.respond(
                 request,
-                Response::EndTxn(EndTxnResponse::error(
-                    error.for_version(req.api_version, FIRST_FENCED_VERSION),
-                )),
+                Response::EndTxn(EndTxnResponse::error(crate::code::for_version(
+                    error,
+                    req.api_version,
+                    FIRST_FENCED_VERSION,
+                ))),
             ),
         }
         fx
@@ -81,16 +83,16 @@ impl TransactionCoordinator {
     fn decide_end(
         &mut self,
         req: &EndTxnRequest,
-        new_producer_id: &mut impl FnMut() -> Result<i64, TxnErrorCode>,
+        new_producer_id: &mut impl FnMut() -> Result<i64, ErrorCode>,
         now: i64,
-    ) -> Result<Decision, TxnErrorCode> {
+    ) -> Result<Decision, ErrorCode> {
         let id = req.transactional_id.as_str();
         if !valid_transactional_id(id) {
-            return Err(TxnErrorCode::InvalidRequest);
+            return Err(ErrorCode::InvalidRequest);
         }
         self.lookup(id)?;
         let Some(meta) = self.txns.get_mut(id) else {
-            return Err(TxnErrorCode::InvalidProducerIdMapping);
+            return Err(ErrorCode::InvalidProducerIdMapping);
         };
         if req.transaction_version() >= 2 {
             decide_end_v2(meta, req, new_producer_id, now)
@@ -113,15 +115,15 @@ fn decide_end_v1(
     meta: &mut TransactionMetadata,
     req: &EndTxnRequest,
     now: i64,
-) -> Result<Decision, TxnErrorCode> {
+) -> Result<Decision, ErrorCode> {
     if meta.producer_id != req.producer_id {
-        return Err(TxnErrorCode::InvalidProducerIdMapping);
+        return Err(ErrorCode::InvalidProducerIdMapping);
     }
     if meta.producer_epoch != req.producer_epoch {
-        return Err(TxnErrorCode::ProducerFenced);
+        return Err(ErrorCode::ProducerFenced);
     }
     if meta.pending.is_some() {
-        return Err(TxnErrorCode::ConcurrentTransactions);
+        return Err(ErrorCode::ConcurrentTransactions);
     }
     let done = Decision::AlreadyDone {
         producer_id: meta.producer_id,
@@ -131,11 +133,11 @@ fn decide_end_v1(
         (Ongoing, _) => meta
             .prepare_end(wanted(req), 0, NO_PRODUCER_ID, now, false)
             .map(Decision::Prepare)
-            .map_err(|_| TxnErrorCode::UnknownServerError),
+            .map_err(|_| ErrorCode::UnknownServerError),
         (CompleteCommit, true) | (CompleteAbort, false) => Ok(done),
-        (PrepareCommit, true) | (PrepareAbort, false) => Err(TxnErrorCode::ConcurrentTransactions),
-        (Dead | PrepareEpochFence, _) => Err(TxnErrorCode::UnknownServerError),
-        _ => Err(TxnErrorCode::InvalidTxnState),
+        (PrepareCommit, true) | (PrepareAbort, false) => Err(ErrorCode::ConcurrentTransactions),
+        (Dead | PrepareEpochFence, _) => Err(ErrorCode::UnknownServerError),
+        _ => Err(ErrorCode::InvalidTxnState),
     }
 }
 
@@ -154,9 +156,9 @@ fn decide_end_v1(
 fn decide_end_v2(
     meta: &mut TransactionMetadata,
     req: &EndTxnRequest,
-    new_producer_id: &mut impl FnMut() -> Result<i64, TxnErrorCode>,
+    new_producer_id: &mut impl FnMut() -> Result<i64, ErrorCode>,
     now: i64,
-) -> Result<Decision, TxnErrorCode> {
+) -> Result<Decision, ErrorCode> {
     let epoch = req.producer_epoch;
     let retry_on_overflow = meta.previous_producer_id == req.producer_id
         && epoch == i16::MAX - 1
@@ -171,13 +173,13 @@ fn decide_end_v2(
     };
     let is_retry = retry_on_epoch_bump || retry_on_overflow;
     if meta.producer_id != req.producer_id && !retry_on_overflow {
-        return Err(TxnErrorCode::InvalidProducerIdMapping);
+        return Err(ErrorCode::InvalidProducerIdMapping);
     }
     if !valid_epoch {
-        return Err(TxnErrorCode::ProducerFenced);
+        return Err(ErrorCode::ProducerFenced);
     }
     if meta.pending.is_some() {
-        return Err(TxnErrorCode::ConcurrentTransactions);
+        return Err(ErrorCode::ConcurrentTransactions);
     }
     let done = Decision::AlreadyDone {
         producer_id: meta.producer_id,
@@ -191,7 +193,7 @@ fn decide_end_v2(
         };
         meta.prepare_end(state, 2, next_producer_id, now, no_partition_added)
             .map(Decision::Prepare)
-            .map_err(|_| TxnErrorCode::UnknownServerError)
+            .map_err(|_| ErrorCode::UnknownServerError)
     };
     match (meta.state, req.committed) {
         (Ongoing, _) => prepare(meta, wanted(req), false),
@@ -199,8 +201,8 @@ fn decide_end_v2(
         (CompleteCommit | CompleteAbort | Empty, false) if !is_retry => {
             prepare(meta, PrepareAbort, true)
         }
-        (PrepareCommit, true) | (PrepareAbort, false) => Err(TxnErrorCode::ConcurrentTransactions),
-        (Dead | PrepareEpochFence, _) => Err(TxnErrorCode::UnknownServerError),
-        _ => Err(TxnErrorCode::InvalidTxnState),
+        (PrepareCommit, true) | (PrepareAbort, false) => Err(ErrorCode::ConcurrentTransactions),
+        (Dead | PrepareEpochFence, _) => Err(ErrorCode::UnknownServerError),
+        _ => Err(ErrorCode::InvalidTxnState),
     }
 }

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use strom_codes::ErrorCode;
 
-use crate::code::TxnErrorCode;
 use crate::config::TxnConfig;
 use crate::effects::{Effects, MarkerWork, RequestId, TxnLogWrite};
 use crate::metadata::{TopicPartition, TransactionMetadata};
@@ -111,7 +110,7 @@ impl Harness {
         Some(self.responses.remove(i).1)
     }
 
-    fn allocator(next: &mut i64) -> impl FnMut() -> Result<i64, TxnErrorCode> + '_ {
+    fn allocator(next: &mut i64) -> impl FnMut() -> Result<i64, ErrorCode> + '_ {
         move || {
             let id = *next;
             *next += 1;
@@ -185,7 +184,7 @@ impl Harness {
         pid: i64,
         epoch: i16,
         parts: &[(&str, i32)],
-    ) -> TxnErrorCode {
+    ) -> ErrorCode {
         let id = self.send_add(txn, pid, epoch, parts, 0);
         self.answer(id)
             .expect("AddPartitionsToTxn answered")
@@ -198,7 +197,7 @@ impl Harness {
         pid: i64,
         epoch: i16,
         group: &str,
-    ) -> TxnErrorCode {
+    ) -> ErrorCode {
         let id = self.request_id();
         let req = AddOffsetsToTxnRequest {
             api_version: 3,
@@ -251,7 +250,7 @@ impl Harness {
         }
     }
 
-    pub(crate) fn end(&mut self, txn: &str, pid: i64, epoch: i16, commit: bool) -> TxnErrorCode {
+    pub(crate) fn end(&mut self, txn: &str, pid: i64, epoch: i16, commit: bool) -> ErrorCode {
         self.end_with(txn, pid, epoch, commit, 3).error
     }
 

@@ -1,7 +1,6 @@
 //! InitProducerId with a transactional id: a producer id and a fresh epoch, fencing every
 //! older producer of the same transactional id.
 
-use crate::code::TxnErrorCode;
 use crate::effects::{Effects, RequestId};
 use crate::metadata::{
     IncrementEpoch, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TransactionMetadata, is_epoch_exhausted,
@@ -9,6 +8,7 @@ use crate::metadata::{
 use crate::request::InitProducerIdRequest;
 use crate::response::{InitProducerIdResponse, Response};
 use crate::state::TransactionState;
+use strom_codes::ErrorCode;
 
 use super::{AfterWrite, TransactionCoordinator, valid_transactional_id};
 
@@ -33,13 +33,13 @@ impl TransactionCoordinator {
         request: RequestId,
         req: &InitProducerIdRequest,
         now: i64,
-        mut new_producer_id: impl FnMut() -> Result<i64, TxnErrorCode>,
+        mut new_producer_id: impl FnMut() -> Result<i64, ErrorCode>,
     ) -> Effects {
         let mut fx = Effects::default();
         if let Err(error) =
             self.try_init_producer_id(request, req, now, &mut new_producer_id, &mut fx)
         {
-            let error = error.for_version(req.api_version, FIRST_FENCED_VERSION);
+            let error = crate::code::for_version(error, req.api_version, FIRST_FENCED_VERSION);
             fx.respond(
                 request,
                 Response::InitProducerId(InitProducerIdResponse::error(error)),
@@ -53,23 +53,23 @@ impl TransactionCoordinator {
         request: RequestId,
         req: &InitProducerIdRequest,
         now: i64,
-        new_producer_id: &mut impl FnMut() -> Result<i64, TxnErrorCode>,
+        new_producer_id: &mut impl FnMut() -> Result<i64, ErrorCode>,
         fx: &mut Effects,
-    ) -> Result<(), TxnErrorCode> {
+    ) -> Result<(), ErrorCode> {
         let id = req.transactional_id.as_str();
         if !valid_transactional_id(id) {
-            return Err(TxnErrorCode::InvalidRequest);
+            return Err(ErrorCode::InvalidRequest);
         }
         let expected = match (req.producer_id, req.producer_epoch) {
             (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) => None,
             (NO_PRODUCER_ID, _) | (_, NO_PRODUCER_EPOCH) => {
-                return Err(TxnErrorCode::InvalidRequest);
+                return Err(ErrorCode::InvalidRequest);
             }
             (p, e) => Some((p, e)),
         };
         let timeout = req.transaction_timeout_ms;
         if timeout <= 0 || timeout > self.config.max_timeout_ms {
-            return Err(TxnErrorCode::InvalidTransactionTimeout);
+            return Err(ErrorCode::InvalidTransactionTimeout);
         }
         self.lookup(id)?;
         if !self.txns.contains_key(id) {
@@ -80,10 +80,10 @@ impl TransactionCoordinator {
             );
         }
         let Some(meta) = self.txns.get_mut(id) else {
-            return Err(TxnErrorCode::UnknownServerError);
+            return Err(ErrorCode::UnknownServerError);
         };
         if meta.pending.is_some() {
-            return Err(TxnErrorCode::ConcurrentTransactions);
+            return Err(ErrorCode::ConcurrentTransactions);
         }
         if let Some((producer_id, epoch)) = expected {
             // KIP-360: a producer that lost its state may go on unless another producer
@@ -94,12 +94,12 @@ impl TransactionCoordinator {
                 || producer_id == meta.producer_id
                 || (producer_id == meta.previous_producer_id && is_epoch_exhausted(epoch));
             if !valid {
-                return Err(TxnErrorCode::ProducerFenced);
+                return Err(ErrorCode::ProducerFenced);
             }
         }
         match meta.state {
             TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
-                Err(TxnErrorCode::ConcurrentTransactions)
+                Err(ErrorCode::ConcurrentTransactions)
             }
             TransactionState::Empty
             | TransactionState::CompleteCommit
@@ -109,17 +109,17 @@ impl TransactionCoordinator {
                 let transit = if rotate {
                     let new_id = new_producer_id()?;
                     let Some(meta) = self.txns.get_mut(id) else {
-                        return Err(TxnErrorCode::UnknownServerError);
+                        return Err(ErrorCode::UnknownServerError);
                     };
                     meta.prepare_producer_id_rotation(new_id, timeout, now, expected.is_some())
                 } else {
                     match meta.prepare_increment_epoch(timeout, expected.map(|(_, e)| e), now) {
                         Ok(IncrementEpoch::Prepared(t)) => Ok(t),
-                        Ok(IncrementEpoch::Fenced) => return Err(TxnErrorCode::ProducerFenced),
+                        Ok(IncrementEpoch::Fenced) => return Err(ErrorCode::ProducerFenced),
                         Err(e) => Err(e),
                     }
                 }
-                .map_err(|_| TxnErrorCode::UnknownServerError)?;
+                .map_err(|_| ErrorCode::UnknownServerError)?;
                 self.write(fx, id, transit, AfterWrite::InitProducerId { request });
                 Ok(())
             }
@@ -128,7 +128,7 @@ impl TransactionCoordinator {
                 Ok(())
             }
             TransactionState::Dead | TransactionState::PrepareEpochFence => {
-                Err(TxnErrorCode::UnknownServerError)
+                Err(ErrorCode::UnknownServerError)
             }
         }
     }

@@ -2,11 +2,11 @@
 //! reports move the transaction to Complete, and `tick` retries what is overdue and
 //! aborts transactions past their timeout.
 
-use crate::code::TxnErrorCode;
 use crate::effects::{Effects, MarkerWork, RequestId, TransactionResult};
 use crate::metadata::{TopicPartition, Transit};
 use crate::response::{InitProducerIdResponse, Response};
 use crate::state::TransactionState;
+use strom_codes::ErrorCode;
 
 use super::{AfterWrite, TransactionCoordinator};
 
@@ -226,7 +226,7 @@ impl TransactionCoordinator {
                     fx.respond(
                         request,
                         Response::InitProducerId(InitProducerIdResponse::error(
-                            TxnErrorCode::UnknownServerError,
+                            ErrorCode::UnknownServerError,
                         )),
                     );
                 }

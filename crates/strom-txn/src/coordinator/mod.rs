@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 
 use strom_codes::ErrorCode;
 
-use crate::code::TxnErrorCode;
 use crate::config::TxnConfig;
 use crate::effects::{Effects, RequestId, TxnLogWrite, WriteId};
 use crate::error::TxnError;
@@ -268,7 +267,7 @@ impl TransactionCoordinator {
                     &mut fx,
                     &w.transactional_id,
                     w.then,
-                    TxnErrorCode::NotCoordinator,
+                    ErrorCode::NotCoordinator,
                 );
             }
         }
@@ -295,7 +294,7 @@ impl TransactionCoordinator {
                 &mut fx,
                 &w.transactional_id,
                 w.then,
-                TxnErrorCode::NotCoordinator,
+                ErrorCode::NotCoordinator,
             );
             return fx;
         };
@@ -305,8 +304,8 @@ impl TransactionCoordinator {
                 self.after_write(&w.transactional_id, w.then, now, &mut fx);
             }
             Err(e) => {
-                let code = match TxnErrorCode::from_append_error(e) {
-                    TxnErrorCode::None => TxnErrorCode::UnknownServerError,
+                let code = match crate::code::from_append_error(e) {
+                    ErrorCode::None => ErrorCode::UnknownServerError,
                     code => code,
                 };
                 match w.then {
@@ -337,7 +336,7 @@ impl TransactionCoordinator {
             AfterWrite::InitProducerId { request } => fx.respond(
                 request,
                 Response::InitProducerId(InitProducerIdResponse {
-                    error: TxnErrorCode::None,
+                    error: ErrorCode::None,
                     producer_id: meta.producer_id,
                     producer_epoch: meta.producer_epoch,
                 }),
@@ -350,13 +349,13 @@ impl TransactionCoordinator {
                 Response::AddPartitionsToTxn(AddPartitionsToTxnResponse::all(
                     id,
                     &partitions,
-                    TxnErrorCode::None,
+                    ErrorCode::None,
                 )),
             ),
             AfterWrite::AddOffsets { request } => fx.respond(
                 request,
                 Response::AddOffsetsToTxn(AddOffsetsToTxnResponse {
-                    error: TxnErrorCode::None,
+                    error: ErrorCode::None,
                 }),
             ),
             AfterWrite::EndTxn {
@@ -375,7 +374,7 @@ impl TransactionCoordinator {
                 fx.respond(
                     request,
                     Response::EndTxn(EndTxnResponse {
-                        error: TxnErrorCode::None,
+                        error: ErrorCode::None,
                         producer_id,
                         producer_epoch,
                     }),
@@ -387,7 +386,7 @@ impl TransactionCoordinator {
                     fx.respond(
                         request,
                         Response::InitProducerId(InitProducerIdResponse::error(
-                            TxnErrorCode::ConcurrentTransactions,
+                            ErrorCode::ConcurrentTransactions,
                         )),
                     );
                 }
@@ -400,11 +399,11 @@ impl TransactionCoordinator {
     }
 
     /// Checks that the coordinator serves `transactional_id`'s partition; its epoch.
-    fn lookup(&self, transactional_id: &str) -> Result<i32, TxnErrorCode> {
+    fn lookup(&self, transactional_id: &str) -> Result<i32, ErrorCode> {
         match self.partitions.get(&self.partition_for(transactional_id)) {
             Some(PartitionState::Active { coordinator_epoch }) => Ok(*coordinator_epoch),
-            Some(PartitionState::Loading { .. }) => Err(TxnErrorCode::CoordinatorLoadInProgress),
-            None => Err(TxnErrorCode::NotCoordinator),
+            Some(PartitionState::Loading { .. }) => Err(ErrorCode::CoordinatorLoadInProgress),
+            None => Err(ErrorCode::NotCoordinator),
         }
     }
 
@@ -443,7 +442,7 @@ fn valid_transactional_id(id: &str) -> bool {
 }
 
 /// Answers whoever waits on `then` with `error`.
-fn respond_error(fx: &mut Effects, transactional_id: &str, then: AfterWrite, error: TxnErrorCode) {
+fn respond_error(fx: &mut Effects, transactional_id: &str, then: AfterWrite, error: ErrorCode) {
     match then {
         AfterWrite::InitProducerId { request }
         | AfterWrite::FenceAbort {

@@ -3,10 +3,10 @@
 //! reproduce the same state.
 
 use super::harness::Harness;
-use crate::code::TxnErrorCode as E;
 use crate::effects::TransactionResult;
 use crate::metadata::{TopicPartition, TransactionMetadata};
 use crate::state::TransactionState::*;
+use strom_codes::ErrorCode as E;
 
 const T: &str = "orders-processor";
 

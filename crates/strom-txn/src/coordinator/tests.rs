@@ -9,7 +9,7 @@ use crate::effects::TransactionResult;
 use crate::request::*;
 use crate::state::TransactionState::*;
 
-use TxnErrorCode as E;
+use ErrorCode as E;
 
 const T: &str = "txn-a";
 
