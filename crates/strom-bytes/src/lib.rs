@@ -32,6 +32,9 @@
 use bytes::BufMut;
 use thiserror::Error;
 
+mod writer;
+pub use writer::{MAX_STRING_LEN, Writer, truncate_str};
+
 /// Why a read failed. Each variant says where, as the offset from the start of the
 /// reader's slice of the field being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

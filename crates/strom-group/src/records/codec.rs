@@ -1,6 +1,6 @@
 //! The primitive types of Kafka's record schemas (big-endian integers, length-prefixed
 //! strings and bytes, and the "compact" varint forms of flexible versions), read from a
-//! byte slice and written to a buffer.
+//! byte slice (the writer is strom-bytes' [`Writer`]).
 //!
 //! Layouts, as in Kafka's protocol guide:
 //! - `int16`/`int32`/`int64`: big-endian two's complement.
@@ -11,13 +11,11 @@
 //!   instead of the fixed-width length, and each struct ends with tagged fields: an
 //!   unsigned varint count, then per field a varint tag, a varint size and `size` bytes.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use strom_bytes::{ReadError, put_uvarint};
+use bytes::Bytes;
+use strom_bytes::ReadError;
+pub(crate) use strom_bytes::{MAX_STRING_LEN, Writer, truncate_str};
 
 use crate::error::GroupError;
-
-/// The longest string an `int16` length prefix can describe.
-pub(crate) const MAX_STRING_LEN: usize = i16::MAX as usize;
 
 /// A cursor over one record's key or value: strom-bytes's bounds-checked reader, with
 /// the record's name for errors and Kafka's non-nullable fields. A truncated or lying
@@ -144,103 +142,6 @@ impl<'a> Reader<'a> {
     pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), GroupError> {
         self.inner.skip_tagged_fields().map_err(|e| self.failed(e))
     }
-}
-
-/// Appends schema primitives to a buffer. Writing never fails: lengths beyond what a
-/// field can describe are cut (strings at a character boundary), which the coordinator
-/// prevents by validating requests first, so a record always stays decodable.
-#[derive(Debug, Default)]
-pub(crate) struct Writer {
-    buf: BytesMut,
-}
-
-impl Writer {
-    pub(crate) fn new() -> Self {
-        Writer::default()
-    }
-
-    pub(crate) fn finish(self) -> Bytes {
-        self.buf.freeze()
-    }
-
-    pub(crate) fn i16(&mut self, v: i16) {
-        self.buf.put_i16(v);
-    }
-
-    pub(crate) fn i32(&mut self, v: i32) {
-        self.buf.put_i32(v);
-    }
-
-    pub(crate) fn i64(&mut self, v: i64) {
-        self.buf.put_i64(v);
-    }
-
-    pub(crate) fn uvarint(&mut self, v: u32) {
-        put_uvarint(&mut self.buf, v);
-    }
-
-    pub(crate) fn string(&mut self, s: &str) {
-        let s = truncate_str(s, MAX_STRING_LEN);
-        self.i16(s.len() as i16);
-        self.buf.put_slice(s.as_bytes());
-    }
-
-    pub(crate) fn nullable_string(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => self.string(s),
-            None => self.i16(-1),
-        }
-    }
-
-    pub(crate) fn bytes(&mut self, b: &[u8]) {
-        let b = &b[..b.len().min(i32::MAX as usize)];
-        self.i32(b.len() as i32);
-        self.buf.put_slice(b);
-    }
-
-    pub(crate) fn array_len(&mut self, n: usize) {
-        self.i32(n.min(i32::MAX as usize) as i32);
-    }
-
-    pub(crate) fn compact_nullable_string(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => self.compact_string(s),
-            None => self.uvarint(0),
-        }
-    }
-
-    pub(crate) fn compact_string(&mut self, s: &str) {
-        let s = truncate_str(s, u32::MAX as usize - 1);
-        self.uvarint(s.len() as u32 + 1);
-        self.buf.put_slice(s.as_bytes());
-    }
-
-    pub(crate) fn compact_bytes(&mut self, b: &[u8]) {
-        let b = &b[..b.len().min(u32::MAX as usize - 1)];
-        self.uvarint(b.len() as u32 + 1);
-        self.buf.put_slice(b);
-    }
-
-    pub(crate) fn compact_array_len(&mut self, n: usize) {
-        self.uvarint(n.min(u32::MAX as usize - 1) as u32 + 1);
-    }
-
-    /// An empty tagged-field section.
-    pub(crate) fn no_tagged_fields(&mut self) {
-        self.uvarint(0);
-    }
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-pub(crate) fn truncate_str(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Schema primitives for the `__transaction_state` records: strom-bytes's bounds-checked
-//! reader with this crate's error, and a writer of the same encodings.
+//! reader with this crate's error; strom-bytes's [`Writer`] writes them.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use strom_bytes::{ReadError, put_uvarint};
+use strom_bytes::ReadError;
+pub(crate) use strom_bytes::Writer;
 
 use crate::error::TxnError;
 
@@ -116,51 +116,5 @@ impl<'a> Reader<'a> {
         } else {
             Err(self.corrupt(format!("{} trailing bytes", self.inner.remaining())))
         }
-    }
-}
-
-/// Appends schema primitives. Strings longer than their length field can describe are
-/// refused earlier (transactional ids and topic names are bounded by the protocol), so
-/// the casts here never cut.
-#[derive(Debug, Default)]
-pub(crate) struct Writer {
-    buf: BytesMut,
-}
-
-impl Writer {
-    pub(crate) fn finish(self) -> Bytes {
-        self.buf.freeze()
-    }
-
-    pub(crate) fn i8(&mut self, v: i8) {
-        self.buf.put_i8(v);
-    }
-
-    pub(crate) fn i16(&mut self, v: i16) {
-        self.buf.put_i16(v);
-    }
-
-    pub(crate) fn i32(&mut self, v: i32) {
-        self.buf.put_i32(v);
-    }
-
-    pub(crate) fn i64(&mut self, v: i64) {
-        self.buf.put_i64(v);
-    }
-
-    pub(crate) fn uvarint(&mut self, v: u32) {
-        put_uvarint(&mut self.buf, v);
-    }
-
-    pub(crate) fn string(&mut self, s: &str) {
-        debug_assert!(s.len() <= i16::MAX as usize);
-        self.i16(s.len().min(i16::MAX as usize) as i16);
-        self.buf
-            .put_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
-    }
-
-    pub(crate) fn compact_string(&mut self, s: &str) {
-        self.uvarint(s.len() as u32 + 1);
-        self.buf.put_slice(s.as_bytes());
     }
 }
