@@ -349,6 +349,8 @@ impl TopicConfigDef {
     /// The broker-wide default of this config, for a topic of `replication_factor`.
     pub fn default_value(&self, broker: &BrokerConfig, replication_factor: usize) -> String {
         let log = &broker.log;
+        // A config with one allowed value (cleanup.policy, compression.type, the fixed
+        // ones) has it as its default.
         if let ConfigKind::Choice([only]) = self.kind {
             return (*only).to_string();
         }
@@ -359,7 +361,6 @@ impl TopicConfigDef {
             "segment.ms" => log.segment_ms.unwrap_or(i64::MAX).to_string(),
             "max.message.bytes" => log.max_message_bytes.to_string(),
             "index.interval.bytes" => log.index_interval_bytes.to_string(),
-            "cleanup.policy" => "delete".into(),
             "message.timestamp.type" => if broker.records.log_append_time {
                 "LogAppendTime"
             } else {
@@ -369,7 +370,6 @@ impl TopicConfigDef {
             "message.timestamp.before.max.ms" => broker.records.before_max_ms.to_string(),
             "message.timestamp.after.max.ms" => broker.records.after_max_ms.to_string(),
             "message.timestamp.difference.max.ms" => broker.records.difference_max_ms.to_string(),
-            "compression.type" => "producer".into(),
             "flush.messages" => match log.flush {
                 FlushPolicy::EveryAppend => "1".into(),
                 _ => i64::MAX.to_string(),
