@@ -30,12 +30,14 @@
 
 mod check;
 pub mod codec;
+mod control;
 pub mod header;
 mod iter;
 mod record;
 
 pub use check::{CheckRules, CheckedBatch, MIN_RECORD_BYTES, RecordError, check_batch};
 pub use codec::CodecError;
+pub use control::{ControlType, marker_batch, read_marker};
 
 pub use header::{
     BATCH_HEADER_LEN, BatchError, Compression, LOG_OVERHEAD, RecordBatchHeader, TimestampType,

@@ -28,6 +28,7 @@ use crate::metrics::{Metrics, PartitionGauges, StateSnapshot};
 use crate::node::NodeState;
 use crate::partitions::Partitions;
 use crate::topics::TopicStore;
+use crate::txns::{TXN_TOPIC, Txns};
 
 pub use strom_batch::now_ms;
 
@@ -35,10 +36,11 @@ pub use strom_batch::now_ms;
 #[derive(Debug)]
 pub struct Broker {
     config: Arc<BrokerConfig>,
-    node: NodeState,
+    node: Arc<NodeState>,
     partitions: Arc<Partitions>,
     control: Arc<ControlPlane>,
     groups: Arc<Groups>,
+    txns: Arc<Txns>,
     metrics: Arc<Metrics>,
     /// Every Raft group of this node: the metadata group and one per local replica.
     raft: Arc<RaftNode>,
@@ -121,17 +123,36 @@ impl Broker {
         let groups = Groups::new(
             config.group.clone(),
             crate::groups::CompactionPolicy::of(&config),
-            runtime,
+            runtime.clone(),
             partitions.clone(),
             topics.clone(),
         );
-        // The coordinator follows `__consumer_offsets` leadership.
-        let weak = Arc::downgrade(&groups);
+        let node = Arc::new(node);
+        let (ids, node_id) = (node.clone(), config.node_id);
+        let txns = Txns::new(
+            config.txn.clone(),
+            runtime,
+            partitions.clone(),
+            topics.clone(),
+            groups.clone(),
+            Box::new(move || {
+                ids.cluster_producer_id(node_id).map_err(|e| {
+                    tracing::error!(error = %e, "could not allocate a producer id");
+                    ErrorCode::CoordinatorNotAvailable
+                })
+            }),
+        );
+        // The coordinators follow the leadership of their topics' partitions.
+        let (weak_groups, weak_txns) = (Arc::downgrade(&groups), Arc::downgrade(&txns));
         partitions.observe_leadership(Box::new(move |tp, is_leader| {
             if tp.topic == OFFSETS_TOPIC
-                && let Some(groups) = weak.upgrade()
+                && let Some(groups) = weak_groups.upgrade()
             {
                 groups.partition_leadership(tp.partition, is_leader);
+            } else if tp.topic == TXN_TOPIC
+                && let Some(txns) = weak_txns.upgrade()
+            {
+                txns.partition_leadership(tp.partition, is_leader);
             }
         }));
         let control = ControlPlane::start(control::Parts {
@@ -140,6 +161,7 @@ impl Broker {
             raft: raft.clone(),
             partitions: partitions.clone(),
             groups: groups.clone(),
+            txns: txns.clone(),
             topics,
             peer_transport,
         })?;
@@ -150,6 +172,7 @@ impl Broker {
             partitions,
             control,
             groups,
+            txns,
             metrics,
             raft,
             stopping,
@@ -182,6 +205,10 @@ impl Broker {
     }
 
     /// Counters and histograms the request path and storage record (`metrics/`).
+    pub fn txns(&self) -> &Arc<Txns> {
+        &self.txns
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
@@ -270,8 +297,9 @@ impl Broker {
     /// Allocates an idempotent producer id, unique in the cluster: this node's id in
     /// the high bits, its own persisted counter below.
     pub fn new_producer_id(&self) -> Result<i64, Failure> {
-        let local = self.node.next_producer_id().map_err(storage)?;
-        Ok((i64::from(self.config.node_id) << 40) | (local & ((1 << 40) - 1)))
+        self.node
+            .cluster_producer_id(self.config.node_id)
+            .map_err(storage)
     }
 
     /// A message from a peer node: a leadership report, or a Raft message for one of

@@ -218,6 +218,16 @@ pub const SETTINGS: &[Setting] = &[
         help: "partitions of __consumer_offsets, which holds group metadata and committed offsets (Kafka: offsets.topic.num.partitions, default 50); only used when the topic is created",
     },
     Setting {
+        key: "transaction_state_partitions",
+        default: "8",
+        help: "partitions of __transaction_state, which holds the transaction coordinator's state; created at the first transactional producer (Kafka: transaction.state.log.num.partitions, default 50); only used when the topic is created",
+    },
+    Setting {
+        key: "transaction_max_timeout_ms",
+        default: "900000",
+        help: "longest transaction.timeout.ms a transactional producer may ask for (Kafka: transaction.max.timeout.ms)",
+    },
+    Setting {
         key: "group_initial_rebalance_delay_ms",
         default: "3000",
         help: "how long the first rebalance of an empty consumer group waits for more members (Kafka: group.initial.rebalance.delay.ms)",
@@ -286,6 +296,8 @@ pub struct BrokerConfig {
     /// The consumer-group coordinator's settings (its `member_id_seed` is set per start
     /// by the broker, not here).
     pub group: strom_group::GroupConfig,
+    /// The transaction coordinator's settings.
+    pub txn: strom_txn::TxnConfig,
     /// How often `__consumer_offsets` partitions are checked for compaction.
     pub offsets_compaction_check: Duration,
     /// A `__consumer_offsets` partition smaller than this is never compacted: below it a
@@ -511,6 +523,12 @@ impl RawSettings {
         if max_partitions_per_topic < 1 {
             return Err(self.invalid("max_partitions_per_topic", "must be at least 1"));
         }
+        if self.parse::<i32>("transaction_state_partitions")? > max_partitions_per_topic {
+            return Err(self.invalid(
+                "transaction_state_partitions",
+                "must not exceed max_partitions_per_topic",
+            ));
+        }
         if group.offsets_topic_partitions > max_partitions_per_topic {
             return Err(self.invalid(
                 "offsets_topic_partitions",
@@ -569,6 +587,7 @@ impl RawSettings {
             records: self.record_defaults()?,
             retention_check: Duration::from_millis(self.parse("retention_check_ms")?),
             shutdown_timeout: Duration::from_millis(self.parse("shutdown_timeout_ms")?),
+            txn: self.txn_config(group.offsets_topic_partitions)?,
             group,
             offsets_compaction_check: Duration::from_millis(
                 self.parse("offsets_compaction_check_ms")?,
@@ -673,6 +692,23 @@ impl RawSettings {
             out.insert(ip, n);
         }
         Ok(out)
+    }
+
+    fn txn_config(&self, offsets_topic_partitions: i32) -> Result<strom_txn::TxnConfig, ConfigError> {
+        let partitions: i32 = self.parse("transaction_state_partitions")?;
+        if partitions < 1 {
+            return Err(self.invalid("transaction_state_partitions", "must be at least 1"));
+        }
+        let max_timeout: i32 = self.parse("transaction_max_timeout_ms")?;
+        if max_timeout < 1 {
+            return Err(self.invalid("transaction_max_timeout_ms", "must be at least 1"));
+        }
+        Ok(strom_txn::TxnConfig {
+            transaction_state_partitions: partitions,
+            offsets_topic_partitions,
+            max_timeout_ms: max_timeout,
+            ..strom_txn::TxnConfig::default()
+        })
     }
 
     fn group_config(&self) -> Result<strom_group::GroupConfig, ConfigError> {

@@ -27,9 +27,11 @@ pub mod record_check;
 mod registry;
 mod sendfile;
 pub mod server;
+mod ticker;
 #[cfg(test)]
 mod test_broker;
 pub mod topics;
+pub mod txns;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, RawSettings, SETTINGS};

@@ -83,6 +83,15 @@ impl NodeState {
     }
 }
 
+impl NodeState {
+    /// A producer id unique in the cluster: node `node_id` in the high bits, this node's
+    /// persisted counter below.
+    pub fn cluster_producer_id(&self, node_id: i32) -> std::io::Result<i64> {
+        let local = self.next_producer_id()?;
+        Ok((i64::from(node_id) << 40) | (local & ((1 << 40) - 1)))
+    }
+}
+
 /// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding.
 fn new_cluster_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

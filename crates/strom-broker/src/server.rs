@@ -89,8 +89,15 @@ pub async fn run_with_metrics(
     while !broker.is_ready() && tokio::time::Instant::now() < joined {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    // The group coordinator's timers; it stops when shutdown begins.
-    let ticker = crate::groups::spawn_ticker(broker.groups().clone(), broker.subscribe_stopping());
+    // The coordinators' timers; they stop when shutdown begins.
+    let (groups, txns) = (broker.groups().clone(), broker.txns().clone());
+    let ticker = crate::ticker::spawn_ticker(
+        move || {
+            groups.tick();
+            txns.tick();
+        },
+        broker.subscribe_stopping(),
+    );
     if let Some(m) = &metrics {
         m.set_broker(broker.clone());
         m.set_ready(true);
@@ -154,6 +161,7 @@ pub async fn run_with_metrics(
         gossip.abort();
     }
     broker.groups().shutdown();
+    broker.txns().shutdown();
     let _ = notify.send(());
     drop(done_tx);
     if tokio::time::timeout(broker.config().shutdown_timeout, done_rx.recv())

@@ -61,6 +61,12 @@ pub enum ErrorCode {
     InvalidTransactionTimeout = 50,
     /// Another transition of the transaction is in progress; retried after a backoff.
     ConcurrentTransactions = 51,
+    /// A transaction marker from a coordinator older than the last one seen.
+    TransactionCoordinatorFenced = 52,
+    /// A transactional batch without a transactional id to authorize it by.
+    TransactionalIdAuthorizationFailed = 53,
+    /// Not tried because another part of the same request failed.
+    OperationNotAttempted = 55,
     KafkaStorageError = 56,
     UnknownProducerId = 59,
     NonEmptyGroup = 68,
@@ -131,6 +137,9 @@ impl ErrorCode {
         ErrorCode::InvalidProducerIdMapping,
         ErrorCode::InvalidTransactionTimeout,
         ErrorCode::ConcurrentTransactions,
+        ErrorCode::TransactionCoordinatorFenced,
+        ErrorCode::TransactionalIdAuthorizationFailed,
+        ErrorCode::OperationNotAttempted,
         ErrorCode::KafkaStorageError,
         ErrorCode::UnknownProducerId,
         ErrorCode::NonEmptyGroup,
@@ -208,6 +217,9 @@ impl ErrorCode {
             ErrorCode::InvalidProducerIdMapping => "INVALID_PRODUCER_ID_MAPPING",
             ErrorCode::InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
             ErrorCode::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+            ErrorCode::TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
+            ErrorCode::OperationNotAttempted => "OPERATION_NOT_ATTEMPTED",
+            ErrorCode::TransactionalIdAuthorizationFailed => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
             ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
             ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
             ErrorCode::NonEmptyGroup => "NON_EMPTY_GROUP",

@@ -1262,12 +1262,13 @@ impl PartitionLog {
     }
 
     /// Calls `f` with the header of every batch in the last `segments` segments (at
-    /// least the active one), oldest first: enough to rebuild recent per-producer state
-    /// without reading the whole log.
+    /// least the active one; `usize::MAX` for all), oldest first, and for a control
+    /// batch (a transaction marker) its whole bytes too: enough to rebuild per-producer
+    /// and transaction state without reading the records.
     pub fn scan_recent_headers(
         &mut self,
         segments: usize,
-        mut f: impl FnMut(&RecordBatchHeader),
+        mut f: impl FnMut(&RecordBatchHeader, Option<&[u8]>),
     ) -> Result<()> {
         self.check_open()?;
         let n = self.segments.len();

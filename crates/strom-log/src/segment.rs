@@ -781,7 +781,7 @@ impl Segment {
     pub(crate) fn scan_headers(
         &mut self,
         from_pos: u64,
-        f: &mut dyn FnMut(&RecordBatchHeader),
+        f: &mut dyn FnMut(&RecordBatchHeader, Option<&[u8]>),
     ) -> Result<()> {
         let path = self.path(LOG_SUFFIX);
         let file = self.file()?;
@@ -794,8 +794,16 @@ impl Segment {
             let at = (pos - buf_start) as usize;
             let header = RecordBatchHeader::parse(&buf[at..at + need], 0)
                 .map_err(|e| self.batch_error(pos, e))?;
-            f(&header);
-            pos += header.total_size() as u64;
+            let size = header.total_size();
+            if header.is_control() && size <= MAX_SCANNED_CONTROL_BATCH {
+                let whole = size.min((self.size - pos) as usize);
+                ensure_buffered(&file, &path, &mut buf, &mut buf_start, pos, whole, self.size)?;
+                let at = (pos - buf_start) as usize;
+                f(&header, Some(&buf[at..at + whole]));
+            } else {
+                f(&header, None);
+            }
+            pos += size as u64;
         }
         Ok(())
     }
@@ -974,6 +982,10 @@ pub(crate) fn valid_batch_from(file: &File, path: &Path, from: u64, file_len: u6
 }
 
 /// Grows `buf` so that it holds file bytes `[pos, pos + need)`, reading ahead in chunks.
+/// Control batches up to this size are handed whole to a header scan (a transaction
+/// marker is about 80 bytes).
+const MAX_SCANNED_CONTROL_BATCH: usize = 4096;
+
 fn ensure_buffered(
     file: &File,
     path: &Path,

@@ -72,6 +72,11 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::DescribeCluster, 0, 1),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
+    // Transactions (docs/transactions.md): the client's forms at transaction version 1,
+    // and AddPartitionsToTxn v4's verify-only form for partition leaders (KIP-890 part 1).
+    api(ApiKey::AddPartitionsToTxn, 0, 4),
+    api(ApiKey::AddOffsetsToTxn, 0, 3),
+    api(ApiKey::EndTxn, 0, 4),
 ];
 
 /// Produce v0-v2 (the pre-0.11 message-set formats) are advertised, like Kafka 4.0 does,

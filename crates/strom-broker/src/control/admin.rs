@@ -13,6 +13,7 @@ use super::{ControlPlane, PROPOSAL_RETRY};
 use crate::cluster::{Command, assign_replicas};
 use crate::errors::{Failure, no_such_topic};
 use crate::groups::OFFSETS_TOPIC;
+use crate::txns::TXN_TOPIC;
 use crate::topics::{TopicMeta, validate_configs, validate_topic_name};
 
 /// How long a metadata change may take to be committed and applied.
@@ -203,6 +204,24 @@ impl ControlPlane {
             .map_or(self.config.group.offsets_topic_partitions, |t| t.partitions)
     }
 
+    /// Whether `__transaction_state` exists; if not, proposes to create it (at most
+    /// every [`PROPOSAL_RETRY`]) and answers false: the caller answers
+    /// COORDINATOR_NOT_AVAILABLE and the client asks again.
+    pub fn ensure_transaction_topic(&self) -> bool {
+        if self.topics.contains(TXN_TOPIC) {
+            return true;
+        }
+        let mut last = self.txn_topic_proposed.lock().unwrap();
+        if last.is_none_or(|t| t.elapsed() >= PROPOSAL_RETRY) {
+            *last = Some(std::time::Instant::now());
+            tracing::info!("creating __transaction_state for the first transactional producer");
+            self.propose(&Command::CreateTopic {
+                meta: super::bootstrap::transaction_topic(self),
+            });
+        }
+        false
+    }
+
     /// Replicas of a topic created without a replication factor.
     pub fn default_replication_factor(&self) -> i32 {
         self.config
@@ -222,7 +241,7 @@ impl ControlPlane {
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, Failure> {
-        if name == OFFSETS_TOPIC {
+        if name == OFFSETS_TOPIC || name == TXN_TOPIC {
             return Err(Failure::new(
                 ErrorCode::InvalidTopicException,
                 format!("the internal topic '{name}' cannot be deleted"),
@@ -252,8 +271,9 @@ impl ControlPlane {
         validate_only: bool,
     ) -> Result<Arc<TopicMeta>, Failure> {
         let current = self.topics.get(name).ok_or_else(|| no_such_topic(name))?;
-        if name == OFFSETS_TOPIC {
-            // Its partition count decides which partition holds each group's records.
+        if name == OFFSETS_TOPIC || name == TXN_TOPIC {
+            // Its partition count decides which partition holds each group's (or
+            // transactional id's) records.
             return Err(Failure::new(
                 ErrorCode::InvalidRequest,
                 format!("the partition count of the internal topic '{name}' cannot change"),

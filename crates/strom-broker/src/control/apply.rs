@@ -11,6 +11,7 @@ use super::ControlPlane;
 use crate::cluster::{Applied, decode_commands};
 use crate::errors::{Failure, storage};
 use crate::groups::OFFSETS_TOPIC;
+use crate::txns::TXN_TOPIC;
 use crate::partition_dirs;
 use crate::topics::{TopicMeta, log_config};
 
@@ -32,6 +33,9 @@ impl ControlPlane {
                     Applied::TopicCreated(meta) | Applied::TopicChanged(meta) => {
                         if meta.name == OFFSETS_TOPIC {
                             self.groups.offsets_topic_exists(meta.partitions);
+                            self.txns.offsets_topic_exists(meta.partitions);
+                        } else if meta.name == TXN_TOPIC {
+                            self.txns.topic_exists(meta.partitions);
                         }
                         // Replicas first: whoever sees the topic finds its partitions.
                         if !*replaying {

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use super::{ControlPlane, PROPOSAL_RETRY};
 use crate::cluster::{BrokerAddr, Command, assign_replicas};
 use crate::groups::OFFSETS_TOPIC;
+use crate::txns::TXN_TOPIC;
 use crate::topics::{TopicMeta, read_legacy_topics, retire_legacy_topics};
 
 pub(crate) fn start(control: &Arc<ControlPlane>, stopping: watch::Receiver<bool>) {
@@ -117,6 +118,18 @@ fn migrate_legacy(
 /// `__consumer_offsets`: compacted by snapshot (never by time or size), replicated like
 /// any topic.
 fn offsets_topic(b: &ControlPlane) -> TopicMeta {
+    internal_topic(b, OFFSETS_TOPIC, b.config.group.offsets_topic_partitions)
+}
+
+/// `__transaction_state`, created when the first transactional producer looks for its
+/// coordinator, as Kafka does: compacted like `__consumer_offsets`.
+pub(super) fn transaction_topic(b: &ControlPlane) -> TopicMeta {
+    internal_topic(b, TXN_TOPIC, b.config.txn.transaction_state_partitions)
+}
+
+/// A coordinator's internal topic: compacted (never deleted by time or size), replicated
+/// like any topic.
+fn internal_topic(b: &ControlPlane, name: &str, partitions: i32) -> TopicMeta {
     let configs: BTreeMap<String, String> = [
         ("cleanup.policy", "compact"),
         ("retention.ms", "-1"),
@@ -126,10 +139,9 @@ fn offsets_topic(b: &ControlPlane) -> TopicMeta {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let partitions = b.config.group.offsets_topic_partitions;
     let rf = b.default_replication_factor().max(1) as usize;
     TopicMeta {
-        name: OFFSETS_TOPIC.to_string(),
+        name: name.to_string(),
         id: uuid::Uuid::new_v4(),
         partitions,
         configs,

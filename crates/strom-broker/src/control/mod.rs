@@ -31,6 +31,7 @@ use crate::cluster::{
 use crate::config::BrokerConfig;
 use crate::errors::{Failure, storage};
 use crate::groups::Groups;
+use crate::txns::Txns;
 use crate::partition_dirs;
 use crate::partitions::Partitions;
 use crate::topics::{TopicMeta, TopicStore};
@@ -48,6 +49,8 @@ pub struct ControlPlane {
     raft: Arc<RaftNode>,
     partitions: Arc<Partitions>,
     groups: Arc<Groups>,
+    /// Told the partition counts of `__transaction_state` and `__consumer_offsets`.
+    txns: Arc<Txns>,
     /// This node's view of the topics (applied from the metadata log).
     topics: Arc<TopicStore>,
     meta: RwLock<MetaState>,
@@ -64,6 +67,8 @@ pub struct ControlPlane {
     remote_leaders: RemoteLeaders,
     /// Set once the node is registered and `__consumer_offsets` exists.
     ready: AtomicBool,
+    /// When this node last proposed to create `__transaction_state`.
+    txn_topic_proposed: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -81,6 +86,7 @@ pub(crate) struct Parts {
     pub raft: Arc<RaftNode>,
     pub partitions: Arc<Partitions>,
     pub groups: Arc<Groups>,
+    pub txns: Arc<Txns>,
     pub topics: Arc<TopicStore>,
     pub peer_transport: Option<Arc<PeerTransport>>,
 }
@@ -95,6 +101,7 @@ impl ControlPlane {
             raft: parts.raft,
             partitions: parts.partitions,
             groups: parts.groups,
+            txns: parts.txns,
             topics: parts.topics,
             meta: RwLock::new(MetaState::default()),
             replaying: Mutex::new(true),
@@ -102,6 +109,7 @@ impl ControlPlane {
             peer_transport: parts.peer_transport,
             remote_leaders: RemoteLeaders::default(),
             ready: AtomicBool::new(false),
+            txn_topic_proposed: Mutex::new(None),
         });
         control.start_metadata_group()?;
         Ok(control)

@@ -10,7 +10,6 @@
 mod append;
 mod compact;
 mod load;
-mod ticker;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +25,6 @@ use strom_batch::now_ms;
 use crate::config::BrokerConfig;
 use crate::partitions::Partitions;
 use crate::topics::TopicStore;
-
-pub use ticker::spawn_ticker;
 
 /// How long a coordinator's records may take to commit before its answer fails.
 const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

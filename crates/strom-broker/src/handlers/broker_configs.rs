@@ -302,6 +302,20 @@ pub(super) const KAFKA_BROKER_CONFIGS: &[KafkaBrokerConfig] = &[
         "The largest request accepted",
     ),
     k(
+        "transaction.max.timeout.ms",
+        Some("transaction_max_timeout_ms"),
+        TYPE_INT,
+        |c, _| c.txn.max_timeout_ms.to_string(),
+        "The longest transaction timeout a producer may ask for",
+    ),
+    k(
+        "transaction.state.log.num.partitions",
+        Some("transaction_state_partitions"),
+        TYPE_INT,
+        |c, _| c.txn.transaction_state_partitions.to_string(),
+        "Partitions of __transaction_state",
+    ),
+    k(
         "unclean.leader.election.enable",
         None,
         TYPE_BOOLEAN,

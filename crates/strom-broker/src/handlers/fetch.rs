@@ -171,15 +171,20 @@ fn read_all(
             0
         };
         let tp = TopicPartition::new(w.topic.clone(), w.partition);
-        match known.then(|| broker.data().fetch(&tp, w.offset, budget, w.leader_epoch)) {
+        match known.then(|| broker
+                .data()
+                .fetch(&tp, w.offset, budget, w.leader_epoch, read_committed)) {
             None => {
                 pd.error_code = unknown_topic.code();
                 errors = true;
             }
             Some(Ok(f)) => {
                 pd.high_watermark = f.high_watermark;
-                pd.last_stable_offset = f.high_watermark;
+                pd.last_stable_offset = f.last_stable_offset;
                 pd.log_start_offset = f.log_start_offset;
+                if let Some(list) = pd.aborted_transactions.as_mut() {
+                    list.extend(f.aborted.iter().map(|a| (a.producer_id, a.first_offset)));
+                }
                 if f.out_of_range {
                     pd.error_code = ErrorCode::OffsetOutOfRange.code();
                     errors = true;

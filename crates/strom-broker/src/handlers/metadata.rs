@@ -22,6 +22,7 @@ use strom_wire::kafka_protocol::messages::ResponseKind;
 use super::{Reply, Response, str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::groups::OFFSETS_TOPIC;
+use crate::txns::TXN_TOPIC;
 use crate::topics::{TopicMeta, validate_topic_name};
 
 /// Authorized-operations fields when the client did not ask for them.
@@ -259,30 +260,47 @@ pub(super) fn find_coordinator(
 ) -> FindCoordinatorResponse {
     let brokers = known_brokers(broker);
     let partitions = broker.control().offsets_topic_partitions();
+    let leader_of = |tp: &TopicPartition, electing: &'static str| {
+        let leader = broker.control().leader_of(tp).map(|(l, _)| l);
+        match leader.and_then(|l| brokers.iter().find(|b| b.0 == l)) {
+            Some((id, host, port)) => (*id, host.clone(), *port, ErrorCode::None, None),
+            None => (
+                -1,
+                String::new(),
+                -1,
+                ErrorCode::CoordinatorNotAvailable,
+                Some(electing),
+            ),
+        }
+    };
     let answer = |key_type: i8, key: &str| -> (i32, String, i32, ErrorCode, Option<&'static str>) {
         match key_type {
             KEY_GROUP => {
                 let tp =
                     TopicPartition::new(OFFSETS_TOPIC, strom_group::partition_for(key, partitions));
-                let leader = broker.control().leader_of(&tp).map(|(l, _)| l);
-                match leader.and_then(|l| brokers.iter().find(|b| b.0 == l)) {
-                    Some((id, host, port)) => (*id, host.clone(), *port, ErrorCode::None, None),
-                    None => (
+                leader_of(&tp, "the group's coordinator is being elected")
+            }
+            KEY_TRANSACTION if key.is_empty() => (
+                -1,
+                String::new(),
+                -1,
+                ErrorCode::InvalidRequest,
+                Some("an empty transactional id has no coordinator"),
+            ),
+            KEY_TRANSACTION => {
+                // Created by the first transactional producer, as Kafka does.
+                if !broker.control().ensure_transaction_topic() {
+                    return (
                         -1,
                         String::new(),
                         -1,
                         ErrorCode::CoordinatorNotAvailable,
-                        Some("the group's coordinator is being elected"),
-                    ),
+                        Some("__transaction_state is being created"),
+                    );
                 }
+                let tp = TopicPartition::new(TXN_TOPIC, broker.txns().partition_for(key));
+                leader_of(&tp, "the transaction coordinator is being elected")
             }
-            KEY_TRANSACTION => (
-                -1,
-                String::new(),
-                -1,
-                ErrorCode::CoordinatorNotAvailable,
-                Some("transactions are not supported yet"),
-            ),
             _ => (
                 -1,
                 String::new(),

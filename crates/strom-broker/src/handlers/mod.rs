@@ -14,6 +14,7 @@ mod offsets;
 mod produce;
 mod producer_id;
 mod topic_partitions;
+mod txn;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -112,9 +113,15 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr)
         )),
         RequestKind::AlterConfigs(r) => configs::alter_configs(broker, r),
         RequestKind::IncrementalAlterConfigs(r) => configs::incremental_alter_configs(broker, r),
-        RequestKind::InitProducerId(r) => Reply::now(Response::Kind(ResponseKind::InitProducerId(
-            producer_id::init_producer_id(broker, r),
-        ))),
+        RequestKind::InitProducerId(r) => match r.transactional_id.as_ref() {
+            Some(id) => txn::init_producer_id(broker, r.clone(), id.0.to_string(), version),
+            None => Reply::now(Response::Kind(ResponseKind::InitProducerId(
+                producer_id::init_producer_id(broker, r),
+            ))),
+        },
+        RequestKind::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(broker, r, version),
+        RequestKind::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(broker, r, version),
+        RequestKind::EndTxn(r) => txn::end_txn(broker, r, version),
         RequestKind::FindCoordinator(r) => Reply::now(Response::Kind(
             ResponseKind::FindCoordinator(metadata::find_coordinator(broker, r, version)),
         )),
@@ -175,6 +182,9 @@ mod tests {
             ApiKey::ListGroups => RequestKind::ListGroups(Default::default()),
             ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
             ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
+            ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
+            ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(Default::default()),
+            ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),
             ApiKey::DescribeTopicPartitions => {
                 RequestKind::DescribeTopicPartitions(Default::default())
             }

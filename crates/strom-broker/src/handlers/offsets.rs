@@ -71,6 +71,8 @@ pub(super) fn list_offsets(
             -1
         }
     };
+    // read_committed (v2+): nothing at or past the last stable offset.
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -98,6 +100,7 @@ pub(super) fn list_offsets(
                         broker,
                         &TopicPartition::new(name.clone(), p.partition_index),
                         p.timestamp,
+                        read_committed,
                     ) {
                         Ok((offset, timestamp)) => resp
                             .with_offset(offset)
@@ -116,10 +119,18 @@ pub(super) fn list_offsets(
 }
 
 /// The offset (and its timestamp, -1 when not by time) for a ListOffsets timestamp.
-fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, i64), Failure> {
-    let (start, end) = broker
-        .data()
-        .offsets(tp)
+fn lookup(
+    broker: &Broker,
+    tp: &TopicPartition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), Failure> {
+    let offsets = if read_committed {
+        broker.data().stable_offsets(tp)?
+    } else {
+        broker.data().offsets(tp)
+    };
+    let (start, end) = offsets
         .ok_or_else(|| Failure::new(ErrorCode::UnknownTopicOrPartition, "unknown partition"))?;
     match timestamp {
         LATEST | LATEST_TIERED => Ok((end, -1)),
@@ -166,7 +177,7 @@ fn first_record_at_or_after(
     target: i64,
     start: i64,
 ) -> Option<(i64, i64)> {
-    let fetched = broker.data().fetch(tp, offset, 1, -1).ok()?;
+    let fetched = broker.data().fetch(tp, offset, 1, -1, false).ok()?;
     let bytes = fetched.slice?.read_to_vec().ok()?;
     let header = strom_batch::RecordBatchHeader::validate(&bytes, 0).ok()?;
     let body = bytes.get(strom_batch::BATCH_HEADER_LEN..header.total_size())?;

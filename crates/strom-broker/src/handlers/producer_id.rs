@@ -1,5 +1,6 @@
 //! InitProducerId for idempotent producers: a fresh producer id, or the same id with a
-//! bumped epoch when the client asks to continue (KIP-360).
+//! bumped epoch when the client asks to continue (KIP-360). With a transactional id the
+//! transaction coordinator answers (`txn.rs`).
 
 use std::sync::Arc;
 
@@ -20,14 +21,6 @@ pub(super) fn init_producer_id(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        // Transactions need a transaction coordinator, which Strom does not have yet;
-        // refuse clearly rather than pretend.
-        tracing::info!(
-            "refused InitProducerId with a transactional id: transactions are not supported yet"
-        );
-        return failed(ErrorCode::InvalidRequest);
-    }
     let existing = req.producer_id.0;
     if existing >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         return InitProducerIdResponse::default()

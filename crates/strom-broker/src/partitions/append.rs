@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use strom_batch::{RecordBatchHeader, now_ms, split_batches};
+use strom_batch::{RecordBatchHeader, now_ms, read_marker, split_batches};
 use strom_log::TopicPartition;
 use strom_wire::ErrorCode;
 
@@ -11,10 +11,6 @@ use super::{Commit, Partitions};
 use crate::errors::{Failure, partition_raft_failure, unknown_partition};
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::record_check;
-
-/// How many of a partition's newest segments are scanned to rebuild idempotent producer
-/// state when this node becomes a partition's leader (or first writes after a restart).
-const PRODUCER_STATE_SEGMENTS: usize = 2;
 
 /// Bytes a partition's leader accepts beyond its high watermark before it answers
 /// produce requests with a retriable error: a leader whose followers (or disk) cannot
@@ -42,18 +38,33 @@ impl Partitions {
     /// before this returns. Commitment is awaited with
     /// [`wait_committed`](Self::wait_committed).
     pub fn append(&self, tp: &TopicPartition, records: &[u8]) -> Result<Appended, Failure> {
+        self.append_from(tp, records, Origin::Client { verified: None })
+    }
+
+    /// [`append`](Self::append) for a producer or for the group coordinator
+    /// (`origin`), which writes transactional offset commits without sequence numbers.
+    pub fn append_from(
+        &self,
+        tp: &TopicPartition,
+        records: &[u8],
+        origin: Origin,
+    ) -> Result<Appended, Failure> {
         let partition = self.get(tp).ok_or_else(|| unknown_partition(tp))?;
         let status = *partition.status.borrow();
         status.check_leading(tp)?;
         let batches = split_batches(records).map_err(Failure::from)?;
         let first = batches[0].0;
-        if batches
-            .iter()
-            .any(|(h, _)| h.is_transactional() || h.is_control())
-        {
+        let transactional = first.is_transactional();
+        if batches.iter().any(|(h, _)| h.is_control()) {
             return Err(Failure::new(
                 ErrorCode::InvalidRecord,
-                "transactional batches are not supported yet",
+                "control batches are written by transaction coordinators only",
+            ));
+        }
+        if transactional && !first.has_producer_id() {
+            return Err(Failure::new(
+                ErrorCode::InvalidRecord,
+                "a transactional batch needs a producer id",
             ));
         }
         let (max_bytes, log_start_offset) = self
@@ -113,10 +124,21 @@ impl Partitions {
         }
         let mut guard = partition.producers.lock().unwrap();
         if idempotent {
-            if guard.is_none() {
-                *guard = Some(self.rebuild_producer_state(tp)?);
+            let states = self.producer_states(tp, &mut guard)?;
+            let pid = first.producer_id;
+            states
+                .check_txn(pid, transactional)
+                .map_err(|code| Failure::new(code, format!("producer {pid} has a transaction open in {}; only transactional batches until it ends", tp.dir_name())))?;
+            if transactional && let Origin::Client { verified } = origin && !states.verified(pid, verified) {
+                return Err(Failure::new(
+                    ErrorCode::InvalidTxnState,
+                    format!("{} is not verified to be in the transaction of producer {pid}", tp.dir_name()),
+                ));
             }
-            let states = guard.as_ref().unwrap();
+        }
+        let sequenced = idempotent && matches!(origin, Origin::Client { .. });
+        if sequenced {
+            let states = guard.as_ref().expect("loaded above");
             match states.check(
                 first.producer_id,
                 first.producer_epoch,
@@ -177,11 +199,14 @@ impl Partitions {
             states.record(
                 first.producer_id,
                 first.producer_epoch,
-                first.base_sequence,
+                if sequenced { first.base_sequence } else { -1 },
                 first.records_count,
                 proposed.base_offset,
                 proposed.last_offset,
             );
+            if transactional {
+                states.record_txn_data(first.producer_id, proposed.base_offset);
+            }
         }
         drop(guard);
         self.metrics.bytes_in(&tp.topic, records.len());
@@ -195,25 +220,71 @@ impl Partitions {
         })
     }
 
+    /// The partition's producer state, rebuilt from its log first if this leader has
+    /// none yet (after start-up or a leadership change).
+    pub(super) fn producer_states<'a>(
+        &self,
+        tp: &TopicPartition,
+        guard: &'a mut Option<ProducerStates>,
+    ) -> Result<&'a mut ProducerStates, Failure> {
+        if guard.is_none() {
+            *guard = Some(self.rebuild_producer_state(tp)?);
+        }
+        Ok(guard.as_mut().expect("set above"))
+    }
+
+    /// Reads every batch header of this node's copy (the leader's log holds everything
+    /// that will be committed), and every transaction marker: idempotence needs only the
+    /// newest batches, but an open transaction may start anywhere, and read_committed
+    /// fetches need every abort. Headers only: about 60 bytes read per batch.
     fn rebuild_producer_state(&self, tp: &TopicPartition) -> Result<ProducerStates, Failure> {
         let mut states = ProducerStates::default();
-        let mut record = |h: &RecordBatchHeader| {
-            if h.has_producer_id() {
-                states.record(
-                    h.producer_id,
-                    h.producer_epoch,
-                    h.base_sequence,
-                    h.records_count,
-                    h.base_offset,
-                    h.last_offset(),
-                );
+        let mut record = |h: &RecordBatchHeader, control: Option<&[u8]>| {
+            if !h.has_producer_id() {
+                return;
+            }
+            if h.is_control() {
+                if let Some((kind, coordinator_epoch)) = control.and_then(read_marker) {
+                    states.record_marker(
+                        h.producer_id,
+                        h.producer_epoch,
+                        coordinator_epoch,
+                        kind,
+                        h.base_offset,
+                    );
+                }
+                return;
+            }
+            states.record(
+                h.producer_id,
+                h.producer_epoch,
+                h.base_sequence,
+                h.records_count,
+                h.base_offset,
+                h.last_offset(),
+            );
+            if h.is_transactional() {
+                states.record_txn_data(h.producer_id, h.base_offset);
             }
         };
-        self.logs
+        let start = self
+            .logs
             .with_log(tp, |log| {
-                log.scan_recent_headers(PRODUCER_STATE_SEGMENTS, &mut record)
+                log.scan_recent_headers(usize::MAX, &mut record)?;
+                Ok::<_, strom_log::LogError>(log.log_start_offset())
             })
-            .unwrap_or(Ok(()))?;
+            .unwrap_or(Ok(0))?;
+        states.forget_below(start);
         Ok(states)
     }
+}
+
+/// Who is appending: decides which producer checks apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A Produce request: sequences are checked; a transactional batch that would open
+    /// its producer's transaction here needs the token of a successful KIP-890 check.
+    Client { verified: Option<u64> },
+    /// The group coordinator's transactional offset commits: no sequences.
+    Coordinator,
 }

@@ -15,6 +15,8 @@ mod append;
 mod delete;
 mod listener;
 mod read;
+mod replay;
+mod txn;
 mod wait;
 
 use std::collections::{HashMap, VecDeque};
@@ -30,8 +32,10 @@ use crate::producers::ProducerStates;
 use crate::record_check::RecordDefaults;
 use crate::topics::TopicStore;
 
-pub use append::Appended;
+pub use append::{Appended, Origin};
 pub use read::Fetched;
+pub use replay::Replayed;
+pub use txn::ProducerView;
 pub use wait::Commit;
 
 /// A partition's replication state as this node sees it.

@@ -7,12 +7,17 @@ use super::Partitions;
 use strom_wire::ErrorCode;
 
 use crate::errors::{Failure, check_leader_epoch, not_leader, unknown_partition};
+use crate::producers::AbortedTxn;
 
 /// What Fetch found in one partition.
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub high_watermark: i64,
+    /// Below it every transaction has ended and its marker is committed.
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For read_committed: the aborted transactions with records in what was read.
+    pub aborted: Vec<AbortedTxn>,
     /// The fetch offset is below the log start or above the log end (the offsets
     /// above are still filled in, as Kafka answers OFFSET_OUT_OF_RANGE).
     pub out_of_range: bool,
@@ -26,13 +31,16 @@ impl Partitions {
     /// epoch (-1: unchecked); the offset must lie between the log start and the log end
     /// (between the high watermark and the log end is in range: a new leader may not
     /// yet know how far its predecessor had committed); with `max_bytes` > 0, whole
-    /// committed batches from `offset` (at least one) come back as a file slice.
+    /// committed batches from `offset` (at least one) come back as a file slice,
+    /// `read_committed` ones only below the last stable offset, with the aborted
+    /// transactions among them.
     pub fn fetch(
         &self,
         tp: &TopicPartition,
         offset: i64,
         max_bytes: usize,
         leader_epoch: i32,
+        read_committed: bool,
     ) -> Result<Fetched, Failure> {
         // Not a replica here: not the leader (the handler checked the topic exists).
         let status = self.status(tp).ok_or_else(|| not_leader(tp))?;
@@ -51,20 +59,35 @@ impl Partitions {
         // No log: the topic was deleted after the request was resolved (a long poll
         // outlives it). Reported unknown, as Kafka does, not "offset out of range",
         // which would make the client reset its position.
+        let end = self
+            .logs
+            .with_log(tp, |log| log.log_end_offset())
+            .ok_or_else(|| unknown_partition(tp))?;
+        let hw = status.high_watermark.min(end);
+        let (lso, aborted) = self.stable_view(tp, hw, offset)?;
+        let (limit, aborted) = if read_committed {
+            (lso, aborted)
+        } else {
+            (hw, Vec::new())
+        };
         self.logs
             .with_log(tp, |log| {
                 let (start, end) = (log.log_start_offset(), log.log_end_offset());
-                let hw = status.high_watermark.min(end);
                 let mut fetched = Fetched {
                     high_watermark: hw,
+                    last_stable_offset: lso,
                     log_start_offset: start,
+                    aborted,
                     out_of_range: offset < start || offset > end,
                     slice: None,
                 };
-                if !fetched.out_of_range && offset < hw && max_bytes > 0 {
-                    let r = log.read(offset, max_bytes, Some(hw))?;
+                if !fetched.out_of_range && offset < limit && max_bytes > 0 {
+                    let r = log.read(offset, max_bytes, Some(limit))?;
                     fetched.slice = r.slice;
                     fetched.log_start_offset = r.log_start_offset;
+                }
+                if fetched.slice.is_none() {
+                    fetched.aborted.clear();
                 }
                 Ok::<_, Failure>(fetched)
             })

@@ -1,18 +1,16 @@
-//! The background task that drives the coordinator's timers (session expiry, rebalance
-//! and join timeouts, offset retention) every 100 ms until shutdown.
+//! The background task that drives the coordinators' timers every 100 ms until shutdown:
+//! the group coordinator's (session expiry, rebalance and join timeouts, offset
+//! retention) and the transaction coordinator's (transaction timeouts, marker retries).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Groups;
-
 const TICK: Duration = Duration::from_millis(100);
 
 /// Starts the ticker; it ends when `stopping` turns true (the broker shuts down).
-pub fn spawn_ticker(
-    groups: Arc<Groups>,
+pub(crate) fn spawn_ticker(
+    tick: impl Fn() + Send + 'static,
     mut stopping: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -20,7 +18,7 @@ pub fn spawn_ticker(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = interval.tick() => groups.tick(),
+                _ = interval.tick() => tick(),
                 _ = stopping.wait_for(|s| *s) => return,
             }
         }

@@ -1,8 +1,13 @@
-//! Idempotent-producer state of one partition: the last five batches of every producer,
-//! so a retried batch is answered with its original offsets instead of being written
-//! twice, and sequence gaps or stale epochs get Kafka's errors. A pure state machine.
+//! Producer state of one partition, on its leader: the last five batches of every
+//! idempotent producer, so a retried batch is answered with its original offsets instead
+//! of being written twice, and sequence gaps or stale epochs get Kafka's errors; and the
+//! transactions (`txn.rs`): which producers have one open here and from which offset,
+//! where the last stable offset is, which transactions were aborted. A pure state
+//! machine, rebuilt from the log when a node becomes the partition's leader.
 
-use std::collections::{HashMap, VecDeque};
+mod txn;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use strom_wire::ErrorCode;
 
@@ -22,6 +27,15 @@ struct BatchMeta {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
+    /// The offset of this producer's first batch of its open transaction here.
+    txn_first_offset: Option<i64>,
+    /// The coordinator epoch of the newest marker written for this producer: a marker
+    /// from an older coordinator is fenced.
+    coordinator_epoch: i32,
+    /// KIP-890 part 1: the token of the coordinator's check, under way or done, that
+    /// this producer's transaction includes this partition. A marker clears it, so a
+    /// check made before a transaction ended cannot open the next one here.
+    verification: Option<u64>,
 }
 
 /// What to do with an incoming batch.
@@ -39,6 +53,25 @@ pub enum SequenceCheck {
 #[derive(Debug, Default)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: (first offset, producer id).
+    open: BTreeSet<(i64, i64)>,
+    /// Ended transactions whose marker may not be committed yet: (first offset, marker
+    /// offset). They hold the last stable offset back like open ones until the high
+    /// watermark passes their marker.
+    ending: BTreeSet<(i64, i64)>,
+    /// Aborted transactions in marker order (so by `last_offset`).
+    aborted: VecDeque<AbortedTxn>,
+    /// The last verification token handed out.
+    verifications: u64,
+}
+
+/// One aborted transaction of a partition: a read_committed consumer drops this
+/// producer's records from `first_offset` up to the ABORT marker at `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 /// `last + 1` with Kafka's wrap-around of sequence numbers at i32::MAX.
@@ -102,6 +135,10 @@ impl ProducerStates {
             entry.batches.clear();
             entry.epoch = epoch;
         }
+        if first_seq < 0 {
+            // A coordinator's transactional batch (offset commits) carries no sequence.
+            return;
+        }
         entry.batches.push_back(BatchMeta {
             first_seq,
             last_seq: last_seq_of(first_seq, records),
@@ -111,14 +148,6 @@ impl ProducerStates {
         while entry.batches.len() > BATCHES_KEPT {
             entry.batches.pop_front();
         }
-    }
-
-    /// Forgets everything at or above `offset` (after a log truncation).
-    pub fn truncate(&mut self, offset: i64) {
-        for entry in self.producers.values_mut() {
-            entry.batches.retain(|b| b.last_offset < offset);
-        }
-        self.producers.retain(|_, e| !e.batches.is_empty());
     }
 
     /// The current epoch of a producer, if known.
@@ -225,16 +254,5 @@ mod tests {
         let mut s = ProducerStates::default();
         s.record(1, 0, i32::MAX - 1, 2, 0, 1);
         assert_eq!(s.check(1, 0, 0, 1), SequenceCheck::Append);
-    }
-
-    #[test]
-    fn truncation_forgets_batches_above_the_cut() {
-        let mut s = ProducerStates::default();
-        s.record(1, 0, 0, 1, 10, 10);
-        s.record(1, 0, 1, 1, 11, 11);
-        s.truncate(11);
-        assert_eq!(s.check(1, 0, 1, 1), SequenceCheck::Append);
-        s.truncate(0);
-        assert!(s.is_empty());
     }
 }

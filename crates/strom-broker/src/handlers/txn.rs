@@ -1,0 +1,257 @@
+//! The transactional producer's APIs: InitProducerId with a transactional id,
+//! AddPartitionsToTxn (the client's form, v0-3, and the brokers' batched form, v4, whose
+//! verify-only entries are KIP-890's check), AddOffsetsToTxn and EndTxn, translated 1:1
+//! into the transaction coordinator's requests and answered when it answers (after its
+//! record is committed).
+
+use std::sync::Arc;
+
+use strom_txn::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, Effects,
+    EndTxnRequest, ErrorCode, InitProducerIdRequest, RequestId, Response as TxnResponse,
+    TopicPartition, TransactionCoordinator,
+};
+use strom_wire::kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use strom_wire::kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use strom_wire::kafka_protocol::messages::{
+    AddOffsetsToTxnRequest as WireAddOffsets, AddOffsetsToTxnResponse,
+    AddPartitionsToTxnRequest as WireAddPartitions, AddPartitionsToTxnResponse as WireAddResponse,
+    EndTxnRequest as WireEndTxn, EndTxnResponse, InitProducerIdRequest as WireInit,
+    InitProducerIdResponse, ProducerId, ResponseKind, TransactionalId,
+};
+
+use super::{Reply, Response, topic_name};
+use crate::broker::Broker;
+
+type Allocator<'a> = &'a dyn Fn() -> Result<i64, ErrorCode>;
+
+/// Runs a coordinator call and answers with `to_wire` of its response, at once or when
+/// it arrives; `None` (the coordinator dropped the request: shutdown) answers
+/// COORDINATOR_NOT_AVAILABLE through `to_wire`.
+fn call<F>(
+    broker: &Arc<Broker>,
+    f: impl FnOnce(&mut TransactionCoordinator, RequestId, i64, Allocator<'_>) -> Effects,
+    to_wire: F,
+) -> Reply
+where
+    F: FnOnce(Option<TxnResponse>) -> ResponseKind + Send + 'static,
+{
+    let mut rx = broker.txns().call(f);
+    match rx.try_recv() {
+        Ok(r) => Reply::now(Response::Kind(to_wire(Some(r)))),
+        Err(_) => Reply::Later(Box::pin(
+            async move { Response::Kind(to_wire(rx.await.ok())) },
+        )),
+    }
+}
+
+/// InitProducerId with a transactional id (without one, `producer_id.rs` answers).
+pub(super) fn init_producer_id(
+    broker: &Arc<Broker>,
+    r: WireInit,
+    transactional_id: String,
+    version: i16,
+) -> Reply {
+    let req = InitProducerIdRequest {
+        api_version: version,
+        transactional_id,
+        transaction_timeout_ms: r.transaction_timeout_ms,
+        producer_id: r.producer_id.0,
+        producer_epoch: r.producer_epoch,
+    };
+    call(
+        broker,
+        move |c, id, now, alloc| c.init_producer_id(id, &req, now, alloc),
+        |r| {
+            let (error, pid, epoch) = match r {
+                Some(TxnResponse::InitProducerId(r)) => (r.error, r.producer_id, r.producer_epoch),
+                _ => (ErrorCode::CoordinatorNotAvailable, -1, -1),
+            };
+            ResponseKind::InitProducerId(
+                InitProducerIdResponse::default()
+                    .with_error_code(error.code())
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+            )
+        },
+    )
+}
+
+fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {
+    topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|&p| TopicPartition::new(t.name.0.to_string(), p))
+        })
+        .collect()
+}
+
+/// One transaction's results grouped by topic, in the request's order.
+fn topic_results(results: &[(TopicPartition, ErrorCode)]) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut out: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+    for (tp, error) in results {
+        let p = AddPartitionsToTxnPartitionResult::default()
+            .with_partition_index(tp.partition)
+            .with_partition_error_code(error.code());
+        match out.last_mut() {
+            Some(t) if t.name.0.as_str() == tp.topic => t.results_by_partition.push(p),
+            _ => out.push(
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(topic_name(tp.topic.clone()))
+                    .with_results_by_partition(vec![p]),
+            ),
+        }
+    }
+    out
+}
+
+/// Partitions that do not exist are UNKNOWN_TOPIC_OR_PARTITION and the others
+/// OPERATION_NOT_ATTEMPTED, as Kafka answers before asking its coordinator.
+fn unknown_partitions(
+    broker: &Broker,
+    partitions: &[TopicPartition],
+) -> Option<Vec<(TopicPartition, ErrorCode)>> {
+    let exists = |p: &TopicPartition| {
+        broker
+            .topics()
+            .get(&p.topic)
+            .is_some_and(|t| p.partition >= 0 && p.partition < t.partitions)
+    };
+    if partitions.iter().all(exists) {
+        return None;
+    }
+    Some(
+        partitions
+            .iter()
+            .map(|p| {
+                let e = if exists(p) {
+                    ErrorCode::OperationNotAttempted
+                } else {
+                    ErrorCode::UnknownTopicOrPartition
+                };
+                (p.clone(), e)
+            })
+            .collect(),
+    )
+}
+
+pub(super) fn add_partitions_to_txn(
+    broker: &Arc<Broker>,
+    r: WireAddPartitions,
+    version: i16,
+) -> Reply {
+    if version <= 3 {
+        let partitions = partitions_of(&r.v3_and_below_topics);
+        let to_wire = |results: Vec<(TopicPartition, ErrorCode)>| {
+            ResponseKind::AddPartitionsToTxn(
+                WireAddResponse::default().with_results_by_topic_v3_and_below(topic_results(&results)),
+            )
+        };
+        if let Some(results) = unknown_partitions(broker, &partitions) {
+            return Reply::now(Response::Kind(to_wire(results)));
+        }
+        let req = AddPartitionsToTxnRequest {
+            api_version: version,
+            transactional_id: r.v3_and_below_transactional_id.0.to_string(),
+            producer_id: r.v3_and_below_producer_id.0,
+            producer_epoch: r.v3_and_below_producer_epoch,
+            partitions: partitions.clone(),
+            transaction_version: 0,
+        };
+        return call(
+            broker,
+            move |c, id, now, _| c.add_partitions_to_txn(id, &req, now),
+            move |resp| {
+                to_wire(match resp {
+                    Some(TxnResponse::AddPartitionsToTxn(a)) => a.results,
+                    _ => partitions
+                        .iter()
+                        .map(|p| (p.clone(), ErrorCode::CoordinatorNotAvailable))
+                        .collect(),
+                })
+            },
+        );
+    }
+    // v4+: a broker's batch of transactions. Verify-only entries are answered from the
+    // coordinator's state; entries that add partitions are KIP-890 part 2's, which this
+    // coordinator serves only for its own partition leaders (transaction version 2 is not
+    // advertised), so they are refused.
+    let results: Vec<AddPartitionsToTxnResult> = r
+        .transactions
+        .iter()
+        .map(|t| {
+            let id = t.transactional_id.0.to_string();
+            let partitions = partitions_of(&t.topics);
+            let response = if t.verify_only {
+                broker.txns().read(|c, _| {
+                    c.verify_partitions(&id, t.producer_id.0, t.producer_epoch, &partitions)
+                })
+            } else {
+                AddPartitionsToTxnResponse {
+                    transactional_id: id.clone(),
+                    results: partitions
+                        .iter()
+                        .map(|p| (p.clone(), ErrorCode::UnsupportedVersion))
+                        .collect(),
+                }
+            };
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(TransactionalId(super::str_bytes(id)))
+                .with_topic_results(topic_results(&response.results))
+        })
+        .collect();
+    Reply::now(Response::Kind(ResponseKind::AddPartitionsToTxn(
+        WireAddResponse::default().with_results_by_transaction(results),
+    )))
+}
+
+pub(super) fn add_offsets_to_txn(broker: &Arc<Broker>, r: WireAddOffsets, version: i16) -> Reply {
+    let req = AddOffsetsToTxnRequest {
+        api_version: version,
+        transactional_id: r.transactional_id.0.to_string(),
+        producer_id: r.producer_id.0,
+        producer_epoch: r.producer_epoch,
+        group_id: r.group_id.0.to_string(),
+    };
+    call(
+        broker,
+        move |c, id, now, _| c.add_offsets_to_txn(id, &req, now),
+        |resp| {
+            let error = match resp {
+                Some(TxnResponse::AddOffsetsToTxn(a)) => a.error,
+                _ => ErrorCode::CoordinatorNotAvailable,
+            };
+            ResponseKind::AddOffsetsToTxn(AddOffsetsToTxnResponse::default().with_error_code(error.code()))
+        },
+    )
+}
+
+pub(super) fn end_txn(broker: &Arc<Broker>, r: WireEndTxn, version: i16) -> Reply {
+    let req = EndTxnRequest {
+        api_version: version,
+        transactional_id: r.transactional_id.0.to_string(),
+        producer_id: r.producer_id.0,
+        producer_epoch: r.producer_epoch,
+        committed: r.committed,
+    };
+    call(
+        broker,
+        move |c, id, now, alloc| c.end_txn(id, &req, now, alloc),
+        |resp| {
+            let (error, pid, epoch) = match resp {
+                Some(TxnResponse::EndTxn(e)) => (e.error, e.producer_id, e.producer_epoch),
+                _ => (ErrorCode::CoordinatorNotAvailable, -1, -1),
+            };
+            ResponseKind::EndTxn(
+                EndTxnResponse::default()
+                    .with_error_code(error.code())
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+            )
+        },
+    )
+}
