@@ -49,7 +49,7 @@ pub use consumer_protocol::{
     assigned_partitions, subscribed_topics,
 };
 pub use coordinator::GroupCoordinator;
-pub use effects::{Effects, OffsetsRecord, RequestId};
+pub use effects::{Effects, OffsetsRecord, ProducerRef, RequestId};
 pub use error::GroupError;
 pub use group::Group;
 pub use lag::{PartitionLag, group_lag};

@@ -214,6 +214,7 @@ impl GroupCoordinator {
                     partition,
                     key: key.encode(),
                     value: Some(value.clone()),
+                    transaction: None,
                 });
             }
             for ((topic, p), offset) in &g.offsets {
@@ -227,6 +228,7 @@ impl GroupCoordinator {
                     partition,
                     key: key.encode(),
                     value: Some(record.encode(record.preferred_version())),
+                    transaction: None,
                 });
             }
         }
