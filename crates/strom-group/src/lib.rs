@@ -42,6 +42,7 @@ mod request;
 mod response;
 mod state;
 mod timers;
+mod txn;
 
 pub use config::GroupConfig;
 pub use consumer_protocol::{
