@@ -73,4 +73,20 @@ impl Effects {
             transaction: None,
         });
     }
+
+    /// A record of `producer`'s open transaction.
+    pub(crate) fn record_txn(
+        &mut self,
+        partition: i32,
+        key: Bytes,
+        value: Bytes,
+        producer: ProducerRef,
+    ) {
+        self.records.push(OffsetsRecord {
+            partition,
+            key,
+            value: Some(value),
+            transaction: Some(producer),
+        });
+    }
 }

@@ -6,6 +6,7 @@ mod admin;
 mod join;
 mod membership;
 mod offsets;
+mod txn;
 
 #[cfg(test)]
 pub(crate) mod harness;
