@@ -89,13 +89,16 @@ impl GroupCoordinator {
     /// left with nothing (created by a transactional commit that aborted) are forgotten.
     /// A marker of a producer with nothing pending is a no-op.
     ///
-    /// Call it once the marker is appended, before acknowledging the marker and before
-    /// anything else is appended to the partition (hold the coordinator's lock across
-    /// both): a TxnOffsetCommit of the producer's *next* transaction must not come first,
-    /// and neither may a [`snapshot`](Self::snapshot). A partition that is not served
-    /// ignores it; one that is loading learns the marker from the log
-    /// ([`replay_marker`](Self::replay_marker)), so its load must read up to the marker.
-    /// Returns no records; the `Effects` are for the uniformity of the calls.
+    /// Call it once the marker is appended and before acknowledging it (WriteTxnMarkers).
+    /// Between the append and this call, nothing may reach the partition that the marker
+    /// must not apply to: no TxnOffsetCommit of the producer's *next* transaction, and no
+    /// [`snapshot`](Self::snapshot) (it would re-open the transaction after its marker).
+    /// Holding the coordinator's lock across the append and the call guarantees both;
+    /// plain commits in between are harmless (they are ordered by the log either way). A
+    /// partition that is not served ignores the call; one that is loading learns the
+    /// marker from the log ([`replay_marker`](Self::replay_marker)), so its load must read
+    /// up to the marker. Returns no records; the `Effects` are for the uniformity of the
+    /// calls.
     pub fn complete_transaction(
         &mut self,
         partition: i32,
