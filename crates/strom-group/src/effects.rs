@@ -11,6 +11,13 @@ use crate::response::Response;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
 
+/// A transactional producer: its id and epoch, as in a RecordBatch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProducerRef {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
 /// One record for `__consumer_offsets`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetsRecord {
@@ -20,6 +27,12 @@ pub struct OffsetsRecord {
     pub key: Bytes,
     /// `None` is a tombstone: compaction then deletes the key.
     pub value: Option<Bytes>,
+    /// `Some` for an offset commit that belongs to a transaction (TxnOffsetCommit): the
+    /// broker writes it in a *transactional* batch of that producer id and epoch
+    /// (attribute bit 4, base sequence -1), and it takes effect only once that producer's
+    /// COMMIT marker follows it in the partition. Records of different `transaction`s
+    /// never share a batch. `None` for every other record.
+    pub transaction: Option<ProducerRef>,
 }
 
 /// The work one call produced.
@@ -57,6 +70,23 @@ impl Effects {
             partition,
             key,
             value,
+            transaction: None,
+        });
+    }
+
+    /// A record of `producer`'s open transaction.
+    pub(crate) fn record_txn(
+        &mut self,
+        partition: i32,
+        key: Bytes,
+        value: Bytes,
+        producer: ProducerRef,
+    ) {
+        self.records.push(OffsetsRecord {
+            partition,
+            key,
+            value: Some(value),
+            transaction: Some(producer),
         });
     }
 }

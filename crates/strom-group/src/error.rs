@@ -21,4 +21,7 @@ pub enum GroupError {
     /// loaded: the broker must call `begin_load` first.
     #[error("group {group:?} belongs to partition {partition}, which is not loading")]
     NotLoading { group: String, partition: i32 },
+    /// `replay_marker` was called for a partition that is not being loaded.
+    #[error("partition {partition} is not loading")]
+    PartitionNotLoading { partition: i32 },
 }

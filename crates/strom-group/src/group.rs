@@ -13,6 +13,7 @@ use crate::offsets::{CommittedOffset, ExpiryView};
 use crate::protocol;
 use crate::records::GroupMetadataValue;
 use crate::state::GroupState;
+use crate::txn::PendingOffsets;
 
 /// A classic consumer group.
 #[derive(Debug, Clone)]
@@ -50,6 +51,9 @@ pub struct Group {
     /// to; `None` when unknown (other protocols, unreadable metadata, no generation yet).
     pub(crate) subscribed_topics: Option<BTreeSet<String>>,
     pub(crate) offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Transactional offset commits whose transaction has not ended: not committed
+    /// offsets yet, and invisible to everything that reads committed offsets.
+    pub(crate) pending: PendingOffsets,
     pub(crate) next_join_seq: u64,
     /// Replay saw members in the newest metadata record; they are dropped when loading
     /// ends, and the group counts as Empty from then.
@@ -99,6 +103,7 @@ impl Group {
             new_member_added: false,
             subscribed_topics: None,
             offsets: BTreeMap::new(),
+            pending: PendingOffsets::default(),
             next_join_seq: 0,
             loaded_with_members: false,
             metadata_record: None,
@@ -169,6 +174,29 @@ impl Group {
 
     pub fn offset(&self, topic: &str, partition: i32) -> Option<&CommittedOffset> {
         self.offsets.get(&(topic.to_string(), partition))
+    }
+
+    /// The offset `producer_id`'s open transaction committed for a partition (a
+    /// TxnOffsetCommit waiting for its COMMIT or ABORT marker); not a committed offset.
+    pub fn pending_offset(
+        &self,
+        producer_id: i64,
+        topic: &str,
+        partition: i32,
+    ) -> Option<&CommittedOffset> {
+        let key = (topic.to_string(), partition);
+        self.pending.get(producer_id, &key).map(|p| &p.offset)
+    }
+
+    /// Whether an open transaction committed an offset of the partition (OffsetFetch
+    /// with `require_stable` then answers UNSTABLE_OFFSET_COMMIT for it).
+    pub fn has_pending_offset(&self, topic: &str, partition: i32) -> bool {
+        self.pending.has(&(topic.to_string(), partition))
+    }
+
+    /// The producer ids whose open transactions committed offsets of this group.
+    pub fn open_transactions(&self) -> Vec<i64> {
+        self.pending.producers().map(|(p, _)| p).collect()
     }
 
     /// For consumer groups, the topics the current generation subscribes to, when known.
@@ -362,5 +390,32 @@ impl Group {
             && self.members.is_empty()
             && self.pending_members.is_empty()
             && self.offsets.is_empty()
+            && self.pending.is_empty()
+    }
+
+    /// A plain (non-transactional) commit of a partition's offset: it is later in the
+    /// log than every pending transactional offset of the partition, which therefore
+    /// cannot replace it any more (see `txn.rs`).
+    pub(crate) fn put_offset(&mut self, key: (String, i32), offset: CommittedOffset) {
+        self.pending.supersede(&key);
+        self.offsets.insert(key, offset);
+    }
+
+    /// `producer_id`'s transaction ended with a COMMIT (`commit`) or ABORT marker: its
+    /// pending offsets become committed offsets, except those a later record superseded,
+    /// or are dropped. How many became committed offsets.
+    pub(crate) fn complete_txn(&mut self, producer_id: i64, commit: bool) -> usize {
+        let committed = self.pending.complete(producer_id, commit);
+        let n = committed.len();
+        self.offsets.extend(committed);
+        n
+    }
+
+    /// A tombstone of a partition's offset: deletes the committed offset and, as in
+    /// Kafka, the pending transactional offsets of that partition. Whether there was
+    /// anything to delete.
+    pub(crate) fn delete_offset(&mut self, key: &(String, i32)) -> bool {
+        let pending = self.pending.remove_key(key);
+        self.offsets.remove(key).is_some() || pending
     }
 }

@@ -136,8 +136,8 @@ pub struct OffsetCommitPartition {
 pub struct OffsetFetchRequest {
     /// v8+: several groups at once.
     pub groups: Vec<OffsetFetchGroup>,
-    /// v7+: refuse offsets that are part of an open transaction. Strom has no
-    /// transactional offset commits yet, so no offset is ever unstable.
+    /// v7+: answer UNSTABLE_OFFSET_COMMIT for partitions with a pending transactional
+    /// offset (a TxnOffsetCommit whose transaction has not ended) instead of the offset.
     pub require_stable: bool,
 }
 
@@ -154,6 +154,45 @@ pub struct OffsetFetchGroup {
 pub struct OffsetFetchTopic {
     pub name: String,
     pub partition_indexes: Vec<i32>,
+}
+
+/// TxnOffsetCommit, versions 0-5: a transactional producer commits a group's offsets as
+/// part of its transaction (`sendOffsetsToTransaction`). The broker checks first what the
+/// partition leader checks of a transactional append (the producer id and epoch against
+/// the `__consumer_offsets` partition's producer state, and with KIP-890 that the
+/// partition is part of the transaction), and topic authorization and existence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitRequest {
+    pub transactional_id: String,
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// v3+ (KIP-447): the consumer's generation, checked like OffsetCommit's; `-1` for
+    /// v0-v2 and for producers that do not pass the consumer's group metadata.
+    pub generation_id: i32,
+    /// v3+; `""` for v0-v2.
+    pub member_id: String,
+    /// v3+.
+    pub group_instance_id: Option<String>,
+    pub topics: Vec<TxnOffsetCommitTopic>,
+}
+
+/// The partitions of one topic in a TxnOffsetCommit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitTopic {
+    pub name: String,
+    pub partitions: Vec<TxnOffsetCommitPartition>,
+}
+
+/// One position committed in a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitPartition {
+    pub partition_index: i32,
+    pub committed_offset: i64,
+    /// v2+; `-1` when unknown.
+    pub committed_leader_epoch: i32,
+    /// Stored as `""` when null, as Kafka does.
+    pub committed_metadata: Option<String>,
 }
 
 /// DescribeGroups, versions 0-5. `include_authorized_operations` is the broker's to answer.

@@ -17,6 +17,7 @@ pub enum Response {
     ListGroups(ListGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
     OffsetDelete(OffsetDeleteResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
 }
 
 impl Response {
@@ -75,6 +76,14 @@ impl Response {
                 error,
                 topics: vec![],
             }),
+            Response::TxnOffsetCommit(mut r) => {
+                for t in &mut r.topics {
+                    for p in &mut t.partitions {
+                        p.error = error;
+                    }
+                }
+                Response::TxnOffsetCommit(r)
+            }
         }
     }
 }
@@ -236,6 +245,25 @@ pub struct OffsetFetchPartitionResponse {
     /// v5+; `-1` when unknown.
     pub committed_leader_epoch: i32,
     pub metadata: Option<String>,
+    pub error: ErrorCode,
+}
+
+/// TxnOffsetCommit's answer, in the request's order. UNKNOWN_TOPIC_OR_PARTITION and
+/// authorization errors are the broker's, as for OffsetCommit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitResponse {
+    pub topics: Vec<TxnOffsetCommitTopicResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitTopicResponse {
+    pub name: String,
+    pub partitions: Vec<TxnOffsetCommitPartitionResponse>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnOffsetCommitPartitionResponse {
+    pub partition_index: i32,
     pub error: ErrorCode,
 }
 

@@ -94,6 +94,7 @@ mod tests {
             partition: 0,
             key: Bytes::from(k.as_bytes().to_vec()),
             value: v.map(Bytes::from),
+            transaction: None,
         };
         let small = batches(&[rec("a", Some(vec![1])), rec("a", None)], 7);
         assert_eq!(small.len(), 1);

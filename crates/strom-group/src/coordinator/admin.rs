@@ -1,5 +1,7 @@
 //! DescribeGroups, ListGroups and DeleteGroups: the operator's view of the groups.
 
+use std::collections::BTreeSet;
+
 use strom_codes::ErrorCode;
 
 use super::{GroupCoordinator, PartitionState, tombstone_offset};
@@ -146,10 +148,12 @@ fn describe(g: &Group) -> DescribedGroup {
     }
 }
 
-/// Tombstones for every offset of a deleted group and for the group itself.
+/// Tombstones for every offset of a deleted group, committed or pending in an open
+/// transaction (as Kafka deletes both), and for the group itself.
 fn delete_group(g: Group, fx: &mut Effects) {
     tracing::info!(group = %g.id, offsets = g.offsets.len(), "group deleted");
-    for (topic, partition) in g.offsets.into_keys() {
+    let keys: BTreeSet<(String, i32)> = g.offsets.keys().chain(g.pending.keys()).cloned().collect();
+    for (topic, partition) in keys {
         tombstone_offset(&g.id, g.partition, topic, partition, fx);
     }
     let key = RecordKey::GroupMetadata { group: g.id };

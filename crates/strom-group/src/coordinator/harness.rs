@@ -38,6 +38,8 @@ pub(crate) struct Harness {
     next_id: u64,
     /// Every record ever emitted, in order: the `__consumer_offsets` log.
     pub(crate) log: Vec<OffsetsRecord>,
+    /// The transaction markers appended to the log: each lies before `log[at]`.
+    pub(crate) markers: Vec<Marker>,
     /// Every answer, by request.
     pub(crate) answers: BTreeMap<RequestId, Response>,
     /// Requests sent and not answered yet.
@@ -64,6 +66,7 @@ impl Harness {
             now: T0,
             next_id: 1,
             log: vec![],
+            markers: vec![],
             answers: BTreeMap::new(),
             outstanding: BTreeSet::new(),
             last_effects: Effects::default(),
@@ -203,6 +206,35 @@ impl Harness {
         }
     }
 
+    pub(crate) fn txn_commit(&mut self, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+        let id = self.send(|c, id, now| c.txn_offset_commit(id, req, now));
+        match &self.answers[&id] {
+            Response::TxnOffsetCommit(r) => r.clone(),
+            other => panic!("expected a TxnOffsetCommit answer, got {other:?}"),
+        }
+    }
+
+    /// Appends `producer_id`'s COMMIT (or ABORT) marker to `partition` and reports it to
+    /// the coordinator, as the broker does for WriteTxnMarkers.
+    pub(crate) fn marker(&mut self, partition: i32, producer_id: i64, commit: bool) {
+        self.markers.push(Marker {
+            at: self.log.len(),
+            partition,
+            producer_id,
+            commit,
+        });
+        let fx = self
+            .c
+            .complete_transaction(partition, producer_id, commit, self.now);
+        self.absorb(fx);
+    }
+
+    /// [`marker`](Self::marker) on the partition of `group`.
+    pub(crate) fn end_txn(&mut self, group: &str, producer_id: i64, commit: bool) {
+        let partition = self.c.partition_for(group);
+        self.marker(partition, producer_id, commit);
+    }
+
     pub(crate) fn fetch(&mut self, req: OffsetFetchRequest) -> OffsetFetchResponse {
         let id = self.send(|c, id, now| c.offset_fetch(id, req, now));
         match &self.answers[&id] {
@@ -269,8 +301,21 @@ impl Harness {
         for p in 0..partitions {
             assert!(c.begin_load(p).is_empty());
         }
-        for r in &self.log {
-            c.replay(&r.key, r.value.as_deref()).unwrap();
+        let mut markers = self.markers.iter().peekable();
+        for (i, r) in self.log.iter().enumerate() {
+            while let Some(m) = markers.next_if(|m| m.at <= i) {
+                c.replay_marker(m.partition, m.producer_id, m.commit)
+                    .unwrap();
+            }
+            match r.transaction {
+                Some(p) => c.replay_transactional(&r.key, r.value.as_deref(), p),
+                None => c.replay(&r.key, r.value.as_deref()),
+            }
+            .unwrap();
+        }
+        for m in markers {
+            c.replay_marker(m.partition, m.producer_id, m.commit)
+                .unwrap();
         }
         for p in 0..partitions {
             c.finish_load(p, self.now);
@@ -280,11 +325,68 @@ impl Harness {
             now: self.now,
             next_id: self.next_id,
             log: self.log.clone(),
+            markers: self.markers.clone(),
             answers: BTreeMap::new(),
             outstanding: BTreeSet::new(),
             last_effects: Effects::default(),
         }
     }
+}
+
+/// A transaction marker in the harness's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Marker {
+    /// The number of records before it.
+    pub(crate) at: usize,
+    pub(crate) partition: i32,
+    pub(crate) producer_id: i64,
+    pub(crate) commit: bool,
+}
+
+/// A TxnOffsetCommit (v3+) of `(topic, partition, offset)`s by producer `producer_id`
+/// (epoch 0).
+pub(crate) fn txn_req(
+    group: &str,
+    producer_id: i64,
+    generation: i32,
+    member_id: &str,
+    offsets: &[(&str, i32, i64)],
+) -> TxnOffsetCommitRequest {
+    let plain = commit_req(group, generation, member_id, offsets);
+    TxnOffsetCommitRequest {
+        transactional_id: format!("txn-{producer_id}"),
+        group_id: group.into(),
+        producer_id,
+        producer_epoch: 0,
+        generation_id: generation,
+        member_id: member_id.into(),
+        group_instance_id: None,
+        topics: plain
+            .topics
+            .into_iter()
+            .map(|t| TxnOffsetCommitTopic {
+                name: t.name,
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| TxnOffsetCommitPartition {
+                        partition_index: p.partition_index,
+                        committed_offset: p.committed_offset,
+                        committed_leader_epoch: p.committed_leader_epoch,
+                        committed_metadata: p.committed_metadata,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Every partition error of a TxnOffsetCommit answer.
+pub(crate) fn txn_errors(r: &TxnOffsetCommitResponse) -> Vec<ErrorCode> {
+    r.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error))
+        .collect()
 }
 
 /// A v9 JoinGroup of a new dynamic consumer subscribed to topic `t` with the range

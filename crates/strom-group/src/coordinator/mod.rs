@@ -6,6 +6,7 @@ mod admin;
 mod join;
 mod membership;
 mod offsets;
+mod txn;
 
 #[cfg(test)]
 pub(crate) mod harness;
@@ -21,7 +22,7 @@ use strom_codes::ErrorCode;
 
 use crate::config::GroupConfig;
 use crate::context::{Ctx, MemberIds};
-use crate::effects::{Effects, OffsetsRecord};
+use crate::effects::{Effects, OffsetsRecord, ProducerRef};
 use crate::error::GroupError;
 use crate::group::Group;
 use crate::offsets::{CommittedOffset, is_expired};
@@ -46,6 +47,14 @@ pub struct GroupCoordinator {
     ids: MemberIds,
     /// When `tick` next looks for expired offsets.
     next_expiry_check: i64,
+    /// The groups where a producer's open transaction has pending offsets, by
+    /// `__consumer_offsets` partition and producer id: where its marker must look. May
+    /// name groups that have none any more (deleted, or emptied by tombstones); those
+    /// are skipped.
+    open_txns: BTreeMap<(i32, i64), BTreeSet<String>>,
+    /// The position of the next pending transactional offset among all of them, in the
+    /// order their records are emitted or replayed (see `txn.rs`).
+    next_pending_order: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +77,8 @@ impl GroupCoordinator {
             timers: Default::default(),
             ids,
             next_expiry_check: i64::MIN,
+            open_txns: BTreeMap::new(),
+            next_pending_order: 0,
         }
     }
 
@@ -132,7 +143,58 @@ impl GroupCoordinator {
     /// Applies one record read back from `__consumer_offsets` (at start-up or after
     /// becoming leader), in log order. A null `value` is a tombstone. Records of types
     /// this coordinator does not manage are skipped.
+    ///
+    /// This is for records of non-transactional batches. Records of transactional batches
+    /// go through [`replay_transactional`](Self::replay_transactional), and control
+    /// batches (transaction markers) through [`replay_marker`](Self::replay_marker), each
+    /// in its place in the log: the order of all three decides which offset wins.
     pub fn replay(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), GroupError> {
+        self.replay_record(key, value, None)
+    }
+
+    /// Applies one record of a *transactional* batch (attribute bit 4) of `producer` (the
+    /// batch header's producer id and epoch), in log order. An offset commit becomes a
+    /// pending offset of that producer's transaction, which a later
+    /// [`replay_marker`](Self::replay_marker) of the same producer commits or aborts;
+    /// other records (and tombstones) apply as in [`replay`](Self::replay), as Kafka
+    /// replays them.
+    pub fn replay_transactional(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        producer: ProducerRef,
+    ) -> Result<(), GroupError> {
+        self.replay_record(key, value, Some(producer))
+    }
+
+    /// Applies a transaction marker (a control batch: COMMIT if `commit`, else ABORT) of
+    /// `producer_id` read back from `__consumer_offsets` partition `partition`, in its
+    /// place in the log: the producer's pending offsets in the partition's groups become
+    /// committed offsets (by the precedence rule of `txn.rs`) or are dropped. A marker of
+    /// a producer with nothing pending is a no-op.
+    pub fn replay_marker(
+        &mut self,
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), GroupError> {
+        if !self.is_loading(partition) {
+            return Err(GroupError::PartitionNotLoading { partition });
+        }
+        for id in self.take_open_txn(partition, producer_id) {
+            if let Some(g) = self.groups.get_mut(&id) {
+                g.complete_txn(producer_id, commit);
+            }
+        }
+        Ok(())
+    }
+
+    fn replay_record(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        producer: Option<ProducerRef>,
+    ) -> Result<(), GroupError> {
         let key = RecordKey::decode(key)?;
         let Some(group_id) = key.group() else {
             return Ok(());
@@ -149,16 +211,31 @@ impl GroupCoordinator {
                 group,
                 topic,
                 partition: p,
-            } => match value {
-                Some(v) => {
+            } => match (value, producer) {
+                (Some(v), None) => {
                     let (_, v) = OffsetCommitValue::decode(v)?;
                     self.loading_group(&group, partition)
-                        .offsets
-                        .insert((topic, p), CommittedOffset::from_record(v));
+                        .put_offset((topic, p), CommittedOffset::from_record(v));
                 }
-                None => {
+                (Some(v), Some(producer)) => {
+                    let (_, v) = OffsetCommitValue::decode(v)?;
+                    let order = self.take_pending_orders(1);
+                    let offset = CommittedOffset::from_record(v);
+                    self.loading_group(&group, partition).pending.add(
+                        producer.producer_id,
+                        producer.producer_epoch,
+                        (topic, p),
+                        offset,
+                        order,
+                    );
+                    self.open_txns
+                        .entry((partition, producer.producer_id))
+                        .or_default()
+                        .insert(group);
+                }
+                (None, _) => {
                     if let Some(g) = self.groups.get_mut(&group) {
-                        g.offsets.remove(&(topic, p));
+                        g.delete_offset(&(topic, p));
                     }
                 }
             },
@@ -174,6 +251,7 @@ impl GroupCoordinator {
                     if let Some(g) = self.groups.get_mut(&group) {
                         *g = Group {
                             offsets: std::mem::take(&mut g.offsets),
+                            pending: std::mem::take(&mut g.pending),
                             ..Group::new(group.clone(), partition, 0)
                         };
                         g.state_timestamp = None;
@@ -200,11 +278,32 @@ impl GroupCoordinator {
     /// too: each record re-states the value its key already has. Empty for a partition
     /// that is not served (or still loading): its state is not known yet, so a caller
     /// must check [`is_active`](Self::is_active) before trusting an empty answer.
+    ///
+    /// **Open transactions.** Moving the log start past the snapshot would lose the
+    /// transactional records of transactions that have not ended yet, so the snapshot
+    /// re-states every pending transactional offset too, as a record with
+    /// `transaction: Some(producer)` (the broker writes it in a transactional batch of that
+    /// producer, which stays open until the producer's marker comes after the snapshot).
+    /// Their place keeps the precedence of `txn.rs`: a pending offset whose record was
+    /// older than its partition's committed offset comes before the committed offset's
+    /// record, every other one after all committed offsets, in their original order. So
+    /// replaying the snapshot (alone, or after the history) gives the same committed and
+    /// pending offsets, and the producer's marker, appended after the snapshot, then
+    /// decides them as it would have decided the originals. Compaction therefore needs
+    /// no wait for transactions to end; the one rule for the broker is that a marker it
+    /// appended to the partition must have been reported through
+    /// [`complete_transaction`](Self::complete_transaction) before it takes a snapshot
+    /// (else the snapshot re-opens a transaction whose marker lies before it). See
+    /// [`open_transactions`](Self::open_transactions) for a broker that prefers not to
+    /// compact while transactions are open.
     pub fn snapshot(&self, partition: i32) -> Vec<OffsetsRecord> {
         if !self.is_active(partition) {
             return Vec::new();
         }
         let mut out = Vec::new();
+        // Pending offsets newer than their partition's committed offset, to be written
+        // after every committed offset, in their original order.
+        let mut newer: Vec<(u64, OffsetsRecord)> = Vec::new();
         for g in self.groups.values().filter(|g| g.partition == partition) {
             if let Some(value) = &g.metadata_record {
                 let key = RecordKey::GroupMetadata {
@@ -214,22 +313,37 @@ impl GroupCoordinator {
                     partition,
                     key: key.encode(),
                     value: Some(value.clone()),
+                    transaction: None,
                 });
             }
-            for ((topic, p), offset) in &g.offsets {
-                let key = RecordKey::OffsetCommit {
-                    group: g.id.clone(),
-                    topic: topic.clone(),
-                    partition: *p,
+            let mut older: Vec<(u64, OffsetsRecord)> = Vec::new();
+            for (producer_id, txn) in g.pending.producers() {
+                let producer = ProducerRef {
+                    producer_id,
+                    producer_epoch: txn.producer_epoch,
                 };
-                let record = offset.to_record();
-                out.push(OffsetsRecord {
-                    partition,
-                    key: key.encode(),
-                    value: Some(record.encode(record.preferred_version())),
-                });
+                for ((topic, p), pending) in &txn.offsets {
+                    let record = offset_record(g, partition, topic, *p, &pending.offset);
+                    let record = OffsetsRecord {
+                        transaction: Some(producer),
+                        ..record
+                    };
+                    let list = if pending.superseded {
+                        &mut older
+                    } else {
+                        &mut newer
+                    };
+                    list.push((pending.order, record));
+                }
+            }
+            older.sort_by_key(|(order, _)| *order);
+            out.extend(older.into_iter().map(|(_, r)| r));
+            for ((topic, p), offset) in &g.offsets {
+                out.push(offset_record(g, partition, topic, *p, offset));
             }
         }
+        newer.sort_by_key(|(order, _)| *order);
+        out.extend(newer.into_iter().map(|(_, r)| r));
         out
     }
 
@@ -250,7 +364,7 @@ impl GroupCoordinator {
             let Some(g) = self.groups.get_mut(&id) else {
                 continue;
             };
-            if !had_metadata && g.offsets.is_empty() {
+            if !had_metadata && g.offsets.is_empty() && g.pending.is_empty() {
                 self.groups.remove(&id);
                 continue;
             }
@@ -269,6 +383,7 @@ impl GroupCoordinator {
     pub fn unload(&mut self, partition: i32) -> Effects {
         let mut fx = Effects::default();
         self.partitions.remove(&partition);
+        self.open_txns.retain(|(p, _), _| *p != partition);
         let ids: Vec<String> = self
             .groups
             .values()
@@ -328,14 +443,16 @@ impl GroupCoordinator {
         let ids: Vec<String> = self.groups().map(|g| g.id.clone()).collect();
         for id in ids {
             self.run(&id, now, &mut fx, |g, ctx| {
-                let gone: Vec<(String, i32)> = g
+                // Pending transactional offsets of those topics go too, as in Kafka.
+                let gone: BTreeSet<(String, i32)> = g
                     .offsets
                     .keys()
+                    .chain(g.pending.keys())
                     .filter(|(t, _)| topics.contains(t))
                     .cloned()
                     .collect();
                 for (topic, partition) in gone {
-                    g.offsets.remove(&(topic.clone(), partition));
+                    g.delete_offset(&(topic.clone(), partition));
                     tombstone_offset(&g.id, g.partition, topic, partition, ctx.fx);
                 }
             });
@@ -356,6 +473,21 @@ impl GroupCoordinator {
             Some(PartitionState::Loading) => Err(ErrorCode::CoordinatorLoadInProgress),
             Some(PartitionState::Active) => Ok(partition),
         }
+    }
+
+    /// Reserves the positions of `n` new pending transactional offsets; the first one.
+    fn take_pending_orders(&mut self, n: usize) -> u64 {
+        let first = self.next_pending_order;
+        self.next_pending_order = first.saturating_add(n as u64);
+        first
+    }
+
+    /// The groups of `partition` where `producer_id` may have pending offsets, which its
+    /// marker now decides.
+    fn take_open_txn(&mut self, partition: i32, producer_id: i64) -> BTreeSet<String> {
+        self.open_txns
+            .remove(&(partition, producer_id))
+            .unwrap_or_default()
     }
 
     /// Creates an Empty group of a served partition if it does not exist.
@@ -415,10 +547,12 @@ impl GroupCoordinator {
                 continue;
             };
             let view = g.expiry_view();
+            // As in Kafka, an offset with a pending transactional offset of the same
+            // partition does not expire yet, and a group with open transactions stays.
             let expired: Vec<(String, i32)> = g
                 .offsets
                 .iter()
-                .filter(|((topic, _), o)| is_expired(view, topic, o, now, retention))
+                .filter(|(k, o)| is_expired(view, &k.0, o, now, retention) && !g.pending.has(k))
                 .map(|(k, _)| k.clone())
                 .collect();
             for (topic, partition) in expired {
@@ -426,8 +560,10 @@ impl GroupCoordinator {
                 tombstone_offset(&g.id, g.partition, topic, partition, fx);
                 offsets += 1;
             }
-            let dead =
-                g.is(GroupState::Empty) && g.offsets.is_empty() && g.pending_members.is_empty();
+            let dead = g.is(GroupState::Empty)
+                && g.offsets.is_empty()
+                && g.pending.is_empty()
+                && g.pending_members.is_empty();
             if dead {
                 let key = RecordKey::GroupMetadata { group: id.clone() };
                 fx.record(g.partition, key.encode(), None);
@@ -439,6 +575,28 @@ impl GroupCoordinator {
         if offsets + groups > 0 {
             tracing::info!(offsets, groups, "expired offsets and groups");
         }
+    }
+}
+
+/// The record of a group's offset of `topic`-`topic_partition` with `offset`'s values.
+fn offset_record(
+    g: &Group,
+    partition: i32,
+    topic: &str,
+    topic_partition: i32,
+    offset: &CommittedOffset,
+) -> OffsetsRecord {
+    let key = RecordKey::OffsetCommit {
+        group: g.id.clone(),
+        topic: topic.to_string(),
+        partition: topic_partition,
+    };
+    let record = offset.to_record();
+    OffsetsRecord {
+        partition,
+        key: key.encode(),
+        value: Some(record.encode(record.preferred_version())),
+        transaction: None,
     }
 }
 

@@ -50,13 +50,19 @@ impl GroupCoordinator {
 
     /// Handles an OffsetFetch for one or more groups. Offsets are returned whatever the
     /// group's state, since groups that only commit have no members at all.
+    ///
+    /// Only committed offsets are returned, never pending transactional ones. With
+    /// `require_stable` (v7+), a partition with a pending transactional offset is
+    /// answered with UNSTABLE_OFFSET_COMMIT (and offset -1) instead, as Kafka does, so
+    /// the consumer retries once the transaction has ended.
     pub fn offset_fetch(&mut self, id: RequestId, req: OffsetFetchRequest, _now: i64) -> Effects {
+        let stable = req.require_stable;
         let groups = req
             .groups
             .into_iter()
             .map(|g| match self.status(&g.group_id, true) {
                 Err(e) => OffsetFetchGroupResponse::error(g.group_id, e),
-                Ok(_) => self.fetch_group(g),
+                Ok(_) => self.fetch_group(g, stable),
             })
             .collect();
         let mut fx = Effects::default();
@@ -91,10 +97,23 @@ impl GroupCoordinator {
         fx
     }
 
-    fn fetch_group(&self, req: OffsetFetchGroup) -> OffsetFetchGroupResponse {
+    fn fetch_group(&self, req: OffsetFetchGroup, require_stable: bool) -> OffsetFetchGroupResponse {
         let group = self.groups.get(&req.group_id);
+        let fetched = |topic: &str, partition: i32, offset: Option<&CommittedOffset>| {
+            let unstable =
+                require_stable && group.is_some_and(|g| g.has_pending_offset(topic, partition));
+            if unstable {
+                OffsetFetchPartitionResponse {
+                    error: ErrorCode::UnstableOffsetCommit,
+                    ..fetched(partition, None)
+                }
+            } else {
+                fetched(partition, offset)
+            }
+        };
         let topics = match req.topics {
-            // Everything the group committed, by topic.
+            // Everything the group committed, by topic (partitions with only a pending
+            // transactional offset are not listed, as in Kafka).
             None => {
                 let mut topics: Vec<OffsetFetchTopicResponse> = vec![];
                 for ((topic, partition), o) in group.into_iter().flat_map(|g| &g.offsets) {
@@ -105,7 +124,7 @@ impl GroupCoordinator {
                         });
                     }
                     if let Some(t) = topics.last_mut() {
-                        t.partitions.push(fetched(*partition, Some(o)));
+                        t.partitions.push(fetched(topic, *partition, Some(o)));
                     }
                 }
                 topics
@@ -116,7 +135,7 @@ impl GroupCoordinator {
                     partitions: t
                         .partition_indexes
                         .iter()
-                        .map(|&p| fetched(p, group.and_then(|g| g.offset(&t.name, p))))
+                        .map(|&p| fetched(&t.name, p, group.and_then(|g| g.offset(&t.name, p))))
                         .collect(),
                     name: t.name,
                 })
@@ -232,9 +251,7 @@ fn commit(group: &mut Group, id: RequestId, req: OffsetCommitRequest, ctx: &mut 
                     key.encode(),
                     Some(record.encode(record.preferred_version())),
                 );
-                group
-                    .offsets
-                    .insert((t.name.clone(), p.partition_index), offset);
+                group.put_offset((t.name.clone(), p.partition_index), offset);
                 ErrorCode::None
             };
             partitions.push(OffsetCommitPartitionResponse {
@@ -277,7 +294,10 @@ fn delete_offsets(
                 let error = if subscribed {
                     ErrorCode::GroupSubscribedToTopic
                 } else {
-                    if group.offsets.remove(&(t.name.clone(), p)).is_some() {
+                    // As in Kafka, a pending transactional offset of the partition
+                    // is deleted too, and its tombstone written even without a
+                    // committed offset.
+                    if group.delete_offset(&(t.name.clone(), p)) {
                         tombstone_offset(&group.id, group.partition, t.name.clone(), p, ctx.fx);
                     }
                     ErrorCode::None

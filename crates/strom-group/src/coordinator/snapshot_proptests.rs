@@ -1,9 +1,11 @@
 //! Property test of `GroupCoordinator::snapshot`: after random commits (with and without
-//! their own retention), groups forming and emptying, member commits, group and offset
+//! their own retention), transactional commits of two producers and their COMMIT and
+//! ABORT markers, groups forming and emptying, member commits, group and offset
 //! deletions and time passing (sessions and offsets expiring), replaying only the
 //! snapshots, or the whole history followed by them (a crash between appending a
 //! snapshot and moving the log start), gives the same groups and offsets as replaying
-//! the whole history, as seen through the public API.
+//! the whole history, as seen through the public API; and so do the markers of the
+//! transactions still open, appended after the snapshot.
 
 use proptest::prelude::*;
 
@@ -17,6 +19,7 @@ use crate::request::{
 
 const GROUPS: [&str; 4] = ["g0", "g1", "g2", "g3"];
 const TOPICS: [&str; 2] = ["t", "u"];
+const PRODUCERS: [i64; 2] = [100, 200];
 /// Short enough that random ticks expire offsets and groups.
 const RETENTION: i64 = 120_000;
 
@@ -64,6 +67,20 @@ enum Op {
     Tick {
         ms: i64,
     },
+    /// A transactional commit (generation -1) of one of the producers.
+    TxnCommit {
+        group: usize,
+        producer: usize,
+        topic: usize,
+        partition: i32,
+        offset: i64,
+    },
+    /// A producer's COMMIT or ABORT marker on a group's partition.
+    Marker {
+        group: usize,
+        producer: usize,
+        commit: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -78,8 +95,14 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (group.clone(), 1..3usize).prop_map(|(group, members)| Op::Form { group, members }),
         1 => group.clone().prop_map(|group| Op::LeaveAll { group }),
         1 => group.clone().prop_map(|group| Op::Delete { group }),
-        1 => (group, 0..TOPICS.len(), 0..3i32)
+        1 => (group.clone(), 0..TOPICS.len(), 0..3i32)
             .prop_map(|(group, topic, partition)| Op::DeleteOffset { group, topic, partition }),
+        4 => (group.clone(), 0..PRODUCERS.len(), 0..TOPICS.len(), 0..3i32, 0..1_000i64)
+            .prop_map(|(group, producer, topic, partition, offset)| Op::TxnCommit {
+                group, producer, topic, partition, offset
+            }),
+        2 => (group, 0..PRODUCERS.len(), prop::bool::weighted(0.7))
+            .prop_map(|(group, producer, commit)| Op::Marker { group, producer, commit }),
         3 => (0..5_000i64).prop_map(|ms| Op::Tick { ms }),
         1 => (0..200_000i64).prop_map(|ms| Op::Tick { ms }),
     ]
@@ -157,6 +180,27 @@ impl Model {
                 self.h.send(|c, id, now| c.offset_delete(id, req, now));
             }
             Op::Tick { ms } => self.h.advance(ms),
+            Op::TxnCommit {
+                group,
+                producer,
+                topic,
+                partition,
+                offset,
+            } => {
+                let req = txn_req(
+                    GROUPS[group],
+                    PRODUCERS[producer],
+                    -1,
+                    "",
+                    &[(TOPICS[topic], partition, offset)],
+                );
+                self.h.txn_commit(req);
+            }
+            Op::Marker {
+                group,
+                producer,
+                commit,
+            } => self.h.end_txn(GROUPS[group], PRODUCERS[producer], commit),
         }
     }
 }
@@ -176,7 +220,12 @@ fn observe(h: &mut Harness) -> Vec<String> {
             .collect(),
         require_stable: false,
     };
-    seen.push(format!("{:?}", h.fetch(req)));
+    seen.push(format!("{:?}", h.fetch(req.clone())));
+    let stable = OffsetFetchRequest {
+        require_stable: true,
+        ..req
+    };
+    seen.push(format!("{:?}", h.fetch(stable)));
     let req = DescribeGroupsRequest {
         groups: GROUPS.iter().map(|g| (*g).into()).collect(),
     };
@@ -196,14 +245,41 @@ fn observe(h: &mut Harness) -> Vec<String> {
             "{g}: {:?}",
             h.c.group(g).map(|g| g.state_timestamp())
         ));
+        for p in PRODUCERS {
+            for t in TOPICS {
+                for tp in 0..3 {
+                    let pending = h.c.group(g).and_then(|g| g.pending_offset(p, t, tp));
+                    if let Some(o) = pending {
+                        seen.push(format!("{g} {p} {t}-{tp}: {o:?}"));
+                    }
+                }
+            }
+        }
+    }
+    for p in 0..h.c.config().offsets_topic_partitions {
+        seen.push(format!("{p}: {:?}", h.c.open_transactions(p)));
     }
     seen
 }
 
-/// A coordinator that replays exactly `log`, as a broker does at start-up.
-fn replayed(from: &Harness, log: Vec<crate::effects::OffsetsRecord>) -> Harness {
+/// Every producer's marker on every partition: the open transactions end.
+fn end_all(h: &mut Harness, commit: bool) {
+    for p in 0..h.c.config().offsets_topic_partitions {
+        for producer in PRODUCERS {
+            h.marker(p, producer, commit);
+        }
+    }
+}
+
+/// A coordinator that replays exactly `log` and `markers`, as a broker does at start-up.
+fn replayed(
+    from: &Harness,
+    log: Vec<crate::effects::OffsetsRecord>,
+    markers: Vec<Marker>,
+) -> Harness {
     let mut h = from.restart(config());
     h.log = log;
+    h.markers = markers;
     h.restart(config())
 }
 
@@ -236,10 +312,11 @@ proptest! {
             model.apply(op);
         }
         let history = model.h.log.clone();
+        let markers = model.h.markers.clone();
         let snapshot = snapshots(&model.h.c);
-        let mut full = replayed(&model.h, history.clone());
-        let mut compacted = replayed(&model.h, snapshot.clone());
-        let mut both = replayed(&model.h, [history, snapshot.clone()].concat());
+        let mut full = replayed(&model.h, history.clone(), markers.clone());
+        let mut compacted = replayed(&model.h, snapshot.clone(), vec![]);
+        let mut both = replayed(&model.h, [history, snapshot.clone()].concat(), markers);
         let expected = observe(&mut full);
         prop_assert_eq!(&observe(&mut compacted), &expected);
         prop_assert_eq!(&observe(&mut both), &expected);
@@ -253,6 +330,22 @@ proptest! {
         let expected = observe(&mut full);
         prop_assert_eq!(&observe(&mut compacted), &expected);
         prop_assert_eq!(&observe(&mut both), &expected);
+        // The markers of the transactions still open decide them the same way. Here they
+        // come after time passed, so also after any expiry it held off.
+        let mut aborted = [full.restart(config()), compacted.restart(config()), both.restart(config())];
+        for h in [&mut full, &mut compacted, &mut both] {
+            end_all(h, true);
+        }
+        let expected = observe(&mut full);
+        prop_assert_eq!(&observe(&mut compacted), &expected);
+        prop_assert_eq!(&observe(&mut both), &expected);
+        for h in &mut aborted {
+            end_all(h, false);
+        }
+        let [a_full, a_compacted, a_both] = &mut aborted;
+        let expected = observe(a_full);
+        prop_assert_eq!(&observe(a_compacted), &expected);
+        prop_assert_eq!(&observe(a_both), &expected);
         for h in [&mut full, &mut compacted, &mut both] {
             h.advance(RETENTION);
         }
