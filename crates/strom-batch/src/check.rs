@@ -40,6 +40,10 @@ pub struct CheckRules {
     /// Inclusive bounds on every record's timestamp (`message.timestamp.before.max.ms` /
     /// `after.max.ms` around now); `None` where they do not apply (LogAppendTime topics).
     pub timestamps: Option<(i64, i64)>,
+    /// A batch with a producer id must carry a sequence number: true for producers'
+    /// batches; false for a group coordinator's transactional offset commits, which Kafka
+    /// writes without one.
+    pub sequence_required: bool,
 }
 
 /// What checking found out about a valid batch.
@@ -109,7 +113,7 @@ pub fn check_batch(
     if header.timestamp_type() == TimestampType::LogAppendTime {
         return Err(RecordError::LogAppendTimeSet);
     }
-    if header.has_producer_id() && header.base_sequence < 0 {
+    if header.has_producer_id() && header.base_sequence < 0 && rules.sequence_required {
         return Err(RecordError::InvalidSequence {
             producer_id: header.producer_id,
             base_sequence: header.base_sequence,

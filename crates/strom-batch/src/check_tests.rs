@@ -7,6 +7,7 @@ use crate::record::RecordBatchBuilder;
 
 const NOW: i64 = 1_700_000_000_000;
 const RULES: CheckRules = CheckRules {
+    sequence_required: true,
     max_decompressed_bytes: 1 << 20,
     timestamps: None,
 };
@@ -385,6 +386,7 @@ fn max_timestamp_comes_from_the_records() {
 #[test]
 fn timestamps_out_of_bounds_are_refused() {
     let rules = CheckRules {
+        sequence_required: true,
         timestamps: Some((NOW - 10, NOW + 2)),
         ..RULES
     };

@@ -100,7 +100,10 @@ mod tests {
             let b = marker_batch(7, 3, 11, kind, 1_000);
             let h = RecordBatchHeader::validate(&b, 0).unwrap();
             assert!(h.is_control() && h.is_transactional());
-            assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (7, 3, -1));
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (7, 3, -1)
+            );
             assert_eq!(h.records_count, 1);
             assert_eq!(read_marker(&b), Some((kind, 11)));
         }

@@ -694,7 +694,10 @@ impl RawSettings {
         Ok(out)
     }
 
-    fn txn_config(&self, offsets_topic_partitions: i32) -> Result<strom_txn::TxnConfig, ConfigError> {
+    fn txn_config(
+        &self,
+        offsets_topic_partitions: i32,
+    ) -> Result<strom_txn::TxnConfig, ConfigError> {
         let partitions: i32 = self.parse("transaction_state_partitions")?;
         if partitions < 1 {
             return Err(self.invalid("transaction_state_partitions", "must be at least 1"));

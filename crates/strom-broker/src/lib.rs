@@ -27,9 +27,9 @@ pub mod record_check;
 mod registry;
 mod sendfile;
 pub mod server;
-mod ticker;
 #[cfg(test)]
 mod test_broker;
+mod ticker;
 pub mod topics;
 pub mod txns;
 

@@ -59,10 +59,16 @@ impl TimestampPolicy {
         }
     }
 
-    fn rules(&self, now: i64, max_decompressed_bytes: usize) -> CheckRules {
+    fn rules(
+        &self,
+        now: i64,
+        max_decompressed_bytes: usize,
+        sequence_required: bool,
+    ) -> CheckRules {
         let unbounded = self.before_max_ms == i64::MAX && self.after_max_ms == i64::MAX;
         CheckRules {
             max_decompressed_bytes,
+            sequence_required,
             timestamps: (!self.log_append_time && !unbounded).then(|| {
                 (
                     now.saturating_sub(self.before_max_ms),
@@ -114,9 +120,10 @@ pub fn check(
     policy: &TimestampPolicy,
     now: i64,
     max_decompressed_bytes: usize,
+    sequence_required: bool,
     scratch: &mut Vec<u8>,
 ) -> Result<Stamp, Failure> {
-    let rules = policy.rules(now, max_decompressed_bytes);
+    let rules = policy.rules(now, max_decompressed_bytes, sequence_required);
     let checked = check_batch(batch, header, &rules, scratch).map_err(failure)?;
     Ok(if policy.log_append_time {
         Stamp {
@@ -178,7 +185,7 @@ mod tests {
     fn topic_configs_override_the_defaults() {
         let p = TimestampPolicy::for_topic(&DEFAULTS, &BTreeMap::new());
         assert!(!p.log_append_time);
-        assert_eq!(p.rules(1000, 5).timestamps, None);
+        assert_eq!(p.rules(1000, 5, true).timestamps, None);
         let p = TimestampPolicy::for_topic(
             &DEFAULTS,
             &configs(&[
@@ -186,7 +193,7 @@ mod tests {
                 ("message.timestamp.after.max.ms", "10"),
             ]),
         );
-        assert_eq!(p.rules(1000, 5).timestamps, Some((900, 1010)));
+        assert_eq!(p.rules(1000, 5, true).timestamps, Some((900, 1010)));
         let p = TimestampPolicy::for_topic(
             &DEFAULTS,
             &configs(&[
@@ -194,13 +201,13 @@ mod tests {
                 ("message.timestamp.after.max.ms", "10"),
             ]),
         );
-        assert_eq!(p.rules(1000, 5).timestamps, Some((950, 1010)));
+        assert_eq!(p.rules(1000, 5, true).timestamps, Some((950, 1010)));
         let p = TimestampPolicy::for_topic(
             &DEFAULTS,
             &configs(&[("message.timestamp.type", "LogAppendTime")]),
         );
         assert!(p.log_append_time);
-        assert_eq!(p.rules(1000, 5).timestamps, None);
+        assert_eq!(p.rules(1000, 5, true).timestamps, None);
         let defaults = RecordDefaults {
             log_append_time: true,
             ..DEFAULTS

@@ -219,7 +219,9 @@ impl ErrorCode {
             ErrorCode::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
             ErrorCode::TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
             ErrorCode::OperationNotAttempted => "OPERATION_NOT_ATTEMPTED",
-            ErrorCode::TransactionalIdAuthorizationFailed => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+            ErrorCode::TransactionalIdAuthorizationFailed => {
+                "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+            }
             ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
             ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
             ErrorCode::NonEmptyGroup => "NON_EMPTY_GROUP",
@@ -306,6 +308,9 @@ mod tests {
         ("INVALID_PRODUCER_ID_MAPPING", 49),
         ("INVALID_TRANSACTION_TIMEOUT", 50),
         ("CONCURRENT_TRANSACTIONS", 51),
+        ("TRANSACTION_COORDINATOR_FENCED", 52),
+        ("TRANSACTIONAL_ID_AUTHORIZATION_FAILED", 53),
+        ("OPERATION_NOT_ATTEMPTED", 55),
         ("KAFKA_STORAGE_ERROR", 56),
         ("UNKNOWN_PRODUCER_ID", 59),
         ("NON_EMPTY_GROUP", 68),

@@ -797,7 +797,15 @@ impl Segment {
             let size = header.total_size();
             if header.is_control() && size <= MAX_SCANNED_CONTROL_BATCH {
                 let whole = size.min((self.size - pos) as usize);
-                ensure_buffered(&file, &path, &mut buf, &mut buf_start, pos, whole, self.size)?;
+                ensure_buffered(
+                    &file,
+                    &path,
+                    &mut buf,
+                    &mut buf_start,
+                    pos,
+                    whole,
+                    self.size,
+                )?;
                 let at = (pos - buf_start) as usize;
                 f(&header, Some(&buf[at..at + whole]));
             } else {

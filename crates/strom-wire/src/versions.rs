@@ -77,6 +77,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::AddPartitionsToTxn, 0, 4),
     api(ApiKey::AddOffsetsToTxn, 0, 3),
     api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 3),
 ];
 
 /// Produce v0-v2 (the pre-0.11 message-set formats) are advertised, like Kafka 4.0 does,

@@ -13,8 +13,8 @@ use super::{ControlPlane, PROPOSAL_RETRY};
 use crate::cluster::{Command, assign_replicas};
 use crate::errors::{Failure, no_such_topic};
 use crate::groups::OFFSETS_TOPIC;
-use crate::txns::TXN_TOPIC;
 use crate::topics::{TopicMeta, validate_configs, validate_topic_name};
+use crate::txns::TXN_TOPIC;
 
 /// How long a metadata change may take to be committed and applied.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);

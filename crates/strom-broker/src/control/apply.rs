@@ -11,9 +11,9 @@ use super::ControlPlane;
 use crate::cluster::{Applied, decode_commands};
 use crate::errors::{Failure, storage};
 use crate::groups::OFFSETS_TOPIC;
-use crate::txns::TXN_TOPIC;
 use crate::partition_dirs;
 use crate::topics::{TopicMeta, log_config};
+use crate::txns::TXN_TOPIC;
 
 /// Threads that start a topic's local partitions (logs and Raft groups) at once.
 const PARTITION_START_THREADS: usize = 8;

@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use super::{ControlPlane, PROPOSAL_RETRY};
 use crate::cluster::{BrokerAddr, Command, assign_replicas};
 use crate::groups::OFFSETS_TOPIC;
-use crate::txns::TXN_TOPIC;
 use crate::topics::{TopicMeta, read_legacy_topics, retire_legacy_topics};
+use crate::txns::TXN_TOPIC;
 
 pub(crate) fn start(control: &Arc<ControlPlane>, stopping: watch::Receiver<bool>) {
     let weak = Arc::downgrade(control);

@@ -31,10 +31,10 @@ use crate::cluster::{
 use crate::config::BrokerConfig;
 use crate::errors::{Failure, storage};
 use crate::groups::Groups;
-use crate::txns::Txns;
 use crate::partition_dirs;
 use crate::partitions::Partitions;
 use crate::topics::{TopicMeta, TopicStore};
+use crate::txns::Txns;
 use leaders::RemoteLeaders;
 
 /// How long a metadata change that has not shown up applied waits before it is proposed

@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use strom_batch::RecordBatchBuilder;
-use strom_group::OffsetsRecord;
+use strom_group::{OffsetsRecord, ProducerRef};
 use strom_log::TopicPartition;
 
 use super::OFFSETS_TOPIC;
 use strom_batch::now_ms;
 
-use crate::partitions::{Commit, Partitions};
+use crate::partitions::{Commit, Origin, Partitions};
 
 /// Batches are kept well below the default max.message.bytes (a huge commit splits).
 const MAX_BATCH_BYTES: usize = 512 * 1024;
@@ -38,7 +38,7 @@ pub(super) fn append_records(partitions: &Partitions, records: Vec<OffsetsRecord
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
         let mut end = None;
         for batch in batches(&records, now) {
-            match partitions.append(&tp, &batch) {
+            match partitions.append_from(&tp, &batch, Origin::Coordinator) {
                 Ok(a) => end = Some(a.commit),
                 Err(f) => {
                     tracing::error!(partition = %tp.dir_name(), error = %f.message, "appending to __consumer_offsets failed");
@@ -62,17 +62,29 @@ pub(super) fn encoded_size(records: &[OffsetsRecord]) -> u64 {
     batches(records, 0).iter().map(|b| b.len() as u64).sum()
 }
 
-/// Uncompressed batches of at most about [`MAX_BATCH_BYTES`] each; a null value is a
-/// tombstone.
+/// Uncompressed batches of at most about [`MAX_BATCH_BYTES`] each, in record order; a
+/// null value is a tombstone. Records of a transaction (TxnOffsetCommit) go in
+/// transactional batches of their producer, without sequence numbers, as Kafka's
+/// coordinator writes them; a batch holds records of one producer (or none) only.
 fn batches(records: &[OffsetsRecord], now: i64) -> Vec<Vec<u8>> {
+    let builder = |t: Option<ProducerRef>| match t {
+        Some(p) => RecordBatchBuilder::new()
+            .producer(p.producer_id, p.producer_epoch, -1)
+            .transactional(),
+        None => RecordBatchBuilder::new(),
+    };
     let mut out = Vec::new();
-    let mut b = RecordBatchBuilder::new();
+    let mut current = records.first().and_then(|r| r.transaction);
+    let mut b = builder(current);
     for r in records {
         if !b.is_empty()
-            && b.size() + r.key.len() + r.value.as_ref().map_or(0, |v| v.len()) > MAX_BATCH_BYTES
+            && (r.transaction != current
+                || b.size() + r.key.len() + r.value.as_ref().map_or(0, |v| v.len())
+                    > MAX_BATCH_BYTES)
         {
             out.push(b.build());
-            b = RecordBatchBuilder::new();
+            current = r.transaction;
+            b = builder(current);
         }
         b.push(now, Some(&r.key), r.value.as_deref(), &[]);
     }
@@ -107,6 +119,45 @@ mod tests {
             .map(|i| rec(&format!("k{i}"), Some(vec![0; 200 * 1024])))
             .collect();
         let split = batches(&big, 7);
+        let txn = |p: i64| {
+            let mut r = rec("t", Some(vec![2]));
+            r.transaction = Some(ProducerRef {
+                producer_id: p,
+                producer_epoch: 3,
+            });
+            r
+        };
+        let mixed = batches(
+            &[
+                rec("a", Some(vec![1])),
+                txn(9),
+                txn(9),
+                txn(8),
+                rec("b", None),
+            ],
+            7,
+        );
+        let headers: Vec<_> = mixed
+            .iter()
+            .map(|b| {
+                let (h, recs) = strom_batch::decode_records(b).unwrap();
+                (
+                    h.is_transactional(),
+                    h.producer_id,
+                    h.base_sequence,
+                    recs.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                (false, -1, -1, 1),
+                (true, 9, -1, 2),
+                (true, 8, -1, 1),
+                (false, -1, -1, 1)
+            ]
+        );
         assert!(split.len() >= 4, "{} batches", split.len());
         let total: usize = split
             .iter()

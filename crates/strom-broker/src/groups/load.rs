@@ -1,7 +1,7 @@
 //! Rebuilding the coordinator's state of one `__consumer_offsets` partition by replaying
 //! its records in offset order.
 
-use strom_group::GroupCoordinator;
+use strom_group::{GroupCoordinator, ProducerRef};
 use strom_log::TopicPartition;
 
 use super::OFFSETS_TOPIC;
@@ -18,12 +18,40 @@ pub(super) fn replay_partition(
 ) -> Result<(), Failure> {
     let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
     let replayed = partitions.replay_local(&tp, |item| {
-        // Transaction markers carry no group records.
-        if let Replayed::Record {
-            offset, key, value, ..
-        } = item
-            && let Err(e) = coordinator.replay(key, value)
-        {
+        let (offset, result) = match item {
+            Replayed::Record {
+                offset,
+                transaction: None,
+                key,
+                value,
+            } => (offset, coordinator.replay(key, value)),
+            // A TxnOffsetCommit: pending until its transaction's marker.
+            Replayed::Record {
+                offset,
+                transaction: Some((producer_id, producer_epoch)),
+                key,
+                value,
+            } => (
+                offset,
+                coordinator.replay_transactional(
+                    key,
+                    value,
+                    ProducerRef {
+                        producer_id,
+                        producer_epoch,
+                    },
+                ),
+            ),
+            Replayed::Marker {
+                offset,
+                producer_id,
+                commit,
+            } => (
+                offset,
+                coordinator.replay_marker(partition, producer_id, commit),
+            ),
+        };
+        if let Err(e) = result {
             tracing::warn!(partition = %tp.dir_name(), offset, error = %e, "skipping a record the coordinator cannot read");
         }
     })?;

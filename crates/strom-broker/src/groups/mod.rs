@@ -20,10 +20,11 @@ use strom_log::TopicPartition;
 use strom_wire::ErrorCode;
 use tokio::sync::{oneshot, watch};
 
-use strom_batch::now_ms;
+use strom_batch::{ControlType, now_ms};
 
 use crate::config::BrokerConfig;
-use crate::partitions::Partitions;
+use crate::errors::Failure;
+use crate::partitions::{Appended, Partitions};
 use crate::topics::TopicStore;
 
 /// How long a coordinator's records may take to commit before its answer fails.
@@ -218,6 +219,37 @@ impl Groups {
         let mut inner = self.inner.lock().unwrap();
         let fx = inner.coordinator.topics_deleted(topics, now_ms());
         self.apply(&mut inner, fx);
+    }
+
+    /// Writes a transaction marker to `__consumer_offsets` partition `partition` and
+    /// applies it to the coordinator in the same step, under its lock, so no commit of
+    /// the producer's next transaction can come between: its transactional offset commits
+    /// there become the committed offsets (COMMIT) or vanish (ABORT).
+    pub fn write_marker(
+        self: &Arc<Self>,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        kind: ControlType,
+    ) -> Result<Appended, Failure> {
+        let mut inner = self.inner.lock().unwrap();
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let appended = self.partitions.append_marker(
+            &tp,
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            kind,
+        )?;
+        let fx = inner.coordinator.complete_transaction(
+            partition,
+            producer_id,
+            kind.is_commit(),
+            now_ms(),
+        );
+        self.apply(&mut inner, fx);
+        Ok(appended)
     }
 
     /// The lag report of a group: committed offset, log end offset and lag per partition.

@@ -171,9 +171,11 @@ fn read_all(
             0
         };
         let tp = TopicPartition::new(w.topic.clone(), w.partition);
-        match known.then(|| broker
+        match known.then(|| {
+            broker
                 .data()
-                .fetch(&tp, w.offset, budget, w.leader_epoch, read_committed)) {
+                .fetch(&tp, w.offset, budget, w.leader_epoch, read_committed)
+        }) {
             None => {
                 pd.error_code = unknown_topic.code();
                 errors = true;

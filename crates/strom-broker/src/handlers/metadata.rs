@@ -22,8 +22,8 @@ use strom_wire::kafka_protocol::messages::ResponseKind;
 use super::{Reply, Response, str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::groups::OFFSETS_TOPIC;
-use crate::txns::TXN_TOPIC;
 use crate::topics::{TopicMeta, validate_topic_name};
+use crate::txns::TXN_TOPIC;
 
 /// Authorized-operations fields when the client did not ask for them.
 pub(super) const OPERATIONS_OMITTED: i32 = i32::MIN;

@@ -15,6 +15,7 @@ mod produce;
 mod producer_id;
 mod topic_partitions;
 mod txn;
+mod txn_offsets;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -122,6 +123,7 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr)
         RequestKind::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(broker, r, version),
         RequestKind::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(broker, r, version),
         RequestKind::EndTxn(r) => txn::end_txn(broker, r, version),
+        RequestKind::TxnOffsetCommit(r) => txn_offsets::txn_offset_commit(broker, r),
         RequestKind::FindCoordinator(r) => Reply::now(Response::Kind(
             ResponseKind::FindCoordinator(metadata::find_coordinator(broker, r, version)),
         )),
@@ -185,6 +187,7 @@ mod tests {
             ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
             ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(Default::default()),
             ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),
+            ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
             ApiKey::DescribeTopicPartitions => {
                 RequestKind::DescribeTopicPartitions(Default::default())
             }

@@ -14,11 +14,11 @@ use strom_wire::kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, ResponseKind, TransactionalId,
 };
 
+use super::txn::verify_in_txn;
 use super::{Reply, Response, str_bytes};
 use crate::broker::Broker;
 use crate::errors::Failure;
 use crate::partitions::{Appended, Origin};
-use crate::txns::TXN_TOPIC;
 
 struct PartitionResult {
     tp: TopicPartition,
@@ -145,62 +145,29 @@ fn append(
                     "a transactional batch needs the request's transactional id",
                 ));
             };
-            verify(broker, tp, &h, id.0.as_str())?
+            verify_in_txn(broker, tp, h.producer_id, h.producer_epoch, id.0.as_str()).map_err(
+                |f| {
+                    let code = match f.code {
+                        // Retriable: old clients retry NOT_ENOUGH_REPLICAS without a
+                        // metadata refresh, which is how Kafka translates these.
+                        ErrorCode::ConcurrentTransactions
+                        | ErrorCode::CoordinatorLoadInProgress
+                        | ErrorCode::CoordinatorNotAvailable
+                        | ErrorCode::NotCoordinator => ErrorCode::NotEnoughReplicas,
+                        // Produce up to v10 knows no TRANSACTION_ABORTABLE.
+                        ErrorCode::TransactionAbortable => ErrorCode::InvalidTxnState,
+                        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+                        other => other,
+                    };
+                    Failure::new(code, f.message)
+                },
+            )?
         }
         _ => None,
     };
     broker
         .data()
         .append_from(tp, records, Origin::Client { verified })
-}
-
-/// The KIP-890 check before `h`'s producer opens its transaction in `tp`: the token to
-/// append with, `None` when its transaction is open here already.
-fn verify(
-    broker: &Broker,
-    tp: &TopicPartition,
-    h: &RecordBatchHeader,
-    transactional_id: &str,
-) -> Result<Option<u64>, Failure> {
-    let Some(token) = broker.data().begin_verification(tp, h.producer_id)? else {
-        return Ok(None);
-    };
-    let txns = broker.txns();
-    let coordinator = TopicPartition::new(TXN_TOPIC, txns.partition_for(transactional_id));
-    if !broker.data().status(&coordinator).is_some_and(|s| s.is_leader) {
-        // The coordinator is another node's: asking it over the wire is not built yet
-        // (docs/transactions.md names the gap), so the batch is taken unverified, as
-        // Kafka before 3.6 did.
-        tracing::debug!(partition = %tp.dir_name(), transactional_id, "transactional batch not verified: remote coordinator");
-        return Ok(Some(token));
-    }
-    let wanted = [strom_txn::TopicPartition::new(tp.topic.clone(), tp.partition)];
-    let answer = txns.read(|c, _| {
-        c.verify_partitions(transactional_id, h.producer_id, h.producer_epoch, &wanted)
-    });
-    let code = answer.results.first().map_or(ErrorCode::UnknownServerError, |r| r.1);
-    let code = match code {
-        ErrorCode::None => return Ok(Some(token)),
-        // Retriable: old clients retry NOT_ENOUGH_REPLICAS without a metadata refresh,
-        // which is how Kafka translates these.
-        ErrorCode::ConcurrentTransactions
-        | ErrorCode::CoordinatorLoadInProgress
-        | ErrorCode::CoordinatorNotAvailable
-        | ErrorCode::NotCoordinator => ErrorCode::NotEnoughReplicas,
-        // Produce up to v10 knows no TRANSACTION_ABORTABLE.
-        ErrorCode::TransactionAbortable => ErrorCode::InvalidTxnState,
-        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
-        other => other,
-    };
-    Err(Failure::new(
-        code,
-        format!(
-            "{} is not in the open transaction of {transactional_id} (producer {} epoch {})",
-            tp.dir_name(),
-            h.producer_id,
-            h.producer_epoch
-        ),
-    ))
 }
 
 fn response(

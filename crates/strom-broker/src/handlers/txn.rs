@@ -6,10 +6,12 @@
 
 use std::sync::Arc;
 
+use strom_log::TopicPartition;
+use strom_txn::TopicPartition as TxnPartition;
 use strom_txn::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, Effects,
     EndTxnRequest, ErrorCode, InitProducerIdRequest, RequestId, Response as TxnResponse,
-    TopicPartition, TransactionCoordinator,
+    TransactionCoordinator,
 };
 use strom_wire::kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use strom_wire::kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -24,6 +26,8 @@ use strom_wire::kafka_protocol::messages::{
 
 use super::{Reply, Response, topic_name};
 use crate::broker::Broker;
+use crate::errors::Failure;
+use crate::txns::TXN_TOPIC;
 
 type Allocator<'a> = &'a dyn Fn() -> Result<i64, ErrorCode>;
 
@@ -79,19 +83,19 @@ pub(super) fn init_producer_id(
     )
 }
 
-fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {
+fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TxnPartition> {
     topics
         .iter()
         .flat_map(|t| {
             t.partitions
                 .iter()
-                .map(|&p| TopicPartition::new(t.name.0.to_string(), p))
+                .map(|&p| TxnPartition::new(t.name.0.to_string(), p))
         })
         .collect()
 }
 
 /// One transaction's results grouped by topic, in the request's order.
-fn topic_results(results: &[(TopicPartition, ErrorCode)]) -> Vec<AddPartitionsToTxnTopicResult> {
+fn topic_results(results: &[(TxnPartition, ErrorCode)]) -> Vec<AddPartitionsToTxnTopicResult> {
     let mut out: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
     for (tp, error) in results {
         let p = AddPartitionsToTxnPartitionResult::default()
@@ -113,9 +117,9 @@ fn topic_results(results: &[(TopicPartition, ErrorCode)]) -> Vec<AddPartitionsTo
 /// OPERATION_NOT_ATTEMPTED, as Kafka answers before asking its coordinator.
 fn unknown_partitions(
     broker: &Broker,
-    partitions: &[TopicPartition],
-) -> Option<Vec<(TopicPartition, ErrorCode)>> {
-    let exists = |p: &TopicPartition| {
+    partitions: &[TxnPartition],
+) -> Option<Vec<(TxnPartition, ErrorCode)>> {
+    let exists = |p: &TxnPartition| {
         broker
             .topics()
             .get(&p.topic)
@@ -146,9 +150,10 @@ pub(super) fn add_partitions_to_txn(
 ) -> Reply {
     if version <= 3 {
         let partitions = partitions_of(&r.v3_and_below_topics);
-        let to_wire = |results: Vec<(TopicPartition, ErrorCode)>| {
+        let to_wire = |results: Vec<(TxnPartition, ErrorCode)>| {
             ResponseKind::AddPartitionsToTxn(
-                WireAddResponse::default().with_results_by_topic_v3_and_below(topic_results(&results)),
+                WireAddResponse::default()
+                    .with_results_by_topic_v3_and_below(topic_results(&results)),
             )
         };
         if let Some(results) = unknown_partitions(broker, &partitions) {
@@ -225,7 +230,9 @@ pub(super) fn add_offsets_to_txn(broker: &Arc<Broker>, r: WireAddOffsets, versio
                 Some(TxnResponse::AddOffsetsToTxn(a)) => a.error,
                 _ => ErrorCode::CoordinatorNotAvailable,
             };
-            ResponseKind::AddOffsetsToTxn(AddOffsetsToTxnResponse::default().with_error_code(error.code()))
+            ResponseKind::AddOffsetsToTxn(
+                AddOffsetsToTxnResponse::default().with_error_code(error.code()),
+            )
         },
     )
 }
@@ -254,4 +261,54 @@ pub(super) fn end_txn(broker: &Arc<Broker>, r: WireEndTxn, version: i16) -> Repl
             )
         },
     )
+}
+
+/// The KIP-890 check before producer `producer_id` opens its transaction in `tp` (a
+/// Produce, or a TxnOffsetCommit in the group's `__consumer_offsets` partition): the
+/// token to append with, `None` when its transaction is open there already. A refusal
+/// carries the coordinator's code (TRANSACTION_ABORTABLE: not in the transaction), which
+/// each caller translates for its API.
+pub(super) fn verify_in_txn(
+    broker: &Broker,
+    tp: &TopicPartition,
+    producer_id: i64,
+    producer_epoch: i16,
+    transactional_id: &str,
+) -> Result<Option<u64>, Failure> {
+    let Some(token) = broker.data().begin_verification(tp, producer_id)? else {
+        return Ok(None);
+    };
+    let txns = broker.txns();
+    let coordinator = TopicPartition::new(TXN_TOPIC, txns.partition_for(transactional_id));
+    if !broker
+        .data()
+        .status(&coordinator)
+        .is_some_and(|s| s.is_leader)
+    {
+        // The coordinator is another node's: asking it over the wire is not built yet
+        // (docs/transactions.md names the gap), so the write is taken unverified, as
+        // Kafka before 3.6 did.
+        tracing::debug!(partition = %tp.dir_name(), transactional_id, "transactional write not verified: remote coordinator");
+        return Ok(Some(token));
+    }
+    let wanted = [strom_txn::TopicPartition::new(
+        tp.topic.clone(),
+        tp.partition,
+    )];
+    let answer = txns
+        .read(|c, _| c.verify_partitions(transactional_id, producer_id, producer_epoch, &wanted));
+    match answer
+        .results
+        .first()
+        .map_or(ErrorCode::UnknownServerError, |r| r.1)
+    {
+        ErrorCode::None => Ok(Some(token)),
+        code => Err(Failure::new(
+            code,
+            format!(
+                "{} is not in the open transaction of {transactional_id} (producer {producer_id} epoch {producer_epoch})",
+                tp.dir_name()
+            ),
+        )),
+    }
 }

@@ -99,6 +99,7 @@ impl Partitions {
                         &policy,
                         now,
                         self.records.max_decompressed_batch_bytes,
+                        matches!(origin, Origin::Client { .. }),
                         scratch,
                     )
                 })
@@ -129,10 +130,16 @@ impl Partitions {
             states
                 .check_txn(pid, transactional)
                 .map_err(|code| Failure::new(code, format!("producer {pid} has a transaction open in {}; only transactional batches until it ends", tp.dir_name())))?;
-            if transactional && let Origin::Client { verified } = origin && !states.verified(pid, verified) {
+            if transactional
+                && let Origin::Client { verified } = origin
+                && !states.verified(pid, verified)
+            {
                 return Err(Failure::new(
                     ErrorCode::InvalidTxnState,
-                    format!("{} is not verified to be in the transaction of producer {pid}", tp.dir_name()),
+                    format!(
+                        "{} is not verified to be in the transaction of producer {pid}",
+                        tp.dir_name()
+                    ),
                 ));
             }
         }

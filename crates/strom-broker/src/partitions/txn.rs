@@ -54,7 +54,13 @@ impl Partitions {
                     ),
                 )
             })?;
-        let batch = marker_batch(producer_id, producer_epoch, coordinator_epoch, kind, now_ms());
+        let batch = marker_batch(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            kind,
+            now_ms(),
+        );
         let len = batch.len() as u64;
         let (waiter, commit) = Commit::new();
         let proposed = self

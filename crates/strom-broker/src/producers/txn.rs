@@ -45,7 +45,8 @@ impl ProducerStates {
     /// the producer's newest and no marker may have come since.
     pub fn verified(&self, pid: i64, token: Option<u64>) -> bool {
         self.has_open_txn(pid)
-            || token.is_some_and(|t| self.producers.get(&pid).and_then(|e| e.verification) == Some(t))
+            || token
+                .is_some_and(|t| self.producers.get(&pid).and_then(|e| e.verification) == Some(t))
     }
 
     /// A transactional batch of `pid` was appended at `base_offset`: the first one opens
@@ -61,7 +62,12 @@ impl ProducerStates {
     /// Whether a marker for `pid` at `epoch` from a coordinator at `coordinator_epoch` may
     /// be written: an older producer epoch is INVALID_PRODUCER_EPOCH (a zombie's
     /// coordinator), an older coordinator epoch TRANSACTION_COORDINATOR_FENCED.
-    pub fn check_marker(&self, pid: i64, epoch: i16, coordinator_epoch: i32) -> Result<(), ErrorCode> {
+    pub fn check_marker(
+        &self,
+        pid: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ErrorCode> {
         let Some(entry) = self.producers.get(&pid) else {
             return Ok(());
         };
@@ -115,7 +121,11 @@ impl ProducerStates {
         self.ending.retain(|&(_, marker)| marker >= hw);
         let open = self.open.first().map(|&(first, _)| first);
         let ending = self.ending.first().map(|&(first, _)| first);
-        [Some(hw), open, ending].into_iter().flatten().min().unwrap_or(hw)
+        [Some(hw), open, ending]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(hw)
     }
 
     /// The aborted transactions with records in `[from, to)`, for a read_committed
@@ -133,7 +143,11 @@ impl ProducerStates {
 
     /// Forgets aborted transactions wholly below `log_start` (retention removed them).
     pub fn forget_below(&mut self, log_start: i64) {
-        while self.aborted.front().is_some_and(|a| a.last_offset < log_start) {
+        while self
+            .aborted
+            .front()
+            .is_some_and(|a| a.last_offset < log_start)
+        {
             self.aborted.pop_front();
         }
     }
@@ -154,7 +168,13 @@ impl ProducerStates {
             .iter()
             .map(|(&pid, e)| {
                 let last_seq = e.batches.back().map_or(-1, |b| b.last_seq);
-                (pid, e.epoch, last_seq, e.coordinator_epoch, e.txn_first_offset)
+                (
+                    pid,
+                    e.epoch,
+                    last_seq,
+                    e.coordinator_epoch,
+                    e.txn_first_offset,
+                )
             })
             .collect();
         out.sort_unstable_by_key(|p| p.0);
@@ -215,9 +235,16 @@ mod tests {
         assert_eq!(s.check_marker(1, 0, 0), Ok(()), "unknown producer");
         s.record(1, 3, 0, 1, 0, 0);
         s.record_txn_data(1, 0);
-        assert_eq!(s.check_marker(1, 2, 0), Err(ErrorCode::InvalidProducerEpoch));
+        assert_eq!(
+            s.check_marker(1, 2, 0),
+            Err(ErrorCode::InvalidProducerEpoch)
+        );
         s.record_marker(1, 4, 5, ControlType::Abort, 1);
-        assert_eq!(s.epoch(1), Some(4), "the marker's bumped epoch fences the old one");
+        assert_eq!(
+            s.epoch(1),
+            Some(4),
+            "the marker's bumped epoch fences the old one"
+        );
         assert_eq!(
             s.check_marker(1, 4, 4),
             Err(ErrorCode::TransactionCoordinatorFenced)

@@ -12,6 +12,7 @@ use strom_log::TopicPartition;
 use strom_txn::{ErrorCode, MarkerWork};
 
 use super::{COMMIT_TIMEOUT, Txns};
+use crate::groups::OFFSETS_TOPIC;
 
 impl Txns {
     /// Writes the markers of `work` in a task of their own and reports the outcome.
@@ -29,13 +30,25 @@ impl Txns {
                     written.push(p.clone());
                     continue;
                 }
-                match txns.partitions.append_marker(
-                    &tp,
-                    work.producer_id,
-                    work.producer_epoch,
-                    work.coordinator_epoch,
-                    kind,
-                ) {
+                // A group's partition applies the marker to its offset commits too.
+                let appended = if tp.topic == OFFSETS_TOPIC {
+                    txns.groups.write_marker(
+                        tp.partition,
+                        work.producer_id,
+                        work.producer_epoch,
+                        work.coordinator_epoch,
+                        kind,
+                    )
+                } else {
+                    txns.partitions.append_marker(
+                        &tp,
+                        work.producer_id,
+                        work.producer_epoch,
+                        work.coordinator_epoch,
+                        kind,
+                    )
+                };
+                match appended {
                     Ok(a) => waits.push((p.clone(), tp, a.commit)),
                     Err(f)
                         if matches!(

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use strom_batch::{RecordBatchBuilder, now_ms};
 use strom_log::TopicPartition;
-use strom_txn::{Effects, ErrorCode, RequestId, Response, TransactionCoordinator, TxnConfig, TxnLogWrite};
+use strom_txn::{
+    Effects, ErrorCode, RequestId, Response, TransactionCoordinator, TxnConfig, TxnLogWrite,
+};
 use tokio::sync::oneshot;
 
 use crate::groups::Groups;
@@ -103,7 +105,9 @@ impl Txns {
                 actual = partitions,
                 "transaction_state_partitions is ignored: __transaction_state already exists with another partition count"
             );
-            inner.coordinator.set_transaction_state_partitions(partitions);
+            inner
+                .coordinator
+                .set_transaction_state_partitions(partitions);
         }
     }
 
@@ -144,7 +148,10 @@ impl Txns {
             Ok(()) => {
                 let fx = inner.coordinator.finish_load(p, now_ms());
                 self.apply(inner, fx);
-                tracing::info!(partition = p, "coordinating the transactions of __transaction_state partition");
+                tracing::info!(
+                    partition = p,
+                    "coordinating the transactions of __transaction_state partition"
+                );
             }
             Err(f) => {
                 tracing::error!(partition = p, error = %f.message, "loading __transaction_state failed; retrying");
@@ -156,7 +163,12 @@ impl Txns {
     /// Runs one coordinator call and returns where its answer will arrive.
     pub fn call(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut TransactionCoordinator, RequestId, i64, &dyn Fn() -> Result<i64, ErrorCode>) -> Effects,
+        f: impl FnOnce(
+            &mut TransactionCoordinator,
+            RequestId,
+            i64,
+            &dyn Fn() -> Result<i64, ErrorCode>,
+        ) -> Effects,
     ) -> oneshot::Receiver<Response> {
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
