@@ -24,6 +24,7 @@ use crate::config::BrokerConfig;
 use crate::control::{self, ControlPlane};
 use crate::errors::{Failure, storage};
 use crate::groups::{Groups, OFFSETS_TOPIC};
+use crate::links::{BrokerLinks, Directory};
 use crate::metrics::{Metrics, PartitionGauges, StateSnapshot};
 use crate::node::NodeState;
 use crate::partitions::Partitions;
@@ -41,6 +42,7 @@ pub struct Broker {
     control: Arc<ControlPlane>,
     groups: Arc<Groups>,
     txns: Arc<Txns>,
+    links: Arc<BrokerLinks>,
     metrics: Arc<Metrics>,
     /// Every Raft group of this node: the metadata group and one per local replica.
     raft: Arc<RaftNode>,
@@ -129,12 +131,14 @@ impl Broker {
         );
         let node = Arc::new(node);
         let (ids, node_id) = (node.clone(), config.node_id);
+        let links = Arc::new(BrokerLinks::default());
         let txns = Txns::new(
             config.txn.clone(),
             runtime,
             partitions.clone(),
             topics.clone(),
             groups.clone(),
+            links.clone(),
             Box::new(move || {
                 ids.cluster_producer_id(node_id).map_err(|e| {
                     tracing::error!(error = %e, "could not allocate a producer id");
@@ -165,6 +169,10 @@ impl Broker {
             topics,
             peer_transport,
         })?;
+        links.set_directory(Box::new(LeaderDirectory {
+            control: Arc::downgrade(&control),
+            node_id: config.node_id,
+        }));
         control::bootstrap::start(&control, stopping.subscribe());
         Ok(Arc::new(Broker {
             config,
@@ -173,6 +181,7 @@ impl Broker {
             control,
             groups,
             txns,
+            links,
             metrics,
             raft,
             stopping,
@@ -205,6 +214,11 @@ impl Broker {
     }
 
     /// Counters and histograms the request path and storage record (`metrics/`).
+    /// Requests to the other brokers' Kafka listeners.
+    pub fn links(&self) -> &Arc<BrokerLinks> {
+        &self.links
+    }
+
     pub fn txns(&self) -> &Arc<Txns> {
         &self.txns
     }
@@ -316,6 +330,26 @@ impl Broker {
     pub fn close(&self) -> Result<(), Failure> {
         self.raft.shutdown();
         self.partitions.logs().close().map_err(Failure::from)
+    }
+}
+
+/// The control plane as the inter-broker links see it: who leads a partition, where
+/// that broker listens.
+struct LeaderDirectory {
+    control: std::sync::Weak<ControlPlane>,
+    node_id: i32,
+}
+
+impl Directory for LeaderDirectory {
+    fn leader(&self, tp: &TopicPartition) -> Option<(i32, String)> {
+        let control = self.control.upgrade()?;
+        let (leader, _) = control.leader_of(tp)?;
+        let addr = control.brokers().get(&leader)?.clone();
+        Some((leader, format!("{}:{}", addr.host, addr.port)))
+    }
+
+    fn node_id(&self) -> i32 {
+        self.node_id
     }
 }
 

@@ -18,6 +18,7 @@ pub mod groups;
 mod handlers;
 pub mod http;
 pub mod limits;
+pub mod links;
 pub mod metrics;
 pub mod node;
 mod partition_dirs;

@@ -78,6 +78,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::AddOffsetsToTxn, 0, 3),
     api(ApiKey::EndTxn, 0, 4),
     api(ApiKey::TxnOffsetCommit, 0, 3),
+    // Inter-broker: a coordinator's markers for partitions this node leads.
+    api(ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// Produce v0-v2 (the pre-0.11 message-set formats) are advertised, like Kafka 4.0 does,

@@ -15,6 +15,7 @@ mod produce;
 mod producer_id;
 mod topic_partitions;
 mod txn;
+mod txn_markers;
 mod txn_offsets;
 
 use std::future::Future;
@@ -124,6 +125,7 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr)
         RequestKind::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(broker, r, version),
         RequestKind::EndTxn(r) => txn::end_txn(broker, r, version),
         RequestKind::TxnOffsetCommit(r) => txn_offsets::txn_offset_commit(broker, r),
+        RequestKind::WriteTxnMarkers(r) => txn_markers::write_txn_markers(broker, r),
         RequestKind::FindCoordinator(r) => Reply::now(Response::Kind(
             ResponseKind::FindCoordinator(metadata::find_coordinator(broker, r, version)),
         )),
@@ -188,6 +190,7 @@ mod tests {
             ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(Default::default()),
             ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),
             ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
+            ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(Default::default()),
             ApiKey::DescribeTopicPartitions => {
                 RequestKind::DescribeTopicPartitions(Default::default())
             }

@@ -14,7 +14,7 @@ use strom_wire::kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, ResponseKind, TransactionalId,
 };
 
-use super::txn::verify_in_txn;
+use super::txn::{Check, Remote, verify_in_txn};
 use super::{Reply, Response, str_bytes};
 use crate::broker::Broker;
 use crate::errors::Failure;
@@ -23,6 +23,16 @@ use crate::partitions::{Appended, Origin};
 struct PartitionResult {
     tp: TopicPartition,
     outcome: Result<Appended, Failure>,
+    /// Records waiting for a remote transaction coordinator's KIP-890 answer; appended
+    /// (and `outcome` set) by [`resolve_deferred`] before the commit waits.
+    deferred: Option<Deferred>,
+}
+
+/// A transactional batch whose partition must be confirmed by a coordinator on another
+/// node before it is appended.
+struct Deferred {
+    records: bytes::Bytes,
+    check: Remote,
 }
 
 pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply {
@@ -38,6 +48,7 @@ pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -
         let mut parts = Vec::new();
         for p in topic.partition_data {
             let tp = TopicPartition::new(name.clone(), p.index);
+            let mut deferred = None;
             let outcome = if !matches!(acks, -1..=1) {
                 Err(Failure::new(
                     ErrorCode::InvalidRequiredAcks,
@@ -61,15 +72,34 @@ pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -
             } else {
                 match p.records.as_ref() {
                     Some(records) if !records.is_empty() => {
-                        append(broker, &tp, records, req.transactional_id.as_ref())
+                        match append(broker, &tp, records, req.transactional_id.as_ref()) {
+                            Ok(Appending::Done(a)) => Ok(a),
+                            Ok(Appending::Ask(check)) => {
+                                deferred = Some(Deferred {
+                                    records: records.clone(),
+                                    check,
+                                });
+                                Err(Failure::new(
+                                    ErrorCode::InvalidRequiredAcks,
+                                    "transactional writes need acks=all",
+                                ))
+                            }
+                            Err(f) => Err(f),
+                        }
                     }
                     _ => Err(Failure::new(ErrorCode::CorruptMessage, "no records")),
                 }
             };
-            if let Err(f) = &outcome {
+            if let Err(f) = &outcome
+                && deferred.is_none()
+            {
                 tracing::debug!(partition = %tp.dir_name(), code = ?f.code, message = %f.message, "produce refused");
             }
-            parts.push(PartitionResult { tp, outcome });
+            parts.push(PartitionResult {
+                tp,
+                outcome,
+                deferred,
+            });
         }
         results.push((topic.name, parts));
     }
@@ -94,6 +124,7 @@ pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -
         // Answered once the leader's own copy is on disk (see `wait_local_durable`),
         // not at proposal: a write or fsync that fails must not have been acknowledged.
         return Reply::Later(Box::pin(async move {
+            resolve_deferred(&broker, &mut results).await;
             for (_, parts) in results.iter_mut() {
                 for r in parts.iter_mut() {
                     if let Ok(a) = &r.outcome
@@ -111,6 +142,7 @@ pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -
         }));
     }
     Reply::Later(Box::pin(async move {
+        resolve_deferred(&broker, &mut results).await;
         for (_, parts) in results.iter_mut() {
             for r in parts.iter_mut() {
                 if let Ok(a) = &mut r.outcome
@@ -128,6 +160,13 @@ pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -
     }))
 }
 
+/// What appending one partition's records came to.
+enum Appending {
+    Done(Appended),
+    /// First ask the transaction coordinator on another node.
+    Ask(Remote),
+}
+
 /// Appends one partition's records; a transactional batch that would open its
 /// producer's transaction in this partition is first checked with the transaction
 /// coordinator (KIP-890 part 1): the partition must have been added to the transaction.
@@ -136,7 +175,7 @@ fn append(
     tp: &TopicPartition,
     records: &[u8],
     transactional_id: Option<&TransactionalId>,
-) -> Result<Appended, Failure> {
+) -> Result<Appending, Failure> {
     let verified = match RecordBatchHeader::parse(records, 0) {
         Ok(h) if h.is_transactional() && h.has_producer_id() => {
             let Some(id) = transactional_id else {
@@ -145,29 +184,63 @@ fn append(
                     "a transactional batch needs the request's transactional id",
                 ));
             };
-            verify_in_txn(broker, tp, h.producer_id, h.producer_epoch, id.0.as_str()).map_err(
-                |f| {
-                    let code = match f.code {
-                        // Retriable: old clients retry NOT_ENOUGH_REPLICAS without a
-                        // metadata refresh, which is how Kafka translates these.
-                        ErrorCode::ConcurrentTransactions
-                        | ErrorCode::CoordinatorLoadInProgress
-                        | ErrorCode::CoordinatorNotAvailable
-                        | ErrorCode::NotCoordinator => ErrorCode::NotEnoughReplicas,
-                        // Produce up to v10 knows no TRANSACTION_ABORTABLE.
-                        ErrorCode::TransactionAbortable => ErrorCode::InvalidTxnState,
-                        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
-                        other => other,
-                    };
-                    Failure::new(code, f.message)
-                },
-            )?
+            match verify_in_txn(broker, tp, h.producer_id, h.producer_epoch, id.0.as_str())
+                .map_err(produce_failure)?
+            {
+                Check::Done(token) => token,
+                Check::Ask(remote) => return Ok(Appending::Ask(remote)),
+            }
         }
         _ => None,
     };
     broker
         .data()
         .append_from(tp, records, Origin::Client { verified })
+        .map(Appending::Done)
+}
+
+/// Asks the remote coordinators of deferred partitions, then appends their records.
+async fn resolve_deferred(
+    broker: &Broker,
+    results: &mut [(
+        strom_wire::kafka_protocol::messages::TopicName,
+        Vec<PartitionResult>,
+    )],
+) {
+    for (_, parts) in results.iter_mut() {
+        for r in parts.iter_mut() {
+            let Some(d) = r.deferred.take() else { continue };
+            r.outcome = match d.check.ask(broker).await.map_err(produce_failure) {
+                Ok(token) => {
+                    broker
+                        .data()
+                        .append_from(&r.tp, &d.records, Origin::Client { verified: token })
+                }
+                Err(f) => Err(f),
+            };
+            if let Err(f) = &r.outcome {
+                tracing::debug!(partition = %r.tp.dir_name(), code = ?f.code, message = %f.message, "produce refused");
+            }
+        }
+    }
+}
+
+/// A coordinator's refusal as Produce answers it.
+fn produce_failure(f: Failure) -> Failure {
+    let code = match f.code {
+        // Retriable: old clients retry NOT_ENOUGH_REPLICAS without a metadata refresh,
+        // which is how Kafka translates these.
+        ErrorCode::ConcurrentTransactions
+        | ErrorCode::CoordinatorLoadInProgress
+        | ErrorCode::CoordinatorNotAvailable
+        | ErrorCode::NotCoordinator
+        | ErrorCode::RequestTimedOut => ErrorCode::NotEnoughReplicas,
+        // Produce up to v10 knows no TRANSACTION_ABORTABLE.
+        ErrorCode::TransactionAbortable => ErrorCode::InvalidTxnState,
+        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+        other => other,
+    };
+    Failure::new(code, f.message)
 }
 
 fn response(
@@ -240,6 +313,7 @@ mod tests {
             vec![PartitionResult {
                 tp: TopicPartition::new("t", 0),
                 outcome: Err(f),
+                deferred: None,
             }],
         )];
         response(results, version).responses[0].partition_responses[0].clone()

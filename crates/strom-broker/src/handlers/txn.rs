@@ -13,7 +13,9 @@ use strom_txn::{
     EndTxnRequest, ErrorCode, InitProducerIdRequest, RequestId, Response as TxnResponse,
     TransactionCoordinator,
 };
-use strom_wire::kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use strom_wire::kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
 use strom_wire::kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
@@ -263,20 +265,94 @@ pub(super) fn end_txn(broker: &Arc<Broker>, r: WireEndTxn, version: i16) -> Repl
     )
 }
 
+/// What a KIP-890 check came to.
+pub(super) enum Check {
+    /// Go ahead with this token (`None`: the transaction is open there already).
+    Done(Option<u64>),
+    /// The coordinator is on another node: ask it first.
+    Ask(Remote),
+}
+
+/// A check to make with a transaction coordinator on another node.
+pub(super) struct Remote {
+    addr: String,
+    tp: TopicPartition,
+    transactional_id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    token: u64,
+}
+
+impl Remote {
+    /// Sends AddPartitionsToTxn v4 with `verify_only` to the coordinator, as Kafka's
+    /// partition leaders do: the token to append with once it confirmed the partition.
+    pub(super) async fn ask(&self, broker: &Broker) -> Result<Option<u64>, Failure> {
+        let req = WireAddPartitions::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(super::str_bytes(
+                    self.transactional_id.clone(),
+                )))
+                .with_producer_id(ProducerId(self.producer_id))
+                .with_producer_epoch(self.producer_epoch)
+                .with_verify_only(true)
+                .with_topics(vec![
+                    AddPartitionsToTxnTopic::default()
+                        .with_name(topic_name(self.tp.topic.clone()))
+                        .with_partitions(vec![self.tp.partition]),
+                ]),
+        ]);
+        let answer = broker.links().send(&self.addr, &req).await.map_err(|e| {
+            Failure::new(
+                ErrorCode::CoordinatorNotAvailable,
+                format!(
+                    "cannot reach the transaction coordinator at {}: {e}",
+                    self.addr
+                ),
+            )
+        })?;
+        let code = if answer.error_code != 0 {
+            answer.error_code
+        } else {
+            answer
+                .results_by_transaction
+                .iter()
+                .flat_map(|t| &t.topic_results)
+                .flat_map(|t| &t.results_by_partition)
+                .map(|p| p.partition_error_code)
+                .next()
+                .unwrap_or(ErrorCode::UnknownServerError.code())
+        };
+        match ErrorCode::from_code(code).unwrap_or(ErrorCode::UnknownServerError) {
+            ErrorCode::None => Ok(Some(self.token)),
+            code => Err(Failure::new(
+                code,
+                format!(
+                    "{} is not in the open transaction of {} (producer {} epoch {})",
+                    self.tp.dir_name(),
+                    self.transactional_id,
+                    self.producer_id,
+                    self.producer_epoch
+                ),
+            )),
+        }
+    }
+}
+
 /// The KIP-890 check before producer `producer_id` opens its transaction in `tp` (a
 /// Produce, or a TxnOffsetCommit in the group's `__consumer_offsets` partition): the
-/// token to append with, `None` when its transaction is open there already. A refusal
-/// carries the coordinator's code (TRANSACTION_ABORTABLE: not in the transaction), which
-/// each caller translates for its API.
+/// token to append with (`None` when its transaction is open there already), or the
+/// remote coordinator to ask. A refusal carries the coordinator's code
+/// (TRANSACTION_ABORTABLE: not in the transaction), which each caller translates for its
+/// API.
 pub(super) fn verify_in_txn(
     broker: &Broker,
     tp: &TopicPartition,
     producer_id: i64,
     producer_epoch: i16,
     transactional_id: &str,
-) -> Result<Option<u64>, Failure> {
+) -> Result<Check, Failure> {
     let Some(token) = broker.data().begin_verification(tp, producer_id)? else {
-        return Ok(None);
+        return Ok(Check::Done(None));
     };
     let txns = broker.txns();
     let coordinator = TopicPartition::new(TXN_TOPIC, txns.partition_for(transactional_id));
@@ -285,16 +361,22 @@ pub(super) fn verify_in_txn(
         .status(&coordinator)
         .is_some_and(|s| s.is_leader)
     {
-        // The coordinator is another node's: asking it over the wire is not built yet
-        // (docs/transactions.md names the gap), so the write is taken unverified, as
-        // Kafka before 3.6 did.
-        tracing::debug!(partition = %tp.dir_name(), transactional_id, "transactional write not verified: remote coordinator");
-        return Ok(Some(token));
+        let Some((_, addr)) = broker.links().remote_leader(&coordinator) else {
+            return Err(Failure::new(
+                ErrorCode::CoordinatorNotAvailable,
+                format!("no leader known for {}", coordinator.dir_name()),
+            ));
+        };
+        return Ok(Check::Ask(Remote {
+            addr,
+            tp: tp.clone(),
+            transactional_id: transactional_id.to_string(),
+            producer_id,
+            producer_epoch,
+            token,
+        }));
     }
-    let wanted = [strom_txn::TopicPartition::new(
-        tp.topic.clone(),
-        tp.partition,
-    )];
+    let wanted = [TxnPartition::new(tp.topic.clone(), tp.partition)];
     let answer = txns
         .read(|c, _| c.verify_partitions(transactional_id, producer_id, producer_epoch, &wanted));
     match answer
@@ -302,7 +384,7 @@ pub(super) fn verify_in_txn(
         .first()
         .map_or(ErrorCode::UnknownServerError, |r| r.1)
     {
-        ErrorCode::None => Ok(Some(token)),
+        ErrorCode::None => Ok(Check::Done(Some(token))),
         code => Err(Failure::new(
             code,
             format!(

@@ -21,9 +21,10 @@ use strom_wire::kafka_protocol::messages::{
 };
 
 use super::groups::{LOST, call};
-use super::txn::verify_in_txn;
+use super::txn::{Check, verify_in_txn};
 use super::{Reply, Response, topic_name};
 use crate::broker::Broker;
+use crate::errors::Failure;
 use crate::groups::OFFSETS_TOPIC;
 
 pub(super) fn txn_offset_commit(broker: &Arc<Broker>, r: WireTxnCommit) -> Reply {
@@ -78,61 +79,85 @@ pub(super) fn txn_offset_commit(broker: &Arc<Broker>, r: WireTxnCommit) -> Reply
             ),
         )
     };
+    let refuse = |f: Failure| {
+        let code = match f.code {
+            ErrorCode::ConcurrentTransactions
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::NotCoordinator
+            | ErrorCode::RequestTimedOut => ErrorCode::CoordinatorLoadInProgress,
+            ErrorCode::TransactionAbortable => ErrorCode::InvalidTxnState,
+            ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+            other => other,
+        };
+        tracing::debug!(error = %f.message, "TxnOffsetCommit refused");
+        code
+    };
+    let mut remote = None;
     if !req.group_id.is_empty() {
         let partitions = broker.control().offsets_topic_partitions();
         let tp = TopicPartition::new(
             OFFSETS_TOPIC,
             strom_group::partition_for(&req.group_id, partitions),
         );
-        let leads = broker.data().status(&tp).is_some_and(|s| s.is_leader);
-        if leads
-            && let Err(f) = verify_in_txn(
+        // Not the group's coordinator: the coordinator call answers NOT_COORDINATOR.
+        if broker.data().status(&tp).is_some_and(|s| s.is_leader) {
+            match verify_in_txn(
                 broker,
                 &tp,
                 req.producer_id,
                 req.producer_epoch,
                 &req.transactional_id,
-            )
-        {
-            let code = match f.code {
-                ErrorCode::ConcurrentTransactions
-                | ErrorCode::CoordinatorLoadInProgress
-                | ErrorCode::CoordinatorNotAvailable
-                | ErrorCode::NotCoordinator => ErrorCode::CoordinatorLoadInProgress,
-                ErrorCode::TransactionAbortable => ErrorCode::InvalidTxnState,
-                ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
-                other => other,
-            };
-            tracing::debug!(group = %req.group_id, error = %f.message, "TxnOffsetCommit refused");
-            return Reply::now(Response::Kind(all(code)));
+            ) {
+                Ok(Check::Done(_)) => {}
+                Ok(Check::Ask(r)) => remote = Some(r),
+                Err(f) => return Reply::now(Response::Kind(all(refuse(f)))),
+            }
         }
     }
-    call(
-        broker,
-        move |c, id, now| c.txn_offset_commit(id, req, now),
-        move |resp| match resp {
-            Some(GroupResponse::TxnOffsetCommit(t)) => ResponseKind::TxnOffsetCommit(
-                TxnOffsetCommitResponse::default().with_topics(
-                    t.topics
-                        .into_iter()
-                        .map(|t| {
-                            TxnOffsetCommitResponseTopic::default()
-                                .with_name(topic_name(t.name))
-                                .with_partitions(
-                                    t.partitions
-                                        .into_iter()
-                                        .map(|p| {
-                                            TxnOffsetCommitResponsePartition::default()
-                                                .with_partition_index(p.partition_index)
-                                                .with_error_code(p.error.code())
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
+    let commit =
+        move |c: &mut strom_group::GroupCoordinator, id, now| c.txn_offset_commit(id, req, now);
+    let Some(remote) = remote else {
+        return call(broker, commit, move |resp| to_wire(resp, all));
+    };
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        if let Err(f) = remote.ask(&broker).await {
+            return Response::Kind(all(refuse(f)));
+        }
+        let rx = broker.groups().call(commit);
+        Response::Kind(to_wire(rx.await.ok(), all))
+    }))
+}
+
+/// The coordinator's answer on the wire; without one (shutdown), every partition gets
+/// COORDINATOR_NOT_AVAILABLE through `all`.
+fn to_wire(
+    resp: Option<GroupResponse>,
+    all: impl FnOnce(ErrorCode) -> ResponseKind,
+) -> ResponseKind {
+    match resp {
+        Some(GroupResponse::TxnOffsetCommit(t)) => ResponseKind::TxnOffsetCommit(
+            TxnOffsetCommitResponse::default().with_topics(
+                t.topics
+                    .into_iter()
+                    .map(|t| {
+                        TxnOffsetCommitResponseTopic::default()
+                            .with_name(topic_name(t.name))
+                            .with_partitions(
+                                t.partitions
+                                    .into_iter()
+                                    .map(|p| {
+                                        TxnOffsetCommitResponsePartition::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_error_code(p.error.code())
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
             ),
-            _ => all(LOST),
-        },
-    )
+        ),
+        _ => all(LOST),
+    }
 }

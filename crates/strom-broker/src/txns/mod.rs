@@ -24,6 +24,7 @@ use strom_txn::{
 use tokio::sync::oneshot;
 
 use crate::groups::Groups;
+use crate::links::BrokerLinks;
 use crate::partitions::Partitions;
 use crate::topics::TopicStore;
 
@@ -46,6 +47,8 @@ pub struct Txns {
     /// Told when a marker reached a `__consumer_offsets` partition: transactional offset
     /// commits become visible (or are dropped) there.
     groups: Arc<Groups>,
+    /// Requests to the other brokers (markers for partitions they lead).
+    links: Arc<BrokerLinks>,
     /// The producer id allocator (the node's blocks).
     new_producer_id: Box<dyn Fn() -> Result<i64, ErrorCode> + Send + Sync>,
 }
@@ -70,6 +73,7 @@ impl Txns {
         partitions: Arc<Partitions>,
         topics: Arc<TopicStore>,
         groups: Arc<Groups>,
+        links: Arc<BrokerLinks>,
         new_producer_id: Box<dyn Fn() -> Result<i64, ErrorCode> + Send + Sync>,
     ) -> Arc<Txns> {
         Arc::new(Txns {
@@ -83,6 +87,7 @@ impl Txns {
             partitions,
             topics,
             groups,
+            links,
             new_producer_id,
         })
     }
