@@ -80,6 +80,9 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::TxnOffsetCommit, 0, 3),
     // Inter-broker: a coordinator's markers for partitions this node leads.
     api(ApiKey::WriteTxnMarkers, 1, 1),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 1),
+    api(ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// Produce v0-v2 (the pre-0.11 message-set formats) are advertised, like Kafka 4.0 does,

@@ -15,6 +15,7 @@ mod produce;
 mod producer_id;
 mod topic_partitions;
 mod txn;
+mod txn_admin;
 mod txn_markers;
 mod txn_offsets;
 
@@ -126,6 +127,15 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr)
         RequestKind::EndTxn(r) => txn::end_txn(broker, r, version),
         RequestKind::TxnOffsetCommit(r) => txn_offsets::txn_offset_commit(broker, r),
         RequestKind::WriteTxnMarkers(r) => txn_markers::write_txn_markers(broker, r),
+        RequestKind::DescribeTransactions(r) => Reply::now(Response::Kind(
+            ResponseKind::DescribeTransactions(txn_admin::describe_transactions(broker, r)),
+        )),
+        RequestKind::ListTransactions(r) => Reply::now(Response::Kind(
+            ResponseKind::ListTransactions(txn_admin::list_transactions(broker, r, version)),
+        )),
+        RequestKind::DescribeProducers(r) => Reply::now(Response::Kind(
+            ResponseKind::DescribeProducers(txn_admin::describe_producers(broker, r)),
+        )),
         RequestKind::FindCoordinator(r) => Reply::now(Response::Kind(
             ResponseKind::FindCoordinator(metadata::find_coordinator(broker, r, version)),
         )),
@@ -191,6 +201,9 @@ mod tests {
             ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),
             ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
             ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(Default::default()),
+            ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(Default::default()),
+            ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
+            ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
             ApiKey::DescribeTopicPartitions => {
                 RequestKind::DescribeTopicPartitions(Default::default())
             }

@@ -211,6 +211,7 @@ impl Partitions {
                 proposed.base_offset,
                 proposed.last_offset,
             );
+            states.set_last_timestamp(first.producer_id, first.max_timestamp);
             if transactional {
                 states.record_txn_data(first.producer_id, proposed.base_offset);
             }
@@ -270,6 +271,7 @@ impl Partitions {
                 h.base_offset,
                 h.last_offset(),
             );
+            states.set_last_timestamp(h.producer_id, h.max_timestamp);
             if h.is_transactional() {
                 states.record_txn_data(h.producer_id, h.base_offset);
             }

@@ -35,7 +35,6 @@ use crate::topics::TopicStore;
 pub use append::{Appended, Origin};
 pub use read::Fetched;
 pub use replay::Replayed;
-pub use txn::ProducerView;
 pub use wait::Commit;
 
 /// A partition's replication state as this node sees it.

@@ -8,18 +8,7 @@ use strom_log::TopicPartition;
 
 use super::{Appended, Commit, Partitions};
 use crate::errors::{Failure, partition_raft_failure, unknown_partition};
-use crate::producers::AbortedTxn;
-
-/// One producer as a partition leader knows it (DescribeProducers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProducerView {
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub last_sequence: i32,
-    pub coordinator_epoch: i32,
-    /// The first offset of its open transaction here, -1 when none.
-    pub current_txn_start_offset: i64,
-}
+use crate::producers::{AbortedTxn, ProducerView};
 
 impl Partitions {
     /// Appends a transaction marker for `producer_id` to a partition this node leads.
@@ -140,17 +129,6 @@ impl Partitions {
         let partition = self.get(tp).ok_or_else(|| unknown_partition(tp))?;
         partition.status.borrow().check_leading(tp)?;
         let mut guard = partition.producers.lock().unwrap();
-        Ok(self
-            .producer_states(tp, &mut guard)?
-            .describe()
-            .into_iter()
-            .map(|(pid, epoch, last_seq, coord, first)| ProducerView {
-                producer_id: pid,
-                producer_epoch: epoch,
-                last_sequence: last_seq,
-                coordinator_epoch: coord,
-                current_txn_start_offset: first.unwrap_or(-1),
-            })
-            .collect())
+        Ok(self.producer_states(tp, &mut guard)?.describe())
     }
 }

@@ -7,6 +7,8 @@
 
 mod txn;
 
+pub use txn::ProducerView;
+
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use strom_wire::ErrorCode;
@@ -32,6 +34,8 @@ struct ProducerEntry {
     /// The coordinator epoch of the newest marker written for this producer: a marker
     /// from an older coordinator is fenced.
     coordinator_epoch: i32,
+    /// The max timestamp of the producer's newest batch here (DescribeProducers).
+    last_timestamp: i64,
     /// KIP-890 part 1: the token of the coordinator's check, under way or done, that
     /// this producer's transaction includes this partition. A marker clears it, so a
     /// check made before a transaction ended cannot open the next one here.
@@ -148,6 +152,11 @@ impl ProducerStates {
         while entry.batches.len() > BATCHES_KEPT {
             entry.batches.pop_front();
         }
+    }
+
+    /// Notes the max timestamp of a producer's newest batch.
+    pub fn set_last_timestamp(&mut self, pid: i64, timestamp: i64) {
+        self.producers.entry(pid).or_default().last_timestamp = timestamp;
     }
 
     /// The current epoch of a producer, if known.

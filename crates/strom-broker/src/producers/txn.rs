@@ -8,6 +8,18 @@ use strom_wire::ErrorCode;
 
 use super::{AbortedTxn, ProducerStates};
 
+/// One producer as a partition leader knows it (DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction here, -1 when none.
+    pub current_txn_start_offset: i64,
+}
+
 impl ProducerStates {
     /// Whether a data batch of `pid` may be appended as (`transactional`) or outside a
     /// transaction: a producer with a transaction open here writes only transactional
@@ -160,24 +172,21 @@ impl ProducerStates {
             .collect()
     }
 
-    /// Every producer known here: (producer id, epoch, last sequence, coordinator
-    /// epoch, first offset of its open transaction), for DescribeProducers.
-    pub fn describe(&self) -> Vec<(i64, i16, i32, i32, Option<i64>)> {
+    /// Every producer known here, by producer id (DescribeProducers).
+    pub fn describe(&self) -> Vec<ProducerView> {
         let mut out: Vec<_> = self
             .producers
             .iter()
-            .map(|(&pid, e)| {
-                let last_seq = e.batches.back().map_or(-1, |b| b.last_seq);
-                (
-                    pid,
-                    e.epoch,
-                    last_seq,
-                    e.coordinator_epoch,
-                    e.txn_first_offset,
-                )
+            .map(|(&pid, e)| ProducerView {
+                producer_id: pid,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
             })
             .collect();
-        out.sort_unstable_by_key(|p| p.0);
+        out.sort_unstable_by_key(|p| p.producer_id);
         out
     }
 }
@@ -253,11 +262,17 @@ mod tests {
         // A second marker without an open transaction ends nothing.
         s.record_marker(1, 4, 5, ControlType::Abort, 2);
         assert_eq!(s.aborted_in(0, 10).len(), 1);
+        let d = s.describe();
         assert_eq!(
-            s.describe(),
-            [(1, 4, -1, 5, None)],
+            (
+                d[0].producer_epoch,
+                d[0].last_sequence,
+                d[0].coordinator_epoch
+            ),
+            (4, -1, 5),
             "the marker's epoch cleared the sequences"
         );
+        assert_eq!(d[0].current_txn_start_offset, -1);
     }
 
     #[test]
