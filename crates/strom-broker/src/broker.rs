@@ -287,6 +287,13 @@ impl Broker {
                     high_watermark: status.high_watermark,
                     is_leader: status.is_leader,
                     leader_epoch: status.term,
+                    last_stable_offset: status
+                        .is_leader
+                        .then(|| {
+                            self.partitions
+                                .loaded_last_stable_offset(&tp, status.high_watermark)
+                        })
+                        .flatten(),
                 });
             }
         }
@@ -295,6 +302,7 @@ impl Broker {
             .groups
             .all_lag(|t, p| ends.get(&(t.to_string(), p)).copied());
         (state.storage_errors, state.offline_partitions) = self.partitions.storage_health();
+        state.transactions = self.txns.gauges();
         self.metrics.render(&state)
     }
 

@@ -677,3 +677,44 @@ fn a_released_active_segment_is_still_trimmed_at_close() {
         log.close().unwrap();
     }
 }
+
+/// A header scan sees every batch of every segment in order, small and large (large
+/// ones are read header by header), and hands over transaction markers whole.
+#[test]
+fn header_scan_covers_all_segments_and_hands_over_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 64 * 1024,
+        ..small_config()
+    };
+    let (mut log, _) = open(dir.path(), config);
+    let mut expected = Vec::new();
+    for i in 0..40 {
+        // Alternately small batches and ones above the scan's large-batch threshold.
+        let mut b = if i % 3 == 0 {
+            strom_batch::marker_batch(9, 1, 4, strom_batch::ControlType::of(i % 2 == 0), 5)
+        } else if i % 2 == 0 {
+            batch(2, 10, 5)
+        } else {
+            batch(1, 20_000, 5)
+        };
+        let info = append(&mut log, &mut b, 1, 0).unwrap();
+        expected.push((info.base_offset, i % 3 == 0));
+    }
+    assert!(log.segment_count() > 3, "{} segments", log.segment_count());
+    let mut seen = Vec::new();
+    let mut markers = Vec::new();
+    log.scan_recent_headers(usize::MAX, |h, control| {
+        seen.push((h.base_offset, h.is_control()));
+        if let Some(bytes) = control {
+            markers.push(strom_batch::read_marker(bytes).map(|(k, e)| (k.is_commit(), e)));
+        }
+    })
+    .unwrap();
+    assert_eq!(seen, expected);
+    let want: Vec<_> = (0..40)
+        .filter(|i| i % 3 == 0)
+        .map(|i| Some((i % 2 == 0, 4)))
+        .collect();
+    assert_eq!(markers, want);
+}

@@ -788,13 +788,26 @@ impl Segment {
         let mut buf = Vec::new();
         let mut buf_start = 0;
         let mut pos = from_pos;
+        // Where batches are large, each header is read on its own instead of every
+        // byte of the segment in big chunks.
+        let mut chunk = SCAN_CHUNK;
         while pos < self.size {
             let need = BATCH_HEADER_LEN.min((self.size - pos) as usize);
-            ensure_buffered(&file, &path, &mut buf, &mut buf_start, pos, need, self.size)?;
+            fill_buffer(
+                &file,
+                &path,
+                &mut buf,
+                &mut buf_start,
+                pos,
+                need,
+                chunk,
+                self.size,
+            )?;
             let at = (pos - buf_start) as usize;
             let header = RecordBatchHeader::parse(&buf[at..at + need], 0)
                 .map_err(|e| self.batch_error(pos, e))?;
             let size = header.total_size();
+            chunk = if size > LARGE_BATCH { need } else { SCAN_CHUNK };
             if header.is_control() && size <= MAX_SCANNED_CONTROL_BATCH {
                 let whole = size.min((self.size - pos) as usize);
                 ensure_buffered(
@@ -1003,6 +1016,24 @@ fn ensure_buffered(
     need: usize,
     file_len: u64,
 ) -> Result<()> {
+    fill_buffer(file, path, buf, buf_start, pos, need, SCAN_CHUNK, file_len)
+}
+
+/// A batch above this size makes a header scan read the next header alone.
+const LARGE_BATCH: usize = 8 * 1024;
+
+/// [`ensure_buffered`] reading at least `chunk` bytes when it reads.
+#[allow(clippy::too_many_arguments)]
+fn fill_buffer(
+    file: &File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    buf_start: &mut u64,
+    pos: u64,
+    need: usize,
+    chunk: usize,
+    file_len: u64,
+) -> Result<()> {
     let have_end = *buf_start + buf.len() as u64;
     if pos >= *buf_start && pos + need as u64 <= have_end {
         return Ok(());
@@ -1014,7 +1045,7 @@ fn ensure_buffered(
         buf.clear();
     }
     *buf_start = pos;
-    let want = need.max(SCAN_CHUNK).min((file_len - pos) as usize);
+    let want = need.max(chunk).min((file_len - pos) as usize);
     let have = buf.len();
     if want > have {
         buf.resize(want, 0);

@@ -96,6 +96,7 @@ pub struct StateSnapshot {
     /// Storage failures of Raft groups since start, and replicas offline now.
     pub storage_errors: u64,
     pub offline_partitions: usize,
+    pub transactions: TxnGauges,
 }
 
 /// One local partition replica's offsets and leadership as it sees them.
@@ -108,6 +109,17 @@ pub struct PartitionGauges {
     pub high_watermark: i64,
     pub is_leader: bool,
     pub leader_epoch: u64,
+    /// On the leader, once its producer state is loaded (a scrape never loads it).
+    pub last_stable_offset: Option<i64>,
+}
+
+/// The transactions coordinated by this node.
+#[derive(Debug, Clone, Default)]
+pub struct TxnGauges {
+    /// Transactional ids by Kafka's state name.
+    pub by_state: Vec<(&'static str, i64)>,
+    /// How long the oldest Ongoing transaction has been open, in ms (0: none).
+    pub oldest_open_ms: i64,
 }
 
 /// Every metric the broker records itself (the rest is read at scrape time).
@@ -462,6 +474,39 @@ impl Metrics {
                 e.sample(name, &[("topic", &g.topic), ("partition", &partition)], v);
             }
         }
+        e.family(
+            "strom_partition_last_stable_offset",
+            Kind::Gauge,
+            "Offset below which every transaction has ended and its marker is committed: where read_committed consumers stop. On the partition's leader, once a produce or fetch loaded its producer state; the distance to the high watermark is what open transactions hold back.",
+        );
+        for g in &state.partitions {
+            if let Some(lso) = g.last_stable_offset {
+                let partition = g.partition.to_string();
+                e.sample(
+                    "strom_partition_last_stable_offset",
+                    &[("topic", &g.topic), ("partition", &partition)],
+                    lso,
+                );
+            }
+        }
+        e.family(
+            "strom_transactions",
+            Kind::Gauge,
+            "Transactional ids this node coordinates, by transaction state (Ongoing: a transaction is open).",
+        );
+        for (s, n) in &state.transactions.by_state {
+            e.sample("strom_transactions", &[("state", s)], *n);
+        }
+        e.family(
+            "strom_transaction_oldest_open_seconds",
+            Kind::Gauge,
+            "How long the oldest open transaction this node coordinates has been open (0 when none): a hanging producer holds read_committed consumers back until its transaction times out.",
+        );
+        e.sample_f64(
+            "strom_transaction_oldest_open_seconds",
+            &[],
+            state.transactions.oldest_open_ms as f64 / 1000.0,
+        );
         e.family(
             "strom_partitions_under_replicated",
             Kind::Gauge,

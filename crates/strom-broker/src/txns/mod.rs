@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::groups::Groups;
 use crate::links::BrokerLinks;
+use crate::metrics::TxnGauges;
 use crate::partitions::Partitions;
 use crate::topics::TopicStore;
 
@@ -188,6 +189,24 @@ impl Txns {
     pub fn read<T>(&self, f: impl FnOnce(&TransactionCoordinator, i64) -> T) -> T {
         let inner = self.inner.lock().unwrap();
         f(&inner.coordinator, now_ms())
+    }
+
+    /// Transactional ids by state and the age of the oldest open transaction (metrics).
+    pub fn gauges(&self) -> TxnGauges {
+        let inner = self.inner.lock().unwrap();
+        let now = now_ms();
+        let mut by_state: std::collections::BTreeMap<&'static str, i64> = Default::default();
+        let mut oldest = 0;
+        for m in inner.coordinator.transactions() {
+            *by_state.entry(m.state.name()).or_default() += 1;
+            if m.state == strom_txn::TransactionState::Ongoing {
+                oldest = oldest.max(now.saturating_sub(m.start_timestamp));
+            }
+        }
+        TxnGauges {
+            by_state: by_state.into_iter().collect(),
+            oldest_open_ms: oldest,
+        }
     }
 
     /// Advances timers (transaction timeouts, marker retries) and retries reloads.
