@@ -139,6 +139,7 @@ impl Broker {
             topics.clone(),
             groups.clone(),
             links.clone(),
+            crate::groups::CompactionPolicy::of(&config),
             Box::new(move || {
                 ids.cluster_producer_id(node_id).map_err(|e| {
                     tracing::error!(error = %e, "could not allocate a producer id");

@@ -250,12 +250,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "offsets_compaction_check_ms",
         default: "60000",
-        help: "how often __consumer_offsets partitions are checked for compaction by snapshot",
+        help: "how often __consumer_offsets and __transaction_state partitions are checked for compaction by snapshot",
     },
     Setting {
         key: "offsets_compaction_min_bytes",
         default: "1048576",
-        help: "a __consumer_offsets partition is compacted once it holds more than this and twice its live state",
+        help: "a __consumer_offsets or __transaction_state partition is compacted once it holds more than this and twice its live state",
     },
 ];
 

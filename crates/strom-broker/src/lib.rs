@@ -17,6 +17,7 @@ mod frames;
 pub mod groups;
 mod handlers;
 pub mod http;
+mod internal_batches;
 pub mod limits;
 pub mod links;
 pub mod metrics;

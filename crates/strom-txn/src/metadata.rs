@@ -152,6 +152,16 @@ impl TransactionMetadata {
         })
     }
 
+    /// The record that states this metadata as it is (compaction by snapshot): replaying
+    /// it gives the same metadata as replaying the history that led here.
+    pub(crate) fn snapshot_record(&self) -> TransactionLogValue {
+        Transit {
+            previous_producer_id: self.previous_producer_id,
+            ..self.base(self.state)
+        }
+        .to_record()
+    }
+
     /// What a new transition starts from: the current state, all fields unchanged.
     fn base(&self, state: TransactionState) -> Transit {
         Transit {

@@ -3,17 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use strom_batch::RecordBatchBuilder;
-use strom_group::{OffsetsRecord, ProducerRef};
+use strom_group::OffsetsRecord;
 use strom_log::TopicPartition;
 
 use super::OFFSETS_TOPIC;
 use strom_batch::now_ms;
 
+use crate::internal_batches::{self, KeyedRecord};
 use crate::partitions::{Commit, Origin, Partitions};
-
-/// Batches are kept well below the default max.message.bytes (a huge commit splits).
-const MAX_BATCH_BYTES: usize = 512 * 1024;
 
 /// What an append of one call's records did.
 #[derive(Debug, Default)]
@@ -62,41 +59,22 @@ pub(super) fn encoded_size(records: &[OffsetsRecord]) -> u64 {
     batches(records, 0).iter().map(|b| b.len() as u64).sum()
 }
 
-/// Uncompressed batches of at most about [`MAX_BATCH_BYTES`] each, in record order; a
-/// null value is a tombstone. Records of a transaction (TxnOffsetCommit) go in
-/// transactional batches of their producer, without sequence numbers, as Kafka's
-/// coordinator writes them; a batch holds records of one producer (or none) only.
+/// The records as batches, in order (see `internal_batches`).
 fn batches(records: &[OffsetsRecord], now: i64) -> Vec<Vec<u8>> {
-    let builder = |t: Option<ProducerRef>| match t {
-        Some(p) => RecordBatchBuilder::new()
-            .producer(p.producer_id, p.producer_epoch, -1)
-            .transactional(),
-        None => RecordBatchBuilder::new(),
-    };
-    let mut out = Vec::new();
-    let mut current = records.first().and_then(|r| r.transaction);
-    let mut b = builder(current);
-    for r in records {
-        if !b.is_empty()
-            && (r.transaction != current
-                || b.size() + r.key.len() + r.value.as_ref().map_or(0, |v| v.len())
-                    > MAX_BATCH_BYTES)
-        {
-            out.push(b.build());
-            current = r.transaction;
-            b = builder(current);
-        }
-        b.push(now, Some(&r.key), r.value.as_deref(), &[]);
-    }
-    if !b.is_empty() {
-        out.push(b.build());
-    }
-    out
+    internal_batches::batches(
+        records.iter().map(|r| KeyedRecord {
+            key: &r.key,
+            value: r.value.as_deref(),
+            producer: r.transaction.map(|p| (p.producer_id, p.producer_epoch)),
+        }),
+        now,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use strom_group::ProducerRef;
 
     use super::*;
 

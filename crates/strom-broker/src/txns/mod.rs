@@ -9,6 +9,7 @@
 //! CONCURRENT_TRANSACTIONS) and releases each answer from `write_completed`, once its
 //! record is committed.
 
+mod compact;
 mod load;
 mod markers;
 
@@ -16,14 +17,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use strom_batch::{RecordBatchBuilder, now_ms};
+use strom_batch::now_ms;
 use strom_log::TopicPartition;
 use strom_txn::{
     Effects, ErrorCode, RequestId, Response, TransactionCoordinator, TxnConfig, TxnLogWrite,
 };
 use tokio::sync::oneshot;
 
-use crate::groups::Groups;
+use crate::groups::{CompactionPolicy, Groups};
+use crate::internal_batches::{self, KeyedRecord};
 use crate::links::BrokerLinks;
 use crate::metrics::TxnGauges;
 use crate::partitions::Partitions;
@@ -50,6 +52,9 @@ pub struct Txns {
     groups: Arc<Groups>,
     /// Requests to the other brokers (markers for partitions they lead).
     links: Arc<BrokerLinks>,
+    /// When `__transaction_state` partitions are compacted (the same policy as
+    /// `__consumer_offsets`).
+    compaction: CompactionPolicy,
     /// The producer id allocator (the node's blocks).
     new_producer_id: Box<dyn Fn() -> Result<i64, ErrorCode> + Send + Sync>,
 }
@@ -65,6 +70,10 @@ struct Inner {
     /// Partitions to replay from the log again (a failed load, or a record whose outcome
     /// is unknown); the ticker retries them.
     reload: BTreeSet<i32>,
+    /// When the ticker next looks for partitions to compact (`None`: at its next tick).
+    next_compaction_check: Option<std::time::Instant>,
+    /// Partitions whose snapshot is being committed, before their log start moves.
+    compacting: BTreeSet<i32>,
 }
 
 impl Txns {
@@ -75,12 +84,15 @@ impl Txns {
         topics: Arc<TopicStore>,
         groups: Arc<Groups>,
         links: Arc<BrokerLinks>,
+        compaction: CompactionPolicy,
         new_producer_id: Box<dyn Fn() -> Result<i64, ErrorCode> + Send + Sync>,
     ) -> Arc<Txns> {
         Arc::new(Txns {
             inner: Mutex::new(Inner {
                 coordinator: TransactionCoordinator::new(config),
                 reload: BTreeSet::new(),
+                next_compaction_check: None,
+                compacting: BTreeSet::new(),
             }),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -89,6 +101,7 @@ impl Txns {
             topics,
             groups,
             links,
+            compaction,
             new_producer_id,
         })
     }
@@ -161,6 +174,7 @@ impl Txns {
             }
             Err(f) => {
                 tracing::error!(partition = p, error = %f.message, "loading __transaction_state failed; retrying");
+                inner.compacting.remove(&p);
                 inner.reload.insert(p);
             }
         }
@@ -218,6 +232,7 @@ impl Txns {
         }
         let fx = inner.coordinator.tick(now_ms());
         self.apply(&mut inner, fx);
+        self.maybe_compact(&mut inner);
     }
 
     /// Releases every waiting connection (the server is shutting down).
@@ -246,9 +261,15 @@ impl Txns {
     /// the coordinator once committed (or failed).
     fn write(self: &Arc<Self>, inner: &mut Inner, w: TxnLogWrite) {
         let tp = TopicPartition::new(TXN_TOPIC, w.partition);
-        let mut b = RecordBatchBuilder::new();
-        b.push(now_ms(), Some(&w.key), w.value.as_deref(), &[]);
-        match self.partitions.append(&tp, &b.finish()) {
+        let batch = internal_batches::batches(
+            [KeyedRecord {
+                key: &w.key,
+                value: w.value.as_deref(),
+                producer: None,
+            }],
+            now_ms(),
+        );
+        match self.partitions.append(&tp, &batch[0]) {
             Err(f) => {
                 tracing::warn!(partition = %tp.dir_name(), error = %f.message, "appending to __transaction_state failed");
                 // Nothing was written: the transition is abandoned and the client retries.
@@ -296,5 +317,94 @@ impl Txns {
                 let _ = tx.send(response);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::Broker;
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        crate::test_broker::open(
+            dir,
+            &[
+                ("offsets_topic_partitions", "1"),
+                ("transaction_state_partitions", "1"),
+                ("offsets_compaction_check_ms", "0"),
+                ("offsets_compaction_min_bytes", "16384"),
+            ],
+        )
+    }
+
+    /// InitProducerId for `id` as a client would, once its coordinator is loaded:
+    /// (producer id, epoch).
+    fn init(broker: &Arc<Broker>, id: &str) -> (i64, i16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let req = strom_txn::InitProducerIdRequest {
+                api_version: 4,
+                transactional_id: id.into(),
+                transaction_timeout_ms: 60_000,
+                producer_id: -1,
+                producer_epoch: -1,
+            };
+            let rx = broker
+                .txns()
+                .call(|c, rid, now, alloc| c.init_producer_id(rid, &req, now, alloc));
+            let Ok(Response::InitProducerId(r)) = rx.blocking_recv() else {
+                panic!("no answer");
+            };
+            if r.error == ErrorCode::None {
+                return (r.producer_id, r.producer_epoch);
+            }
+            assert!(std::time::Instant::now() < deadline, "{:?}", r.error);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// `__transaction_state` is compacted by snapshot once it grows, and the compacted
+    /// partition replays to the same state after a restart.
+    #[test]
+    fn transaction_state_is_compacted_and_replays_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = crate::test_broker::runtime();
+        let _guard = rt.enter();
+        let broker = open(dir.path());
+        while !broker.control().ensure_transaction_topic() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let tp = TopicPartition::new(TXN_TOPIC, 0);
+        let (pid, first) = init(&broker, "a");
+        let mut epoch = first;
+        for _ in 0..400 {
+            let (p, e) = init(&broker, "a");
+            assert_eq!(p, pid);
+            assert_eq!(e, epoch + 1);
+            epoch = e;
+        }
+        let (other, _) = init(&broker, "b");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while broker.data().local_offsets(&tp).unwrap().0 == 0 {
+            assert!(std::time::Instant::now() < deadline, "never compacted");
+            broker.txns().tick();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (start, end) = broker.data().local_offsets(&tp).unwrap();
+        assert!(
+            end - start < 50,
+            "compacted to a few records: {start}..{end}"
+        );
+        broker.close().unwrap();
+        drop(broker);
+
+        let broker = open(dir.path());
+        assert_eq!(
+            init(&broker, "a"),
+            (pid, epoch + 1),
+            "the epoch carried over"
+        );
+        assert_eq!(init(&broker, "b").0, other);
+        broker.close().unwrap();
     }
 }

@@ -398,6 +398,29 @@ impl TransactionCoordinator {
         }
     }
 
+    /// The newest state of every transactional id of a served partition as
+    /// `__transaction_state` records (key, value), for compacting the partition by
+    /// snapshot: appended at its end, they stand in for everything before them. `None`
+    /// while a record of that partition is in flight (memory is then behind the log's
+    /// end) or when the partition is not served.
+    pub fn snapshot(&self, partition: i32) -> Option<Vec<(bytes::Bytes, bytes::Bytes)>> {
+        if !self.is_active(partition) || self.writes.values().any(|w| w.partition == partition) {
+            return None;
+        }
+        Some(
+            self.txns
+                .iter()
+                .filter(|(id, _)| self.partition_for(id) == partition)
+                .map(|(id, m)| {
+                    (
+                        TransactionLogKey::new(id).encode(),
+                        m.snapshot_record().encode(TRANSACTION_LOG_VALUE_VERSION),
+                    )
+                })
+                .collect(),
+        )
+    }
+
     /// Checks that the coordinator serves `transactional_id`'s partition; its epoch.
     fn lookup(&self, transactional_id: &str) -> Result<i32, ErrorCode> {
         match self.partitions.get(&self.partition_for(transactional_id)) {
