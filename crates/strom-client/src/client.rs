@@ -58,6 +58,10 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+/// FindCoordinator's key types.
+const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
+
 #[derive(Debug)]
 struct Inner {
     config: ClientConfig,
@@ -74,7 +78,8 @@ struct Cache {
     leaders: HashMap<String, HashMap<i32, i32>>,
     /// Partition count and topic id of each known topic.
     topics: HashMap<String, (usize, uuid::Uuid)>,
-    coordinators: HashMap<String, i32>,
+    /// Coordinators by (key type: 0 group, 1 transaction; key).
+    coordinators: HashMap<(i8, String), i32>,
 }
 
 impl Client {
@@ -357,25 +362,39 @@ impl Client {
 
     /// The coordinator of `group`, from the cache or FindCoordinator.
     pub async fn coordinator(&self, group: &str) -> Result<Arc<Connection>, ClientError> {
+        self.coordinator_of(KEY_GROUP, group).await
+    }
+
+    /// The coordinator of a key of `key_type` (0: a group, 1: a transactional id), from
+    /// the cache or FindCoordinator.
+    async fn coordinator_of(&self, key_type: i8, key: &str) -> Result<Arc<Connection>, ClientError> {
+        let cache_key = (key_type, key.to_owned());
         let cached = self
             .inner
             .cache
             .lock()
             .unwrap()
             .coordinators
-            .get(group)
+            .get(&cache_key)
             .copied();
         if let Some(node) = cached {
             return self.broker(node).await;
         }
         let conn = self.any_broker().await?;
         let version = conn.version::<FindCoordinatorRequest>()?;
-        let key = StrBytes::from_string(group.to_owned());
-        let mut req = FindCoordinatorRequest::default().with_key_type(0);
+        if key_type != KEY_GROUP && version < 1 {
+            return Err(ClientError::UnsupportedApi {
+                api: "FindCoordinator for transactions",
+                broker_min: 0,
+                broker_max: 0,
+            });
+        }
+        let name = StrBytes::from_string(key.to_owned());
+        let mut req = FindCoordinatorRequest::default().with_key_type(key_type);
         if version >= 4 {
-            req.coordinator_keys = vec![key];
+            req.coordinator_keys = vec![name];
         } else {
-            req.key = key;
+            req.key = name;
         }
         let resp = conn.send(&req, version).await?;
         let (code, message, node, host, port) = match resp.coordinators.first() {
@@ -394,13 +413,14 @@ impl Client {
                 resp.port,
             ),
         };
+        let what = if key_type == KEY_GROUP { "group" } else { "transactional id" };
         ClientError::check(code, message.as_deref(), || {
-            format!("find coordinator of group {group}")
+            format!("find coordinator of {what} {key}")
         })?;
         let BrokerId(node) = node;
         {
             let mut cache = self.inner.cache.lock().unwrap();
-            cache.coordinators.insert(group.to_owned(), node);
+            cache.coordinators.insert(cache_key, node);
             cache.brokers.entry(node).or_insert_with(|| BrokerInfo {
                 node_id: node,
                 host: host.to_string(),
@@ -416,6 +436,32 @@ impl Client {
     pub async fn with_coordinator<T, F, Fut>(
         &self,
         group: &str,
+        op: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(Arc<Connection>) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        self.with_coordinator_of(KEY_GROUP, group, op).await
+    }
+
+    /// [`with_coordinator`](Self::with_coordinator) for a transactional id's coordinator.
+    pub async fn with_txn_coordinator<T, F, Fut>(
+        &self,
+        transactional_id: &str,
+        op: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(Arc<Connection>) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        self.with_coordinator_of(KEY_TRANSACTION, transactional_id, op).await
+    }
+
+    async fn with_coordinator_of<T, F, Fut>(
+        &self,
+        key_type: i8,
+        key: &str,
         mut op: F,
     ) -> Result<T, ClientError>
     where
@@ -423,11 +469,16 @@ impl Client {
         Fut: Future<Output = Result<T, ClientError>>,
     {
         self.retrying(
-            || self.coordinator(group),
+            || self.coordinator_of(key_type, key),
             &mut op,
             |e, attempt| {
-                tracing::debug!(group, error = %e, attempt, "retrying on a new coordinator");
-                self.inner.cache.lock().unwrap().coordinators.remove(group);
+                tracing::debug!(key, error = %e, attempt, "retrying on a new coordinator");
+                self.inner
+                    .cache
+                    .lock()
+                    .unwrap()
+                    .coordinators
+                    .remove(&(key_type, key.to_owned()));
             },
         )
         .await

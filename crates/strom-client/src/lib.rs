@@ -33,6 +33,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod records;
+mod transactions;
 
 pub use admin::{ConfigChange, ConfigEntry, NewTopic};
 pub use client::{Client, ClientConfig};
@@ -49,5 +50,6 @@ pub use groups::{GroupDescription, GroupListing, GroupMember};
 pub use metadata::{BrokerInfo, Metadata, PartitionInfo, TopicInfo};
 pub use offsets::OffsetSpec;
 pub use produce::{Acks, ProduceOptions, Produced, now_ms};
+pub use transactions::{ProducerDescription, TransactionDescription, TransactionListing};
 pub use records::{ProduceRecord, build_batch, decode_batches, for_each_record};
 pub use strom_batch::Record;
