@@ -22,7 +22,10 @@ Anomalies:
   the committed offset not in the output exactly once, or one at or above it in the output
   (its offsets were not committed with it);
 - zombie-commit: a commit that returned ok although it started after a newer incarnation of
-  the same transactional.id had finished init_transactions (it should have been fenced);
+  the same transactional.id had finished init_transactions (it should have been fenced).
+  "Newer" is certain only for an incarnation whose process started after this one's
+  init_transactions returned (one paused inside init_transactions may legitimately finish
+  it after its successor and fence that one instead);
 - unknown-record: a record in the output no transaction of the history wrote, or whose value
   does not say where it came from;
 - mismatch: a record read_committed shows that read_uncommitted has differently at the same
@@ -88,7 +91,8 @@ def check(run: Path) -> dict:
 
     # -- the transactions and their outcomes --------------------------------------------
     txns: dict[str, Txn] = {}
-    inits: dict[str, list[tuple[int, float]]] = defaultdict(list)  # txn_id -> (inc, time)
+    # txn_id -> incarnation -> [process start, init_transactions returned]
+    inits: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(lambda: [None, None]))
     nemesis = Counter()
     for l in lines:
         op = l["op"]
@@ -104,24 +108,37 @@ def check(run: Path) -> dict:
             t.deliberate = bool(l.get("deliberate"))
         elif op in ("txn-error", "retry") and l.get("tag") in txns:
             txns[l["tag"]].errors.append(l.get("err", "?"))
+        elif op == "start" and "txn_id" in l:
+            inits[l["txn_id"]][l["inc"]][0] = l["t"]
         elif op == "init" and l.get("ok"):
-            inits[l["txn_id"]].append((l["inc"], l["t"]))
+            inits[l["txn_id"]][l["inc"]][1] = l["t"]
         elif op == "nemesis":
             nemesis[l["action"]] += 1
     for t in txns.values():
         if t.committed and t.aborted:
             anomalies["history"].append(f"{t.tag}: both commit and abort returned ok")
 
-    # Zombie commits: started after a newer incarnation's init_transactions returned.
+    # Zombie commits. The fencing order is the order in which the coordinator handled the
+    # InitProducerId requests, not the incarnation numbers (an incarnation paused inside
+    # init_transactions finishes it after its successor, and fences the successor). It is
+    # certain only when one incarnation's init_transactions returned before another's
+    # process even started: then the later one is newer, and once its init returned, no
+    # commit the older one starts may succeed.
     for t in txns.values():
         if not t.committed or t.commit_start is None:
             continue
-        newer = [(inc, ts) for inc, ts in inits[t.txn_id] if inc > t.inc and ts < t.commit_start]
+        mine = inits[t.txn_id][t.inc]
+        if mine[1] is None:
+            anomalies["history"].append(f"{t.tag} committed without init_transactions in the history")
+            continue
+        newer = [(inc, se) for inc, se in inits[t.txn_id].items()
+                 if inc != t.inc and se[0] is not None and se[1] is not None
+                 and mine[1] < se[0] and se[1] < t.commit_start]
         if newer:
-            inc, ts = min(newer, key=lambda x: x[1])
+            inc, (_s, e) = min(newer, key=lambda x: x[1][1])
             anomalies["zombie-commit"].append(
-                f"{t.tag} committed although incarnation {inc} of {t.txn_id} had initialised "
-                f"{t.commit_start - ts:.3f}s before its commit started"
+                f"{t.tag} committed although incarnation {inc} of {t.txn_id}, started after this one's "
+                f"init_transactions returned, had initialised {t.commit_start - e:.3f}s before this commit started"
             )
 
     # -- the final read_committed ---------------------------------------------------------
@@ -256,7 +273,7 @@ def check(run: Path) -> dict:
         "output_read_uncommitted": sum(len(r) for r in final["ru"].values()),
         "read_uncommitted_by_outcome": dict(ru_outcomes),
         "reader_records_seen": reader_seen,
-        "incarnations": sum(len(v) for v in inits.values()),
+        "incarnations": sum(1 for v in inits.values() for se in v.values() if se[1] is not None),
         "nemesis": dict(nemesis),
         "zombies_fenced": sum(1 for l in lines if l["op"] == "zombie" and l.get("fenced")),
         "zombies_not_fenced": sum(1 for l in lines if l["op"] == "zombie" and not l.get("fenced")),

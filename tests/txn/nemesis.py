@@ -114,10 +114,6 @@ class KafkaRefNodes(BrokerNodes):
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while self.running(i):
-            try:
-                os.waitpid(pid, os.WNOHANG)  # reap it if we started it
-            except ChildProcessError:
-                pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"kafka node {i} (pid {pid}) survived SIGKILL")
             time.sleep(0.05)
@@ -127,17 +123,23 @@ class KafkaRefNodes(BrokerNodes):
     def restart(self, i: int, timeout: float = 90.0) -> None:
         cmd = self.cmdlines.get(i)
         assert cmd, f"kafka node {i} was not killed by this nemesis: no command line to restart"
-        with open(self._dir(i) / "kafka.log", "ab") as log:
-            log.write(f"==== {time.strftime('%H:%M:%S')} strom-txn nemesis: restart\n".encode())
-            log.flush()
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    start_new_session=True)
-        (self._dir(i) / "kafka.pid").write_text(f"{proc.pid}\n")
+        log = self._dir(i) / "kafka.log"
+        with open(log, "ab") as f:
+            f.write(f"==== {time.strftime('%H:%M:%S')} strom-txn nemesis: restart\n".encode())
+        # In the background of a shell that exits at once, as scripts/kafka-ref.sh starts
+        # it: the JVM is not this process's child, so it is reaped when it exits (a child
+        # left unreaped would look alive to cluster-stop's `kill -0` forever).
+        out = subprocess.run(
+            ["bash", "-c", 'log=$1; shift; nohup "$@" >>"$log" 2>&1 </dev/null & echo $!', "_", str(log), *cmd],
+            capture_output=True, text=True, timeout=30, start_new_session=True,
+        )
+        pid = int(out.stdout.strip())
+        (self._dir(i) / "kafka.pid").write_text(f"{pid}\n")
         port = self._port(i)
         deadline = time.monotonic() + timeout
         while not api_versions_ok(port):
-            if proc.poll() is not None:
-                raise RuntimeError(f"kafka node {i} exited with {proc.returncode} on restart (see {self._dir(i)}/kafka.log)")
+            if not self.running(i):
+                raise RuntimeError(f"kafka node {i} exited on restart (see {log})")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"kafka node {i} did not answer within {timeout}s of its restart")
             time.sleep(0.2)
@@ -234,12 +236,6 @@ class KafkaRefTarget(Target):
         if not self.started:
             return []
         r = self._script("stop" if self.mode == "single" else "cluster-stop", 300)
-        # Reap the nodes this process restarted (cluster-stop killed them).
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
-        except ChildProcessError:
-            pass
         return [] if r.returncode == 0 else [f"kafka-ref stop exited {r.returncode}: {r.stderr}"]
 
 

@@ -194,9 +194,20 @@ class Run:
             rc = None
         with self.lock:
             self.zombies = [z for z in self.zombies if z[1] is not old]
-        fenced = rc == 3
+        fenced = self.was_fenced(self.hist_dir / f"w{wk.w}.{old_inc}.jsonl")
         self.h.log("zombie", w=wk.w, inc=old_inc, rc=rc, fenced=fenced)
-        self.say(f"zombie {wk.w}.{old_inc}: {'fenced (exit 3)' if fenced else f'exit {rc} (killed if None)'}")
+        self.say(f"zombie {wk.w}.{old_inc}: exit {rc} (None: killed after --zombie-grace), "
+                 f"{'fenced' if fenced else 'no fencing error seen'}")
+
+    @staticmethod
+    def was_fenced(history: Path) -> bool:
+        """The worker's history shows a fencing error (librdkafka's _FENCED, or the broker's
+        PRODUCER_FENCED / INVALID_PRODUCER_EPOCH)."""
+        try:
+            text = history.read_text(errors="replace")
+        except FileNotFoundError:
+            return False
+        return any(k in text for k in ('"_FENCED"', '"PRODUCER_FENCED"', '"INVALID_PRODUCER_EPOCH"'))
 
     # -- the phases -----------------------------------------------------------------------
 

@@ -195,8 +195,11 @@ def main() -> int:
                 delivered = []
 
                 def on_delivery(err, msg):
-                    delivered.append([msg.partition(), msg.offset() if err is None else None,
-                                      None if err is None else err.name()])
+                    try:
+                        delivered.append([msg.partition(), msg.offset() if err is None else None,
+                                          None if err is None else err.name()])
+                    except Exception as e:  # noqa: BLE001 - never raise into librdkafka's callback
+                        delivered.append([None, None, f"{type(e).__name__}: {e}"])
 
                 for (p, off, n), (op, _n) in zip(batch, outputs):
                     while True:
@@ -227,6 +230,13 @@ def main() -> int:
                 h.log("txn-error", tag=tag, **f)
                 if f["fatal"]:
                     raise Fatal() from e
+                abort(tag, first, False, cause=f)
+                continue
+            except Exception as e:  # noqa: BLE001
+                # confluent-kafka can surface a fatal producer error as a SystemError out of
+                # flush() (a delivery report of a fenced producer): the abort tells which.
+                f = err_fields(e)
+                h.log("txn-error", tag=tag, **f)
                 abort(tag, first, False, cause=f)
                 continue
             if a.rate > 0 and not unlimited:
