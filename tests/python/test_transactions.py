@@ -48,7 +48,7 @@ from kafka_util import (
 XFAIL = "transactions: issue 16"
 # init_transactions: Kafka answers within a second or two (the first one creates
 # __transaction_state); Strom, which refuses, makes it time out.
-INIT_S = 15.0
+INIT_S = 10.0
 TXN = REPO / "tests" / "txn"
 KCAT = shutil.which("kcat")
 

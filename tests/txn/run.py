@@ -196,8 +196,8 @@ class Run:
             self.zombies = [z for z in self.zombies if z[1] is not old]
         fenced = self.was_fenced(self.hist_dir / f"w{wk.w}.{old_inc}.jsonl")
         self.h.log("zombie", w=wk.w, inc=old_inc, rc=rc, fenced=fenced)
-        self.say(f"zombie {wk.w}.{old_inc}: exit {rc} (None: killed after --zombie-grace), "
-                 f"{'fenced' if fenced else 'no fencing error seen'}")
+        ended = f"exit {rc}" if rc is not None else f"still running after {self.a.zombie_grace:.0f}s: killed"
+        self.say(f"zombie {wk.w}.{old_inc}: {ended}, {'fenced' if fenced else 'no fencing error seen'}")
 
     @staticmethod
     def was_fenced(history: Path) -> bool:
