@@ -1,8 +1,6 @@
 """Transactions (issue 16) with confluent-kafka and kcat, against Apache Kafka 4.4 first and
 then Strom: every expectation is Kafka's, shown on the reference broker in the same run
-(kafka_ref.py). Strom does not serve transactions yet (InitProducerId with a transactional
-id is refused), so the Strom side of every test is a strict xfail naming issue 16: when
-transactions land, these turn into failures until the markers are removed.
+(kafka_ref.py), and Strom is held to it unweakened (docs/transactions.md).
 
 The last test runs the history checker of tests/txn (docs/transactions-testing.md) at a
 small size on each broker, and shows on Kafka's real history that the checker finds every
@@ -31,7 +29,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import OffsetSpec
 
 from conftest import REPO
-from kafka_ref import bootstrap, kafka_broker, on_both, strom_broker  # noqa: F401 (fixtures)
+from kafka_ref import bootstrap, kafka_broker, strom_broker  # noqa: F401 (fixtures)
 from kafka_util import (
     admin,
     client_conf,
@@ -45,9 +43,8 @@ from kafka_util import (
     watermarks,
 )
 
-XFAIL = "transactions: issue 16"
-# init_transactions: Kafka answers within a second or two (the first one creates
-# __transaction_state); Strom, which refuses, makes it time out.
+# init_transactions: both brokers answer within a second or two (the first one creates
+# __transaction_state).
 INIT_S = 10.0
 TXN = REPO / "tests" / "txn"
 KCAT = shutil.which("kcat")
@@ -84,7 +81,6 @@ def fatal_error(e: KafkaException) -> KafkaError:
     return e.args[0]
 
 
-@on_both(XFAIL)
 def test_a_committed_transaction_is_visible_to_read_committed(bootstrap):
     topic = unique("commit")
     create_topic(bootstrap, topic, partitions=2)
@@ -101,7 +97,6 @@ def test_a_committed_transaction_is_visible_to_read_committed(bootstrap):
         assert watermarks(bootstrap, topic, part) == (0, 4)
 
 
-@on_both(XFAIL)
 def test_an_aborted_transaction_is_invisible_to_read_committed_and_visible_to_read_uncommitted(bootstrap):
     topic = unique("abort")
     create_topic(bootstrap, topic)
@@ -122,7 +117,6 @@ def test_an_aborted_transaction_is_invisible_to_read_committed_and_visible_to_re
     assert watermarks(bootstrap, topic) == (0, 7)
 
 
-@on_both(XFAIL)
 def test_send_offsets_to_transaction_commits_the_groups_offsets_only_on_commit(bootstrap):
     src, dst, group = unique("src"), unique("dst"), unique("group")
     create_topic(bootstrap, src)
@@ -166,7 +160,6 @@ def test_send_offsets_to_transaction_commits_the_groups_offsets_only_on_commit(b
     assert values(read(bootstrap, dst)) == [b"out"]
 
 
-@on_both(XFAIL)
 def test_a_second_producer_with_the_same_transactional_id_fences_the_first(bootstrap):
     topic = unique("fence")
     create_topic(bootstrap, topic)
@@ -187,7 +180,6 @@ def test_a_second_producer_with_the_same_transactional_id_fences_the_first(boots
     assert values(read(bootstrap, topic, level="read_uncommitted")) == [b"zombie", b"successor"]
 
 
-@on_both(XFAIL)
 def test_an_open_transaction_blocks_read_committed_at_the_last_stable_offset_until_it_commits(bootstrap):
     topic = unique("lso")
     create_topic(bootstrap, topic)
@@ -219,7 +211,6 @@ def test_an_open_transaction_blocks_read_committed_at_the_last_stable_offset_unt
         c.close()
 
 
-@on_both(XFAIL)
 def test_list_offsets_latest_is_the_last_stable_offset_for_read_committed(bootstrap):
     topic = unique("listoffsets")
     create_topic(bootstrap, topic)
@@ -235,7 +226,6 @@ def test_list_offsets_latest_is_the_last_stable_offset_for_read_committed(bootst
     assert latest(bootstrap, topic, 0, IsolationLevel.READ_COMMITTED) == 6
 
 
-@on_both(XFAIL)
 def test_a_transaction_past_its_timeout_is_aborted_by_the_coordinator(bootstrap):
     topic = unique("timeout")
     create_topic(bootstrap, topic)
@@ -258,7 +248,6 @@ def test_a_transaction_past_its_timeout_is_aborted_by_the_coordinator(bootstrap)
     assert err.code() == KafkaError._FENCED and err.fatal(), err
 
 
-@on_both(XFAIL)
 def test_kcat_reads_only_committed_transactions_with_isolation_level_read_committed(bootstrap):
     if KCAT is None:
         pytest.fail("kcat is not installed: apt-get install -y kcat (scripts/test-clients.sh does)")
@@ -384,7 +373,6 @@ def plant_zombie_commit(copy: Path):
     raise AssertionError("no commit a second after its init")
 
 
-@on_both(XFAIL)
 @pytest.mark.timeout(300)
 def test_the_history_checker_finds_no_anomaly_under_worker_kills_and_zombies(bootstrap, tmp_path):
     run = tmp_path / "run"
