@@ -303,3 +303,58 @@ def test_strom_consumes_what_kcat_produced(broker, topic):
     kcat(broker, "-P", "-t", topic, "-K:", "-H", "origin=kcat", "-z", "lz4", stdin="a:1\nb:2\nc:3\n")
     out = strom(broker, "consume", topic, "--count", "3", "--format", "%k=%v [%h]\\n").stdout
     assert out == "a=1 [origin=kcat]\nb=2 [origin=kcat]\nc=3 [origin=kcat]\n"
+
+
+def test_txn_list_describe_producers_and_abort(broker, topic):
+    """`strom txn`: a transaction left open (its producer gone) is listed and described,
+    its partition's producer shows where it started, and `abort` ends it there: a
+    read_committed reader then gets past it."""
+    from kafka_util import consume, make_producer
+
+    strom(broker, "topic", "create", topic, "--partitions", "1")
+    wait_for_first_leaders(broker.bootstrap, topic, 1)
+    p = make_producer(broker.bootstrap, transactional_id="cli-txn")
+    p.init_transactions(10)
+    p.begin_transaction()
+    p.produce(topic, value=b"committed")
+    p.commit_transaction(10)
+    p.begin_transaction()
+    p.produce(topic, value=b"left-open")
+    p.flush(10)
+
+    (listed,) = [t for t in strom_json(broker, "txn", "list") if t["transactional_id"] == "cli-txn"]
+    assert listed["state"] == "Ongoing" and listed["coordinator"] == 1
+    d = strom_json(broker, "txn", "describe", "cli-txn")
+    assert (d["state"], d["partitions"]) == ("Ongoing", [f"{topic}-0"])
+    assert d["producer_id"] == listed["producer_id"] and d["start_time_ms"] is not None
+    (prod,) = strom_json(broker, "txn", "producers", topic, "--partition", "0")
+    # Offsets: committed 0, its COMMIT marker 1, the open transaction from 2.
+    assert (prod["producer_id"], prod["current_txn_start_offset"]) == (d["producer_id"], 2)
+    assert stable_end(broker, topic) == 2, "held at the open transaction's start"
+
+    out = strom(broker, "txn", "abort", topic, "--partition", "0", "--start-offset", "2").stdout
+    assert f"aborted the transaction of producer {d['producer_id']}" in out
+    (prod,) = strom_json(broker, "txn", "producers", topic, "--partition", "0")
+    assert prod["current_txn_start_offset"] is None
+    assert stable_end(broker, topic) == 4, "past the ABORT marker at 3"
+    got = [r.value for r in consume(broker.bootstrap, topic, 0, isolation_level="read_committed")]
+    assert got == [b"committed"]
+    again = strom(broker, "txn", "abort", topic, "--partition", "0", "--start-offset", "2", check=False)
+    assert_one_line_error(again, contains="no transaction of")
+    missing = strom(broker, "txn", "describe", "no-such-id", check=False)
+    assert_one_line_error(missing, contains="TRANSACTIONAL_ID_NOT_FOUND")
+
+
+def stable_end(broker, topic: str) -> int:
+    """Partition 0's latest offset for read_committed consumers (its last stable offset)."""
+    from confluent_kafka import IsolationLevel, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    fs = a.list_offsets(
+        {TopicPartition(topic, 0): OffsetSpec.latest()},
+        isolation_level=IsolationLevel.READ_COMMITTED,
+        request_timeout=15,
+    )
+    (f,) = fs.values()
+    return f.result(timeout=30).offset

@@ -367,7 +367,11 @@ impl Client {
 
     /// The coordinator of a key of `key_type` (0: a group, 1: a transactional id), from
     /// the cache or FindCoordinator.
-    async fn coordinator_of(&self, key_type: i8, key: &str) -> Result<Arc<Connection>, ClientError> {
+    async fn coordinator_of(
+        &self,
+        key_type: i8,
+        key: &str,
+    ) -> Result<Arc<Connection>, ClientError> {
         let cache_key = (key_type, key.to_owned());
         let cached = self
             .inner
@@ -413,7 +417,11 @@ impl Client {
                 resp.port,
             ),
         };
-        let what = if key_type == KEY_GROUP { "group" } else { "transactional id" };
+        let what = if key_type == KEY_GROUP {
+            "group"
+        } else {
+            "transactional id"
+        };
         ClientError::check(code, message.as_deref(), || {
             format!("find coordinator of {what} {key}")
         })?;
@@ -433,11 +441,7 @@ impl Client {
 
     /// Runs `op` against `group`'s coordinator, finding it again and retrying with
     /// backoff when the answer says it moved or is not ready.
-    pub async fn with_coordinator<T, F, Fut>(
-        &self,
-        group: &str,
-        op: F,
-    ) -> Result<T, ClientError>
+    pub async fn with_coordinator<T, F, Fut>(&self, group: &str, op: F) -> Result<T, ClientError>
     where
         F: FnMut(Arc<Connection>) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
@@ -455,7 +459,8 @@ impl Client {
         F: FnMut(Arc<Connection>) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
-        self.with_coordinator_of(KEY_TRANSACTION, transactional_id, op).await
+        self.with_coordinator_of(KEY_TRANSACTION, transactional_id, op)
+            .await
     }
 
     async fn with_coordinator_of<T, F, Fut>(

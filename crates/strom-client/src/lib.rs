@@ -50,6 +50,6 @@ pub use groups::{GroupDescription, GroupListing, GroupMember};
 pub use metadata::{BrokerInfo, Metadata, PartitionInfo, TopicInfo};
 pub use offsets::OffsetSpec;
 pub use produce::{Acks, ProduceOptions, Produced, now_ms};
-pub use transactions::{ProducerDescription, TransactionDescription, TransactionListing};
 pub use records::{ProduceRecord, build_batch, decode_batches, for_each_record};
 pub use strom_batch::Record;
+pub use transactions::{ProducerDescription, TransactionDescription, TransactionListing};

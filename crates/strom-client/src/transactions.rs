@@ -63,16 +63,22 @@ impl Client {
         for b in &meta.brokers {
             let conn = self.broker(b.node_id).await?;
             let version = conn.version::<ListTransactionsRequest>()?;
-            let resp = conn.send(&ListTransactionsRequest::default(), version).await?;
+            let resp = conn
+                .send(&ListTransactionsRequest::default(), version)
+                .await?;
             ClientError::check(resp.error_code, None, || {
                 format!("list transactions on broker {}", b.node_id)
             })?;
-            out.extend(resp.transaction_states.into_iter().map(|t| TransactionListing {
-                transactional_id: t.transactional_id.0.to_string(),
-                producer_id: t.producer_id.0,
-                state: t.transaction_state.to_string(),
-                coordinator: b.node_id,
-            }));
+            out.extend(
+                resp.transaction_states
+                    .into_iter()
+                    .map(|t| TransactionListing {
+                        transactional_id: t.transactional_id.0.to_string(),
+                        producer_id: t.producer_id.0,
+                        state: t.transaction_state.to_string(),
+                        coordinator: b.node_id,
+                    }),
+            );
         }
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         Ok(out)
@@ -139,7 +145,9 @@ impl Client {
                 .iter()
                 .flat_map(|t| &t.partitions)
                 .find(|p| p.partition_index == partition)
-                .ok_or_else(|| ClientError::Protocol(format!("no answer for {topic}-{partition}")))?;
+                .ok_or_else(|| {
+                    ClientError::Protocol(format!("no answer for {topic}-{partition}"))
+                })?;
             ClientError::check(p.error_code, p.error_message.as_deref(), || {
                 format!("describe producers of {topic}-{partition}")
             })?;

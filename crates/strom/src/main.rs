@@ -9,6 +9,7 @@ mod group;
 mod produce;
 mod serve;
 mod topic;
+mod txn;
 
 use clap::{Command, FromArgMatches, Subcommand};
 
@@ -26,6 +27,9 @@ enum ClientCommand {
     /// List, describe, reset and delete consumer groups
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// List, describe and abort transactions; list a partition's producers
+    #[command(subcommand)]
+    Txn(txn::TxnCommand),
     /// Show the cluster's brokers and partition leadership
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         ClientCommand::Produce(a) => produce::run(a),
         ClientCommand::Consume(a) => consume::run(a),
         ClientCommand::Group(c) => group::run(c),
+        ClientCommand::Txn(c) => txn::run(c),
         ClientCommand::Cluster(c) => cluster::run(c),
         ClientCommand::Bench(a) => bench::run(a),
     };
