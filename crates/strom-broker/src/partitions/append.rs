@@ -144,6 +144,20 @@ impl Partitions {
             }
         }
         let sequenced = idempotent && matches!(origin, Origin::Client { .. });
+        if idempotent
+            && !sequenced
+            && let Some(current) = guard.as_ref().and_then(|s| s.epoch(first.producer_id))
+            && first.producer_epoch < current
+        {
+            // A fenced producer's offset commit: its transaction was aborted already.
+            return Err(Failure::new(
+                ErrorCode::InvalidProducerEpoch,
+                format!(
+                    "producer {} epoch {} is fenced by epoch {current}",
+                    first.producer_id, first.producer_epoch
+                ),
+            ));
+        }
         if sequenced {
             let states = guard.as_ref().expect("loaded above");
             match states.check(
