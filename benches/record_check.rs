@@ -34,6 +34,7 @@ fn batch(value_len: usize) -> (Vec<u8>, u64) {
 
 fn bench(c: &mut Criterion) {
     let rules = CheckRules {
+        sequence_required: true,
         max_decompressed_bytes: 1 << 20,
         timestamps: Some((0, i64::MAX)),
     };

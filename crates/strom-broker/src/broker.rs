@@ -132,21 +132,21 @@ impl Broker {
         let node = Arc::new(node);
         let (ids, node_id) = (node.clone(), config.node_id);
         let links = Arc::new(BrokerLinks::default());
-        let txns = Txns::new(
-            config.txn.clone(),
+        let txns = Txns::new(crate::txns::Parts {
+            config: config.txn.clone(),
             runtime,
-            partitions.clone(),
-            topics.clone(),
-            groups.clone(),
-            links.clone(),
-            crate::groups::CompactionPolicy::of(&config),
-            Box::new(move || {
+            partitions: partitions.clone(),
+            topics: topics.clone(),
+            groups: groups.clone(),
+            links: links.clone(),
+            compaction: crate::groups::CompactionPolicy::of(&config),
+            new_producer_id: Box::new(move || {
                 ids.cluster_producer_id(node_id).map_err(|e| {
                     tracing::error!(error = %e, "could not allocate a producer id");
                     ErrorCode::CoordinatorNotAvailable
                 })
             }),
-        );
+        });
         // The coordinators follow the leadership of their topics' partitions.
         let (weak_groups, weak_txns) = (Arc::downgrade(&groups), Arc::downgrade(&txns));
         partitions.observe_leadership(Box::new(move |tp, is_leader| {

@@ -118,7 +118,7 @@ impl Txns {
             let mut local = Vec::new();
             for p in &work.partitions {
                 let tp = TopicPartition::new(p.topic.clone(), p.partition);
-                if !txns.topics.get(&tp.topic).is_some_and(|t| tp.partition < t.partitions) {
+                if txns.topics.get(&tp.topic).is_none_or(|t| tp.partition >= t.partitions) {
                     // The topic is gone: nothing to mark, as Kafka drops it.
                     written.push(p.clone());
                 } else if let Some((_, addr)) = txns.links.remote_leader(&tp) {

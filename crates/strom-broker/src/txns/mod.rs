@@ -65,6 +65,28 @@ impl std::fmt::Debug for Txns {
     }
 }
 
+/// What the transaction coordinator is built from (`Broker::open` wires it).
+pub struct Parts {
+    pub config: TxnConfig,
+    /// Where the tasks that wait for commits run.
+    pub runtime: tokio::runtime::Handle,
+    pub partitions: Arc<Partitions>,
+    pub topics: Arc<TopicStore>,
+    pub groups: Arc<Groups>,
+    pub links: Arc<BrokerLinks>,
+    pub compaction: CompactionPolicy,
+    /// The producer id allocator (the node's blocks).
+    pub new_producer_id: Box<dyn Fn() -> Result<i64, ErrorCode> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     coordinator: TransactionCoordinator,
     /// Partitions to replay from the log again (a failed load, or a record whose outcome
@@ -77,16 +99,17 @@ struct Inner {
 }
 
 impl Txns {
-    pub fn new(
-        config: TxnConfig,
-        runtime: tokio::runtime::Handle,
-        partitions: Arc<Partitions>,
-        topics: Arc<TopicStore>,
-        groups: Arc<Groups>,
-        links: Arc<BrokerLinks>,
-        compaction: CompactionPolicy,
-        new_producer_id: Box<dyn Fn() -> Result<i64, ErrorCode> + Send + Sync>,
-    ) -> Arc<Txns> {
+    pub fn new(parts: Parts) -> Arc<Txns> {
+        let Parts {
+            config,
+            runtime,
+            partitions,
+            topics,
+            groups,
+            links,
+            compaction,
+            new_producer_id,
+        } = parts;
         Arc::new(Txns {
             inner: Mutex::new(Inner {
                 coordinator: TransactionCoordinator::new(config),
