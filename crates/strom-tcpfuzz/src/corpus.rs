@@ -54,6 +54,11 @@ fn group(ctx: &Ctx) -> GroupId {
     GroupId(s(&ctx.group))
 }
 
+/// The sequence's transactional id.
+fn txn_id(ctx: &Ctx) -> TransactionalId {
+    TransactionalId(s(format!("{}-txn", ctx.group)))
+}
+
 fn rep<T: Clone>(ctx: &Ctx, item: T) -> Vec<T> {
     vec![item; ctx.repeat.max(1)]
 }
@@ -311,14 +316,135 @@ pub fn build(
                 ));
             enc(req, version, corr)
         }
-        ApiKey::InitProducerId => enc(
-            InitProducerIdRequest::default()
-                .with_transaction_timeout_ms(60_000)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
+        ApiKey::InitProducerId => {
+            // Half of them transactional: the transaction coordinator's path.
+            let txn = rng.chance(50).then(|| txn_id(ctx));
+            enc(
+                InitProducerIdRequest::default()
+                    .with_transactional_id(txn)
+                    .with_transaction_timeout_ms(*rng.pick(&[60_000, 1, i32::MAX]))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+                version,
+                corr,
+            )
+        }
+        ApiKey::AddPartitionsToTxn => {
+            use add_partitions_to_txn_request::{
+                AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+            };
+            let t = AddPartitionsToTxnTopic::default()
+                .with_name(topic(ctx))
+                .with_partitions(vec![part]);
+            let req = if version <= 3 {
+                AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(txn_id(ctx))
+                    .with_v3_and_below_producer_id(ProducerId(ctx.producer_id))
+                    .with_v3_and_below_producer_epoch(0)
+                    .with_v3_and_below_topics(rep(ctx, t))
+            } else {
+                AddPartitionsToTxnRequest::default().with_transactions(rep(
+                    ctx,
+                    AddPartitionsToTxnTransaction::default()
+                        .with_transactional_id(txn_id(ctx))
+                        .with_producer_id(ProducerId(ctx.producer_id))
+                        .with_producer_epoch(0)
+                        .with_verify_only(rng.chance(70))
+                        .with_topics(vec![t]),
+                ))
+            };
+            enc(req, version, corr)
+        }
+        ApiKey::AddOffsetsToTxn => enc(
+            AddOffsetsToTxnRequest::default()
+                .with_transactional_id(txn_id(ctx))
+                .with_producer_id(ProducerId(ctx.producer_id))
+                .with_producer_epoch(0)
+                .with_group_id(group(ctx)),
             version,
             corr,
         ),
+        ApiKey::EndTxn => enc(
+            EndTxnRequest::default()
+                .with_transactional_id(txn_id(ctx))
+                .with_producer_id(ProducerId(ctx.producer_id))
+                .with_producer_epoch(0)
+                .with_committed(rng.chance(50)),
+            version,
+            corr,
+        ),
+        ApiKey::TxnOffsetCommit => {
+            use txn_offset_commit_request::{
+                TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+            };
+            let t = TxnOffsetCommitRequestTopic::default()
+                .with_name(topic(ctx))
+                .with_partitions(vec![
+                    TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(part)
+                        .with_committed_offset(rng.range(0, 5))
+                        .with_committed_leader_epoch(-1),
+                ]);
+            enc(
+                TxnOffsetCommitRequest::default()
+                    .with_transactional_id(txn_id(ctx))
+                    .with_group_id(group(ctx))
+                    .with_producer_id(ProducerId(ctx.producer_id))
+                    .with_producer_epoch(0)
+                    .with_generation_id(-1)
+                    .with_member_id(s(&ctx.member))
+                    .with_topics(rep(ctx, t)),
+                version,
+                corr,
+            )
+        }
+        ApiKey::WriteTxnMarkers => {
+            use write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+            let m = WritableTxnMarker::default()
+                .with_producer_id(ProducerId(ctx.producer_id))
+                .with_producer_epoch(0)
+                .with_transaction_result(rng.chance(50))
+                .with_coordinator_epoch(rng.range(-1, 3) as i32)
+                .with_topics(vec![
+                    WritableTxnMarkerTopic::default()
+                        .with_name(topic(ctx))
+                        .with_partition_indexes(vec![part]),
+                ]);
+            enc(
+                WriteTxnMarkersRequest::default().with_markers(rep(ctx, m)),
+                version,
+                corr,
+            )
+        }
+        ApiKey::DescribeTransactions => enc(
+            DescribeTransactionsRequest::default().with_transactional_ids(rep(ctx, txn_id(ctx))),
+            version,
+            corr,
+        ),
+        ApiKey::ListTransactions => enc(
+            ListTransactionsRequest::default()
+                .with_state_filters(if rng.chance(50) {
+                    vec![s("Ongoing")]
+                } else {
+                    vec![]
+                })
+                .with_duration_filter(-1),
+            version,
+            corr,
+        ),
+        ApiKey::DescribeProducers => {
+            use describe_producers_request::TopicRequest;
+            enc(
+                DescribeProducersRequest::default().with_topics(rep(
+                    ctx,
+                    TopicRequest::default()
+                        .with_name(topic(ctx))
+                        .with_partition_indexes(vec![part]),
+                )),
+                version,
+                corr,
+            )
+        }
         ApiKey::OffsetForLeaderEpoch => {
             let p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
                 .with_partition(part)
@@ -483,7 +609,10 @@ mod tests {
                     msg.fields.iter().any(|f| f.pos >= msg.body_start)
                         || matches!(
                             range.key,
-                            ApiKey::ListGroups | ApiKey::DescribeCluster | ApiKey::ApiVersions
+                            ApiKey::ListGroups
+                                | ApiKey::ListTransactions
+                                | ApiKey::DescribeCluster
+                                | ApiKey::ApiVersions
                         ),
                     "{:?} v{version}: no body field recorded",
                     range.key
