@@ -407,17 +407,21 @@ tool() {
 # A Kafka distribution's bin/NAME.sh for every tool, over the cached jars, for test suites
 # that run "$KAFKA_PATH/bin/kafka-topics.sh ..." (librdkafka's). Written on every call (a
 # few small files), so a changed java takes effect; the cache is not in the repository.
+# As in Kafka's own scripts, a CLASSPATH from the environment comes first (librdkafka's
+# java/run-class.sh puts its compiled test clients there), and libs/ holds the jars
+# (librdkafka's java/Makefile compiles against $KAFKA_PATH/libs/kafka-clients-*.jar).
 kafka_path() {
   assemble
   local name class
   mkdir -p "$CACHE/bin"
+  ln -sfn lib "$CACHE/libs"
   for name in $(echo "$TOOLS" | grep -o 'kafka-[a-z0-9-]*'); do
     class=$(tool_class "$name") || class= # kafka-run-class: the class is the first argument
     {
       echo '#!/bin/sh'
       echo "# Written by scripts/kafka-ref.sh kafka-path: Kafka's bin/$name.sh over the cached jars."
       echo "exec \"$JAVA\" \${KAFKA_REF_TOOL_OPTS:--Xmx256m} -Djava.awt.headless=true \\"
-      echo "  -Dlog4j2.configurationFile=\"$CACHE/tools-log4j2.properties\" -cp \"$CACHE/lib/*\" $class \"\$@\""
+      echo "  -Dlog4j2.configurationFile=\"$CACHE/tools-log4j2.properties\" -cp \"\${CLASSPATH:+\$CLASSPATH:}$CACHE/lib/*\" $class \"\$@\""
     } >"$CACHE/bin/$name.sh.tmp"
     chmod +x "$CACHE/bin/$name.sh.tmp"
     mv "$CACHE/bin/$name.sh.tmp" "$CACHE/bin/$name.sh"
