@@ -46,9 +46,16 @@ impl ProducerStates {
         if self.has_open_txn(pid) {
             return None;
         }
-        self.verifications += 1;
-        let token = self.verifications;
-        self.producers.entry(pid).or_default().verification = Some(token);
+        // Concurrent checks (several batches of the producer in flight) share the token:
+        // each one's confirmation lets its own batch open the transaction.
+        let next = self.verifications + 1;
+        let token = *self
+            .producers
+            .entry(pid)
+            .or_default()
+            .verification
+            .get_or_insert(next);
+        self.verifications = self.verifications.max(token);
         Some(token)
     }
 
@@ -291,10 +298,14 @@ mod tests {
         let t = s.begin_verification(1).unwrap();
         assert!(s.verified(1, Some(t)));
         assert!(!s.verified(1, Some(t + 1)));
+        // A second check in flight for the same producer shares the token.
+        assert_eq!(s.begin_verification(1), Some(t));
         // The transaction ended (aborted by a timeout) while the check was under way.
         s.record_marker(1, 1, 0, ControlType::Abort, 0);
         assert!(!s.verified(1, Some(t)));
-        let t = s.begin_verification(1).unwrap();
+        let t2 = s.begin_verification(1).unwrap();
+        assert_ne!(t2, t, "a check after the marker is a new one");
+        let t = t2;
         s.record_txn_data(1, 1);
         assert_eq!(s.begin_verification(1), None, "open here: no check");
         assert!(s.verified(1, None));
