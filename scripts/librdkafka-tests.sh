@@ -86,12 +86,9 @@ fi
 # its 1 MiB minimum) and needs compaction; 0109 needs kafka-acls (Strom has no ACLs).
 KAFKA_TOOLS_TESTS="0052 0077 0109"
 # Tests that need three brokers (NODES=3), run by default when NODES > 1. 0098 runs
-# librdkafka's Java TransactionProducerCli and needs KAFKA_TOOLS=1 too; it passes. 0103
-# fails in its subtest do_test_fatal_idempo_error_without_kip360 (a Strom bug: concurrent
-# KIP-890 verifications of one producer's first batches in a partition; every other
-# subtest passes), so it is run and not required (docs/compatibility.md).
+# librdkafka's Java TransactionProducerCli and needs KAFKA_TOOLS=1 too. Both pass.
 CLUSTER_TESTS="0098 0103"
-CLUSTER_REQUIRED="0098"
+CLUSTER_REQUIRED="0098 0103"
 if [ "$NODES" -gt 1 ] && [ -z "${TESTS:-}" ]; then
   TESTS=$CLUSTER_TESTS
   # Without Kafka's Java client 0098 cannot start its producer.

@@ -33,24 +33,52 @@ use crate::txns::TXN_TOPIC;
 
 type Allocator<'a> = &'a dyn Fn() -> Result<i64, ErrorCode>;
 
+/// How long a request refused with CONCURRENT_TRANSACTIONS is retried inside the broker.
+const CONCURRENT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Runs a coordinator call and answers with `to_wire` of its response, at once or when
 /// it arrives; `None` (the coordinator dropped the request: shutdown) answers
 /// COORDINATOR_NOT_AVAILABLE through `to_wire`.
+///
+/// CONCURRENT_TRANSACTIONS (the previous transaction's markers are still being written,
+/// usually for a few ms) is retried each time the coordinator makes progress, for up to
+/// [`CONCURRENT_WAIT`], before it is answered: clients back off 20 ms or more on it,
+/// which would cap a producer of small transactions far below what the broker can do.
+/// The answer is the same a client's own retry would get, only sooner.
 fn call<F>(
     broker: &Arc<Broker>,
-    f: impl FnOnce(&mut TransactionCoordinator, RequestId, i64, Allocator<'_>) -> Effects,
+    f: impl Fn(&mut TransactionCoordinator, RequestId, i64, Allocator<'_>) -> Effects
+    + Send
+    + 'static,
     to_wire: F,
 ) -> Reply
 where
     F: FnOnce(Option<TxnResponse>) -> ResponseKind + Send + 'static,
 {
-    let mut rx = broker.txns().call(f);
-    match rx.try_recv() {
-        Ok(r) => Reply::now(Response::Kind(to_wire(Some(r)))),
-        Err(_) => Reply::Later(Box::pin(
-            async move { Response::Kind(to_wire(rx.await.ok())) },
-        )),
-    }
+    let busy = |r: &TxnResponse| r.error() == ErrorCode::ConcurrentTransactions;
+    let mut progress = broker.txns().subscribe_progress();
+    let mut rx = broker.txns().call(&f);
+    let first = match rx.try_recv() {
+        Ok(r) if !busy(&r) => return Reply::now(Response::Kind(to_wire(Some(r)))),
+        Ok(r) => Some(r),
+        Err(_) => None,
+    };
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let mut answer = match first {
+            Some(r) => Some(r),
+            None => rx.await.ok(),
+        };
+        let deadline = tokio::time::Instant::now() + CONCURRENT_WAIT;
+        while answer.as_ref().is_some_and(busy) {
+            tokio::select! {
+                changed = progress.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+            answer = broker.txns().call(&f).await.ok();
+        }
+        Response::Kind(to_wire(answer))
+    }))
 }
 
 /// InitProducerId with a transactional id (without one, `producer_id.rs` answers).

@@ -22,7 +22,7 @@ use strom_log::TopicPartition;
 use strom_txn::{
     Effects, ErrorCode, RequestId, Response, TransactionCoordinator, TxnConfig, TxnLogWrite,
 };
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::groups::{CompactionPolicy, Groups};
 use crate::internal_batches::{self, KeyedRecord};
@@ -57,6 +57,10 @@ pub struct Txns {
     compaction: CompactionPolicy,
     /// The producer id allocator (the node's blocks).
     new_producer_id: Box<dyn Fn() -> Result<i64, ErrorCode> + Send + Sync>,
+    /// Bumped whenever the coordinator made progress (a record or markers reported):
+    /// what a request refused with CONCURRENT_TRANSACTIONS waits on before it tries
+    /// again (`handlers/txn.rs`).
+    progress: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Txns {
@@ -126,6 +130,7 @@ impl Txns {
             links,
             compaction,
             new_producer_id,
+            progress: watch::channel(0).0,
         })
     }
 
@@ -222,6 +227,11 @@ impl Txns {
         rx
     }
 
+    /// A receiver that changes whenever the coordinator makes progress.
+    pub fn subscribe_progress(&self) -> watch::Receiver<u64> {
+        self.progress.subscribe()
+    }
+
     /// Reads the coordinator's state (the admin APIs and the verification of KIP-890).
     pub fn read<T>(&self, f: impl FnOnce(&TransactionCoordinator, i64) -> T) -> T {
         let inner = self.inner.lock().unwrap();
@@ -266,12 +276,16 @@ impl Txns {
     /// Carries out one call's effects: appends its records (each reported back once
     /// committed), sends its responses, and starts its marker work.
     fn apply(self: &Arc<Self>, inner: &mut Inner, fx: Effects) {
+        if fx.is_empty() {
+            return;
+        }
         let Effects {
             writes,
             responses,
             markers,
         } = fx;
         self.deliver(responses);
+        self.progress.send_modify(|n| *n = n.wrapping_add(1));
         for w in writes {
             self.write(inner, w);
         }
