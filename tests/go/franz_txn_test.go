@@ -2,6 +2,8 @@
 // and read_uncommitted consumers see them, a GroupTransactSession's
 // consume-transform-produce that ends with every input exactly once in the output, and
 // kadm's ListTransactions, DescribeTransactions and DescribeProducers on an open one.
+// Kafka 4.4 runs transaction version 2 with franz-go, Strom version 1 (it advertises no
+// transaction.version); TestKadmTransactions names the one difference that shows.
 package clients
 
 import (
@@ -302,5 +304,19 @@ func TestKadmTransactions(t *testing.T) {
 			}
 			return nil
 		})
+
+		// franz-go, like the Java client, runs transaction version 2 (KIP-890 part 2) only
+		// where the broker finalizes the transaction.version feature. Named difference:
+		// Kafka 4.4 does, and EndTxn bumps the epoch; Strom does not advertise it, so the
+		// client runs version 1 and the epoch stays.
+		described, err = adm.DescribeTransactions(ctx, txnID)
+		noErr(t, "DescribeTransactions", err)
+		want := d.ProducerEpoch
+		if b.Name == harness.Kafka {
+			want++
+		}
+		if e := described[txnID].ProducerEpoch; e != want {
+			t.Fatalf("epoch after the commit %d, want %d (it was %d while open)", e, want, d.ProducerEpoch)
+		}
 	})
 }
