@@ -60,9 +60,11 @@ final class StromProcess {
     ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
     pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
     pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
-    // The broker's settings come from the flags alone, not from a developer's STROM_* variables.
+    // The broker's settings come from the flags alone, not from a developer's STROM_* variables;
+    // STROM_TEST_LOG (as for tests/go) is the log filter, e.g. "info,strom_broker=debug".
+    String logFilter = System.getenv().getOrDefault("STROM_TEST_LOG", "info");
     pb.environment().keySet().removeIf(k -> k.startsWith("STROM_"));
-    pb.environment().put("STROM_LOG", "info");
+    pb.environment().put("STROM_LOG", logFilter.isEmpty() ? "info" : logFilter);
     pb.environment().put("NO_COLOR", "1");
     pb.environment().putIfAbsent("RUST_BACKTRACE", "1");
     StromProcess strom = new StromProcess(dir, log, port, pb.start());
