@@ -47,9 +47,7 @@ const CONCURRENT_WAIT: std::time::Duration = std::time::Duration::from_millis(50
 /// The answer is the same a client's own retry would get, only sooner.
 fn call<F>(
     broker: &Arc<Broker>,
-    f: impl Fn(&mut TransactionCoordinator, RequestId, i64, Allocator<'_>) -> Effects
-    + Send
-    + 'static,
+    f: impl Fn(&mut TransactionCoordinator, RequestId, i64, Allocator<'_>) -> Effects + Send + 'static,
     to_wire: F,
 ) -> Reply
 where

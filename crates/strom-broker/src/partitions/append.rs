@@ -273,6 +273,7 @@ impl Partitions {
                         coordinator_epoch,
                         kind,
                         h.base_offset,
+                        h.max_timestamp,
                     );
                 }
                 return;

@@ -43,13 +43,8 @@ impl Partitions {
                     ),
                 )
             })?;
-        let batch = marker_batch(
-            producer_id,
-            producer_epoch,
-            coordinator_epoch,
-            kind,
-            now_ms(),
-        );
+        let now = now_ms();
+        let batch = marker_batch(producer_id, producer_epoch, coordinator_epoch, kind, now);
         let len = batch.len() as u64;
         let (waiter, commit) = Commit::new();
         let proposed = self
@@ -67,6 +62,7 @@ impl Partitions {
             coordinator_epoch,
             kind,
             proposed.base_offset,
+            now,
         );
         Ok(Appended {
             base_offset: proposed.base_offset,

@@ -25,7 +25,7 @@ struct BatchMeta {
     last_offset: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
@@ -40,6 +40,20 @@ struct ProducerEntry {
     /// this producer's transaction includes this partition. A marker clears it, so a
     /// check made before a transaction ended cannot open the next one here.
     verification: Option<u64>,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            txn_first_offset: None,
+            // No marker yet: Kafka's -1.
+            coordinator_epoch: -1,
+            last_timestamp: -1,
+            verification: None,
+        }
+    }
 }
 
 /// What to do with an incoming batch.

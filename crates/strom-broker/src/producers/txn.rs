@@ -99,11 +99,12 @@ impl ProducerStates {
         Ok(())
     }
 
-    /// A marker for `pid` was appended at `marker_offset`: its open transaction here (if
-    /// any) ends, holding the LSO back until the marker is committed; an ABORT is
-    /// remembered for read_committed fetches. A newer epoch in the marker (transaction
-    /// version 2, or a coordinator's abort that fenced the producer) becomes the
-    /// producer's epoch.
+    /// A marker for `pid` was appended at `marker_offset` with `timestamp`: its open
+    /// transaction here (if any) ends, holding the LSO back until the marker is
+    /// committed; an ABORT is remembered for read_committed fetches. A newer epoch in the
+    /// marker (transaction version 2, or a coordinator's abort that fenced the producer)
+    /// becomes the producer's epoch.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_marker(
         &mut self,
         pid: i64,
@@ -111,8 +112,10 @@ impl ProducerStates {
         coordinator_epoch: i32,
         kind: ControlType,
         marker_offset: i64,
+        timestamp: i64,
     ) {
         let entry = self.producers.entry(pid).or_default();
+        entry.last_timestamp = timestamp;
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -213,7 +216,7 @@ mod tests {
         assert!(s.has_open_txn(1));
         assert_eq!(s.last_stable_offset(13), 10);
         assert_eq!(s.check_txn(1, false), Err(ErrorCode::InvalidTxnState));
-        s.record_marker(1, 0, 0, ControlType::Commit, 13);
+        s.record_marker(1, 0, 0, ControlType::Commit, 13, 0);
         assert!(!s.has_open_txn(1));
         // Not committed yet: still held.
         assert_eq!(s.last_stable_offset(13), 10);
@@ -228,9 +231,9 @@ mod tests {
         s.record_txn_data(1, 5);
         s.record_txn_data(2, 7);
         assert_eq!(s.last_stable_offset(20), 5);
-        s.record_marker(1, 0, 0, ControlType::Abort, 9);
+        s.record_marker(1, 0, 0, ControlType::Abort, 9, 0);
         assert_eq!(s.last_stable_offset(20), 7);
-        s.record_marker(2, 0, 0, ControlType::Abort, 12);
+        s.record_marker(2, 0, 0, ControlType::Abort, 12, 0);
         assert_eq!(s.last_stable_offset(20), 20);
         let a = |p, f, l| AbortedTxn {
             producer_id: p,
@@ -255,7 +258,7 @@ mod tests {
             s.check_marker(1, 2, 0),
             Err(ErrorCode::InvalidProducerEpoch)
         );
-        s.record_marker(1, 4, 5, ControlType::Abort, 1);
+        s.record_marker(1, 4, 5, ControlType::Abort, 1, 0);
         assert_eq!(
             s.epoch(1),
             Some(4),
@@ -267,7 +270,7 @@ mod tests {
         );
         assert_eq!(s.check_marker(1, 4, 5), Ok(()));
         // A second marker without an open transaction ends nothing.
-        s.record_marker(1, 4, 5, ControlType::Abort, 2);
+        s.record_marker(1, 4, 5, ControlType::Abort, 2, 0);
         assert_eq!(s.aborted_in(0, 10).len(), 1);
         let d = s.describe();
         assert_eq!(
@@ -280,6 +283,14 @@ mod tests {
             "the marker's epoch cleared the sequences"
         );
         assert_eq!(d[0].current_txn_start_offset, -1);
+        assert_eq!(ProducerStates::default().describe().len(), 0);
+        let mut fresh = ProducerStates::default();
+        fresh.record(2, 0, 0, 1, 0, 0);
+        assert_eq!(
+            fresh.describe()[0].coordinator_epoch,
+            -1,
+            "no marker yet: Kafka's -1"
+        );
     }
 
     #[test]
@@ -301,7 +312,7 @@ mod tests {
         // A second check in flight for the same producer shares the token.
         assert_eq!(s.begin_verification(1), Some(t));
         // The transaction ended (aborted by a timeout) while the check was under way.
-        s.record_marker(1, 1, 0, ControlType::Abort, 0);
+        s.record_marker(1, 1, 0, ControlType::Abort, 0, 0);
         assert!(!s.verified(1, Some(t)));
         let t2 = s.begin_verification(1).unwrap();
         assert_ne!(t2, t, "a check after the marker is a new one");

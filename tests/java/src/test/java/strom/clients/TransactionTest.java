@@ -406,18 +406,9 @@ class TransactionTest {
       ProducerState txn = open.get(0);
       assertEquals(2L, txn.currentTransactionStartOffset().getAsLong());
       assertEquals(2, txn.lastSequence(), "three records, sequences 0-2");
-      if (broker.isStrom()) {
-        // Difference (a Strom bug): a producer no marker was written for yet has coordinator
-        // epoch -1 on Kafka (absent in the client); Strom answers 0, for the transactional
-        // producer and for the plain idempotent one alike.
-        assertTrue(
-            producers.stream().allMatch(s -> s.coordinatorEpoch().equals(OptionalInt.of(0))),
-            "Strom: coordinator epoch 0 before any marker: " + producers);
-      } else {
-        assertTrue(
-            producers.stream().allMatch(s -> s.coordinatorEpoch().isEmpty()),
-            "Kafka: no coordinator epoch before any marker: " + producers);
-      }
+      assertTrue(
+          producers.stream().allMatch(s -> s.coordinatorEpoch().isEmpty()),
+          "no coordinator epoch before any marker: " + producers);
 
       // ListTransactions and DescribeTransactions name the same producer.
       Collection<TransactionListing> listed =
@@ -455,15 +446,9 @@ class TransactionTest {
       ProducerState aborted =
           after.stream().filter(s -> s.producerId() == txn.producerId()).findFirst().orElseThrow();
       assertEquals(OptionalInt.of(0), aborted.coordinatorEpoch(), "the marker's coordinator epoch");
-      if (broker.isStrom()) {
-        // Difference (a Strom bug): Kafka takes the producer's last timestamp from the
-        // marker it appends; Strom keeps the last data batch's.
-        assertEquals(txn.lastTimestamp(), aborted.lastTimestamp(), "Strom: last timestamp unchanged by the marker");
-      } else {
-        assertTrue(
-            aborted.lastTimestamp() > txn.lastTimestamp(),
-            "Kafka: the marker's timestamp " + aborted.lastTimestamp() + " after " + txn.lastTimestamp());
-      }
+      assertTrue(
+          aborted.lastTimestamp() > txn.lastTimestamp(),
+          "the marker's timestamp " + aborted.lastTimestamp() + " after " + txn.lastTimestamp());
       try (KafkaConsumer<byte[], byte[]> c = readCommitted(broker)) {
         assertEquals(List.of("0=plain0", "1=plain1"), offsetsAndValues(readAll(c, List.of(tp), 2), 0));
       }
