@@ -12,6 +12,13 @@ use crate::errors::{Failure, partition_raft_failure, unknown_partition};
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::record_check;
 
+/// Producers whose newest batch is older than this are forgotten (Kafka's
+/// `producer.id.expiration.ms` default, one day), when the state is rebuilt and then at
+/// most every [`EXPIRE_CHECK_EVERY`] appends that grow it past [`EXPIRE_CHECK_ABOVE`].
+const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+const EXPIRE_CHECK_ABOVE: usize = 10_000;
+const EXPIRE_CHECK_EVERY: u64 = 1_000;
+
 /// Bytes a partition's leader accepts beyond its high watermark before it answers
 /// produce requests with a retriable error: a leader whose followers (or disk) cannot
 /// keep up says so instead of queueing without bound.
@@ -229,6 +236,11 @@ impl Partitions {
             if transactional {
                 states.record_txn_data(first.producer_id, proposed.base_offset);
             }
+            if states.len() > EXPIRE_CHECK_ABOVE
+                && states.recorded().is_multiple_of(EXPIRE_CHECK_EVERY)
+            {
+                states.expire(now, PRODUCER_ID_EXPIRATION_MS);
+            }
         }
         drop(guard);
         self.metrics.bytes_in(&tp.topic, records.len());
@@ -299,6 +311,7 @@ impl Partitions {
             })
             .unwrap_or(Ok(0))?;
         states.forget_below(start);
+        states.expire(now_ms(), PRODUCER_ID_EXPIRATION_MS);
         Ok(states)
     }
 }

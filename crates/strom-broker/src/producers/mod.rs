@@ -81,6 +81,8 @@ pub struct ProducerStates {
     aborted: VecDeque<AbortedTxn>,
     /// The last verification token handed out.
     verifications: u64,
+    /// Batches recorded so far.
+    recorded: u64,
 }
 
 /// One aborted transaction of a partition: a read_committed consumer drops this
@@ -148,6 +150,7 @@ impl ProducerStates {
         base_offset: i64,
         last_offset: i64,
     ) {
+        self.recorded += 1;
         let entry = self.producers.entry(pid).or_default();
         if epoch != entry.epoch {
             entry.batches.clear();
@@ -178,8 +181,25 @@ impl ProducerStates {
         self.producers.get(&pid).map(|e| e.epoch)
     }
 
+    /// How many batches were recorded since the state was created.
+    pub fn recorded(&self) -> u64 {
+        self.recorded
+    }
+
     pub fn len(&self) -> usize {
         self.producers.len()
+    }
+
+    /// Forgets producers whose newest batch here is older than `max_age_ms` at `now`
+    /// (Kafka's `producer.id.expiration.ms`), unless a transaction of theirs is open or
+    /// a KIP-890 check of theirs is under way: what bounds the state a partition keeps
+    /// for producers long gone (a client that takes a new producer id per run). A retry
+    /// of such a producer's old batch is then appended again, as in Kafka.
+    pub fn expire(&mut self, now: i64, max_age_ms: i64) {
+        let cutoff = now.saturating_sub(max_age_ms);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || e.verification.is_some() || e.last_timestamp >= cutoff
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -270,6 +290,20 @@ mod tests {
                 last_offset: 1
             }
         );
+    }
+
+    #[test]
+    fn producers_long_gone_expire_unless_a_transaction_is_open() {
+        let mut s = ProducerStates::default();
+        for pid in 0..3 {
+            s.record(pid, 0, 0, 1, pid, pid);
+            s.set_last_timestamp(pid, 1_000 * pid);
+        }
+        s.record_txn_data(0, 0);
+        s.expire(2_500, 1_000);
+        // 0: old but its transaction is open; 1: older than 1.5 s; 2: recent.
+        let left: Vec<i64> = s.describe().iter().map(|p| p.producer_id).collect();
+        assert_eq!(left, [0, 2]);
     }
 
     #[test]
