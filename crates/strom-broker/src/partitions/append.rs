@@ -7,7 +7,7 @@ use strom_batch::{RecordBatchHeader, now_ms, read_marker, split_batches};
 use strom_log::TopicPartition;
 use strom_wire::ErrorCode;
 
-use super::{Commit, Partitions};
+use super::{Commit, Partition, Partitions};
 use crate::errors::{Failure, partition_raft_failure, unknown_partition};
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::record_check;
@@ -213,16 +213,7 @@ impl Partitions {
                 copy
             })
             .collect();
-        let (waiter, commit) = Commit::new();
-        let proposed = self
-            .raft
-            .propose(partition.group, copies, Some(waiter))
-            .map_err(|e| partition_raft_failure(tp, e))?;
-        {
-            let mut u = partition.uncommitted.lock().unwrap();
-            u.0.push_back((proposed.last_offset + 1, records.len() as u64));
-            u.1 += records.len() as u64;
-        }
+        let (proposed, commit) = self.propose(tp, &partition, copies, records.len() as u64)?;
         if idempotent && let Some(states) = guard.as_mut() {
             states.record(
                 first.producer_id,
@@ -252,6 +243,27 @@ impl Partitions {
             commit,
             log_append_time,
         })
+    }
+
+    /// The one proposal of a leader's batches to the partition's Raft group (which stamps
+    /// their offsets and writes them here before this returns), counted as uncommitted
+    /// until the commit passes them; the commit is awaited with `wait_committed`.
+    pub(super) fn propose(
+        &self,
+        tp: &TopicPartition,
+        partition: &Partition,
+        batches: Vec<Vec<u8>>,
+        bytes: u64,
+    ) -> Result<(strom_raft::Proposed, Commit), Failure> {
+        let (waiter, commit) = Commit::new();
+        let proposed = self
+            .raft
+            .propose(partition.group, batches, Some(waiter))
+            .map_err(|e| partition_raft_failure(tp, e))?;
+        let mut u = partition.uncommitted.lock().unwrap();
+        u.0.push_back((proposed.last_offset + 1, bytes));
+        u.1 += bytes;
+        Ok((proposed, commit))
     }
 
     /// The partition's producer state, rebuilt from its log first if this leader has

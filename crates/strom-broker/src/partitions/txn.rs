@@ -6,8 +6,8 @@
 use strom_batch::{ControlType, marker_batch, now_ms};
 use strom_log::TopicPartition;
 
-use super::{Appended, Commit, Partitions};
-use crate::errors::{Failure, partition_raft_failure, unknown_partition};
+use super::{Appended, Partitions};
+use crate::errors::{Failure, unknown_partition};
 use crate::producers::{AbortedTxn, ProducerView};
 
 impl Partitions {
@@ -46,16 +46,7 @@ impl Partitions {
         let now = now_ms();
         let batch = marker_batch(producer_id, producer_epoch, coordinator_epoch, kind, now);
         let len = batch.len() as u64;
-        let (waiter, commit) = Commit::new();
-        let proposed = self
-            .raft
-            .propose(partition.group, vec![batch], Some(waiter))
-            .map_err(|e| partition_raft_failure(tp, e))?;
-        {
-            let mut u = partition.uncommitted.lock().unwrap();
-            u.0.push_back((proposed.last_offset + 1, len));
-            u.1 += len;
-        }
+        let (proposed, commit) = self.propose(tp, &partition, vec![batch], len)?;
         states.record_marker(
             producer_id,
             producer_epoch,
