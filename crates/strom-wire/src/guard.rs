@@ -58,6 +58,8 @@ pub(crate) struct Elements {
     pub strings: u64,
     /// INT32s in arrays of them.
     pub ints: u64,
+    /// INT64s in arrays of them.
+    pub longs: u64,
     /// Tagged fields the decoder does not know: each an entry in a map of them.
     pub unknown_tags: u64,
 }
@@ -94,7 +96,7 @@ pub(crate) fn min_size(ty: Ty, version: i16, flexible: bool) -> usize {
                 2
             }
         }
-        Ty::Bytes | Ty::Structs(_) | Ty::Int32s | Ty::Strs => {
+        Ty::Bytes | Ty::Structs(_) | Ty::Int32s | Ty::Int64s | Ty::Strs => {
             if flexible {
                 1
             } else {
@@ -204,6 +206,11 @@ impl Walk<'_> {
                 self.elements.ints += n;
                 // array_len has checked that n * 4 bytes are there.
                 self.r.take(n as usize * 4).map(drop).map_err(short)
+            }
+            Ty::Int64s => {
+                let n = self.array_len(s, name, 8)?;
+                self.elements.longs += n;
+                self.r.take(n as usize * 8).map(drop).map_err(short)
             }
             Ty::Strs => {
                 let n = self.array_len(s, name, min_size(Ty::Str, self.version, self.flexible))?;
@@ -388,6 +395,11 @@ pub(crate) mod sample {
                     self.len(2, true);
                     self.buf.put_i32(i32::from(n));
                     self.buf.put_i32(-i32::from(n));
+                }
+                Ty::Int64s => {
+                    self.len(2, true);
+                    self.buf.put_i64(i64::from(n));
+                    self.buf.put_i64(-i64::from(n));
                 }
                 Ty::Strs => {
                     self.len(2, true);

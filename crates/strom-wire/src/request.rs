@@ -155,6 +155,7 @@ pub fn decoded_cost(frame: &Bytes) -> Option<usize> {
     let cost = e.structs as u128 * DECODED_BYTES_PER_STRUCT as u128
         + e.strings as u128 * DECODED_BYTES_PER_STRING as u128
         + e.ints as u128 * 4
+        + e.longs as u128 * 8
         + e.unknown_tags as u128 * DECODED_BYTES_PER_STRING as u128;
     Some(usize::try_from(cost).unwrap_or(usize::MAX))
 }
@@ -225,6 +226,14 @@ pub(crate) mod tests {
             ApiKey::OffsetDelete => OffsetDeleteRequest::default().into(),
             ApiKey::DescribeCluster => DescribeClusterRequest::default().into(),
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::default().into(),
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::default().into(),
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::default().into(),
+            ApiKey::EndTxn => EndTxnRequest::default().into(),
+            ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::default().into(),
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default().into(),
+            ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
+            ApiKey::DescribeTransactions => DescribeTransactionsRequest::default().into(),
+            ApiKey::ListTransactions => ListTransactionsRequest::default().into(),
             other => panic!("{other:?} is not served"),
         }
     }
@@ -334,7 +343,7 @@ pub(crate) mod tests {
             93,
             1000,
             ApiKey::SaslHandshake as i16,
-            ApiKey::EndTxn as i16,
+            ApiKey::CreateAcls as i16,
         ] {
             let mut buf = BytesMut::new();
             buf.put_i16(key);

@@ -114,6 +114,14 @@ mod tests {
             ApiKey::OffsetDelete => OffsetDeleteResponse::default().into(),
             ApiKey::DescribeCluster => DescribeClusterResponse::default().into(),
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsResponse::default().into(),
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnResponse::default().into(),
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnResponse::default().into(),
+            ApiKey::EndTxn => EndTxnResponse::default().into(),
+            ApiKey::WriteTxnMarkers => WriteTxnMarkersResponse::default().into(),
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitResponse::default().into(),
+            ApiKey::DescribeProducers => DescribeProducersResponse::default().into(),
+            ApiKey::DescribeTransactions => DescribeTransactionsResponse::default().into(),
+            ApiKey::ListTransactions => ListTransactionsResponse::default().into(),
             other => panic!("{other:?} is not served"),
         }
     }

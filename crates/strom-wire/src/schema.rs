@@ -34,6 +34,8 @@ pub(crate) enum Ty {
     Structs(&'static Struct),
     /// ARRAY of INT32.
     Int32s,
+    /// ARRAY of INT64.
+    Int64s,
     /// ARRAY of STRING.
     Strs,
     /// One struct inline (only used as a tagged field).
@@ -689,6 +691,148 @@ const DESCRIBE_TOPIC_PARTITIONS_REQUEST: Struct = s(
     ],
 );
 
+// AddPartitionsToTxn (24): flexible from v3; v4+ is the brokers' batched form.
+const ADD_PARTITIONS_TO_TXN_TOPIC: Struct = s(
+    "AddPartitionsToTxnTopic",
+    &[f("name", Str, 0, ALL), f("partitions", Int32s, 0, ALL)],
+);
+const ADD_PARTITIONS_TO_TXN_TRANSACTION: Struct = s(
+    "AddPartitionsToTxnTransaction",
+    &[
+        f("transactional_id", Str, 4, ALL),
+        f("producer_id", I64, 4, ALL),
+        f("producer_epoch", I16, 4, ALL),
+        f("verify_only", I8, 4, ALL),
+        f("topics", Structs(&ADD_PARTITIONS_TO_TXN_TOPIC), 4, ALL),
+    ],
+);
+const ADD_PARTITIONS_TO_TXN_REQUEST: Struct = s(
+    "AddPartitionsToTxnRequest",
+    &[
+        f(
+            "transactions",
+            Structs(&ADD_PARTITIONS_TO_TXN_TRANSACTION),
+            4,
+            ALL,
+        ),
+        f("v3_and_below_transactional_id", Str, 0, 3),
+        f("v3_and_below_producer_id", I64, 0, 3),
+        f("v3_and_below_producer_epoch", I16, 0, 3),
+        f(
+            "v3_and_below_topics",
+            Structs(&ADD_PARTITIONS_TO_TXN_TOPIC),
+            0,
+            3,
+        ),
+    ],
+);
+
+// AddOffsetsToTxn (25): flexible from v3.
+const ADD_OFFSETS_TO_TXN_REQUEST: Struct = s(
+    "AddOffsetsToTxnRequest",
+    &[
+        f("transactional_id", Str, 0, ALL),
+        f("producer_id", I64, 0, ALL),
+        f("producer_epoch", I16, 0, ALL),
+        f("group_id", Str, 0, ALL),
+    ],
+);
+
+// EndTxn (26): flexible from v3.
+const END_TXN_REQUEST: Struct = s(
+    "EndTxnRequest",
+    &[
+        f("transactional_id", Str, 0, ALL),
+        f("producer_id", I64, 0, ALL),
+        f("producer_epoch", I16, 0, ALL),
+        f("committed", I8, 0, ALL),
+    ],
+);
+
+// WriteTxnMarkers (27): v1 only here, flexible.
+const WRITABLE_TXN_MARKER_TOPIC: Struct = s(
+    "WritableTxnMarkerTopic",
+    &[
+        f("name", Str, 0, ALL),
+        f("partition_indexes", Int32s, 0, ALL),
+    ],
+);
+const WRITABLE_TXN_MARKER: Struct = s(
+    "WritableTxnMarker",
+    &[
+        f("producer_id", I64, 0, ALL),
+        f("producer_epoch", I16, 0, ALL),
+        f("transaction_result", I8, 0, ALL),
+        f("topics", Structs(&WRITABLE_TXN_MARKER_TOPIC), 0, ALL),
+        f("coordinator_epoch", I32, 0, ALL),
+    ],
+);
+const WRITE_TXN_MARKERS_REQUEST: Struct = s(
+    "WriteTxnMarkersRequest",
+    &[f("markers", Structs(&WRITABLE_TXN_MARKER), 0, ALL)],
+);
+
+// TxnOffsetCommit (28): flexible from v3.
+const TXN_OFFSET_COMMIT_PARTITION: Struct = s(
+    "TxnOffsetCommitRequestPartition",
+    &[
+        f("partition_index", I32, 0, ALL),
+        f("committed_offset", I64, 0, ALL),
+        f("committed_leader_epoch", I32, 2, ALL),
+        f("committed_metadata", Str, 0, ALL),
+    ],
+);
+const TXN_OFFSET_COMMIT_TOPIC: Struct = s(
+    "TxnOffsetCommitRequestTopic",
+    &[
+        f("name", Str, 0, ALL),
+        f("partitions", Structs(&TXN_OFFSET_COMMIT_PARTITION), 0, ALL),
+    ],
+);
+const TXN_OFFSET_COMMIT_REQUEST: Struct = s(
+    "TxnOffsetCommitRequest",
+    &[
+        f("transactional_id", Str, 0, ALL),
+        f("group_id", Str, 0, ALL),
+        f("producer_id", I64, 0, ALL),
+        f("producer_epoch", I16, 0, ALL),
+        f("generation_id", I32, 3, ALL),
+        f("member_id", Str, 3, ALL),
+        f("group_instance_id", Str, 3, ALL),
+        f("topics", Structs(&TXN_OFFSET_COMMIT_TOPIC), 0, ALL),
+    ],
+);
+
+// DescribeProducers (61): flexible from v0.
+const DESCRIBE_PRODUCERS_TOPIC: Struct = s(
+    "TopicRequest",
+    &[
+        f("name", Str, 0, ALL),
+        f("partition_indexes", Int32s, 0, ALL),
+    ],
+);
+const DESCRIBE_PRODUCERS_REQUEST: Struct = s(
+    "DescribeProducersRequest",
+    &[f("topics", Structs(&DESCRIBE_PRODUCERS_TOPIC), 0, ALL)],
+);
+
+// DescribeTransactions (65): flexible from v0.
+const DESCRIBE_TRANSACTIONS_REQUEST: Struct = s(
+    "DescribeTransactionsRequest",
+    &[f("transactional_ids", Strs, 0, ALL)],
+);
+
+// ListTransactions (66): flexible from v0.
+const LIST_TRANSACTIONS_REQUEST: Struct = s(
+    "ListTransactionsRequest",
+    &[
+        f("state_filters", Strs, 0, ALL),
+        f("producer_id_filters", Int64s, 0, ALL),
+        f("duration_filter", I64, 1, ALL),
+        f("transactional_id_pattern", Str, 2, ALL),
+    ],
+);
+
 const fn m(key: ApiKey, flexible_from: i16, body: &'static Struct) -> Message {
     Message {
         key,
@@ -738,6 +882,22 @@ pub(crate) const MESSAGES: &[Message] = &[
         0,
         &DESCRIBE_TOPIC_PARTITIONS_REQUEST,
     ),
+    m(
+        ApiKey::AddPartitionsToTxn,
+        3,
+        &ADD_PARTITIONS_TO_TXN_REQUEST,
+    ),
+    m(ApiKey::AddOffsetsToTxn, 3, &ADD_OFFSETS_TO_TXN_REQUEST),
+    m(ApiKey::EndTxn, 3, &END_TXN_REQUEST),
+    m(ApiKey::WriteTxnMarkers, 1, &WRITE_TXN_MARKERS_REQUEST),
+    m(ApiKey::TxnOffsetCommit, 3, &TXN_OFFSET_COMMIT_REQUEST),
+    m(ApiKey::DescribeProducers, 0, &DESCRIBE_PRODUCERS_REQUEST),
+    m(
+        ApiKey::DescribeTransactions,
+        0,
+        &DESCRIBE_TRANSACTIONS_REQUEST,
+    ),
+    m(ApiKey::ListTransactions, 0, &LIST_TRANSACTIONS_REQUEST),
 ];
 
 /// The request body schema for an api, if Strom decodes it.

@@ -64,6 +64,14 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::InitProducerId, 0, 4),
     api(ApiKey::OffsetForLeaderEpoch, 0, 4),
+    // Transactions (docs/transactions.md): the client's forms at transaction version 1,
+    // AddPartitionsToTxn v4's verify-only form for partition leaders (KIP-890 part 1), and
+    // WriteTxnMarkers for a coordinator's markers to partitions this node leads.
+    api(ApiKey::AddPartitionsToTxn, 0, 4),
+    api(ApiKey::AddOffsetsToTxn, 0, 3),
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::WriteTxnMarkers, 1, 1),
+    api(ApiKey::TxnOffsetCommit, 0, 3),
     api(ApiKey::DescribeConfigs, 0, 4),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
@@ -71,18 +79,10 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::DescribeCluster, 0, 1),
-    api(ApiKey::DescribeTopicPartitions, 0, 0),
-    // Transactions (docs/transactions.md): the client's forms at transaction version 1,
-    // and AddPartitionsToTxn v4's verify-only form for partition leaders (KIP-890 part 1).
-    api(ApiKey::AddPartitionsToTxn, 0, 4),
-    api(ApiKey::AddOffsetsToTxn, 0, 3),
-    api(ApiKey::EndTxn, 0, 4),
-    api(ApiKey::TxnOffsetCommit, 0, 3),
-    // Inter-broker: a coordinator's markers for partitions this node leads.
-    api(ApiKey::WriteTxnMarkers, 1, 1),
+    api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 1),
-    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// Produce v0-v2 (the pre-0.11 message-set formats) are advertised, like Kafka 4.0 does,
@@ -184,6 +184,14 @@ mod tests {
         ("DeleteGroups", 0, 2),
         ("OffsetDelete", 0, 0),
         ("DescribeTopicPartitions", 0, 0),
+        ("AddPartitionsToTxn", 0, 4),
+        ("AddOffsetsToTxn", 0, 3),
+        ("EndTxn", 0, 4),
+        ("TxnOffsetCommit", 0, 3),
+        ("WriteTxnMarkers", 1, 1),
+        ("DescribeTransactions", 0, 0),
+        ("ListTransactions", 0, 1),
+        ("DescribeProducers", 0, 0),
     ];
 
     #[test]
