@@ -66,8 +66,10 @@ CGRP_TESTS="0018 0019 0020 0026 0030 0033 0040 0050 0051 0056 0057 0060 0083 008
 TXN_TESTS="0055 0061 0098 0103 0129 0137"
 # Tests that run by default but are reported, not required: they measure timing
 # (max.poll.interval, head-of-line blocking) and a shared 2-core CI machine can make
-# them miss a deadline that has nothing to do with the broker. They pass here.
-REPORT_ONLY="0033 0091 0093"
+# them miss a deadline that has nothing to do with the broker. They pass here. 0055
+# (producer latency, with a transactional case) skips itself where the CI variable is
+# set ("Latency measurements not reliable on CI"), so it cannot be required there.
+REPORT_ONLY="0033 0055 0091 0093"
 # Tests of the group that cannot pass yet, and why, as [NNNN]="reason" (e.g. a feature
 # that comes in a later issue). The default run lists them as N/A without running them
 # and does not require them (RUN_NA=1 runs them anyway); an explicit TESTS list runs
