@@ -520,6 +520,12 @@ impl TopicStore {
         self.topics.read().unwrap().contains_key(name)
     }
 
+    /// Whether `topic` exists with a partition `partition`.
+    pub fn has_partition(&self, topic: &str, partition: i32) -> bool {
+        self.get(topic)
+            .is_some_and(|t| partition >= 0 && partition < t.partitions)
+    }
+
     /// Sets (inserts or replaces) a topic as the metadata log says it now is.
     pub fn set(&self, meta: TopicMeta) {
         self.topics

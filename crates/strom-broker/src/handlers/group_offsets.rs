@@ -30,13 +30,6 @@ use super::groups::{LOST, call, opt_str_bytes, string};
 use super::{Reply, str_bytes, topic_name};
 use crate::broker::Broker;
 
-fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
-    broker
-        .topics()
-        .get(topic)
-        .is_some_and(|t| partition >= 0 && partition < t.partitions)
-}
-
 pub(super) fn offset_commit(broker: &Arc<Broker>, r: WireCommit, version: i16) -> Reply {
     // The request's order, which the answer keeps; unknown partitions are answered here
     // and never reach the coordinator.
@@ -51,7 +44,7 @@ pub(super) fn offset_commit(broker: &Arc<Broker>, r: WireCommit, version: i16) -
                 .map(|p| {
                     (
                         p.partition_index,
-                        partition_exists(broker, &name, p.partition_index),
+                        broker.topics().has_partition(&name, p.partition_index),
                     )
                 })
                 .collect();
@@ -66,7 +59,7 @@ pub(super) fn offset_commit(broker: &Arc<Broker>, r: WireCommit, version: i16) -
             let partitions = t
                 .partitions
                 .into_iter()
-                .filter(|p| partition_exists(broker, &name, p.partition_index))
+                .filter(|p| broker.topics().has_partition(&name, p.partition_index))
                 .map(|p| OffsetCommitPartition {
                     partition_index: p.partition_index,
                     committed_offset: p.committed_offset,

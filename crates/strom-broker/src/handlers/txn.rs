@@ -147,12 +147,7 @@ fn unknown_partitions(
     broker: &Broker,
     partitions: &[TxnPartition],
 ) -> Option<Vec<(TxnPartition, ErrorCode)>> {
-    let exists = |p: &TxnPartition| {
-        broker
-            .topics()
-            .get(&p.topic)
-            .is_some_and(|t| p.partition >= 0 && p.partition < t.partitions)
-    };
+    let exists = |p: &TxnPartition| broker.topics().has_partition(&p.topic, p.partition);
     if partitions.iter().all(exists) {
         return None;
     }

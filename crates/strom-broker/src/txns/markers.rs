@@ -78,11 +78,7 @@ impl Txns {
         coordinator_epoch: i32,
         kind: ControlType,
     ) -> ErrorCode {
-        let exists = self
-            .topics
-            .get(&tp.topic)
-            .is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions);
-        if !exists {
+        if !self.topics.has_partition(&tp.topic, tp.partition) {
             return ErrorCode::UnknownTopicOrPartition;
         }
         let appended =
@@ -118,7 +114,7 @@ impl Txns {
             let mut local = Vec::new();
             for p in &work.partitions {
                 let tp = TopicPartition::new(p.topic.clone(), p.partition);
-                if txns.topics.get(&tp.topic).is_none_or(|t| tp.partition >= t.partitions) {
+                if !txns.topics.has_partition(&tp.topic, tp.partition) {
                     // The topic is gone: nothing to mark, as Kafka drops it.
                     written.push(p.clone());
                 } else if let Some((_, addr)) = txns.links.remote_leader(&tp) {
