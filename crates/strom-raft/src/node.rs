@@ -316,9 +316,18 @@ impl RaftNode {
             let after = (r.high_watermark(), r.leader(), r.term(), r.is_leader());
             (result, before, after, failure)
         };
+        // Waiters are answered last, after the listener below has seen what they
+        // wait for (the high watermark, applied entries); on every path.
+        let answered = std::mem::take(&mut out.answered);
+        let answer = move || {
+            for (w, result) in answered {
+                w(result);
+            }
+        };
         if let Some(e) = failure {
             let cause = e.to_string();
             self.fail_group(slot, cause.clone());
+            answer();
             return Err(RaftError::Offline {
                 tp: slot.tp.dir_name(),
                 cause,
@@ -341,6 +350,7 @@ impl RaftNode {
                 l.committed(slot.group, after.0);
             }
         }
+        answer();
         result
     }
 

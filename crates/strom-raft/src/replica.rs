@@ -56,7 +56,7 @@ impl Default for ReplicaConfig {
 }
 
 /// What a replica asks its caller to do.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Outbox {
     /// Messages to send, tagged with their group.
     pub messages: Vec<(u64, Message)>,
@@ -64,6 +64,20 @@ pub struct Outbox {
     pub flush: Option<i64>,
     /// Committed entries with data (groups that apply entries: the metadata group).
     pub committed: Vec<Entry>,
+    /// Waiters answered by this step. The node calls them after its listener has seen
+    /// the new high watermark, so whoever was told "committed" reads it there at once.
+    pub answered: Vec<(Waiter, Result<i64>)>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("messages", &self.messages.len())
+            .field("flush", &self.flush)
+            .field("committed", &self.committed.len())
+            .field("answered", &self.answered.len())
+            .finish()
+    }
 }
 
 /// A Ready whose effects wait for the log to be durable up to `needed`.
@@ -365,7 +379,7 @@ impl Replica {
         while self.node.has_ready() {
             self.handle_ready(now_ms, out)?;
         }
-        self.after_change();
+        self.after_change(out);
         Ok(())
     }
 
@@ -490,8 +504,9 @@ impl Replica {
         // The last entry is this term's (a leader's log ends with an entry of its term,
         // at least its empty one), so its commit in this term commits all below it.
         debug_assert_eq!(self.node.raft.raft_log.term(last_index).ok(), Some(term));
+        // `advance`, which the node runs after this, answers it if it is already
+        // committed.
         self.add_waiter(last_index, term, end - 1, w);
-        self.after_change();
         Ok(())
     }
 
@@ -503,7 +518,7 @@ impl Replica {
     }
 
     /// Notes commit-index progress and leadership changes: answers waiters.
-    fn after_change(&mut self) {
+    fn after_change(&mut self, out: &mut Outbox) {
         if self
             .leading_term
             .is_some_and(|t| t != self.term() || !self.is_leader())
@@ -521,20 +536,20 @@ impl Replica {
             let term = *term;
             if index <= self.commit {
                 let (_, last_offset, w) = entry.remove();
-                match self.node.raft.raft_log.term(index) {
-                    Ok(t) if t == term => w(Ok(last_offset)),
-                    _ => w(Err(RaftError::NotLeader {
+                let answer = match self.node.raft.raft_log.term(index) {
+                    Ok(t) if t == term => Ok(last_offset),
+                    _ => Err(RaftError::NotLeader {
                         leader: self.leader(),
-                    })),
-                }
+                    }),
+                };
+                out.answered.push((w, answer));
             } else if self.leading_term != Some(term) {
                 // Leadership moved on: the entry may yet commit under the new leader, but
                 // this replica cannot promise it. Kafka answers NOT_LEADER_OR_FOLLOWER and
                 // an idempotent producer's retry is deduplicated.
                 let (_, _, w) = entry.remove();
-                w(Err(RaftError::NotLeader {
-                    leader: self.leader(),
-                }));
+                let leader = self.leader();
+                out.answered.push((w, Err(RaftError::NotLeader { leader })));
             } else {
                 break;
             }

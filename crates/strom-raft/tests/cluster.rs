@@ -167,3 +167,61 @@ async fn three_nodes_replicate_and_fail_over() {
         n.node.shutdown();
     }
 }
+
+/// Remembers the high watermark it was told.
+struct SeenWatermark(std::sync::atomic::AtomicI64);
+
+impl strom_raft::GroupListener for SeenWatermark {
+    fn committed(&self, _group: u64, high_watermark: i64) {
+        self.0
+            .fetch_max(high_watermark, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A proposer told "committed" finds the listener (the broker's partition status, which
+/// Fetch and ListOffsets read) already past its records: read-your-writes after acks=all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_are_answered_after_the_listener_saw_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open(ManagerConfig::new(dir.path().to_path_buf())).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    manager.create(&tp, None).unwrap();
+    let peers = HashMap::from([(1u64, "127.0.0.1:1".to_string())]);
+    let node = RaftNode::start(
+        1,
+        manager,
+        PeerTransport::start(1, &peers),
+        ReplicaConfig::default(),
+        Duration::from_millis(10),
+    );
+    let seen = Arc::new(SeenWatermark(std::sync::atomic::AtomicI64::new(-1)));
+    node.add_group(1, tp, &[1], false, Some(seen.clone()))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node.status(1).unwrap().is_leader {
+        assert!(Instant::now() < deadline, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for i in 0..200 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let seen = seen.clone();
+        node.propose(
+            1,
+            vec![batch(i)],
+            Some(Box::new(move |r| {
+                let last = r.unwrap();
+                let hw = seen.0.load(std::sync::atomic::Ordering::SeqCst);
+                let _ = tx.send((last, hw));
+            })),
+        )
+        .unwrap();
+        let (last, hw) = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            hw > last,
+            "told {last} committed while the listener saw {hw}"
+        );
+    }
+}

@@ -148,6 +148,9 @@ impl SimNode {
             let w = up.flush_wanted.entry(group).or_insert(f);
             *w = (*w).max(f);
         }
+        for (w, result) in out.answered {
+            w(result);
+        }
         out.messages
     }
 
