@@ -88,13 +88,9 @@ fi
 # its 1 MiB minimum) and needs compaction; 0109 needs kafka-acls (Strom has no ACLs).
 KAFKA_TOOLS_TESTS="0052 0077 0109"
 # Tests that need three brokers (NODES=3), run by default when NODES > 1. 0098 runs
-# librdkafka's Java TransactionProducerCli and needs KAFKA_TOOLS=1 too. Both pass here,
-# but 0103 failed once in a fresh-clone CI run (session 8): in
-# do_test_fatal_idempo_error_without_kip360 the producer got OUT_OF_ORDER_SEQUENCE_NUMBER
-# after DeleteRecords removed its batches (KIP-360 recovery), so it is reported, not
-# required, until that is understood (docs/compatibility.md).
+# librdkafka's Java TransactionProducerCli and needs KAFKA_TOOLS=1 too. Both are required.
 CLUSTER_TESTS="0098 0103"
-CLUSTER_REQUIRED="0098"
+CLUSTER_REQUIRED="0098 0103"
 if [ "$NODES" -gt 1 ] && [ -z "${TESTS:-}" ]; then
   TESTS=$CLUSTER_TESTS
   # Without Kafka's Java client 0098 cannot start its producer.

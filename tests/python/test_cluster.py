@@ -715,3 +715,49 @@ def test_acks_all_over_many_partitions_times_out_once(make_cluster, topic, capsy
     assert elapsed < 2 * timeout_ms / 1000, (
         f"{elapsed:.2f}s for {len(parts)} partitions with timeout_ms={timeout_ms}"
     )
+
+
+def test_pipelined_transactional_batches_stay_in_order_where_the_coordinator_is_remote(make_cluster, topic):
+    """A transaction's first batch to a partition led away from its coordinator waits for
+    the coordinator's KIP-890 check; the producer's next batches, pipelined right behind
+    it on the same connection (one message per batch), must not be appended before it.
+    They were, intermittently: OUT_OF_ORDER_SEQUENCE_NUMBER, fatal to the producer
+    (librdkafka's 0103 found it)."""
+    c = make_cluster()
+    partitions = 6
+    c.create_topic(topic, partitions)
+    c.wait_leaders(topic, partitions)
+    p = Producer({
+        "bootstrap.servers": c.bootstrap(),
+        "transactional.id": f"{topic}-tx",
+        "batch.num.messages": 1,
+        "linger.ms": 0,
+    })
+    p.init_transactions(30)
+    errors = []
+    sent = {i: [] for i in range(partitions)}
+    for txn in range(40):
+        p.begin_transaction()
+        for i in range(4 * partitions):
+            part = i % partitions
+            value = f"{txn}-{i}".encode()
+            p.produce(topic, value, partition=part,
+                      on_delivery=lambda err, msg: err and errors.append(err))
+            sent[part].append(value)
+        p.commit_transaction(30)
+    assert not errors, errors
+    consumer = Consumer({
+        "bootstrap.servers": c.bootstrap(),
+        "group.id": f"{topic}-check",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+    })
+    consumer.assign([TopicPartition(topic, i, 0) for i in range(partitions)])
+    got = {i: [] for i in range(partitions)}
+    deadline = time.monotonic() + 30
+    while sum(map(len, got.values())) < sum(map(len, sent.values())) and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and m.error() is None:
+            got[m.partition()].append(m.value())
+    consumer.close()
+    assert got == sent

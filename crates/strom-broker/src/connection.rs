@@ -1,7 +1,10 @@
 //! One client connection: reads request frames, handles them in order, and writes the
 //! answers in request order, even when a later request's answer is ready first
 //! (pipelining). A slow answer (acks=all, long-poll fetch) holds back the ones behind it,
-//! as Kafka's ordering guarantee requires, but not the reading and handling of them.
+//! as Kafka's ordering guarantee requires, but not the reading and handling of them;
+//! except behind a request whose effects must come before the next one's
+//! (`Reply::First`: a produce waiting for a remote KIP-890 check), which is run to its
+//! end before the next frame is read, as Kafka handles every request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,7 +113,7 @@ pub(crate) async fn serve(
     // then reading stops too, and nothing more is handled for nobody.
     let mut writer_gone = false;
 
-    loop {
+    'frames: loop {
         let frame = tokio::select! {
             frame = frames.next(&state) => frame,
             _ = shutdown.recv() => {
@@ -184,8 +187,26 @@ pub(crate) async fn serve(
             answer: None,
             state: state.clone(),
         };
-        match handle_frame(&broker, frame.body, Instant::now(), peer, in_flight) {
-            Ok(Some((out, mut done))) => {
+        let mut handled = handle_frame(&broker, frame.body, Instant::now(), peer, in_flight);
+        // A request whose effects must come before the next one's is run to its end
+        // here, before the next frame is read.
+        while let Ok(Handled::First(first)) = handled {
+            let reply = tokio::select! {
+                reply = first.run.instrument(first.span.clone()) => reply,
+                _ = shutdown.recv() => break 'frames,
+            };
+            let _entered = first.span.enter();
+            handled = answer(
+                broker.metrics(),
+                reply,
+                first.done,
+                first.correlation_id,
+                first.version,
+                &first.span,
+            );
+        }
+        match handled {
+            Ok(Handled::Answer(out, mut done)) => {
                 if let Outgoing::Ready(b) = &out {
                     // Wait (not reading) while earlier answers fill the share.
                     let n = b.len().clamp(1, answer_bytes) as u32;
@@ -198,7 +219,8 @@ pub(crate) async fn serve(
                     break;
                 }
             }
-            Ok(None) => {}
+            Ok(Handled::Silent) => {}
+            Ok(Handled::First(_)) => unreachable!("run above"),
             Err(reason) => {
                 tracing::warn!(%peer, %reason, "closing connection");
                 break;
@@ -211,15 +233,32 @@ pub(crate) async fn serve(
     }
 }
 
-/// Decodes and dispatches one frame, read at `started`. `Ok(None)`: nothing to send
-/// (acks=0). `Err`: close.
+/// What handling a frame came to.
+enum Handled {
+    /// Queue this answer for the writer.
+    Answer(Outgoing, Done),
+    /// Nothing to send (acks=0).
+    Silent,
+    /// Run this before the next frame is handled, then answer with what it gives.
+    First(First),
+}
+
+struct First {
+    run: std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>,
+    done: Done,
+    correlation_id: i32,
+    version: i16,
+    span: tracing::Span,
+}
+
+/// Decodes and dispatches one frame, read at `started`. `Err`: close.
 fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
     started: Instant,
     peer: SocketAddr,
     in_flight: InFlight,
-) -> Result<Option<(Outgoing, Done)>, String> {
+) -> Result<Handled, String> {
     let request = match decode_request(frame.clone()) {
         Ok(r) => r,
         Err(e @ WireError::UnsupportedVersion { .. }) => {
@@ -234,7 +273,7 @@ fn handle_frame(
                         span: tracing::Span::none(),
                         _in_flight: in_flight,
                     };
-                    Ok(Some((Outgoing::Ready(reply), done)))
+                    Ok(Handled::Answer(Outgoing::Ready(reply), done))
                 }
                 Ok(None) => Err(e.to_string()),
                 Err(e2) => Err(format!("{e}; {e2}")),
@@ -256,50 +295,75 @@ fn handle_frame(
     );
     let _entered = span.enter();
     tracing::trace!("handling");
-    let mut done = Done {
+    let done = Done {
         timer: broker.metrics().start(api as i16, started),
         outcome: None,
         span: span.clone(),
         _in_flight: in_flight,
     };
-    match dispatch(broker, request, peer) {
+    let reply = dispatch(broker, request, peer);
+    answer(
+        broker.metrics(),
+        reply,
+        done,
+        correlation_id,
+        version,
+        &span,
+    )
+}
+
+/// Turns a handler's reply into what the connection does next.
+fn answer(
+    metrics: &Metrics,
+    reply: Reply,
+    mut done: Done,
+    correlation_id: i32,
+    version: i16,
+    span: &tracing::Span,
+) -> Result<Handled, String> {
+    match reply {
         Reply::Now(r) => match *r {
             Response::Kind(kind) => {
                 done.outcome = Some(response_error(&kind));
                 encode_response(correlation_id, version, &kind)
-                    .map(|b| Some((Outgoing::Ready(b), done)))
+                    .map(|b| Handled::Answer(Outgoing::Ready(b), done))
                     .map_err(|e| format!("encoding response: {e}"))
             }
-            Response::Fetch(out) => Ok(Some((
+            Response::Fetch(out) => Ok(Handled::Answer(
                 Outgoing::Fetch {
                     out,
                     correlation_id,
                     version,
                 },
                 done,
-            ))),
+            )),
         },
-        Reply::Later(response) => Ok(Some((
+        Reply::Later(response) => Ok(Handled::Answer(
             Outgoing::Pending {
                 response: Box::pin(response.instrument(span.clone())),
                 correlation_id,
                 version,
             },
             done,
-        ))),
+        )),
+        Reply::First(run) => Ok(Handled::First(First {
+            run,
+            done,
+            correlation_id,
+            version,
+            span: span.clone(),
+        })),
         Reply::Nothing => {
-            finish(broker.metrics(), done, Outcome::Code(0));
-            Ok(None)
+            finish(metrics, done, Outcome::Code(0));
+            Ok(Handled::Silent)
         }
         Reply::Close(reason) => {
-            finish(broker.metrics(), done, Outcome::Closed);
+            finish(metrics, done, Outcome::Closed);
             Err(reason)
         }
     }
 }
 
-/// Accounts for a request whose answer was written (or that needed none): counts it,
-/// records its latency, and logs it at debug level inside its span.
 fn finish(metrics: &Metrics, done: Done, outcome: Outcome) {
     let Some(timer) = done.timer else {
         return;

@@ -49,6 +49,9 @@ pub(crate) enum Reply {
     Now(Box<Response>),
     /// Answer with this when it completes; later requests' answers wait behind it.
     Later(Pending),
+    /// Run this to its end before the connection handles its next request (its effects
+    /// are ordered before the next request's), then go on with the reply it gives.
+    First(Pin<Box<dyn Future<Output = Reply> + Send>>),
     /// Send nothing (Produce with acks=0).
     Nothing,
     /// Close the connection (Produce with acks=0 that failed, as Kafka does, so the
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Reply {
         match self {
             Reply::Now(_) => f.write_str("Reply::Now"),
             Reply::Later(_) => f.write_str("Reply::Later"),
+            Reply::First(_) => f.write_str("Reply::First"),
             Reply::Nothing => f.write_str("Reply::Nothing"),
             Reply::Close(why) => write!(f, "Reply::Close({why})"),
         }
@@ -240,7 +244,10 @@ mod tests {
                     body: default_request(range.key),
                 };
                 let peer = "127.0.0.1:1".parse().unwrap();
-                let reply = rt.block_on(async { dispatch(&broker, request, peer) });
+                let mut reply = rt.block_on(async { dispatch(&broker, request, peer) });
+                while let Reply::First(first) = reply {
+                    reply = rt.block_on(first);
+                }
                 let response = match reply {
                     Reply::Close(why) => {
                         panic!("{:?} v{version} closes the connection: {why}", range.key)
@@ -248,6 +255,7 @@ mod tests {
                     Reply::Nothing => continue,
                     Reply::Now(r) => *r,
                     Reply::Later(f) => rt.block_on(f),
+                    Reply::First(_) => unreachable!("run above"),
                 };
                 if let Response::Kind(kind) = response {
                     strom_wire::encode_response(1, version, &kind)

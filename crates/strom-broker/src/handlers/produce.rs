@@ -38,10 +38,7 @@ struct Deferred {
 pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply {
     let acks = req.acks;
     let timeout_ms = req.timeout_ms;
-    let mut results: Vec<(
-        strom_wire::kafka_protocol::messages::TopicName,
-        Vec<PartitionResult>,
-    )> = Vec::new();
+    let mut results: Results = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
         let known = broker.topics().get(&name);
@@ -119,12 +116,42 @@ pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -
     // commits stall is answered after one timeout, not N.
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms.max(1) as u64);
+    if results
+        .iter()
+        .flat_map(|(_, p)| p)
+        .all(|r| r.deferred.is_none())
+    {
+        return wait_for_acks(broker, results, acks, deadline, version);
+    }
+    // Partitions a remote coordinator must confirm first (KIP-890): their appends happen
+    // before the connection handles its next request, or a producer's next batch, sent
+    // right behind this one, would be appended first and its sequence be out of order.
+    // Kafka handles one request per connection at a time; this is the one place Strom
+    // must do the same.
+    Reply::First(Box::pin(async move {
+        resolve_deferred(&broker, &mut results).await;
+        wait_for_acks(broker, results, acks, deadline, version)
+    }))
+}
+
+type Results = Vec<(
+    strom_wire::kafka_protocol::messages::TopicName,
+    Vec<PartitionResult>,
+)>;
+
+/// Answers once what was appended is durable as `acks` asks, by `deadline`.
+fn wait_for_acks(
+    broker: Arc<Broker>,
+    mut results: Results,
+    acks: i16,
+    deadline: tokio::time::Instant,
+    version: i16,
+) -> Reply {
     let left = move || deadline.saturating_duration_since(tokio::time::Instant::now());
     if acks == 1 {
         // Answered once the leader's own copy is on disk (see `wait_local_durable`),
         // not at proposal: a write or fsync that fails must not have been acknowledged.
         return Reply::Later(Box::pin(async move {
-            resolve_deferred(&broker, &mut results).await;
             for (_, parts) in results.iter_mut() {
                 for r in parts.iter_mut() {
                     if let Ok(a) = &r.outcome
@@ -142,7 +169,6 @@ pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -
         }));
     }
     Reply::Later(Box::pin(async move {
-        resolve_deferred(&broker, &mut results).await;
         for (_, parts) in results.iter_mut() {
             for r in parts.iter_mut() {
                 if let Ok(a) = &mut r.outcome
@@ -200,13 +226,7 @@ fn append(
 }
 
 /// Asks the remote coordinators of deferred partitions, then appends their records.
-async fn resolve_deferred(
-    broker: &Broker,
-    results: &mut [(
-        strom_wire::kafka_protocol::messages::TopicName,
-        Vec<PartitionResult>,
-    )],
-) {
+async fn resolve_deferred(broker: &Broker, results: &mut Results) {
     for (_, parts) in results.iter_mut() {
         for r in parts.iter_mut() {
             let Some(d) = r.deferred.take() else { continue };
@@ -243,13 +263,7 @@ fn produce_failure(f: Failure) -> Failure {
     Failure::new(code, f.message)
 }
 
-fn response(
-    results: Vec<(
-        strom_wire::kafka_protocol::messages::TopicName,
-        Vec<PartitionResult>,
-    )>,
-    version: i16,
-) -> ProduceResponse {
+fn response(results: Results, version: i16) -> ProduceResponse {
     let responses = results
         .into_iter()
         .map(|(name, parts)| {
