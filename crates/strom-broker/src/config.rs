@@ -228,6 +228,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "longest transaction.timeout.ms a transactional producer may ask for (Kafka: transaction.max.timeout.ms)",
     },
     Setting {
+        key: "transaction_version",
+        default: "2",
+        help: "the transaction.version feature finalized in ApiVersions: 2 lets clients that know it (Kafka's Java client 4.x) use KIP-890 part 2 (a new producer epoch per transaction, partitions added by their leaders); 0 keeps them at the original protocol (Kafka: kafka-features.sh upgrade --feature transaction.version=2)",
+    },
+    Setting {
         key: "group_initial_rebalance_delay_ms",
         default: "3000",
         help: "how long the first rebalance of an empty consumer group waits for more members (Kafka: group.initial.rebalance.delay.ms)",
@@ -298,6 +303,8 @@ pub struct BrokerConfig {
     pub group: strom_group::GroupConfig,
     /// The transaction coordinator's settings.
     pub txn: strom_txn::TxnConfig,
+    /// The `transaction.version` feature level ApiVersions finalizes (0 to 2).
+    pub transaction_version: i16,
     /// How often `__consumer_offsets` partitions are checked for compaction.
     pub offsets_compaction_check: Duration,
     /// A `__consumer_offsets` partition smaller than this is never compacted: below it a
@@ -588,6 +595,13 @@ impl RawSettings {
             retention_check: Duration::from_millis(self.parse("retention_check_ms")?),
             shutdown_timeout: Duration::from_millis(self.parse("shutdown_timeout_ms")?),
             txn: self.txn_config(group.offsets_topic_partitions)?,
+            transaction_version: {
+                let level: i16 = self.parse("transaction_version")?;
+                if !(0..=2).contains(&level) {
+                    return Err(self.invalid("transaction_version", "must be 0, 1 or 2"));
+                }
+                level
+            },
             group,
             offsets_compaction_check: Duration::from_millis(
                 self.parse("offsets_compaction_check_ms")?,

@@ -90,6 +90,9 @@ pub enum ErrorCode {
     /// KIP-890: the partition is not part of the ongoing transaction; the producer must
     /// abort it.
     TransactionAbortable = 120,
+    /// KIP-1102/KIP-1242: the client reached a broker of another cluster, or another
+    /// node than it meant (ApiVersions v5); it should bootstrap again.
+    RebootstrapRequired = 129,
 }
 
 impl ErrorCode {
@@ -159,6 +162,7 @@ impl ErrorCode {
         ErrorCode::UnknownTopicId,
         ErrorCode::TransactionalIdNotFound,
         ErrorCode::TransactionAbortable,
+        ErrorCode::RebootstrapRequired,
     ];
 
     /// The value written on the wire.
@@ -241,6 +245,7 @@ impl ErrorCode {
             ErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
             ErrorCode::TransactionalIdNotFound => "TRANSACTIONAL_ID_NOT_FOUND",
             ErrorCode::TransactionAbortable => "TRANSACTION_ABORTABLE",
+            ErrorCode::RebootstrapRequired => "REBOOTSTRAP_REQUIRED",
         }
     }
 }
@@ -330,6 +335,7 @@ mod tests {
         ("UNKNOWN_TOPIC_ID", 100),
         ("TRANSACTIONAL_ID_NOT_FOUND", 105),
         ("TRANSACTION_ABORTABLE", 120),
+        ("REBOOTSTRAP_REQUIRED", 129),
     ];
 
     #[test]

@@ -35,6 +35,7 @@ mod frame;
 mod guard;
 mod header;
 mod legacy;
+mod newer;
 mod reader;
 mod records;
 mod request;
@@ -50,6 +51,10 @@ pub use frame::{DEFAULT_MAX_FRAME_SIZE, FrameCodec, LENGTH_PREFIX_LEN};
 pub use header::{
     REQUEST_PREFIX_LEN, RequestPrefix, decode_request_header, encode_request_header,
     encode_response_header, peek_request_prefix, request_header_version, response_header_version,
+};
+pub use newer::{
+    CLUSTER_ID_TAG as API_VERSIONS_CLUSTER_ID_TAG, NODE_ID_TAG as API_VERSIONS_NODE_ID_TAG,
+    api_versions_target,
 };
 pub use records::{ProducedBatch, produced_batches};
 pub use request::{

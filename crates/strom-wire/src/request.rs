@@ -18,7 +18,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use crate::guard::{self, GuardError};
 use crate::header::{decode_request_header, peek_request_prefix, request_header_version};
 use crate::versions::{advertised_range, is_usable};
-use crate::{WireError, header, legacy};
+use crate::{WireError, header, legacy, newer};
 
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +112,8 @@ pub fn decode_request(frame: Bytes) -> Result<Request, WireError> {
 
     let decoded = if legacy::is_legacy(api_key, version) {
         legacy::decode(api_key, version, &mut body)
+    } else if newer::is_newer(api_key, version) {
+        newer::decode(api_key, version, &mut body)
     } else {
         // `{:#}` prints anyhow's whole context chain on one line.
         RequestKind::decode(api_key, &mut body, version).map_err(|e| format!("{e:#}"))
@@ -241,7 +243,9 @@ pub(crate) mod tests {
     #[test]
     fn default_requests_decode_at_both_ends_of_every_range() {
         // The versions below kafka-protocol's are tested with crate::legacy.
-        for (key, version) in range_ends().filter(|&(k, v)| !legacy::is_legacy(k, v)) {
+        for (key, version) in
+            range_ends().filter(|&(k, v)| !legacy::is_legacy(k, v) && !newer::is_newer(k, v))
+        {
             let want = default_body(key);
             let mut body = BytesMut::new();
             want.encode(&mut body, version)
@@ -273,6 +277,8 @@ pub(crate) mod tests {
                     .unwrap_or_else(|e| panic!("{:?} v{version}: {e}", r.key));
                 let direct = if legacy::is_legacy(r.key, version) {
                     legacy::decode(r.key, version, &mut body.freeze()).unwrap()
+                } else if newer::is_newer(r.key, version) {
+                    newer::decode(r.key, version, &mut body.freeze()).unwrap()
                 } else {
                     RequestKind::decode(r.key, &mut body.freeze(), version).unwrap()
                 };

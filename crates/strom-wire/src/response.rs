@@ -16,7 +16,7 @@ use kafka_protocol::messages::{ApiKey, ResponseKind};
 
 use crate::header::{decode_request_header, encode_response_header, peek_request_prefix};
 use crate::versions::{api_versions_fallback, is_advertised, is_usable};
-use crate::{WireError, legacy};
+use crate::{WireError, legacy, newer};
 
 /// Encodes `body` as the response to the request with `correlation_id`, at the request's
 /// `api_version`. The result is the frame message, ready for [`crate::FrameCodec`].
@@ -31,7 +31,9 @@ pub fn encode_response(
     };
     let mut buf = BytesMut::new();
     encode_response_header(&mut buf, correlation_id, header_version)?;
-    let encoded = match legacy::encode(body, api_version, &mut buf) {
+    let encoded = match legacy::encode(body, api_version, &mut buf)
+        .or_else(|| newer::encode(body, api_version, &mut buf))
+    {
         Some(done) => done,
         None => body
             .encode(&mut buf, api_version)
@@ -131,7 +133,9 @@ mod tests {
         for r in SUPPORTED_APIS {
             let min = if r.key == ApiKey::Produce { 3 } else { r.min };
             // The versions below kafka-protocol's are tested with crate::legacy.
-            for version in (min..=r.max).filter(|&v| !legacy::is_legacy(r.key, v)) {
+            for version in (min..=r.max)
+                .filter(|&v| !legacy::is_legacy(r.key, v) && !newer::is_newer(r.key, v))
+            {
                 let body = default_response(r.key);
                 let bytes = encode_response(0x0a0b0c0d, version, &body)
                     .unwrap_or_else(|e| panic!("{:?} v{version}: {e}", r.key));

@@ -426,6 +426,8 @@ const API_VERSIONS_REQUEST: Struct = s(
     &[
         f("client_software_name", Str, 3, ALL),
         f("client_software_version", Str, 3, ALL),
+        f("cluster_id", Str, 5, ALL),
+        f("node_id", I32, 5, ALL),
     ],
 );
 

@@ -45,7 +45,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
 /// Only APIs the broker implements are listed: advertising one it cannot serve would make
 /// clients use it.
 pub const SUPPORTED_APIS: &[ApiRange] = &[
-    api(ApiKey::Produce, 0, 10),
+    api(ApiKey::Produce, 0, 12),
     api(ApiKey::Fetch, 4, 16),
     api(ApiKey::ListOffsets, 0, 8),
     api(ApiKey::Metadata, 0, 12),
@@ -58,20 +58,22 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::SyncGroup, 0, 5),
     api(ApiKey::DescribeGroups, 0, 6),
     api(ApiKey::ListGroups, 0, 5),
-    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::ApiVersions, 0, 5),
     api(ApiKey::CreateTopics, 0, 7),
     api(ApiKey::DeleteTopics, 0, 6),
     api(ApiKey::DeleteRecords, 0, 2),
-    api(ApiKey::InitProducerId, 0, 4),
+    api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::OffsetForLeaderEpoch, 0, 4),
-    // Transactions (docs/transactions.md): the client's forms at transaction version 1,
-    // AddPartitionsToTxn v4's verify-only form for partition leaders (KIP-890 part 1), and
+    // Transactions (docs/transactions.md): the client's forms at transaction versions 1
+    // and 2 (Produce v12, EndTxn v5 and TxnOffsetCommit v5 are KIP-890 part 2's, used by
+    // clients that see the `transaction.version` feature finalized at 2), the partition
+    // leaders' AddPartitionsToTxn v4+ (verify-only for part 1, adding for part 2), and
     // WriteTxnMarkers for a coordinator's markers to partitions this node leads.
-    api(ApiKey::AddPartitionsToTxn, 0, 4),
-    api(ApiKey::AddOffsetsToTxn, 0, 3),
-    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::EndTxn, 0, 5),
     api(ApiKey::WriteTxnMarkers, 1, 1),
-    api(ApiKey::TxnOffsetCommit, 0, 3),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
     api(ApiKey::DescribeConfigs, 0, 4),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
@@ -157,9 +159,9 @@ mod tests {
 
     /// The ranges Strom's broker implements, restated independently of the table above.
     const EXPECTED: &[(&str, i16, i16)] = &[
-        ("ApiVersions", 0, 4),
+        ("ApiVersions", 0, 5),
         ("Metadata", 0, 12),
-        ("Produce", 0, 10),
+        ("Produce", 0, 12),
         ("Fetch", 4, 16),
         ("ListOffsets", 0, 8),
         ("CreateTopics", 0, 7),
@@ -169,7 +171,7 @@ mod tests {
         ("AlterConfigs", 0, 2),
         ("IncrementalAlterConfigs", 0, 1),
         ("DeleteRecords", 0, 2),
-        ("InitProducerId", 0, 4),
+        ("InitProducerId", 0, 5),
         ("OffsetForLeaderEpoch", 0, 4),
         ("DescribeCluster", 0, 1),
         ("FindCoordinator", 0, 4),
@@ -184,10 +186,10 @@ mod tests {
         ("DeleteGroups", 0, 2),
         ("OffsetDelete", 0, 0),
         ("DescribeTopicPartitions", 0, 0),
-        ("AddPartitionsToTxn", 0, 4),
-        ("AddOffsetsToTxn", 0, 3),
-        ("EndTxn", 0, 4),
-        ("TxnOffsetCommit", 0, 3),
+        ("AddPartitionsToTxn", 0, 5),
+        ("AddOffsetsToTxn", 0, 4),
+        ("EndTxn", 0, 5),
+        ("TxnOffsetCommit", 0, 5),
         ("WriteTxnMarkers", 1, 1),
         ("DescribeTransactions", 0, 0),
         ("ListTransactions", 0, 1),
@@ -220,7 +222,12 @@ mod tests {
             } else {
                 r.min
             };
-            assert!(r.max <= theirs.max, "{:?}: {theirs}", r.key);
+            // Above kafka-protocol's ceiling, crate::newer must serve every version.
+            assert!(
+                r.max <= theirs.max || crate::newer::APIS.contains(&r.key),
+                "{:?}: {theirs}",
+                r.key
+            );
             // Below kafka-protocol's floor, crate::legacy must serve every version.
             assert!(
                 theirs.min <= min || crate::legacy::APIS.contains(&r.key),
@@ -236,10 +243,10 @@ mod tests {
         for v in 0..=2 {
             assert!(is_advertised(produce, v) && !is_usable(produce, v), "v{v}");
         }
-        for v in 3..=10 {
+        for v in 3..=12 {
             assert!(is_usable(produce, v), "v{v}");
         }
-        assert!(!is_advertised(produce, 11) && !is_usable(produce, -1));
+        assert!(!is_advertised(produce, 13) && !is_usable(produce, -1));
         let fetch = ApiKey::Fetch as i16;
         assert!(!is_advertised(fetch, 3) && is_usable(fetch, 4) && is_usable(fetch, 16));
         assert!(!is_usable(fetch, 17));
@@ -276,8 +283,8 @@ mod tests {
         assert_eq!(&bytes[..4], &[1, 2, 3, 4]);
         assert_eq!(&bytes[4..6], &35i16.to_be_bytes());
         assert_eq!(&bytes[6..10], &(SUPPORTED_APIS.len() as i32).to_be_bytes());
-        // Produce (key 0) is first: 0..10.
-        assert_eq!(&bytes[10..16], &[0, 0, 0, 0, 0, 10]);
+        // Produce (key 0) is first: 0..12.
+        assert_eq!(&bytes[10..16], &[0, 0, 0, 0, 0, 12]);
         assert_eq!(bytes.len(), 10 + 6 * SUPPORTED_APIS.len());
         // And a v0 parser reads it whole.
         let mut body = bytes.slice(4..);

@@ -2,6 +2,7 @@
 //! a response using the [`Broker`]'s operations. `dispatch` is the only entry point.
 
 mod admin;
+mod api_versions;
 mod broker_configs;
 mod configs;
 mod delivery;
@@ -24,9 +25,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use strom_wire::Request;
 use strom_wire::kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use strom_wire::kafka_protocol::protocol::StrBytes;
-use strom_wire::{ErrorCode, Request};
 
 use crate::broker::Broker;
 
@@ -89,8 +90,13 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr)
             .unwrap_or_default()
     };
     match request.body {
-        RequestKind::ApiVersions(_) => Reply::now(Response::Kind(ResponseKind::ApiVersions(
-            strom_wire::api_versions_response(ErrorCode::None),
+        RequestKind::ApiVersions(r) => Reply::now(Response::Kind(ResponseKind::ApiVersions(
+            api_versions::answer(
+                &r,
+                broker.config().transaction_version,
+                &broker.control().cluster_id(),
+                broker.config().node_id,
+            ),
         ))),
         RequestKind::Metadata(r) => metadata::metadata(broker, r, version),
         RequestKind::DescribeCluster(r) => Reply::now(Response::Kind(
@@ -129,7 +135,7 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr)
         RequestKind::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(broker, r, version),
         RequestKind::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(broker, r, version),
         RequestKind::EndTxn(r) => txn::end_txn(broker, r, version),
-        RequestKind::TxnOffsetCommit(r) => txn_offsets::txn_offset_commit(broker, r),
+        RequestKind::TxnOffsetCommit(r) => txn_offsets::txn_offset_commit(broker, r, version),
         RequestKind::WriteTxnMarkers(r) => txn_markers::write_txn_markers(broker, r),
         RequestKind::DescribeTransactions(r) => Reply::now(Response::Kind(
             ResponseKind::DescribeTransactions(txn_admin::describe_transactions(broker, r)),

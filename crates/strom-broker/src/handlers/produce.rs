@@ -14,7 +14,7 @@ use strom_wire::kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, ResponseKind, TransactionalId,
 };
 
-use super::txn::{Check, Remote, verify_in_txn};
+use super::txn::{Ask, Check, TxnCheck, verify_in_txn};
 use super::{Reply, Response, str_bytes};
 use crate::broker::Broker;
 use crate::errors::Failure;
@@ -28,11 +28,11 @@ struct PartitionResult {
     deferred: Option<Deferred>,
 }
 
-/// A transactional batch whose partition must be confirmed by a coordinator on another
-/// node before it is appended.
+/// A transactional batch whose partition must be confirmed (or, for transaction version
+/// 2, added) by the transaction coordinator before it is appended.
 struct Deferred {
     records: bytes::Bytes,
-    check: Remote,
+    check: Ask,
 }
 
 pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply {
@@ -69,7 +69,7 @@ pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -
             } else {
                 match p.records.as_ref() {
                     Some(records) if !records.is_empty() => {
-                        match append(broker, &tp, records, req.transactional_id.as_ref()) {
+                        match append(broker, &tp, records, req.transactional_id.as_ref(), version) {
                             Ok(Appending::Done(a)) => Ok(a),
                             Ok(Appending::Ask(check)) => {
                                 deferred = Some(Deferred {
@@ -129,7 +129,7 @@ pub(super) fn produce(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -
     // Kafka handles one request per connection at a time; this is the one place Strom
     // must do the same.
     Reply::First(Box::pin(async move {
-        resolve_deferred(&broker, &mut results).await;
+        resolve_deferred(&broker, &mut results, version).await;
         wait_for_acks(broker, results, acks, deadline, version)
     }))
 }
@@ -189,8 +189,8 @@ fn wait_for_acks(
 /// What appending one partition's records came to.
 enum Appending {
     Done(Appended),
-    /// First ask the transaction coordinator on another node.
-    Ask(Remote),
+    /// First ask the transaction coordinator.
+    Ask(Ask),
 }
 
 /// Appends one partition's records; a transactional batch that would open its
@@ -201,6 +201,7 @@ fn append(
     tp: &TopicPartition,
     records: &[u8],
     transactional_id: Option<&TransactionalId>,
+    version: i16,
 ) -> Result<Appending, Failure> {
     let verified = match RecordBatchHeader::parse(records, 0) {
         Ok(h) if h.is_transactional() && h.has_producer_id() => {
@@ -210,8 +211,22 @@ fn append(
                     "a transactional batch needs the request's transactional id",
                 ));
             };
-            match verify_in_txn(broker, tp, h.producer_id, h.producer_epoch, id.0.as_str())
-                .map_err(produce_failure)?
+            // Produce v12 comes from transaction version 2 clients, which leave adding
+            // the partition to the leader (KIP-890 part 2).
+            let how = if version >= 12 {
+                TxnCheck::Add
+            } else {
+                TxnCheck::Verify
+            };
+            match verify_in_txn(
+                broker,
+                tp,
+                h.producer_id,
+                h.producer_epoch,
+                id.0.as_str(),
+                how,
+            )
+            .map_err(|f| produce_failure(f, version))?
             {
                 Check::Done(token) => token,
                 Check::Ask(remote) => return Ok(Appending::Ask(remote)),
@@ -226,11 +241,16 @@ fn append(
 }
 
 /// Asks the remote coordinators of deferred partitions, then appends their records.
-async fn resolve_deferred(broker: &Broker, results: &mut Results) {
+async fn resolve_deferred(broker: &Broker, results: &mut Results, version: i16) {
     for (_, parts) in results.iter_mut() {
         for r in parts.iter_mut() {
             let Some(d) = r.deferred.take() else { continue };
-            r.outcome = match d.check.ask(broker).await.map_err(produce_failure) {
+            r.outcome = match d
+                .check
+                .ask(broker)
+                .await
+                .map_err(|f| produce_failure(f, version))
+            {
                 Ok(token) => {
                     broker
                         .data()
@@ -245,8 +265,8 @@ async fn resolve_deferred(broker: &Broker, results: &mut Results) {
     }
 }
 
-/// A coordinator's refusal as Produce answers it.
-fn produce_failure(f: Failure) -> Failure {
+/// A coordinator's refusal as Produce (of `version`) answers it.
+fn produce_failure(f: Failure, version: i16) -> Failure {
     let code = match f.code {
         // Retriable: old clients retry NOT_ENOUGH_REPLICAS without a metadata refresh,
         // which is how Kafka translates these.
@@ -255,8 +275,8 @@ fn produce_failure(f: Failure) -> Failure {
         | ErrorCode::CoordinatorNotAvailable
         | ErrorCode::NotCoordinator
         | ErrorCode::RequestTimedOut => ErrorCode::NotEnoughReplicas,
-        // Produce up to v10 knows no TRANSACTION_ABORTABLE.
-        ErrorCode::TransactionAbortable => ErrorCode::InvalidTxnState,
+        // Produce up to v10 knows no TRANSACTION_ABORTABLE (KIP-890 added it in v11).
+        ErrorCode::TransactionAbortable if version < 11 => ErrorCode::InvalidTxnState,
         ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
         other => other,
     };

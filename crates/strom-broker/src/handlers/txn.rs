@@ -36,24 +36,24 @@ type Allocator<'a> = &'a dyn Fn() -> Result<i64, ErrorCode>;
 /// How long a request refused with CONCURRENT_TRANSACTIONS is retried inside the broker.
 const CONCURRENT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// A coordinator call, repeatable (it is made again on CONCURRENT_TRANSACTIONS).
+type CoordinatorCall =
+    dyn Fn(&mut TransactionCoordinator, RequestId, i64, Allocator<'_>) -> Effects + Send + Sync;
+
 /// Runs a coordinator call and answers with `to_wire` of its response, at once or when
 /// it arrives; `None` (the coordinator dropped the request: shutdown) answers
 /// COORDINATOR_NOT_AVAILABLE through `to_wire`.
-///
-/// CONCURRENT_TRANSACTIONS (the previous transaction's markers are still being written,
-/// usually for a few ms) is retried each time the coordinator makes progress, for up to
-/// [`CONCURRENT_WAIT`], before it is answered: clients back off 20 ms or more on it,
-/// which would cap a producer of small transactions far below what the broker can do.
-/// The answer is the same a client's own retry would get, only sooner.
 fn call<F>(
     broker: &Arc<Broker>,
-    f: impl Fn(&mut TransactionCoordinator, RequestId, i64, Allocator<'_>) -> Effects + Send + 'static,
+    f: impl Fn(&mut TransactionCoordinator, RequestId, i64, Allocator<'_>) -> Effects
+    + Send
+    + Sync
+    + 'static,
     to_wire: F,
 ) -> Reply
 where
     F: FnOnce(Option<TxnResponse>) -> ResponseKind + Send + 'static,
 {
-    let busy = |r: &TxnResponse| r.error() == ErrorCode::ConcurrentTransactions;
     let mut progress = broker.txns().subscribe_progress();
     let mut rx = broker.txns().call(&f);
     let first = match rx.try_recv() {
@@ -63,20 +63,46 @@ where
     };
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
-        let mut answer = match first {
+        let answer = match first {
             Some(r) => Some(r),
             None => rx.await.ok(),
         };
-        let deadline = tokio::time::Instant::now() + CONCURRENT_WAIT;
-        while answer.as_ref().is_some_and(busy) {
-            tokio::select! {
-                changed = progress.changed() => if changed.is_err() { break },
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-            answer = broker.txns().call(&f).await.ok();
-        }
+        let answer = settle(&broker, &mut progress, answer, &f).await;
         Response::Kind(to_wire(answer))
     }))
+}
+
+fn busy(r: &TxnResponse) -> bool {
+    r.error() == ErrorCode::ConcurrentTransactions
+}
+
+/// Makes a coordinator call and waits for its answer (see [`settle`]).
+async fn call_async(broker: &Broker, f: &CoordinatorCall) -> Option<TxnResponse> {
+    let mut progress = broker.txns().subscribe_progress();
+    let answer = broker.txns().call(f).await.ok();
+    settle(broker, &mut progress, answer, f).await
+}
+
+/// CONCURRENT_TRANSACTIONS (the previous transaction's markers are still being written,
+/// usually for a few ms) is retried each time the coordinator makes progress, for up to
+/// [`CONCURRENT_WAIT`], before it is answered: clients back off 20 ms or more on it,
+/// which would cap a producer of small transactions far below what the broker can do.
+/// The answer is the same a client's own retry would get, only sooner.
+async fn settle(
+    broker: &Broker,
+    progress: &mut tokio::sync::watch::Receiver<u64>,
+    mut answer: Option<TxnResponse>,
+    f: &CoordinatorCall,
+) -> Option<TxnResponse> {
+    let deadline = tokio::time::Instant::now() + CONCURRENT_WAIT;
+    while answer.as_ref().is_some_and(busy) {
+        tokio::select! {
+            changed = progress.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+        answer = broker.txns().call(f).await.ok();
+    }
+    answer
 }
 
 /// InitProducerId with a transactional id (without one, `producer_id.rs` answers).
@@ -204,37 +230,115 @@ pub(super) fn add_partitions_to_txn(
             },
         );
     }
-    // v4+: a broker's batch of transactions. Verify-only entries are answered from the
-    // coordinator's state; entries that add partitions are KIP-890 part 2's, which this
-    // coordinator serves only for its own partition leaders (transaction version 2 is not
-    // advertised), so they are refused.
-    let results: Vec<AddPartitionsToTxnResult> = r
+    // v4+: a partition leader's batch of transactions. Verify-only entries (KIP-890 part
+    // 1) are answered from the coordinator's state; the others add partitions on behalf
+    // of a transaction version 2 client whose Produce or TxnOffsetCommit reached that
+    // leader, as Kafka's coordinator does for brokers.
+    let entries: Vec<Entry> = r
         .transactions
         .iter()
-        .map(|t| {
-            let id = t.transactional_id.0.to_string();
-            let partitions = partitions_of(&t.topics);
-            let response = if t.verify_only {
-                broker.txns().read(|c, _| {
-                    c.verify_partitions(&id, t.producer_id.0, t.producer_epoch, &partitions)
-                })
-            } else {
-                AddPartitionsToTxnResponse {
-                    transactional_id: id.clone(),
-                    results: partitions
-                        .iter()
-                        .map(|p| (p.clone(), ErrorCode::UnsupportedVersion))
-                        .collect(),
-                }
-            };
-            AddPartitionsToTxnResult::default()
-                .with_transactional_id(TransactionalId(super::str_bytes(id)))
-                .with_topic_results(topic_results(&response.results))
+        .map(|t| Entry {
+            transactional_id: t.transactional_id.0.to_string(),
+            producer_id: t.producer_id.0,
+            producer_epoch: t.producer_epoch,
+            verify_only: t.verify_only,
+            partitions: partitions_of(&t.topics),
         })
         .collect();
-    Reply::now(Response::Kind(ResponseKind::AddPartitionsToTxn(
-        WireAddResponse::default().with_results_by_transaction(results),
-    )))
+    let answer = |results: Vec<AddPartitionsToTxnResponse>| {
+        let results = results
+            .into_iter()
+            .map(|r| {
+                AddPartitionsToTxnResult::default()
+                    .with_transactional_id(TransactionalId(super::str_bytes(r.transactional_id)))
+                    .with_topic_results(topic_results(&r.results))
+            })
+            .collect();
+        Response::Kind(ResponseKind::AddPartitionsToTxn(
+            WireAddResponse::default().with_results_by_transaction(results),
+        ))
+    };
+    if entries.iter().all(|e| e.verify_only) {
+        return Reply::now(answer(entries.iter().map(|e| e.verify(broker)).collect()));
+    }
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let mut results = Vec::with_capacity(entries.len());
+        for e in &entries {
+            results.push(if e.verify_only {
+                e.verify(&broker)
+            } else {
+                e.add(&broker, version).await
+            });
+        }
+        answer(results)
+    }))
+}
+
+/// One transaction of a partition leader's AddPartitionsToTxn (v4+).
+struct Entry {
+    transactional_id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    verify_only: bool,
+    partitions: Vec<TxnPartition>,
+}
+
+impl Entry {
+    fn verify(&self, broker: &Broker) -> AddPartitionsToTxnResponse {
+        broker.txns().read(|c, _| {
+            c.verify_partitions(
+                &self.transactional_id,
+                self.producer_id,
+                self.producer_epoch,
+                &self.partitions,
+            )
+        })
+    }
+
+    /// Adds the partitions to the transaction, as transaction version 2 does.
+    async fn add(&self, broker: &Broker, version: i16) -> AddPartitionsToTxnResponse {
+        if let Some(results) = unknown_partitions(broker, &self.partitions) {
+            return AddPartitionsToTxnResponse {
+                transactional_id: self.transactional_id.clone(),
+                results,
+            };
+        }
+        let code = add_here(
+            broker,
+            AddPartitionsToTxnRequest {
+                api_version: version,
+                transactional_id: self.transactional_id.clone(),
+                producer_id: self.producer_id,
+                producer_epoch: self.producer_epoch,
+                partitions: self.partitions.clone(),
+                transaction_version: 2,
+            },
+        )
+        .await;
+        match code {
+            Ok(r) => r,
+            Err(code) => AddPartitionsToTxnResponse {
+                transactional_id: self.transactional_id.clone(),
+                results: self.partitions.iter().map(|p| (p.clone(), code)).collect(),
+            },
+        }
+    }
+}
+
+/// Adds partitions to a transaction with this node's coordinator; `Err` when it gave no
+/// answer (it stopped).
+async fn add_here(
+    broker: &Broker,
+    req: AddPartitionsToTxnRequest,
+) -> Result<AddPartitionsToTxnResponse, ErrorCode> {
+    let f = move |c: &mut TransactionCoordinator, id, now, _: Allocator<'_>| {
+        c.add_partitions_to_txn(id, &req, now)
+    };
+    match call_async(broker, &f).await {
+        Some(TxnResponse::AddPartitionsToTxn(a)) => Ok(a),
+        _ => Err(ErrorCode::CoordinatorNotAvailable),
+    }
 }
 
 pub(super) fn add_offsets_to_txn(broker: &Arc<Broker>, r: WireAddOffsets, version: i16) -> Reply {
@@ -290,13 +394,28 @@ pub(super) fn end_txn(broker: &Arc<Broker>, r: WireEndTxn, version: i16) -> Repl
 pub(super) enum Check {
     /// Go ahead with this token (`None`: the transaction is open there already).
     Done(Option<u64>),
-    /// The coordinator is on another node: ask it first.
-    Ask(Remote),
+    /// Ask the transaction coordinator first.
+    Ask(Ask),
 }
 
-/// A check to make with a transaction coordinator on another node.
-pub(super) struct Remote {
-    addr: String,
+/// How a partition leader makes sure a transactional write belongs to the producer's
+/// open transaction, by the version of the request that carries it (as Kafka decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TxnCheck {
+    /// KIP-890 part 1: the client added the partition itself; verify that it did
+    /// (Produce up to v11, TxnOffsetCommit up to v4).
+    Verify,
+    /// Transaction version 2 (KIP-890 part 2): add the partition on the client's behalf
+    /// (Produce v12+, TxnOffsetCommit v5+, sent only by clients that saw the
+    /// `transaction.version` feature finalized at 2).
+    Add,
+}
+
+/// A question for the transaction coordinator, asked before appending.
+pub(super) struct Ask {
+    /// The coordinator's address, or `None` for this node's own.
+    addr: Option<String>,
+    how: TxnCheck,
     tp: TopicPartition,
     transactional_id: String,
     producer_id: i64,
@@ -304,10 +423,48 @@ pub(super) struct Remote {
     token: u64,
 }
 
-impl Remote {
-    /// Sends AddPartitionsToTxn v4 with `verify_only` to the coordinator, as Kafka's
-    /// partition leaders do: the token to append with once it confirmed the partition.
+impl Ask {
+    /// Asks the coordinator (AddPartitionsToTxn v4+ to another node, as Kafka's partition
+    /// leaders do: verify-only for [`TxnCheck::Verify`]): the token to append with once
+    /// it confirmed or added the partition.
     pub(super) async fn ask(&self, broker: &Broker) -> Result<Option<u64>, Failure> {
+        let code = match &self.addr {
+            Some(addr) => self.send(broker, addr).await?,
+            None => match add_here(broker, self.add_request()).await {
+                Ok(a) => a
+                    .results
+                    .first()
+                    .map_or(ErrorCode::UnknownServerError, |r| r.1),
+                Err(code) => code,
+            },
+        };
+        match code {
+            ErrorCode::None => Ok(Some(self.token)),
+            code => Err(Failure::new(
+                code,
+                format!(
+                    "{} is not in the open transaction of {} (producer {} epoch {})",
+                    self.tp.dir_name(),
+                    self.transactional_id,
+                    self.producer_id,
+                    self.producer_epoch
+                ),
+            )),
+        }
+    }
+
+    fn add_request(&self) -> AddPartitionsToTxnRequest {
+        AddPartitionsToTxnRequest {
+            api_version: 5,
+            transactional_id: self.transactional_id.clone(),
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            partitions: vec![TxnPartition::new(self.tp.topic.clone(), self.tp.partition)],
+            transaction_version: 2,
+        }
+    }
+
+    async fn send(&self, broker: &Broker, addr: &str) -> Result<ErrorCode, Failure> {
         let req = WireAddPartitions::default().with_transactions(vec![
             AddPartitionsToTxnTransaction::default()
                 .with_transactional_id(TransactionalId(super::str_bytes(
@@ -315,20 +472,17 @@ impl Remote {
                 )))
                 .with_producer_id(ProducerId(self.producer_id))
                 .with_producer_epoch(self.producer_epoch)
-                .with_verify_only(true)
+                .with_verify_only(self.how == TxnCheck::Verify)
                 .with_topics(vec![
                     AddPartitionsToTxnTopic::default()
                         .with_name(topic_name(self.tp.topic.clone()))
                         .with_partitions(vec![self.tp.partition]),
                 ]),
         ]);
-        let answer = broker.links().send(&self.addr, &req).await.map_err(|e| {
+        let answer = broker.links().send(addr, &req).await.map_err(|e| {
             Failure::new(
                 ErrorCode::CoordinatorNotAvailable,
-                format!(
-                    "cannot reach the transaction coordinator at {}: {e}",
-                    self.addr
-                ),
+                format!("cannot reach the transaction coordinator at {addr}: {e}"),
             )
         })?;
         let code = if answer.error_code != 0 {
@@ -343,59 +497,55 @@ impl Remote {
                 .next()
                 .unwrap_or(ErrorCode::UnknownServerError.code())
         };
-        match ErrorCode::from_code(code).unwrap_or(ErrorCode::UnknownServerError) {
-            ErrorCode::None => Ok(Some(self.token)),
-            code => Err(Failure::new(
-                code,
-                format!(
-                    "{} is not in the open transaction of {} (producer {} epoch {})",
-                    self.tp.dir_name(),
-                    self.transactional_id,
-                    self.producer_id,
-                    self.producer_epoch
-                ),
-            )),
-        }
+        Ok(ErrorCode::from_code(code).unwrap_or(ErrorCode::UnknownServerError))
     }
 }
 
-/// The KIP-890 check before producer `producer_id` opens its transaction in `tp` (a
-/// Produce, or a TxnOffsetCommit in the group's `__consumer_offsets` partition): the
-/// token to append with (`None` when its transaction is open there already), or the
-/// remote coordinator to ask. A refusal carries the coordinator's code
-/// (TRANSACTION_ABORTABLE: not in the transaction), which each caller translates for its
-/// API.
+/// The check before producer `producer_id` opens its transaction in `tp` (a Produce, or
+/// a TxnOffsetCommit in the group's `__consumer_offsets` partition): the token to append
+/// with (`None` when its transaction is open there already), or the coordinator to ask.
+/// A refusal carries the coordinator's code (TRANSACTION_ABORTABLE: not in the
+/// transaction), which each caller translates for its API.
 pub(super) fn verify_in_txn(
     broker: &Broker,
     tp: &TopicPartition,
     producer_id: i64,
     producer_epoch: i16,
     transactional_id: &str,
+    how: TxnCheck,
 ) -> Result<Check, Failure> {
     let Some(token) = broker.data().begin_verification(tp, producer_id)? else {
         return Ok(Check::Done(None));
     };
     let txns = broker.txns();
     let coordinator = TopicPartition::new(TXN_TOPIC, txns.partition_for(transactional_id));
-    if !broker
+    let here = broker
         .data()
         .status(&coordinator)
-        .is_some_and(|s| s.is_leader)
-    {
+        .is_some_and(|s| s.is_leader);
+    let ask = |addr| {
+        Check::Ask(Ask {
+            addr,
+            how,
+            tp: tp.clone(),
+            transactional_id: transactional_id.to_string(),
+            producer_id,
+            producer_epoch,
+            token,
+        })
+    };
+    if !here {
         let Some((_, addr)) = broker.links().remote_leader(&coordinator) else {
             return Err(Failure::new(
                 ErrorCode::CoordinatorNotAvailable,
                 format!("no leader known for {}", coordinator.dir_name()),
             ));
         };
-        return Ok(Check::Ask(Remote {
-            addr,
-            tp: tp.clone(),
-            transactional_id: transactional_id.to_string(),
-            producer_id,
-            producer_epoch,
-            token,
-        }));
+        return Ok(ask(Some(addr)));
+    }
+    if how == TxnCheck::Add {
+        // Adding writes the coordinator's record: answered when it is committed.
+        return Ok(ask(None));
     }
     let wanted = [TxnPartition::new(tp.topic.clone(), tp.partition)];
     let answer = txns

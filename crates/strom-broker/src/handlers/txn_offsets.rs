@@ -21,13 +21,13 @@ use strom_wire::kafka_protocol::messages::{
 };
 
 use super::groups::{LOST, call};
-use super::txn::{Check, verify_in_txn};
+use super::txn::{Check, TxnCheck, verify_in_txn};
 use super::{Reply, Response, topic_name};
 use crate::broker::Broker;
 use crate::errors::Failure;
 use crate::groups::OFFSETS_TOPIC;
 
-pub(super) fn txn_offset_commit(broker: &Arc<Broker>, r: WireTxnCommit) -> Reply {
+pub(super) fn txn_offset_commit(broker: &Arc<Broker>, r: WireTxnCommit, version: i16) -> Reply {
     let req = TxnOffsetCommitRequest {
         transactional_id: r.transactional_id.0.to_string(),
         group_id: r.group_id.0.to_string(),
@@ -79,14 +79,15 @@ pub(super) fn txn_offset_commit(broker: &Arc<Broker>, r: WireTxnCommit) -> Reply
             ),
         )
     };
-    let refuse = |f: Failure| {
+    let refuse = move |f: Failure| {
         let code = match f.code {
             ErrorCode::ConcurrentTransactions
             | ErrorCode::CoordinatorLoadInProgress
             | ErrorCode::CoordinatorNotAvailable
             | ErrorCode::NotCoordinator
             | ErrorCode::RequestTimedOut => ErrorCode::CoordinatorLoadInProgress,
-            ErrorCode::TransactionAbortable => ErrorCode::InvalidTxnState,
+            // v4 added TRANSACTION_ABORTABLE (KIP-890).
+            ErrorCode::TransactionAbortable if version < 4 => ErrorCode::InvalidTxnState,
             ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
             other => other,
         };
@@ -108,6 +109,13 @@ pub(super) fn txn_offset_commit(broker: &Arc<Broker>, r: WireTxnCommit) -> Reply
                 req.producer_id,
                 req.producer_epoch,
                 &req.transactional_id,
+                // v5 comes from transaction version 2 clients, which send no
+                // AddOffsetsToTxn: the partition is added here (KIP-890 part 2).
+                if version >= 5 {
+                    TxnCheck::Add
+                } else {
+                    TxnCheck::Verify
+                },
             ) {
                 Ok(Check::Done(_)) => {}
                 Ok(Check::Ask(r)) => remote = Some(r),

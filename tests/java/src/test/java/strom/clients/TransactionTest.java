@@ -49,12 +49,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Every case on Kafka, then on Strom. Kafka 4.4 finalizes `transaction.version` 2 (KIP-890
- * part 2: an epoch bump at every EndTxn, partitions added by the Produce request itself);
- * Strom does not advertise it, so the same client runs transaction version 1 against it
- * (checked by {@link #the_client_runs_transaction_version_2_on_kafka_and_1_on_strom}). That
- * also changes which error a fenced producer's send gets (see the fencing case); everything
- * else is asserted alike.
+ * Every case on Kafka, then on Strom, asserted alike. Both finalize `transaction.version` 2
+ * (KIP-890 part 2: an epoch bump at every EndTxn, partitions added by the Produce request
+ * itself), so the client runs transaction version 2 on both (checked by
+ * {@link #the_client_runs_transaction_version_2_on_both}).
  */
 @ExtendWith(Brokers.class)
 class TransactionTest {
@@ -306,18 +304,11 @@ class TransactionTest {
         Throwable onCommit = attempt(zombie::commitTransaction);
         Throwable onAbort = attempt(zombie::abortTransaction);
         assertTrue(fenced(onAbort), "abort after the fence: ProducerFencedException, got " + onAbort);
-        if (broker.isStrom()) {
-          // Transaction version 1: the send first asks the coordinator (AddPartitionsToTxn),
-          // which answers PRODUCER_FENCED, fatal for the producer.
-          assertTrue(fenced(onSend), "send after the fence: ProducerFencedException, got " + onSend);
-          assertTrue(fenced(onCommit), "commit after the fence: ProducerFencedException, got " + onCommit);
-        } else {
-          // Named difference, transaction version 2 on Kafka: the Produce request adds the
-          // partition itself and the leader answers INVALID_PRODUCER_EPOCH, an abortable
-          // error that commitTransaction rethrows; the fence shows at the abort.
-          assertTrue(onSend instanceof InvalidProducerEpochException, "send after the fence: " + onSend);
-          assertTrue(onCommit instanceof InvalidProducerEpochException, "commit after the fence: " + onCommit);
-        }
+        // Transaction version 2: the Produce request adds the partition itself and the
+        // leader answers INVALID_PRODUCER_EPOCH, an abortable error that commitTransaction
+        // rethrows; the fence shows at the abort.
+        assertTrue(onSend instanceof InvalidProducerEpochException, "send after the fence: " + onSend);
+        assertTrue(onCommit instanceof InvalidProducerEpochException, "commit after the fence: " + onCommit);
 
         fresh.beginTransaction();
         sendAll(fresh, List.of(record(p0, "fresh-0"), record(p1, "fresh-1")));
@@ -457,7 +448,7 @@ class TransactionTest {
 
   @ParameterizedTest(name = "[{0}]")
   @MethodSource("brokers")
-  void the_client_runs_transaction_version_2_on_kafka_and_1_on_strom(Broker broker) throws Exception {
+  void the_client_runs_transaction_version_2_on_both(Broker broker) throws Exception {
     String topic = newTopic(broker, "txversion", 1);
     TopicPartition tp = new TopicPartition(topic, 0);
     String id = Broker.unique("tx");
@@ -478,17 +469,10 @@ class TransactionTest {
         epochs.add(describe(admin, id).producerEpoch());
       }
       int e = epochs.get(0);
-      if (broker.isStrom()) {
-        // Named difference: Strom finalizes no transaction.version (KIP-890 part 2 is not
-        // advertised), so the client runs version 1: one epoch for every transaction.
-        assertNull(finalized.get("transaction.version"), "Strom's finalized features " + finalized);
-        assertEquals(List.of(e, e, e), epochs);
-      } else {
-        // Kafka 4.4: transaction version 2, EndTxn bumps the epoch every time.
-        assertNotNull(finalized.get("transaction.version"), "Kafka's finalized features " + finalized);
-        assertEquals(2, finalized.get("transaction.version").maxVersionLevel());
-        assertEquals(List.of(e, e + 1, e + 2), epochs);
-      }
+      // Transaction version 2: EndTxn bumps the epoch every time.
+      assertNotNull(finalized.get("transaction.version"), "finalized features " + finalized);
+      assertEquals(2, finalized.get("transaction.version").maxVersionLevel());
+      assertEquals(List.of(e, e + 1, e + 2), epochs);
     }
     try (KafkaConsumer<byte[], byte[]> c = readCommitted(broker)) {
       assertEquals(
