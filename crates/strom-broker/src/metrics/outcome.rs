@@ -102,7 +102,50 @@ pub fn response_error(kind: &ResponseKind) -> i16 {
                 .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
         ),
         K::DescribeCluster(r) => r.error_code,
-        // Strom answers no other API (handlers::dispatch closes the connection instead).
+        K::DescribeTopicPartitions(r) => first_error(0, r.topics.iter().map(|t| t.error_code)),
+        K::AddPartitionsToTxn(r) => first_error(
+            r.error_code,
+            r.results_by_topic_v3_and_below
+                .iter()
+                .chain(
+                    r.results_by_transaction
+                        .iter()
+                        .flat_map(|t| &t.topic_results),
+                )
+                .flat_map(|t| {
+                    t.results_by_partition
+                        .iter()
+                        .map(|p| p.partition_error_code)
+                }),
+        ),
+        K::AddOffsetsToTxn(r) => r.error_code,
+        K::EndTxn(r) => r.error_code,
+        K::TxnOffsetCommit(r) => first_error(
+            0,
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        K::WriteTxnMarkers(r) => first_error(
+            0,
+            r.markers.iter().flat_map(|m| {
+                m.topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            }),
+        ),
+        K::DescribeTransactions(r) => {
+            first_error(0, r.transaction_states.iter().map(|t| t.error_code))
+        }
+        K::ListTransactions(r) => r.error_code,
+        K::DescribeProducers(r) => first_error(
+            0,
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        // Strom answers no other API (handlers::dispatch closes the connection instead);
+        // `apis_with_a_top_level_error_code_report_it` keeps this list whole.
         _ => 0,
     }
 }
@@ -120,7 +163,9 @@ mod tests {
     use strom_wire::kafka_protocol::messages::produce_response::{
         PartitionProduceResponse, TopicProduceResponse,
     };
-    use strom_wire::kafka_protocol::messages::{HeartbeatResponse, ProduceResponse};
+    use strom_wire::kafka_protocol::messages::{
+        ApiKey, EndTxnResponse, HeartbeatResponse, ProduceResponse,
+    };
 
     use super::*;
 
@@ -152,5 +197,80 @@ mod tests {
             ErrorCode::RebalanceInProgress.code()
         );
         assert_eq!(first_error(5, [3]), 5);
+    }
+
+    /// Every served API with a top-level error code reports it when it is set:
+    /// a served API missing from `response_error` would log and count failures as NONE.
+    #[test]
+    fn apis_with_a_top_level_error_code_report_it() {
+        assert_eq!(
+            response_error(&ResponseKind::EndTxn(
+                EndTxnResponse::default().with_error_code(ErrorCode::ProducerFenced.code())
+            )),
+            ErrorCode::ProducerFenced.code()
+        );
+        // APIs whose errors sit only in nested arrays answer NONE for an empty response;
+        // the ones with a top-level code must report it.
+        let top_level_only = [
+            ApiKey::ApiVersions,
+            ApiKey::FindCoordinator,
+            ApiKey::JoinGroup,
+            ApiKey::Heartbeat,
+            ApiKey::LeaveGroup,
+            ApiKey::SyncGroup,
+            ApiKey::ListGroups,
+            ApiKey::InitProducerId,
+            ApiKey::DescribeCluster,
+            ApiKey::AddPartitionsToTxn,
+            ApiKey::AddOffsetsToTxn,
+            ApiKey::EndTxn,
+            ApiKey::ListTransactions,
+            ApiKey::OffsetFetch,
+            ApiKey::OffsetDelete,
+            ApiKey::Metadata,
+            ApiKey::Fetch,
+        ];
+        for key in top_level_only {
+            let kind = set_top_level_error(key);
+            assert_eq!(response_error(&kind), 42, "{key:?}");
+        }
+    }
+
+    fn set_top_level_error(key: ApiKey) -> ResponseKind {
+        use strom_wire::kafka_protocol::messages as m;
+        match key {
+            ApiKey::ApiVersions => m::ApiVersionsResponse::default().with_error_code(42).into(),
+            ApiKey::FindCoordinator => m::FindCoordinatorResponse::default()
+                .with_error_code(42)
+                .into(),
+            ApiKey::JoinGroup => m::JoinGroupResponse::default().with_error_code(42).into(),
+            ApiKey::Heartbeat => m::HeartbeatResponse::default().with_error_code(42).into(),
+            ApiKey::LeaveGroup => m::LeaveGroupResponse::default().with_error_code(42).into(),
+            ApiKey::SyncGroup => m::SyncGroupResponse::default().with_error_code(42).into(),
+            ApiKey::ListGroups => m::ListGroupsResponse::default().with_error_code(42).into(),
+            ApiKey::InitProducerId => m::InitProducerIdResponse::default()
+                .with_error_code(42)
+                .into(),
+            ApiKey::DescribeCluster => m::DescribeClusterResponse::default()
+                .with_error_code(42)
+                .into(),
+            ApiKey::AddPartitionsToTxn => m::AddPartitionsToTxnResponse::default()
+                .with_error_code(42)
+                .into(),
+            ApiKey::AddOffsetsToTxn => m::AddOffsetsToTxnResponse::default()
+                .with_error_code(42)
+                .into(),
+            ApiKey::EndTxn => m::EndTxnResponse::default().with_error_code(42).into(),
+            ApiKey::ListTransactions => m::ListTransactionsResponse::default()
+                .with_error_code(42)
+                .into(),
+            ApiKey::OffsetFetch => m::OffsetFetchResponse::default().with_error_code(42).into(),
+            ApiKey::OffsetDelete => m::OffsetDeleteResponse::default()
+                .with_error_code(42)
+                .into(),
+            ApiKey::Metadata => m::MetadataResponse::default().with_error_code(42).into(),
+            ApiKey::Fetch => m::FetchResponse::default().with_error_code(42).into(),
+            other => panic!("{other:?} has no top-level error code"),
+        }
     }
 }

@@ -35,15 +35,60 @@ final class StromProcess {
   }
 
   static StromProcess start(Path binary, Path dir) throws IOException, InterruptedException {
+    StromProcess strom = spawn(binary, dir, freePort(), List.of());
+    strom.waitReady();
+    return strom;
+  }
+
+  /**
+   * A cluster of `size` nodes (ids 1..size) on free ports, each in `dir/node-N`; returns
+   * once every node answers.
+   */
+  static List<StromProcess> startCluster(Path binary, Path dir, int size)
+      throws IOException, InterruptedException {
+    List<Integer> ports = new java.util.ArrayList<>();
+    List<Integer> peerPorts = new java.util.ArrayList<>();
+    StringBuilder peers = new StringBuilder();
+    for (int i = 1; i <= size; i++) {
+      ports.add(freePort());
+      peerPorts.add(freePort());
+      peers.append(i == 1 ? "" : ",").append(i).append("=127.0.0.1:").append(peerPorts.get(i - 1));
+    }
+    List<StromProcess> nodes = new java.util.ArrayList<>();
+    try {
+      for (int i = 1; i <= size; i++) {
+        nodes.add(
+            spawn(
+                binary,
+                dir.resolve("node-" + i),
+                ports.get(i - 1),
+                List.of(
+                    "--node-id", String.valueOf(i),
+                    "--peer-listen", "127.0.0.1:" + peerPorts.get(i - 1),
+                    "--peers", peers.toString())));
+      }
+      for (StromProcess n : nodes) {
+        n.waitReady();
+      }
+    } catch (IOException | InterruptedException | RuntimeException e) {
+      for (StromProcess n : nodes) {
+        n.process.destroyForcibly();
+      }
+      throw e;
+    }
+    return nodes;
+  }
+
+  private static StromProcess spawn(Path binary, Path dir, int port, List<String> extra)
+      throws IOException {
     if (!Files.isExecutable(binary)) {
       throw new IllegalStateException(
           binary + " is missing: build it (cargo build --release -p strom) or set STROM_BIN");
     }
     Files.createDirectories(dir);
-    int port = freePort();
     int metricsPort = freePort();
     Path log = dir.resolve("strom.stderr");
-    List<String> command =
+    List<String> command = new java.util.ArrayList<>(
         List.of(
             binary.toString(),
             "serve",
@@ -56,7 +101,8 @@ final class StromProcess {
             "--default-partitions",
             "4",
             "--group-initial-rebalance-delay-ms",
-            "0");
+            "0"));
+    command.addAll(extra);
     ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
     pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
     pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
@@ -67,9 +113,7 @@ final class StromProcess {
     pb.environment().put("STROM_LOG", logFilter.isEmpty() ? "info" : logFilter);
     pb.environment().put("NO_COLOR", "1");
     pb.environment().putIfAbsent("RUST_BACKTRACE", "1");
-    StromProcess strom = new StromProcess(dir, log, port, pb.start());
-    strom.waitReady();
-    return strom;
+    return new StromProcess(dir, log, port, pb.start());
   }
 
   String bootstrap() {
