@@ -476,11 +476,17 @@ class Cluster:
             if j != i:
                 self.block(i, j)
                 self.block(j, i)
+        self.nodes[i]._log("isolated: every peer link to and from this node cut (proxies)")
 
     def heal(self):
+        healed = False
         for p in self.proxies.values():
             for s in list(p.blocked):
                 p.unblock(s)
+                healed = True
+        if healed:
+            for n in self.nodes.values():
+                n._log("healed: every peer link restored (proxies)")
 
     # -- metadata ---------------------------------------------------------------------------
 

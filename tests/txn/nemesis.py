@@ -2,7 +2,9 @@
 
 `Target` is what run.py needs of a broker: a bootstrap address, topic creation, a stop, and
 optionally `nodes`, a `BrokerNodes`: the small interface the broker nemesis drives
-(ids, running, kill with SIGKILL, restart on the same data and ports). Implementations:
+(ids, running, kill with SIGKILL, restart on the same data and ports), and `network`, a
+`partition.NetworkFaults` for the partition nemesis (only a Strom cluster started with
+peer proxies has one). Implementations of `BrokerNodes`:
 
 - `KafkaRefNodes`: the reference Kafka cluster of scripts/kafka-ref.sh (`cluster-start`);
   a node's java process is found from its pid file KAFKA_REF_DIR/cluster/node-N/kafka.pid.
@@ -12,7 +14,8 @@ optionally `nodes`, a `BrokerNodes`: the small interface the broker nemesis driv
 
 Targets: `ExistingTarget` (a running broker, no node nemesis), `KafkaRefTarget` (starts and
 stops scripts/kafka-ref.sh's single broker or cluster in a KAFKA_REF_DIR of the run's
-own), `StromTarget` (one `strom serve`, or a Cluster, as the Python tests start them).
+own), `StromTarget` (one `strom serve`, or a Cluster, as the Python tests start them; with
+`proxies`, the Cluster's peer proxies, which the partition nemesis needs).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from partition import NetworkFaults, StromNetwork
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_REF = REPO / "scripts" / "kafka-ref.sh"
@@ -166,6 +171,7 @@ class Target:
     name = "?"
     bootstrap = ""
     nodes: BrokerNodes | None = None
+    network: NetworkFaults | None = None
     replication = -1  # the broker's default
 
     def start(self) -> None:
@@ -242,11 +248,13 @@ class KafkaRefTarget(Target):
 class StromTarget(Target):
     ARGS = ["--group-initial-rebalance-delay-ms", "0"]
 
-    def __init__(self, mode: str, base: Path):
+    def __init__(self, mode: str, base: Path, proxies: bool = False):
         assert mode in ("single", "cluster")
+        assert not proxies or mode == "cluster", "peer proxies need the cluster"
         sys.path.insert(0, str(REPO / "tests" / "python"))
         self.mode = mode
-        self.name = f"strom {mode}"
+        self.proxies = proxies
+        self.name = f"strom {mode}" + (" (peer proxies)" if proxies else "")
         self.base = Path(base)
         self.broker = None
         self.cluster = None
@@ -263,10 +271,12 @@ class StromTarget(Target):
         else:
             from cluster_util import Cluster
 
-            self.cluster = Cluster(self.base, args=self.ARGS)
+            self.cluster = Cluster(self.base, proxies=self.proxies, args=self.ARGS)
             self.cluster.start_all()
             self.bootstrap = self.cluster.bootstrap()
             self.nodes = StromNodes(self.cluster)
+            if self.proxies:
+                self.network = StromNetwork(self.cluster)
             self.replication = 3
 
     def create_topic(self, topic: str, partitions: int, timeout: float = 60.0) -> None:

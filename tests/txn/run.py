@@ -5,6 +5,7 @@ the checker (checker.py). Described in docs/transactions-testing.md.
     .venv/bin/python tests/txn/run.py --kafka-ref cluster --duration 300 --broker-nemesis
     .venv/bin/python tests/txn/run.py --bootstrap 127.0.0.1:9092 --duration 30
     STROM_BIN=target/release/strom .venv/bin/python tests/txn/run.py --strom cluster --broker-nemesis
+    STROM_BIN=target/release/strom .venv/bin/python tests/txn/run.py --strom cluster --partition-nemesis
 
 Phases: start the target (or use --bootstrap); create the input topic (pre-filled with
 --records uniquely numbered records) and the output topic; start --readers read_committed
@@ -12,8 +13,10 @@ readers and --workers workers (worker.py, each a separate process with its own
 transactional.id), paced so that the input lasts --duration seconds; for --duration
 seconds the nemesis SIGKILLs workers (restarted at once with the same transactional.id and
 the next incarnation, which fences the dead one), pauses some (SIGSTOP, a new incarnation
-started beside it, SIGCONT: the zombie must be fenced) and, with --broker-nemesis against a
-cluster, SIGKILLs and restarts broker nodes; then the drain: workers unpaced until the
+started beside it, SIGCONT: the zombie must be fenced), with --broker-nemesis against a
+cluster SIGKILLs and restarts broker nodes, and with --partition-nemesis (a Strom cluster
+behind peer proxies: partition.py) cuts one node off from its Raft peers for a few seconds
+at a time; never more than one node down or isolated at once. Then the drain: workers unpaced until the
 group's committed offsets reach the end of the input (at most --drain seconds); then
 SIGTERM to everything, the final reads (read_committed and read_uncommitted of the output,
 the input, the group's committed offsets) into RUN/final.json, and the checker.
@@ -57,6 +60,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # noqa: E402
 import checker  # noqa: E402
 from history import History  # noqa: E402
 from nemesis import ExistingTarget, KafkaRefTarget, StromTarget, Target  # noqa: E402
+from partition import NodeFaults, partition_nemesis  # noqa: E402
 
 EXIT_RUN_FAILED = 3
 
@@ -100,6 +104,7 @@ class Run:
         self.zombies: list[tuple[Worker, subprocess.Popen, int]] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.node_faults = NodeFaults()  # the broker and partition nemeses: one node at a time
         self.rate = 0.0
         self.unlimited = False
 
@@ -252,16 +257,21 @@ class Run:
         while not self.stopping.is_set() and time.monotonic() < end:
             if self.stopping.wait(self.rng.uniform(*self.a.broker_interval)):
                 return
-            i = self.rng.choice(nodes.ids())
-            if not all(nodes.running(j) for j in nodes.ids()):
-                continue
-            nodes.kill(i)
-            self.h.log("nemesis", action="kill-broker", node=i)
-            self.say(f"nemesis: SIGKILL broker node {i}")
-            self.stopping.wait(self.rng.uniform(*self.a.broker_down))
-            nodes.restart(i)
-            self.h.log("nemesis", action="restart-broker", node=i)
-            self.say(f"nemesis: broker node {i} restarted")
+            if not self.node_faults.acquire(self.stopping):
+                return
+            try:
+                i = self.rng.choice(nodes.ids())
+                if not all(nodes.running(j) for j in nodes.ids()):
+                    continue
+                nodes.kill(i)
+                self.h.log("nemesis", action="kill-broker", node=i)
+                self.say(f"nemesis: SIGKILL broker node {i}")
+                self.stopping.wait(self.rng.uniform(*self.a.broker_down))
+                nodes.restart(i)
+                self.h.log("nemesis", action="restart-broker", node=i)
+                self.say(f"nemesis: broker node {i} restarted")
+            finally:
+                self.node_faults.release()
 
     def execute(self) -> int:
         a = self.a
@@ -301,12 +311,17 @@ class Run:
         self.say(f"workers running (rate {self.rate:.1f} records/s each); nemesis for {a.duration}s")
 
         end = time.monotonic() + a.duration
-        bt = None
+        threads = []
         if a.broker_nemesis:
             if self.target.nodes is None:
                 raise RunFailed(f"--broker-nemesis needs a cluster target, not {self.target.name}")
-            bt = threading.Thread(target=self._guard, args=(self.broker_nemesis, end), daemon=True)
-            bt.start()
+            threads.append(threading.Thread(target=self._guard, args=(self.broker_nemesis, end), daemon=True))
+        if a.partition_nemesis:
+            if self.target.network is None:
+                raise RunFailed(f"--partition-nemesis needs a cluster behind peer proxies, not {self.target.name}")
+            threads.append(threading.Thread(target=self._guard, args=(self.partition_nemesis, end), daemon=True))
+        for th in threads:
+            th.start()
         next_worker_fault = time.monotonic() + self.rng.uniform(*a.worker_interval)
         while time.monotonic() < end:
             self.supervise()
@@ -317,19 +332,21 @@ class Run:
                 else:
                     self.kill_worker(wk)
                 next_worker_fault = time.monotonic() + self.rng.uniform(*a.worker_interval)
-            if self.broker_error:
-                raise RunFailed(f"broker nemesis failed: {self.broker_error}")
+            if self.nemesis_error:
+                raise RunFailed(f"nemesis failed: {self.nemesis_error}")
             time.sleep(0.2)
         self.stopping.set()
-        if bt is not None:
-            bt.join(timeout=120)
+        for th in threads:
+            th.join(timeout=120)
         self.stopping.clear()
+        if self.target.network is not None:
+            self.target.network.heal()
         if self.target.nodes is not None:
             for i in self.target.nodes.ids():
                 if not self.target.nodes.running(i):
                     self.target.nodes.restart(i)
-        if self.broker_error:
-            raise RunFailed(f"broker nemesis failed: {self.broker_error}")
+        if self.nemesis_error:
+            raise RunFailed(f"nemesis failed: {self.nemesis_error}")
 
         # Drain: unpaced until every input offset is committed, or --drain passes.
         self.say("nemesis over: draining")
@@ -359,14 +376,19 @@ class Run:
         self.say(f"run took {time.monotonic() - t0:.0f}s; history in {self.hist_dir}")
         return checker.exit_code(report)
 
-    broker_error: str | None = None
+    nemesis_error: str | None = None
 
     def _guard(self, fn, *args):
         try:
             fn(*args)
         except Exception as e:  # noqa: BLE001 - reported by the main loop
-            self.broker_error = f"{type(e).__name__}: {e}"
+            self.nemesis_error = f"{fn.__name__}: {type(e).__name__}: {e}"
             traceback.print_exc()
+
+    def partition_nemesis(self, end: float):
+        partition_nemesis(self.target.network, self.node_faults, self.rng, self.stopping, end,
+                          pause=self.a.partition_interval, hold=self.a.partition_hold,
+                          log=lambda action, **f: self.h.log("nemesis", action=action, **f), say=self.say)
 
     def stop_workers(self):
         self.stopping.set()
@@ -495,9 +517,18 @@ def main() -> int:
     ap.add_argument("--broker-nemesis", action="store_true", help="SIGKILL and restart broker nodes (cluster targets)")
     ap.add_argument("--broker-interval", type=pair, default=(5.0, 15.0), help="seconds between broker kills: LO,HI")
     ap.add_argument("--broker-down", type=pair, default=(2.0, 8.0), help="seconds a killed node stays down: LO,HI")
+    ap.add_argument("--partition-nemesis", action="store_true",
+                    help="isolate one node at a time from its Raft peers (--strom cluster only: peer proxies)")
+    ap.add_argument("--partition-interval", type=pair, default=(4.0, 10.0),
+                    help="seconds between a heal and the next isolation: LO,HI")
+    ap.add_argument("--partition-hold", type=pair, default=(3.0, 8.0), help="seconds a node stays isolated: LO,HI")
     ap.add_argument("--init-deadline", type=float, default=60, help="seconds for a first worker to init transactions")
     ap.add_argument("--seed", type=int, default=None)
     a = ap.parse_args()
+    if a.partition_nemesis and a.strom != "cluster":
+        # Kafka's nodes talk to each other on controller and replication listeners that
+        # kafka-ref.sh does not put behind proxies: only a Strom cluster can be cut here.
+        ap.error("--partition-nemesis needs --strom cluster (the peer proxies of tests/python/cluster_util.py)")
     if a.seed is None:
         a.seed = random.randrange(1 << 30)
 
@@ -508,7 +539,7 @@ def main() -> int:
     elif a.kafka_ref:
         target = KafkaRefTarget(a.kafka_ref, run_dir / "kafka-ref")
     else:
-        target = StromTarget(a.strom, run_dir / "strom")
+        target = StromTarget(a.strom, run_dir / "strom", proxies=a.partition_nemesis)
 
     # SIGTERM/SIGINT: stop cleanly (the finally below) rather than die with children around.
     def _term(_sig, _frm):
