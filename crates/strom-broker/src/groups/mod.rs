@@ -339,7 +339,9 @@ impl Groups {
             let mut failed = BTreeSet::new();
             for (tp, commit) in &mut appended.durable {
                 if let Err(f) = groups.partitions.wait_committed(tp, commit, COMMIT_TIMEOUT).await {
-                    tracing::error!(partition = %tp.dir_name(), error = %f.message, "__consumer_offsets not durable");
+                    // Usually a lost leadership, not a fault of this node (a storage error
+                    // is logged where it happens): as the transaction coordinator logs it.
+                    tracing::warn!(partition = %tp.dir_name(), error = %f.message, "a __consumer_offsets record did not commit; reloading the partition");
                     failed.insert(tp.partition);
                 }
             }

@@ -32,13 +32,40 @@ fn features_epoch() -> i64 {
     })
 }
 
-/// Answers an ApiVersions request to node `node_id` of cluster `cluster_id`.
+/// Kafka's rule for v3+'s `client_software_name` and `client_software_version`
+/// (KIP-511): `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.
+fn valid_software_field(s: &str) -> bool {
+    let b = s.as_bytes();
+    let inner = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.';
+    match (b.first(), b.last()) {
+        (Some(f), Some(l)) => {
+            f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() && b.iter().all(inner)
+        }
+        _ => false,
+    }
+}
+
+/// Answers an ApiVersions request of `version` to node `node_id` of cluster
+/// `cluster_id`.
 pub(crate) fn answer(
     req: &ApiVersionsRequest,
+    version: i16,
     level: i16,
     cluster_id: &str,
     node_id: i32,
 ) -> ApiVersionsResponse {
+    if version >= 3
+        && !(valid_software_field(&req.client_software_name)
+            && valid_software_field(&req.client_software_version))
+    {
+        // As Kafka answers it: the error alone, no api list.
+        tracing::debug!(
+            name = %req.client_software_name.as_str(),
+            version = %req.client_software_version.as_str(),
+            "ApiVersions with an invalid client software name or version"
+        );
+        return ApiVersionsResponse::default().with_error_code(ErrorCode::InvalidRequest.code());
+    }
     match strom_wire::api_versions_target(req) {
         (None, -1) => api_versions(level),
         (Some(c), n) if n >= 0 => {
@@ -85,7 +112,7 @@ mod tests {
     use super::*;
 
     fn v5(cluster: Option<&str>, node: i32) -> ApiVersionsRequest {
-        let mut req = ApiVersionsRequest::default().with_unknown_tagged_field(
+        let mut req = named().with_unknown_tagged_field(
             strom_wire::API_VERSIONS_NODE_ID_TAG,
             bytes::Bytes::copy_from_slice(&node.to_be_bytes()),
         );
@@ -103,24 +130,55 @@ mod tests {
     #[test]
     fn a_v5_request_for_another_cluster_or_node_is_told_to_rebootstrap() {
         let ok = |r: ApiVersionsResponse| r.error_code == 0 && !r.api_keys.is_empty();
-        assert!(ok(answer(&ApiVersionsRequest::default(), 2, "c1", 1)));
-        assert!(ok(answer(&v5(None, -1), 2, "c1", 1)));
-        assert!(ok(answer(&v5(Some("c1"), 1), 2, "c1", 1)));
+        assert!(ok(answer(&ApiVersionsRequest::default(), 2, 2, "c1", 1)));
+        assert!(ok(answer(&v5(None, -1), 5, 2, "c1", 1)));
+        assert!(ok(answer(&v5(Some("c1"), 1), 5, 2, "c1", 1)));
         let code = |r: ApiVersionsResponse| r.error_code;
         assert_eq!(
-            code(answer(&v5(Some("c2"), 1), 2, "c1", 1)),
+            code(answer(&v5(Some("c2"), 1), 5, 2, "c1", 1)),
             ErrorCode::RebootstrapRequired.code()
         );
         assert_eq!(
-            code(answer(&v5(Some("c1"), 2), 2, "c1", 1)),
+            code(answer(&v5(Some("c1"), 2), 5, 2, "c1", 1)),
             ErrorCode::RebootstrapRequired.code()
         );
         assert_eq!(
-            code(answer(&v5(Some("c1"), -1), 2, "c1", 1)),
+            code(answer(&v5(Some("c1"), -1), 5, 2, "c1", 1)),
             ErrorCode::InvalidRequest.code()
         );
         assert_eq!(
-            code(answer(&v5(None, 3), 2, "c1", 1)),
+            code(answer(&v5(None, 3), 5, 2, "c1", 1)),
+            ErrorCode::InvalidRequest.code()
+        );
+    }
+
+    fn named() -> ApiVersionsRequest {
+        ApiVersionsRequest::default()
+            .with_client_software_name(str_bytes("librdkafka"))
+            .with_client_software_version(str_bytes("2.12.1"))
+    }
+
+    /// KIP-511: from v3 the client's software name and version must match Kafka's
+    /// pattern, or the answer is INVALID_REQUEST (v0-2 carry neither).
+    #[test]
+    fn v3_software_names_follow_kafkas_pattern() {
+        for good in [
+            "librdkafka",
+            "apache-kafka-java",
+            "2.16.1-rdkafka-2.16.0",
+            "v1.22.3",
+            "a",
+        ] {
+            assert!(valid_software_field(good), "{good}");
+        }
+        for bad in ["", "-x", "x-", "x y", "(devel)", "x_y", ".x", "é"] {
+            assert!(!valid_software_field(bad), "{bad}");
+        }
+        assert_eq!(answer(&named(), 3, 2, "c1", 1).error_code, 0);
+        let unnamed = ApiVersionsRequest::default();
+        assert_eq!(answer(&unnamed, 2, 2, "c1", 1).error_code, 0);
+        assert_eq!(
+            answer(&unnamed, 3, 2, "c1", 1).error_code,
             ErrorCode::InvalidRequest.code()
         );
     }

@@ -93,6 +93,7 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr)
         RequestKind::ApiVersions(r) => Reply::now(Response::Kind(ResponseKind::ApiVersions(
             api_versions::answer(
                 &r,
+                version,
                 broker.config().transaction_version,
                 &broker.control().cluster_id(),
                 broker.config().node_id,
