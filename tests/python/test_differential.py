@@ -343,3 +343,28 @@ def test_an_idempotent_producer_writes_compressed_batches_that_read_back_exactly
     assert [(g.key, g.value) for g in got] == [(m["key"], m["value"]) for m in msgs]
     assert [g.headers for g in got] == [m["headers"] for m in msgs]
     assert watermarks(bootstrap, topic, 0) == (0, 300)
+
+
+def _compact_string(s: str) -> bytes:
+    raw = s.encode()
+    assert len(raw) < 127
+    return bytes([len(raw) + 1]) + raw
+
+
+def test_api_versions_v3_refuses_client_software_names_outside_kafkas_pattern(bootstrap):
+    """KIP-511: from ApiVersions v3 the client names its software and version, each
+    matching [a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?; anything else is INVALID_REQUEST
+    (42), on Kafka and on Strom alike."""
+
+    def ask(name: str, version: str) -> int:
+        # Request header v2 (its empty tagged fields first), then the v3 body and its tags.
+        body = b"\x00" + _compact_string(name) + _compact_string(version) + b"\x00"
+        with wire.Conn(bootstrap) as c:
+            resp = c.call(18, 3, body)
+        return struct.unpack(">h", resp[:2])[0]
+
+    assert ask("strom-tests", "1.0") == 0
+    assert ask("apache-kafka-java", "4.4.0") == 0
+    assert ask("(devel)", "1.0") == 42
+    assert ask("tests", "1.0-") == 42
+    assert ask("", "1.0") == 42
