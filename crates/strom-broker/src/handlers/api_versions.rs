@@ -110,6 +110,8 @@ pub(crate) fn api_versions(level: i16) -> ApiVersionsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
+    use strom_wire::kafka_protocol::protocol::{Decodable, Encodable};
 
     fn v5(cluster: Option<&str>, node: i32) -> ApiVersionsRequest {
         let mut req = named().with_unknown_tagged_field(
@@ -182,8 +184,6 @@ mod tests {
             ErrorCode::InvalidRequest.code()
         );
     }
-    use bytes::BytesMut;
-    use strom_wire::kafka_protocol::protocol::{Decodable, Encodable};
 
     /// v3+ carries the features (tagged fields); v0-2 never did, and still encode.
     #[test]

@@ -306,14 +306,13 @@ impl Entry {
         }
         let code = add_here(
             broker,
-            AddPartitionsToTxnRequest {
-                api_version: version,
-                transactional_id: self.transactional_id.clone(),
-                producer_id: self.producer_id,
-                producer_epoch: self.producer_epoch,
-                partitions: self.partitions.clone(),
-                transaction_version: 2,
-            },
+            version2_add(
+                version,
+                &self.transactional_id,
+                self.producer_id,
+                self.producer_epoch,
+                self.partitions.clone(),
+            ),
         )
         .await;
         match code {
@@ -323,6 +322,25 @@ impl Entry {
                 results: self.partitions.iter().map(|p| (p.clone(), code)).collect(),
             },
         }
+    }
+}
+
+/// The coordinator's request that adds `partitions` to a transaction on behalf of a
+/// transaction version 2 client (a partition leader asks, not the client).
+fn version2_add(
+    api_version: i16,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    partitions: Vec<TxnPartition>,
+) -> AddPartitionsToTxnRequest {
+    AddPartitionsToTxnRequest {
+        api_version,
+        transactional_id: transactional_id.to_string(),
+        producer_id,
+        producer_epoch,
+        partitions,
+        transaction_version: 2,
     }
 }
 
@@ -430,7 +448,20 @@ impl Ask {
     pub(super) async fn ask(&self, broker: &Broker) -> Result<Option<u64>, Failure> {
         let code = match &self.addr {
             Some(addr) => self.send(broker, addr).await?,
-            None => match add_here(broker, self.add_request()).await {
+            // Only an add is asked of this node's coordinator (a local verify is answered
+            // at once by `verify_in_txn`).
+            None => match add_here(
+                broker,
+                version2_add(
+                    5,
+                    &self.transactional_id,
+                    self.producer_id,
+                    self.producer_epoch,
+                    vec![TxnPartition::new(self.tp.topic.clone(), self.tp.partition)],
+                ),
+            )
+            .await
+            {
                 Ok(a) => a
                     .results
                     .first()
@@ -450,17 +481,6 @@ impl Ask {
                     self.producer_epoch
                 ),
             )),
-        }
-    }
-
-    fn add_request(&self) -> AddPartitionsToTxnRequest {
-        AddPartitionsToTxnRequest {
-            api_version: 5,
-            transactional_id: self.transactional_id.clone(),
-            producer_id: self.producer_id,
-            producer_epoch: self.producer_epoch,
-            partitions: vec![TxnPartition::new(self.tp.topic.clone(), self.tp.partition)],
-            transaction_version: 2,
         }
     }
 

@@ -94,7 +94,7 @@ pub(super) fn txn_offset_commit(broker: &Arc<Broker>, r: WireTxnCommit, version:
         tracing::debug!(error = %f.message, "TxnOffsetCommit refused");
         code
     };
-    let mut remote = None;
+    let mut ask = None;
     if !req.group_id.is_empty() {
         let partitions = broker.control().offsets_topic_partitions();
         let tp = TopicPartition::new(
@@ -118,19 +118,19 @@ pub(super) fn txn_offset_commit(broker: &Arc<Broker>, r: WireTxnCommit, version:
                 },
             ) {
                 Ok(Check::Done(_)) => {}
-                Ok(Check::Ask(r)) => remote = Some(r),
+                Ok(Check::Ask(a)) => ask = Some(a),
                 Err(f) => return Reply::now(Response::Kind(all(refuse(f)))),
             }
         }
     }
     let commit =
         move |c: &mut strom_group::GroupCoordinator, id, now| c.txn_offset_commit(id, req, now);
-    let Some(remote) = remote else {
+    let Some(ask) = ask else {
         return call(broker, commit, move |resp| to_wire(resp, all));
     };
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
-        if let Err(f) = remote.ask(&broker).await {
+        if let Err(f) = ask.ask(&broker).await {
             return Response::Kind(all(refuse(f)));
         }
         let rx = broker.groups().call(commit);
